@@ -1,0 +1,50 @@
+// Runs transports the way /work/shared/REFERENCE.md measures: two processes, the responder or
+// consumer started first on CPU 1, the initiator or producer on CPU 0, busy-polling, interleaved
+// rounds (round 1 of every transport, then round 2...) and the median of each figure over rounds.
+//
+//   std::vector<std::unique_ptr<PingPongTransport>> transports = baseline_pingpong_transports();
+//   auto report = run_pingpong(transports, BenchConfig{.size = 64});
+//   if (!report) { std::cerr << report.error() << '\n'; return 1; }
+//   std::cout << format_table(*report);
+//
+// The caller must be single-threaded (the runner forks). Nothing is printed; `progress`, when
+// given, is called with a short line before each round of each transport.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+
+#include <tl/expected.hpp>
+
+#include "bench/harness/process.hpp"
+#include "bench/harness/report.hpp"
+#include "bench/harness/transport.hpp"
+
+namespace shmbus::bench {
+
+using Progress = std::function<void(const std::string& line)>;
+
+// Every transport for config.rounds interleaved rounds; results in the order given. The first
+// failure (bad config, a transport's setup, a sequence mismatch, a child that dies or times out)
+// stops the run and is returned as a message naming the transport and the round.
+tl::expected<PingPongReport, std::string> run_pingpong(
+    std::span<const std::unique_ptr<PingPongTransport>> transports, const BenchConfig& config,
+    const Progress& progress = {});
+tl::expected<ThroughputReport, std::string> run_throughput(
+    std::span<const std::unique_ptr<ThroughputTransport>> transports, const BenchConfig& config,
+    const Progress& progress = {});
+
+// One round of one transport on the given CPUs: prepare, fork both sides, wait, cleanup.
+tl::expected<LatencyStats, std::string> run_pingpong_round(PingPongTransport& transport,
+                                                           const BenchConfig& config,
+                                                           const CpuPlan& cpus);
+tl::expected<ThroughputResult, std::string> run_throughput_round(ThroughputTransport& transport,
+                                                                 const BenchConfig& config,
+                                                                 const CpuPlan& cpus);
+
+// Empty if the config can be run, else what is wrong with it.
+std::string validate(const BenchConfig& config);
+
+}  // namespace shmbus::bench

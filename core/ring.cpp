@@ -1,0 +1,317 @@
+#include "core/ring.hpp"
+
+#include <cstdio>
+#include <string>
+
+namespace shmbus::core {
+namespace {
+
+constexpr bool is_power_of_two(std::uint64_t v) { return v != 0 && (v & (v - 1)) == 0; }
+
+std::string format(const char* fmt, auto... args) {
+  char buf[256];
+  std::snprintf(buf, sizeof buf, fmt, args...);
+  return buf;
+}
+
+unsigned __int128 pack(TailWord t) noexcept {
+  unsigned __int128 v;
+  std::memcpy(&v, &t, sizeof v);
+  return v;
+}
+TailWord unpack(unsigned __int128 v) noexcept {
+  TailWord t;
+  std::memcpy(&t, &v, sizeof t);
+  return t;
+}
+
+}  // namespace
+
+std::optional<std::string> check_params(const RingParams& p) {
+  if (!is_power_of_two(p.capacity) || p.capacity < kMinCapacity || p.capacity > kMaxCapacity) {
+    return format("capacity %llu is not a power of two between %llu and %llu bytes",
+                  static_cast<unsigned long long>(p.capacity),
+                  static_cast<unsigned long long>(kMinCapacity),
+                  static_cast<unsigned long long>(kMaxCapacity));
+  }
+  // A record must fit in a quarter lap so that padding at the lap end never starves a claim.
+  const std::uint64_t largest = p.capacity / 4 - kRecordHeaderSize;
+  if (p.max_message == 0 || p.max_message > largest) {
+    return format("max message %u must be between 1 and %llu bytes for capacity %llu",
+                  p.max_message, static_cast<unsigned long long>(largest),
+                  static_cast<unsigned long long>(p.capacity));
+  }
+  if (std::strlen(p.name) >= sizeof(RingHeader::name)) {
+    return format("channel name is longer than %zu bytes", sizeof(RingHeader::name) - 1);
+  }
+  return std::nullopt;
+}
+
+void format_ring(void* base, const RingParams& p) {
+  auto* h = static_cast<RingHeader*>(base);
+  h->magic = kRingMagic;
+  h->layout_version = kLayoutVersion;
+  h->header_size = sizeof(RingHeader);
+  h->layout_fingerprint = layout_fingerprint();
+  h->capacity = p.capacity;
+  h->max_message = p.max_message;
+  h->flags = 0;
+  h->incarnation = p.incarnation;
+  // Mix the incarnation so that keys of consecutive incarnations share no structure.
+  std::uint64_t k = p.incarnation * 0x9E3779B97F4A7C15ULL;
+  k ^= k >> 29;
+  h->commit_key = (k | (1ULL << 63)) & ~kCommitStateMask;
+  h->created_ns = p.created_ns;
+  h->creator_pid = p.creator_pid;
+  h->creator_start_time = p.creator_start_time;
+  std::memset(h->name, 0, sizeof h->name);
+  std::memcpy(h->name, p.name, std::strlen(p.name));
+  h->tail = TailWord{0, 1};
+  // Record 1 always starts at position 0: the first boundary hint.
+  h->checkpoints[0].position.store(0, std::memory_order_relaxed);
+  h->checkpoints[0].sequence.store(1, std::memory_order_relaxed);
+  // release: everything above is visible to whoever acquire-loads the ready marker.
+  h->ready.store(kReadyMarker, std::memory_order_release);
+}
+
+std::optional<std::string> check_ring(const void* base, std::size_t size) {
+  if (size < kRingDataOffset) {
+    return format("segment is %zu bytes, smaller than a ring header (%zu)", size,
+                  kRingDataOffset);
+  }
+  const auto* h = static_cast<const RingHeader*>(base);
+  if (h->magic != kRingMagic) {
+    return format("not a shmbus ring (magic %016llx, expected %016llx)",
+                  static_cast<unsigned long long>(h->magic),
+                  static_cast<unsigned long long>(kRingMagic));
+  }
+  if (h->layout_version != kLayoutVersion) {
+    return format("layout version %u, this build reads version %u", h->layout_version,
+                  kLayoutVersion);
+  }
+  if (h->header_size != sizeof(RingHeader) || h->layout_fingerprint != layout_fingerprint()) {
+    return format(
+        "layout fingerprint %016llx (header %u bytes) differs from this build's %016llx (%zu "
+        "bytes): written by an incompatible build",
+        static_cast<unsigned long long>(h->layout_fingerprint), h->header_size,
+        static_cast<unsigned long long>(layout_fingerprint()), sizeof(RingHeader));
+  }
+  // acquire: pairs with format_ring's release; the identity fields above are final.
+  if (h->ready.load(std::memory_order_acquire) != kReadyMarker) {
+    return std::string("segment is not ready (its creator has not finished or died)");
+  }
+  RingParams p;
+  p.capacity = h->capacity;
+  p.max_message = h->max_message;
+  p.name = "";
+  if (auto err = check_params(p)) return "header declares a bad geometry: " + *err;
+  if (ring_segment_size(h->capacity) != size) {
+    return format("segment is %zu bytes but its header declares %llu", size,
+                  static_cast<unsigned long long>(ring_segment_size(h->capacity)));
+  }
+  if ((h->commit_key & kCommitStateMask) != 0) return std::string("header has a bad commit key");
+  return std::nullopt;
+}
+
+RingRef RingRef::attach(void* base) noexcept {
+  auto* h = static_cast<RingHeader*>(base);
+  RingRef r;
+  r.header = h;
+  r.data = static_cast<std::byte*>(base) + kRingDataOffset;
+  r.capacity = h->capacity;
+  r.mask = h->capacity - 1;
+  r.max_message = h->max_message;
+  r.key = h->commit_key;
+  return r;
+}
+
+TailWord RingRef::load_tail() const noexcept {
+  for (;;) {
+    // acquire on all three: the two sequence loads bracket the position load in this thread's
+    // order, so equal sequences mean no claim landed in between.
+    const std::uint64_t s1 = __atomic_load_n(&header->tail.next_sequence, __ATOMIC_ACQUIRE);
+    const std::uint64_t p = __atomic_load_n(&header->tail.position, __ATOMIC_ACQUIRE);
+    const std::uint64_t s2 = __atomic_load_n(&header->tail.next_sequence, __ATOMIC_ACQUIRE);
+    if (s1 == s2) return TailWord{p, s1};
+  }
+}
+
+ClaimStatus RingWriter::try_claim(std::uint32_t length, std::uint64_t gate_floor,
+                                  ClaimTicket& out) noexcept {
+  if (length > ring_.max_message) return ClaimStatus::too_large;
+  const std::uint64_t frame = frame_size(length);
+  auto* tail = reinterpret_cast<unsigned __int128*>(&ring_.header->tail);
+  // Relaxed half loads: a torn guess only makes the first CAS fail, which returns the real value.
+  TailWord cur{__atomic_load_n(&ring_.header->tail.position, __ATOMIC_RELAXED),
+               __atomic_load_n(&ring_.header->tail.next_sequence, __ATOMIC_RELAXED)};
+  std::uint64_t pad;
+  std::uint64_t end;
+  for (;;) {
+    const std::uint64_t offset = cur.position & ring_.mask;
+    pad = offset + frame > ring_.capacity ? ring_.capacity - offset : 0;
+    end = cur.position + pad + frame;
+    if (gate_floor != UINT64_MAX && end > gate_floor + ring_.capacity) {
+      return ClaimStatus::back_pressured;
+    }
+    const TailWord want{end, cur.next_sequence + 1};
+    // Full barrier (lock cmpxchg16b): the claim is the single point that orders producers.
+    const unsigned __int128 seen = __sync_val_compare_and_swap(tail, pack(cur), pack(want));
+    if (seen == pack(cur)) break;
+    cur = unpack(seen);
+  }
+  // release fence: a non-gating reader that reads any byte we write after this and then (after
+  // its acquire fence) loads the claim position is guaranteed to see this claim, and so discards
+  // its copy as lapped (see RingReader::poll_copy).
+  std::atomic_thread_fence(std::memory_order_release);
+
+  const std::uint64_t position = cur.position + pad;
+  out.payload = reinterpret_cast<std::byte*>(ring_.header_at(position) + 1);
+  out.length = length;
+  out.position = position;
+  out.sequence = cur.next_sequence;
+  out.start = cur.position;
+  out.end = end;
+  return ClaimStatus::ok;
+}
+
+void RingWriter::write_header(const ClaimTicket& t, std::int64_t now_ns) noexcept {
+  if (t.position != t.start) write_padding(t.start, t.position - t.start, now_ns);
+  RecordHeader* h = ring_.header_at(t.position);
+  h->length = t.length;
+  h->type = static_cast<std::uint16_t>(RecordType::data);
+  h->producer = producer_tag_;
+  h->sequence = t.sequence;
+  h->timestamp_ns = now_ns;
+  // release: a peer that sees "pending" may trust length and sequence (it needs them to mark the
+  // claim abandoned should we die before committing).
+  h->commit.store(commit_word(ring_.key, t.position, kStatePending), std::memory_order_release);
+  note_checkpoint(t.start, t.end, t.sequence + 1);
+}
+
+CommitStatus RingWriter::commit(const ClaimTicket& t) noexcept {
+  RecordHeader* h = ring_.header_at(t.position);
+  // relaxed: only this producer and a repairer write the word; a repairer moves it away from
+  // "pending" only after the abandon timeout, long after any live producer has committed.
+  if (h->commit.load(std::memory_order_relaxed) !=
+      commit_word(ring_.key, t.position, kStatePending)) {
+    return CommitStatus::abandoned;
+  }
+  // release: the payload and header written before are visible to a reader that acquires this.
+  h->commit.store(ring_.committed(t.position), std::memory_order_release);
+  return CommitStatus::ok;
+}
+
+void RingWriter::abandon(const ClaimTicket& t) noexcept {
+  RecordHeader* h = ring_.header_at(t.position);
+  h->type = static_cast<std::uint16_t>(RecordType::abandoned);
+  // release: readers that see the commit see the abandoned type and skip the payload.
+  h->commit.store(ring_.committed(t.position), std::memory_order_release);
+}
+
+void RingWriter::write_padding(std::uint64_t position, std::uint64_t bytes,
+                               std::int64_t now_ns) noexcept {
+  RecordHeader* h = ring_.header_at(position);
+  h->length = static_cast<std::uint32_t>(bytes - kRecordHeaderSize);
+  h->type = static_cast<std::uint16_t>(RecordType::padding);
+  h->producer = producer_tag_;
+  h->sequence = 0;
+  h->timestamp_ns = now_ns;
+  // release: the padding's length is visible to whoever sees it committed.
+  h->commit.store(ring_.committed(position), std::memory_order_release);
+}
+
+void RingWriter::note_checkpoint(std::uint64_t claim_start, std::uint64_t end,
+                                 std::uint64_t next_sequence) noexcept {
+  const std::uint64_t chunk = ring_.capacity / kCheckpoints;
+  if (end / chunk == claim_start / chunk) return;
+  Checkpoint& cp = ring_.header->checkpoints[(end / chunk) % kCheckpoints];
+  // relaxed: a hint only. Readers check it against the record header it names and ignore a torn
+  // or stale pair.
+  cp.sequence.store(next_sequence, std::memory_order_relaxed);
+  cp.position.store(end, std::memory_order_relaxed);
+}
+
+std::optional<std::string> check_record(const RingRef& ring, std::uint64_t position,
+                                        const RecordHeader& h) {
+  const std::uint64_t offset = position & ring.mask;
+  const std::uint64_t room = ring.capacity - offset;
+  switch (static_cast<RecordType>(h.type)) {
+    case RecordType::padding:
+      if (std::uint64_t{h.length} + kRecordHeaderSize != room) {
+        return format("padding at position %llu has length %u, expected %llu",
+                      static_cast<unsigned long long>(position), h.length,
+                      static_cast<unsigned long long>(room - kRecordHeaderSize));
+      }
+      return std::nullopt;
+    case RecordType::data:
+    case RecordType::abandoned:
+      if (h.length > ring.max_message) {
+        return format("record at position %llu has length %u above the maximum %u",
+                      static_cast<unsigned long long>(position), h.length, ring.max_message);
+      }
+      if (frame_size(h.length) > room) {
+        return format("record at position %llu (length %u) runs past the end of the ring",
+                      static_cast<unsigned long long>(position), h.length);
+      }
+      return std::nullopt;
+  }
+  return format("record at position %llu has unknown type %u",
+                static_cast<unsigned long long>(position), h.type);
+}
+
+namespace {
+
+// A checkpoint is usable if the header it names is committed at that position and agrees with it.
+bool checkpoint_valid(const RingRef& ring, std::uint64_t pos, std::uint64_t seq,
+                      std::uint64_t claimed) noexcept {
+  if ((pos & (kFrameAlignment - 1)) != 0 || pos >= claimed || seq == 0) return false;
+  const RecordHeader* h = ring.header_at(pos);
+  // acquire: the fields read below were written before this commit.
+  if (h->commit.load(std::memory_order_acquire) != ring.committed(pos)) return false;
+  RecordHeader copy;
+  std::memcpy(static_cast<void*>(&copy), h, sizeof copy);
+  if (check_record(ring, pos, copy)) return false;
+  if (copy.type == static_cast<std::uint16_t>(RecordType::padding)) return true;
+  return copy.sequence == seq;
+}
+
+}  // namespace
+
+std::optional<TailWord> find_boundary(const RingRef& ring, std::uint64_t min_position) noexcept {
+  const std::uint64_t claimed = ring.claimed_position();
+  std::optional<TailWord> best;
+  for (const Checkpoint& cp : ring.header->checkpoints) {
+    // relaxed: hints, validated against the record header below.
+    const std::uint64_t pos = cp.position.load(std::memory_order_relaxed);
+    const std::uint64_t seq = cp.sequence.load(std::memory_order_relaxed);
+    if (pos < min_position || (best && pos >= best->position)) continue;
+    if (checkpoint_valid(ring, pos, seq, claimed)) best = TailWord{pos, seq};
+  }
+  return best;
+}
+
+TailWord earliest_retained(const RingRef& ring, std::uint64_t margin) noexcept {
+  const TailWord tail = ring.load_tail();
+  // Nothing overwritten yet (with room to spare): record 1 at position 0 is still there.
+  if (tail.position + margin <= ring.capacity) return TailWord{0, 1};
+  if (auto b = find_boundary(ring, tail.position + margin - ring.capacity)) return *b;
+  return tail;
+}
+
+TailWord boundary_for_sequence(const RingRef& ring, std::uint64_t sequence) noexcept {
+  const TailWord tail = ring.load_tail();
+  if (sequence >= tail.next_sequence) return tail;
+  const std::uint64_t floor = tail.position > ring.capacity ? tail.position - ring.capacity : 0;
+  std::optional<TailWord> best;
+  for (const Checkpoint& cp : ring.header->checkpoints) {
+    // relaxed: hints, validated against the record header.
+    const std::uint64_t pos = cp.position.load(std::memory_order_relaxed);
+    const std::uint64_t seq = cp.sequence.load(std::memory_order_relaxed);
+    if (pos < floor || seq > sequence || (best && seq <= best->next_sequence)) continue;
+    if (checkpoint_valid(ring, pos, seq, tail.position)) best = TailWord{pos, seq};
+  }
+  if (best) return *best;
+  return earliest_retained(ring, 0);
+}
+
+}  // namespace shmbus::core

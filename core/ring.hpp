@@ -1,0 +1,172 @@
+// The sequenced ring: claim/commit for producers, poll for readers, over any memory region the
+// caller maps. No OS calls here: time and the gating floor come from the caller.
+//
+// Thread and process safety, the invariants everything below relies on:
+//  1. Space is claimed only by a 16-byte CAS of RingHeader::tail {position, next_sequence}; so the
+//     position order of records is their sequence order, and a claimed range belongs to exactly one
+//     producer until the ring laps it.
+//  2. A record's fields are written before its commit word, and the commit word equals
+//     commit_word(key, position, kStateCommitted) only once they are final (release store; readers
+//     acquire-load it). A stale header (older lap, older incarnation) never has that value.
+//  3. A producer never writes into [E - capacity, E) for a claim ending at E unless every gating
+//     reader's position is >= E - capacity (the caller's gate floor). Non-gating readers are never
+//     waited for: they copy, then check the tail, and discard what may have been overwritten.
+//  4. Every length, type and sequence read from the ring is validated before use; a bad value is
+//     reported as corruption and never indexes memory outside the data area.
+//
+// Hot path: try_claim, commit, poll_inplace and poll_copy allocate nothing, take no lock and make
+// no system call. tests/core/hot_path_test.cpp checks this by counting syscalls and allocations.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <optional>
+#include <string>
+
+#include "core/layout.hpp"
+
+namespace shmbus::core {
+
+struct RingParams {
+  std::uint64_t capacity = 0;  // power of two, kMinCapacity..kMaxCapacity
+  std::uint32_t max_message = 0;
+  std::uint64_t incarnation = 0;
+  std::int64_t created_ns = 0;
+  std::uint32_t creator_pid = 0;
+  std::uint64_t creator_start_time = 0;
+  const char* name = "";
+};
+
+// Checks params; returns a message naming what is wrong, or nothing.
+std::optional<std::string> check_params(const RingParams& params);
+
+// Writes a fresh header into `base` (at least ring_segment_size(capacity) bytes, zero-filled) and
+// marks it ready. Call before the region is visible to anybody else.
+void format_ring(void* base, const RingParams& params);
+
+// Validates a mapped segment of `size` bytes before anything in it is used: magic, version,
+// layout fingerprint, capacity and size agreement, ready marker. Returns a message that names what
+// differs (expected and found), or nothing when the segment is usable.
+std::optional<std::string> check_ring(const void* base, std::size_t size);
+
+// A validated view of a ring. Cheap to copy; does not own the memory.
+struct RingRef {
+  RingHeader* header = nullptr;
+  std::byte* data = nullptr;
+  std::uint64_t capacity = 0;
+  std::uint64_t mask = 0;
+  std::uint32_t max_message = 0;
+  std::uint64_t key = 0;
+
+  // Only after check_ring() said the segment is usable.
+  static RingRef attach(void* base) noexcept;
+
+  RecordHeader* header_at(std::uint64_t position) const noexcept {
+    return reinterpret_cast<RecordHeader*>(data + (position & mask));
+  }
+  std::uint64_t committed(std::uint64_t position) const noexcept {
+    return commit_word(key, position, kStateCommitted);
+  }
+  // The highest position any producer has claimed. Producers change it only by CAS on the whole
+  // tail word; loading one half is a consistent 8-byte read of it.
+  std::uint64_t claimed_position() const noexcept {
+    // acquire: a reader that sees a claim also sees what was ordered before that claim (the
+    // release fence in try_claim pairs with the acquire fence in poll_copy's validation).
+    return __atomic_load_n(&header->tail.position, __ATOMIC_ACQUIRE);
+  }
+  // Both halves, consistent, without writing (read-only mappings cannot CAS): the sequence changes
+  // with every claim, so an unchanged sequence around the position load means no claim between.
+  TailWord load_tail() const noexcept;
+};
+
+enum class ClaimStatus : std::uint8_t {
+  ok,
+  back_pressured,  // a gating reader has not freed the space yet; nothing was claimed
+  too_large,       // payload above max_message; nothing was claimed
+};
+
+enum class CommitStatus : std::uint8_t {
+  ok,
+  abandoned,  // a peer marked this claim abandoned (the producer stalled past the timeout)
+};
+
+struct ClaimTicket {
+  std::byte* payload = nullptr;
+  std::uint32_t length = 0;
+  std::uint64_t position = 0;  // of the record header
+  std::uint64_t sequence = 0;
+  std::uint64_t start = 0;     // where the claim starts: the padding, if any, else the record
+  std::uint64_t end = 0;       // position after the record
+};
+
+class RingWriter {
+ public:
+  RingWriter() = default;
+  RingWriter(RingRef ring, std::uint16_t producer_tag) noexcept
+      : ring_(ring), producer_tag_(producer_tag) {}
+
+  // Claims space for `length` payload bytes if the claim ends within gate_floor + capacity
+  // (gate_floor: the lowest position a gating reader still needs; UINT64_MAX when none gates).
+  // Nothing is written yet: the caller may still wait for a gating reader that registered while
+  // it claimed, then calls write_header(), writes the payload and commits.
+  [[nodiscard]] ClaimStatus try_claim(std::uint32_t length, std::uint64_t gate_floor,
+                                      ClaimTicket& out) noexcept;
+
+  // Writes the padding (if the claim has any) and the record header, marked pending.
+  void write_header(const ClaimTicket& ticket, std::int64_t now_ns) noexcept;
+
+  // Publishes the record: one release store. Reports if a peer repaired the claim meanwhile.
+  [[nodiscard]] CommitStatus commit(const ClaimTicket& ticket) noexcept;
+
+  // Gives up a claim: readers skip it and count its sequence as lost.
+  void abandon(const ClaimTicket& ticket) noexcept;
+
+  const RingRef& ring() const noexcept { return ring_; }
+
+ private:
+  void write_padding(std::uint64_t position, std::uint64_t bytes, std::int64_t now_ns) noexcept;
+  void note_checkpoint(std::uint64_t claim_start, std::uint64_t end,
+                       std::uint64_t next_sequence) noexcept;
+
+  RingRef ring_;
+  std::uint16_t producer_tag_ = 0;
+};
+
+// What a reader saw at its position.
+enum class ReadState : std::uint8_t {
+  ready,      // a committed record is there
+  empty,      // nothing committed yet (or a claim still being written)
+  lapped,     // the producers have overwritten it (only non-gating readers)
+  corrupt,    // a committed header failed validation
+};
+
+// A record as the reader hands it on. `payload` points into the ring (in-place polls) or into the
+// reader's copy buffer (copying polls); valid until the next poll call.
+struct RecordView {
+  std::uint64_t sequence;
+  std::int64_t timestamp_ns;
+  std::uint32_t length;
+  RecordType type;
+  const std::byte* payload;
+  std::uint64_t lost_before;  // sequences lost immediately before this one (0 if none)
+};
+
+// Validates a committed header at `position`: type, length, lap bounds. Returns a message or
+// nothing. Used by readers and by the inspect tool.
+std::optional<std::string> check_record(const RingRef& ring, std::uint64_t position,
+                                        const RecordHeader& header);
+
+// Finds a record boundary: the first checkpointed record at or after `min_position` whose header
+// validates. Returns {position, sequence} or nothing if none is known (the caller then starts at
+// the tail).
+std::optional<TailWord> find_boundary(const RingRef& ring, std::uint64_t min_position) noexcept;
+
+// The earliest record a reader can still start at, leaving `margin` bytes between it and the
+// overwrite front for a non-gating reader.
+TailWord earliest_retained(const RingRef& ring, std::uint64_t margin) noexcept;
+
+// A boundary at or before the record with sequence `sequence` (so that walking forward reaches it),
+// or the earliest retained boundary if that sequence is already gone.
+TailWord boundary_for_sequence(const RingRef& ring, std::uint64_t sequence) noexcept;
+
+}  // namespace shmbus::core

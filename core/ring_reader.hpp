@@ -1,0 +1,214 @@
+// Reading a ring from one position. Two ways, chosen by whether the reader gates the producers:
+//  - poll_inplace (gating readers): records are handed to the caller where they lie in the ring;
+//    the producers cannot overwrite them until the reader's published position passes them.
+//  - poll_copy (non-gating readers): a batch of frames is copied out, then the claim position is
+//    checked once; if the producers may have reached the batch, the whole batch is discarded and
+//    reported as lapped. Nothing torn is ever handed on.
+// Both allocate nothing, lock nothing and make no system call.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+
+#include "core/layout.hpp"
+#include "core/ring.hpp"
+#include "core/ring_repair.hpp"
+
+namespace shmbus::core {
+
+// Copies bytes that a producer may be overwriting at the same time. The race is by design (the copy
+// is validated afterwards, seqlock style), so ThreadSanitizer is told not to look at it.
+#if defined(__SANITIZE_THREAD__)
+__attribute__((no_sanitize("thread"), noinline)) inline void racy_copy(
+    std::byte* dst, const std::byte* src, std::size_t n) noexcept {
+  auto* d = reinterpret_cast<volatile unsigned char*>(dst);
+  auto* s = reinterpret_cast<const volatile unsigned char*>(src);
+  for (std::size_t i = 0; i < n; ++i) d[i] = s[i];
+}
+#else
+inline void racy_copy(std::byte* dst, const std::byte* src, std::size_t n) noexcept {
+  std::memcpy(dst, src, n);
+}
+#endif
+
+class RingReader {
+ public:
+  RingReader() = default;
+  RingReader(RingRef ring, std::uint64_t position, std::uint64_t next_sequence) noexcept
+      : ring_(ring), position_(position), next_sequence_(next_sequence) {}
+
+  std::uint64_t position() const noexcept { return position_; }
+  std::uint64_t next_sequence() const noexcept { return next_sequence_; }
+  const RingRef& ring() const noexcept { return ring_; }
+
+  // Moves to a known boundary; sequences skipped are reported as lost before the next record.
+  void skip_to(TailWord boundary) noexcept {
+    if (boundary.next_sequence > next_sequence_) {
+      pending_lost_ += boundary.next_sequence - next_sequence_;
+    }
+    position_ = boundary.position;
+    next_sequence_ = boundary.next_sequence;
+  }
+
+  // Skips one claim whose producer never committed: `frame` bytes holding sequence `sequence`.
+  void skip_abandoned(std::uint64_t frame_bytes, std::uint64_t sequence) noexcept {
+    if (sequence >= next_sequence_) pending_lost_ += sequence - next_sequence_ + 1;
+    position_ += frame_bytes;
+    next_sequence_ = sequence + 1;
+  }
+
+  // Skips, without writing, a stalled claim another process will never commit (read-only
+  // mappings cannot repair it in place).
+  void skip_stall(const StallAnalysis& a) noexcept {
+    for (int i = 0; i < a.count; ++i) {
+      if (a.pieces[i].type == RecordType::padding) {
+        position_ += a.pieces[i].frame;
+      } else {
+        skip_abandoned(a.pieces[i].frame, a.pieces[i].sequence);
+      }
+    }
+  }
+
+  // The commit word at the current position (for stall detection on the slow path).
+  std::uint64_t current_commit_word() const noexcept {
+    // acquire: pairs with the producer's release of the pending/committed word, so the length and
+    // sequence fields read after it are the ones written before it.
+    return ring_.header_at(position_)->commit.load(std::memory_order_acquire);
+  }
+
+  // Hands up to max_records committed records to on_record(const RecordView&) in place.
+  // Returns the state that stopped it; `delivered` counts the data records handed on.
+  template <class OnRecord>
+  ReadState poll_inplace(OnRecord&& on_record, std::size_t max_records,
+                         std::size_t& delivered) noexcept {
+    delivered = 0;
+    while (delivered < max_records) {
+      const RecordHeader* h = ring_.header_at(position_);
+      // acquire: pairs with the producer's release store in commit(); the fields and payload
+      // read below are the ones written before it.
+      if (h->commit.load(std::memory_order_acquire) != ring_.committed(position_)) {
+        return ReadState::empty;
+      }
+      if (!valid_fields(h->type, h->length, position_)) return ReadState::corrupt;
+      const auto type = static_cast<RecordType>(h->type);
+      if (type == RecordType::padding) {
+        position_ += kRecordHeaderSize + h->length;
+        continue;
+      }
+      if (h->sequence != next_sequence_) return ReadState::corrupt;
+      const std::uint64_t frame = frame_size(h->length);
+      if (type == RecordType::abandoned) {
+        skip_abandoned(frame, h->sequence);
+        continue;
+      }
+      const RecordView view{h->sequence, h->timestamp_ns, h->length, type,
+                            reinterpret_cast<const std::byte*>(h + 1), pending_lost_};
+      pending_lost_ = 0;
+      position_ += frame;
+      ++next_sequence_;
+      ++delivered;
+      on_record(view);
+    }
+    return ReadState::ready;
+  }
+
+  // Copies a batch of committed frames into `buffer`, checks the claim position once, then hands
+  // the copies to on_record. On lapped, nothing is handed on and the position is unchanged: the
+  // caller resynchronises with skip_to(earliest_retained(...)).
+  template <class OnRecord>
+  ReadState poll_copy(OnRecord&& on_record, std::size_t max_records, std::byte* buffer,
+                      std::size_t buffer_size, std::size_t& delivered) noexcept {
+    delivered = 0;
+    const std::uint64_t batch_start = position_;
+    if (ring_.claimed_position() > batch_start + ring_.capacity) return ReadState::lapped;
+
+    std::uint64_t pos = batch_start;
+    std::size_t used = 0;
+    std::size_t frames = 0;
+    ReadState stop = ReadState::ready;
+    while (frames < max_records) {
+      const RecordHeader* h = ring_.header_at(pos);
+      // acquire: as in poll_inplace; the copy below may still be torn by a lapping producer,
+      // which the claim check after the batch detects.
+      if (h->commit.load(std::memory_order_acquire) != ring_.committed(pos)) {
+        stop = ReadState::empty;
+        break;
+      }
+      RecordHeader copy;
+      racy_copy(reinterpret_cast<std::byte*>(&copy), reinterpret_cast<const std::byte*>(h),
+                sizeof copy);
+      if (!valid_fields(copy.type, copy.length, pos)) {
+        stop = ReadState::corrupt;  // confirmed or excused by the lap check below
+        break;
+      }
+      const std::uint64_t frame = copy.type == static_cast<std::uint16_t>(RecordType::padding)
+                                      ? kRecordHeaderSize + copy.length
+                                      : frame_size(copy.length);
+      if (used + frame > buffer_size) break;
+      racy_copy(buffer + used, reinterpret_cast<const std::byte*>(h), frame);
+      used += frame;
+      pos += frame;
+      if (copy.type != static_cast<std::uint16_t>(RecordType::padding)) ++frames;
+    }
+
+    // acquire fence: every byte copied above was read before the claim position below; if any of
+    // them came from a producer that lapped us, that producer's claim (ordered before its writes
+    // by the release fence in try_claim) is visible here.
+    std::atomic_thread_fence(std::memory_order_acquire);
+    if (__atomic_load_n(&ring_.header->tail.position, __ATOMIC_RELAXED) >
+        batch_start + ring_.capacity) {
+      return ReadState::lapped;
+    }
+
+    // The copies are now known intact; they are still shared-memory bytes, so they are validated
+    // again before they are trusted (a hostile peer may have rewritten a committed record).
+    std::size_t off = 0;
+    while (off < used) {
+      const auto* h = reinterpret_cast<const RecordHeader*>(buffer + off);
+      if (!valid_fields(h->type, h->length, position_)) return ReadState::corrupt;
+      const auto type = static_cast<RecordType>(h->type);
+      const std::uint64_t frame = type == RecordType::padding ? kRecordHeaderSize + h->length
+                                                              : frame_size(h->length);
+      if (off + frame > used) return ReadState::corrupt;
+      if (type != RecordType::padding && h->sequence != next_sequence_) return ReadState::corrupt;
+      position_ += frame;
+      off += frame;
+      if (type == RecordType::padding) continue;
+      if (type == RecordType::abandoned) {
+        ++pending_lost_;
+        ++next_sequence_;
+        continue;
+      }
+      const RecordView view{h->sequence, h->timestamp_ns, h->length, type,
+                            reinterpret_cast<const std::byte*>(h + 1), pending_lost_};
+      pending_lost_ = 0;
+      ++next_sequence_;
+      ++delivered;
+      on_record(view);
+    }
+    return stop;
+  }
+
+ private:
+  // Bounds a header read from shared memory before anything is indexed by it.
+  bool valid_fields(std::uint16_t type, std::uint32_t length,
+                    std::uint64_t position) const noexcept {
+    const std::uint64_t offset = position & ring_.mask;
+    const std::uint64_t room = ring_.capacity - offset;  // bytes to the end of the lap
+    switch (static_cast<RecordType>(type)) {
+      case RecordType::padding:
+        return std::uint64_t{length} + kRecordHeaderSize == room;
+      case RecordType::data:
+      case RecordType::abandoned:
+        return length <= ring_.max_message && frame_size(length) <= room;
+    }
+    return false;
+  }
+
+  RingRef ring_;
+  std::uint64_t position_ = 0;
+  std::uint64_t next_sequence_ = 1;
+  std::uint64_t pending_lost_ = 0;
+};
+
+}  // namespace shmbus::core

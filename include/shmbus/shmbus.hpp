@@ -1,0 +1,257 @@
+// shmbus: a low-latency shared-memory bus for processes on one host. The whole API is here.
+//
+//   auto pub = shmbus::Publisher::open("md.eurusd").value();
+//   shmbus::Claim c;
+//   if (pub.try_claim(64, c) == shmbus::PublishStatus::ok) { fill(c.data(), 64); pub.commit(c); }
+//
+//   auto sub = shmbus::Subscriber::open("md.eurusd", {.policy = shmbus::Policy::block}).value();
+//   sub.poll([](const shmbus::Message& m) { handle(m.sequence, m.payload); });
+//
+// Setup calls (open, close) return Result<T>: a value or an Error whose message names the channel,
+// the segment and what is wrong. Hot-path calls (claim, commit, publish, poll) return small status
+// codes, never throw, allocate nothing, take no lock and make no system call.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include <tl/expected.hpp>
+
+#include "core/ring.hpp"
+#include "core/ring_reader.hpp"
+
+namespace shmbus {
+
+enum class ErrorCode {
+  invalid_argument,
+  not_found,
+  permission_denied,
+  no_space,
+  version_mismatch,  // the segment was written by another layout version or build
+  corrupt,           // the segment holds values no shmbus writer produces
+  busy,              // e.g. a named subscriber already attached in a live process
+  timed_out,
+  system,            // any other OS error; the message carries errno's text
+};
+
+struct Error {
+  ErrorCode code;
+  std::string message;
+};
+
+template <class T>
+using Result = tl::expected<T, Error>;
+
+// What a slow subscriber does to the producers.
+enum class Policy : std::uint8_t {
+  block = 1,  // lossless: gates the producers, which see back-pressure when it falls a lap behind
+  drop = 2,   // never slows producers; lost messages are counted by sequence gap and reported
+  spill = 3,  // never slows producers; catches up from the journal (needs a journaler)
+};
+
+enum class StartFrom : std::uint8_t {
+  latest,    // the next message published
+  earliest,  // the oldest message still in the ring
+  sequence,  // SubscriberOptions::start_sequence (or the earliest retained if it is gone)
+};
+
+struct ChannelOptions {
+  std::uint64_t capacity = 4 << 20;      // data bytes, a power of two
+  std::uint32_t max_message = 64 << 10;  // largest payload; at most capacity / 4 - 32
+  unsigned mode = 0660;                  // file mode of the ring; subscribers need write access
+                                         // to the control segment, whose mode adds write to
+                                         // every class that may read
+  std::chrono::milliseconds open_timeout{2000};  // waiting for a channel being created
+};
+
+// A snapshot of a channel's identity, as the creator wrote it.
+struct ChannelInfo {
+  std::string name;
+  std::uint64_t capacity = 0;
+  std::uint32_t max_message = 0;
+  std::uint64_t incarnation = 0;
+};
+
+enum class PublishStatus : std::uint8_t {
+  ok,
+  back_pressured,  // a block subscriber has not freed the space; nothing was claimed
+  too_large,       // above the channel's max_message; nothing was claimed
+  timed_out,       // a blocking call gave up; nothing was claimed
+  abandoned,       // the claim was held past the abandon timeout and a peer marked it abandoned
+};
+
+const char* to_string(PublishStatus status) noexcept;
+const char* to_string(Policy policy) noexcept;
+
+namespace detail {
+class ChannelMapping;
+}
+
+// Space claimed in the ring. Write `size()` bytes at `data()`, then commit (or abandon) it.
+class Claim {
+ public:
+  std::byte* data() const noexcept { return ticket_.payload; }
+  std::uint32_t size() const noexcept { return ticket_.length; }
+  std::span<std::byte> span() const noexcept { return {ticket_.payload, ticket_.length}; }
+  std::uint64_t sequence() const noexcept { return ticket_.sequence; }
+
+ private:
+  friend class Publisher;
+  core::ClaimTicket ticket_;
+};
+
+class Publisher {
+ public:
+  // Opens the channel, creating it with `options` if it does not exist.
+  static Result<Publisher> open(std::string_view channel, const ChannelOptions& options = {});
+
+  Publisher(Publisher&&) noexcept;
+  Publisher& operator=(Publisher&&) noexcept;
+  ~Publisher();
+
+  [[nodiscard]] PublishStatus try_claim(std::uint32_t size, Claim& claim) noexcept;
+  // Spins (then yields) while back-pressured, up to `timeout`.
+  [[nodiscard]] PublishStatus claim(std::uint32_t size, Claim& claim,
+                                    std::chrono::nanoseconds timeout) noexcept;
+  [[nodiscard]] PublishStatus commit(Claim& claim) noexcept;
+  void abandon(Claim& claim) noexcept;
+
+  // Copying helpers: claim, copy, commit.
+  [[nodiscard]] PublishStatus try_publish(std::span<const std::byte> payload) noexcept;
+  [[nodiscard]] PublishStatus publish(std::span<const std::byte> payload,
+                                      std::chrono::nanoseconds timeout) noexcept;
+
+  const ChannelInfo& info() const noexcept;
+
+ private:
+  Publisher() = default;
+  std::uint64_t gate_floor() noexcept;
+  std::uint64_t refresh_gate() noexcept;
+  bool wait_for_gate(std::uint64_t end) noexcept;
+  void wake_waiters() noexcept;
+
+  std::shared_ptr<detail::ChannelMapping> channel_;
+  core::RingWriter writer_;
+  std::uint64_t gate_epoch_ = UINT64_MAX;
+  std::uint64_t gate_floor_ = UINT64_MAX;
+};
+
+struct Message {
+  std::uint64_t sequence;
+  std::int64_t timestamp_ns;  // publish time, nanoseconds since the Unix epoch
+  std::span<const std::byte> payload;  // valid until the next poll
+  std::uint64_t lost_before;  // sequences lost just before this one (drop policy, abandoned claims)
+};
+
+struct SubscriberOptions {
+  Policy policy = Policy::block;
+  StartFrom start = StartFrom::latest;
+  std::uint64_t start_sequence = 0;
+  // A named subscriber resumes where the last process under that name stopped.
+  std::string name;
+  // A block subscriber whose process has died is evicted once it has not moved for this long.
+  std::chrono::nanoseconds liveness_timeout = std::chrono::seconds(5);
+  // A claim not committed for this long is marked abandoned (and its sequence counted lost).
+  std::chrono::nanoseconds abandon_timeout = std::chrono::seconds(1);
+  std::chrono::milliseconds open_timeout{2000};
+};
+
+enum class PollStatus : std::uint8_t {
+  ok,       // zero or more messages delivered
+  corrupt,  // the ring holds a record no shmbus writer produces; see last_error()
+  evicted,  // this subscriber was evicted; reopen it
+};
+
+class Subscriber {
+ public:
+  static Result<Subscriber> open(std::string_view channel, const SubscriberOptions& options = {});
+
+  Subscriber(Subscriber&&) noexcept;
+  Subscriber& operator=(Subscriber&&) noexcept;
+  ~Subscriber();  // a clean exit unregisters (a named subscriber keeps its position)
+
+  // Delivers up to max_messages to on_message(const Message&). Returns how many were delivered.
+  template <class Handler>
+  std::size_t poll(Handler&& on_message, std::size_t max_messages = 256) noexcept;
+
+  // Waits until a message may be ready: spins for `spin`, then sleeps on a futex. False on timeout.
+  bool wait(std::chrono::nanoseconds timeout,
+            std::chrono::nanoseconds spin = std::chrono::microseconds(50)) noexcept;
+
+  PollStatus status() const noexcept { return status_; }
+  const std::string& last_error() const noexcept { return last_error_; }
+  std::uint64_t next_sequence() const noexcept { return reader_.next_sequence(); }
+  std::uint64_t received() const noexcept { return received_; }
+  std::uint64_t lost() const noexcept { return lost_; }
+  Policy policy() const noexcept { return policy_; }
+  const ChannelInfo& info() const noexcept;
+
+ private:
+  Subscriber() = default;
+  bool message_ready() const noexcept;
+  void after_batch(core::ReadState state, std::size_t delivered) noexcept {
+    received_ += delivered;
+    if (state == core::ReadState::empty) ++empty_polls_;
+    // The common cases stay inline: nothing to publish, and no stall check due yet.
+    if (reader_.position() == published_position_) {
+      if (state == core::ReadState::ready) return;
+      if (state == core::ReadState::empty && (empty_polls_ & 1023) != 0) return;
+    }
+    after_batch_slow(state);
+  }
+  void after_batch_slow(core::ReadState state) noexcept;
+  void on_empty() noexcept;
+  void on_lapped() noexcept;
+  void on_corrupt() noexcept;
+  void publish_position() noexcept;
+
+  std::shared_ptr<detail::ChannelMapping> channel_;
+  void* slot_ = nullptr;  // detail::SubscriberSlot in the control segment
+  core::RingReader reader_;
+  Policy policy_ = Policy::block;
+  PollStatus status_ = PollStatus::ok;
+  std::uint64_t skip_below_ = 0;  // StartFrom::sequence walks from a boundary before it
+  std::uint64_t received_ = 0;
+  std::uint64_t lost_ = 0;
+  std::uint64_t published_position_ = UINT64_MAX;
+  std::unique_ptr<std::byte[]> copy_buffer_;  // drop policy: frames copied before validation
+  std::size_t copy_buffer_size_ = 0;
+  // Stall detection on the slow path: where we waited, since when, and how often we found nothing.
+  std::uint64_t stall_position_ = UINT64_MAX;
+  std::uint64_t stall_word_ = 0;
+  std::int64_t stall_since_ns_ = 0;
+  std::uint32_t empty_polls_ = 0;
+  std::int64_t abandon_timeout_ns_ = 0;
+  std::string last_error_;
+};
+
+template <class Handler>
+std::size_t Subscriber::poll(Handler&& on_message, std::size_t max_messages) noexcept {
+  std::size_t handed = 0;
+  auto deliver = [&](const core::RecordView& r) {
+    lost_ += r.lost_before;
+    if (r.sequence < skip_below_) [[unlikely]] return;  // walking up to StartFrom::sequence
+    ++handed;
+    on_message(Message{r.sequence, r.timestamp_ns, {r.payload, r.length}, r.lost_before});
+  };
+  std::size_t delivered = 0;
+  core::ReadState state;
+  if (policy_ == Policy::block) {
+    state = reader_.poll_inplace(deliver, max_messages, delivered);
+  } else {
+    state = reader_.poll_copy(deliver, max_messages, copy_buffer_.get(), copy_buffer_size_,
+                              delivered);
+  }
+  after_batch(state, handed);
+  return handed;
+}
+
+// Removes a channel's segments. Processes that still map it keep their mapping.
+Result<void> remove_channel(std::string_view channel);
+
+}  // namespace shmbus

@@ -1,0 +1,285 @@
+#include "ipc/channel.hpp"
+
+#include <unistd.h>
+
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <thread>
+
+namespace shmbus::detail {
+namespace {
+
+std::uint64_t random_incarnation() {
+  std::random_device rd;
+  std::uint64_t v = 0;
+  while (v == 0) v = (std::uint64_t{rd()} << 32) ^ rd();
+  return v;
+}
+
+// Everyone who may read the ring may write the control segment: that is where subscribers
+// register and publish their positions.
+unsigned control_mode(unsigned ring_mode) {
+  unsigned m = ring_mode & 0666;
+  if (m & 0400) m |= 0200;
+  if (m & 0040) m |= 0020;
+  if (m & 0004) m |= 0002;
+  return m;
+}
+
+Result<ShmSegment> build_control(const std::string& name, std::uint64_t incarnation,
+                                 unsigned mode) {
+  auto seg = ShmSegment::create(name, kControlSegmentSize, control_mode(mode));
+  if (!seg) return seg;
+  auto* c = static_cast<ControlHeader*>(seg->base());
+  c->magic = kControlMagic;
+  c->version = kControlVersion;
+  c->header_size = sizeof(ControlHeader);
+  c->layout_fingerprint = control_fingerprint();
+  c->incarnation = incarnation;
+  c->slot_count = kSubscriberSlots;
+  // release: the identity above is visible to whoever acquire-loads `ready`.
+  c->ready.store(core::kReadyMarker, std::memory_order_release);
+  return seg;
+}
+
+std::optional<std::string> check_control(const ShmSegment& seg, std::uint64_t incarnation) {
+  if (seg.size() < sizeof(ControlHeader)) return "control segment is too small";
+  const auto* c = static_cast<const ControlHeader*>(seg.base());
+  if (c->magic != kControlMagic) return "control segment has a bad magic";
+  if (c->version != kControlVersion || c->layout_fingerprint != control_fingerprint()) {
+    char buf[160];
+    std::snprintf(buf, sizeof buf, "control segment layout version %u (fingerprint %016" PRIx64
+                  ") differs from this build's %u (%016" PRIx64 ")",
+                  c->version, c->layout_fingerprint, kControlVersion, control_fingerprint());
+    return std::string(buf);
+  }
+  // acquire: pairs with the creator's release of `ready`.
+  if (c->ready.load(std::memory_order_acquire) != core::kReadyMarker) {
+    return "control segment is not ready";
+  }
+  if (c->incarnation != incarnation) return "control segment belongs to another incarnation";
+  if (c->slot_count != kSubscriberSlots) return "control segment has a bad slot count";
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::string ring_object_name(std::string_view channel) {
+  return "shmbus." + std::string(channel);
+}
+
+std::string control_object_name(std::string_view channel, std::uint64_t incarnation) {
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016" PRIx64, incarnation);
+  return "shmbus." + std::string(channel) + ".ctl." + hex;
+}
+
+Result<void> check_channel_name(std::string_view channel) {
+  const bool ok_length = !channel.empty() && channel.size() <= 48;
+  bool ok_chars = ok_length && channel.front() != '.' && channel.front() != '-';
+  for (char ch : channel) {
+    const bool allowed = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                         (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-';
+    ok_chars = ok_chars && allowed;
+  }
+  if (channel.find(".ctl.") != std::string_view::npos || channel.find(".tmp.") != std::string_view::npos) {
+    ok_chars = false;
+  }
+  if (!ok_chars) {
+    return tl::unexpected(Error{ErrorCode::invalid_argument,
+                                "bad channel name '" + std::string(channel) +
+                                    "': use 1-48 of [A-Za-z0-9._-], not starting with '.' or '-'"});
+  }
+  return {};
+}
+
+Result<std::shared_ptr<ChannelMapping>> ChannelMapping::open_or_create(
+    std::string_view channel, const ChannelOptions& options) {
+  if (auto ok = check_channel_name(channel); !ok) return tl::unexpected(ok.error());
+  const std::string ring_name = ring_object_name(channel);
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    if (ShmSegment::exists(ring_name)) return open(channel, true, options.open_timeout);
+
+    const ProcessId self = self_process();
+    core::RingParams params;
+    params.capacity = options.capacity;
+    params.max_message = options.max_message;
+    params.incarnation = random_incarnation();
+    params.created_ns = realtime_ns();
+    params.creator_pid = self.pid;
+    params.creator_start_time = self.start_time;
+    const std::string name(channel);
+    params.name = name.c_str();
+    if (auto err = core::check_params(params)) {
+      return tl::unexpected(Error{ErrorCode::invalid_argument, "channel '" + name + "': " + *err});
+    }
+
+    const std::string ctl_name = control_object_name(channel, params.incarnation);
+    auto ctl = build_control(ctl_name, params.incarnation, options.mode);
+    if (!ctl) return tl::unexpected(ctl.error());
+
+    char tmp[96];
+    std::snprintf(tmp, sizeof tmp, "%s.tmp.%u.%016" PRIx64, ring_name.c_str(), self.pid,
+                  params.incarnation);
+    auto ring = ShmSegment::create(tmp, core::ring_segment_size(options.capacity), options.mode);
+    if (!ring) {
+      ShmSegment::remove(ctl_name);
+      return tl::unexpected(ring.error());
+    }
+    core::format_ring(ring->base(), params);
+    auto linked = ShmSegment::link(tmp, ring_name);
+    ShmSegment::remove(tmp);
+    if (!linked) {
+      ShmSegment::remove(ctl_name);
+      return tl::unexpected(linked.error());
+    }
+    if (!*linked) {  // somebody else created it first: use theirs
+      ShmSegment::remove(ctl_name);
+      continue;
+    }
+    auto mapping = std::make_shared<ChannelMapping>();
+    mapping->ring_segment_ = std::move(*ring);
+    mapping->control_segment_ = std::move(*ctl);
+    mapping->ring_ = core::RingRef::attach(mapping->ring_segment_.base());
+    mapping->control_ = static_cast<ControlHeader*>(mapping->control_segment_.base());
+    mapping->info_ = ChannelInfo{name, params.capacity, params.max_message, params.incarnation};
+    mapping->ring_writable_ = true;
+    return mapping;
+  }
+  return open(channel, true, options.open_timeout);
+}
+
+Result<std::shared_ptr<ChannelMapping>> ChannelMapping::open(std::string_view channel,
+                                                             bool writable_ring,
+                                                             std::chrono::milliseconds timeout) {
+  if (auto ok = check_channel_name(channel); !ok) return tl::unexpected(ok.error());
+  const std::string ring_name = ring_object_name(channel);
+  const std::int64_t deadline = monotonic_ns() + timeout.count() * 1'000'000;
+  for (;;) {
+    auto ring = ShmSegment::open(ring_name, writable_ring);
+    if (ring) {
+      auto m = attach(channel, std::move(*ring));
+      if (m) (*m)->ring_writable_ = writable_ring;
+      return m;
+    }
+    if (ring.error().code != ErrorCode::not_found || monotonic_ns() >= deadline) {
+      if (ring.error().code == ErrorCode::not_found) {
+        ring.error().message = "channel '" + std::string(channel) + "' does not exist (" +
+                               ring.error().message + ")";
+      }
+      return tl::unexpected(ring.error());
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+Result<std::shared_ptr<ChannelMapping>> ChannelMapping::attach(std::string_view channel,
+                                                               ShmSegment ring_segment) {
+  const std::string where = "channel '" + std::string(channel) + "' (" +
+                            shm_path(ring_segment.name()) + "): ";
+  if (auto err = core::check_ring(ring_segment.base(), ring_segment.size())) {
+    const bool version = err->find("version") != std::string::npos ||
+                         err->find("fingerprint") != std::string::npos;
+    return tl::unexpected(
+        Error{version ? ErrorCode::version_mismatch : ErrorCode::corrupt, where + *err});
+  }
+  auto mapping = std::make_shared<ChannelMapping>();
+  mapping->ring_ = core::RingRef::attach(ring_segment.base());
+  const std::uint64_t incarnation = mapping->ring_.header->incarnation;
+  const std::string ctl_name = control_object_name(channel, incarnation);
+  auto ctl = ShmSegment::open(ctl_name, true);
+  if (!ctl) {
+    ctl.error().message = where + ctl.error().message;
+    return tl::unexpected(ctl.error());
+  }
+  if (auto err = check_control(*ctl, incarnation)) {
+    return tl::unexpected(Error{err->find("version") != std::string::npos
+                                    ? ErrorCode::version_mismatch
+                                    : ErrorCode::corrupt,
+                                where + *err + " (" + shm_path(ctl_name) + ")"});
+  }
+  mapping->ring_segment_ = std::move(ring_segment);
+  mapping->control_segment_ = std::move(*ctl);
+  mapping->control_ = static_cast<ControlHeader*>(mapping->control_segment_.base());
+  mapping->info_ = ChannelInfo{std::string(channel), mapping->ring_.capacity,
+                               mapping->ring_.max_message, incarnation};
+  return mapping;
+}
+
+std::uint64_t ChannelMapping::scan_gate_floor() const noexcept {
+  std::uint64_t floor = UINT64_MAX;
+  for (const SubscriberSlot& s : control_->slots) {
+    // acquire: a slot seen active has its policy and position filled in (registration releases).
+    const std::uint64_t owner = s.owner.load(std::memory_order_acquire);
+    if (owner_state(owner) != SlotState::active) continue;
+    if (s.policy != static_cast<std::uint8_t>(Policy::block)) continue;
+    // acquire: pairs with the subscriber's release of its position; the records before it have
+    // been read and may be overwritten.
+    const std::uint64_t pos = s.position.load(std::memory_order_acquire);
+    if (pos < floor) floor = pos;
+  }
+  return floor;
+}
+
+std::size_t ChannelMapping::evict_dead_subscribers() noexcept {
+  std::size_t evicted = 0;
+  const std::int64_t now = monotonic_ns();
+  for (std::uint32_t i = 0; i < kSubscriberSlots; ++i) {
+    SubscriberSlot& s = control_->slots[i];
+    SlotWatch& w = watch_[i];
+    // acquire: as in scan_gate_floor.
+    const std::uint64_t owner = s.owner.load(std::memory_order_acquire);
+    if (owner_state(owner) != SlotState::active ||
+        s.policy != static_cast<std::uint8_t>(Policy::block)) {
+      w = SlotWatch{};
+      continue;
+    }
+    // relaxed: only compared with our own earlier observation, to time how long it stood still.
+    const std::uint64_t pos = s.position.load(std::memory_order_relaxed);
+    if (w.owner != owner || w.position != pos) {
+      w = SlotWatch{owner, pos, now};
+      continue;
+    }
+    if (now - w.unchanged_since_ns < s.liveness_timeout_ns) continue;
+    if (process_alive(ProcessId{s.pid, s.start_time})) continue;  // stalled but alive: lagging
+    std::uint64_t expected = owner;
+    // acq_rel: the winner alone counts the eviction; producers that then re-scan (after the
+    // epoch bump below) no longer see the slot as gating.
+    if (s.owner.compare_exchange_strong(expected, owner_word(s.pid, SlotState::evicted),
+                                        std::memory_order_acq_rel)) {
+      // relaxed: counters for tools.
+      s.evictions.fetch_add(1, std::memory_order_relaxed);
+      s.evicted_ns.store(realtime_ns(), std::memory_order_relaxed);
+      control_->evictions.fetch_add(1, std::memory_order_relaxed);
+      // release: producers that see the new epoch re-scan and see the eviction.
+      control_->gate_epoch.fetch_add(1, std::memory_order_release);
+      ++evicted;
+    }
+    w = SlotWatch{};
+  }
+  return evicted;
+}
+
+}  // namespace shmbus::detail
+
+namespace shmbus {
+
+Result<void> remove_channel(std::string_view channel) {
+  if (auto ok = detail::check_channel_name(channel); !ok) return ok;
+  const std::string ring_name = detail::ring_object_name(channel);
+  // Find the control segment through the ring's incarnation before the ring goes.
+  if (auto ring = detail::ShmSegment::open(ring_name, false); ring) {
+    if (!core::check_ring(ring->base(), ring->size())) {
+      const auto* h = static_cast<const core::RingHeader*>(ring->base());
+      detail::ShmSegment::remove(detail::control_object_name(channel, h->incarnation));
+    }
+  } else if (ring.error().code == ErrorCode::not_found) {
+    return tl::unexpected(Error{ErrorCode::not_found, "channel '" + std::string(channel) + "' does not exist"});
+  }
+  detail::ShmSegment::remove(ring_name);
+  return {};
+}
+
+}  // namespace shmbus

@@ -1,0 +1,102 @@
+// The control segment: everything subscribers and tools write about a channel, kept apart from the
+// data ring so that a drop subscriber can map the ring read-only. One per channel incarnation, named
+// after the ring and the incarnation (see channel_names.hpp). docs/architecture.md draws it.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "core/layout.hpp"
+
+namespace shmbus::detail {
+
+inline constexpr std::uint64_t kControlMagic = 0x4c52'5443'5342'4d48ULL;  // "HMBSCTRL"
+inline constexpr std::uint32_t kControlVersion = 1;
+inline constexpr std::uint32_t kSubscriberSlots = 64;
+inline constexpr std::size_t kSubscriberNameSize = 64;
+
+enum class SlotState : std::uint8_t {
+  free = 0,
+  claiming = 1,  // a process is filling the slot in; not yet gating
+  active = 2,    // attached; gates the producers if its policy is block
+  detached = 3,  // a named subscriber that closed cleanly; keeps its position for a restart
+  evicted = 4,   // its process died and it stopped gating after its liveness timeout
+};
+
+// The owner word packs the owning pid with the state so one CAS changes both.
+constexpr std::uint64_t owner_word(std::uint32_t pid, SlotState state) noexcept {
+  return (std::uint64_t{pid} << 8) | static_cast<std::uint8_t>(state);
+}
+constexpr SlotState owner_state(std::uint64_t word) noexcept {
+  return static_cast<SlotState>(word & 0xff);
+}
+constexpr std::uint32_t owner_pid(std::uint64_t word) noexcept {
+  return static_cast<std::uint32_t>(word >> 8);
+}
+
+struct SubscriberSlot {
+  // --- lines 0-1: identity, written while the slot is `claiming`, read by producers and tools ---
+  std::atomic<std::uint64_t> owner;   // owner_word()
+  std::uint32_t pid;
+  std::uint8_t policy;                // shmbus::Policy
+  std::uint8_t reserved[3];
+  std::uint64_t start_time;           // /proc/PID/stat field 22: pid + start time = one process
+  std::int64_t attached_ns;           // CLOCK_REALTIME
+  std::int64_t liveness_timeout_ns;
+  char name[kSubscriberNameSize];      // NUL-terminated; empty for anonymous subscribers
+
+  // --- line 2: written by the subscriber as it reads, read by producers (gating) and tools ---
+  alignas(core::kCacheLine) std::atomic<std::uint64_t> position;  // next byte it needs
+  std::atomic<std::uint64_t> next_sequence;
+  std::atomic<std::uint64_t> received;
+  std::atomic<std::uint64_t> lost;
+  std::atomic<std::int64_t> heartbeat_ns;  // CLOCK_REALTIME, refreshed while it waits
+
+  // --- line 3: written by peers about this subscriber ---
+  alignas(core::kCacheLine) std::atomic<std::uint64_t> evictions;
+  std::atomic<std::int64_t> evicted_ns;
+};
+static_assert(offsetof(SubscriberSlot, name) == 40);
+static_assert(offsetof(SubscriberSlot, position) == 2 * core::kCacheLine);
+static_assert(offsetof(SubscriberSlot, evictions) == 3 * core::kCacheLine);
+static_assert(sizeof(SubscriberSlot) == 4 * core::kCacheLine);
+
+struct ControlHeader {
+  // --- identity, written before the segment is published ---
+  std::uint64_t magic;
+  std::uint32_t version;
+  std::uint32_t header_size;
+  std::uint64_t layout_fingerprint;
+  std::uint64_t incarnation;  // equals the ring's
+  std::uint32_t slot_count;
+  std::atomic<std::uint32_t> ready;  // release-stored last by the creator
+
+  // --- bumped whenever the set of gating subscribers changes; producers re-scan on change ---
+  alignas(core::kCacheLine) std::atomic<std::uint64_t> gate_epoch;
+
+  // --- channel counters, written on slow paths only ---
+  alignas(core::kCacheLine) std::atomic<std::uint64_t> evictions;
+  std::atomic<std::uint64_t> abandoned_repaired;  // sequences marked abandoned by repairers
+  std::atomic<std::uint64_t> back_pressure_events;
+
+  // --- idle waiting: sleepers count themselves in, producers wake them through the futex word ---
+  alignas(core::kCacheLine) std::atomic<std::uint32_t> waiters;
+  std::atomic<std::uint32_t> wake_word;
+
+  alignas(core::kCacheLine) SubscriberSlot slots[kSubscriberSlots];
+};
+static_assert(offsetof(ControlHeader, gate_epoch) == 64);
+static_assert(offsetof(ControlHeader, evictions) == 128);
+static_assert(offsetof(ControlHeader, waiters) == 192);
+static_assert(offsetof(ControlHeader, slots) == 256);
+static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
+
+constexpr std::uint64_t control_fingerprint() noexcept {
+  return (std::uint64_t{sizeof(ControlHeader)} << 32) ^ (sizeof(SubscriberSlot) << 16) ^
+         (offsetof(SubscriberSlot, position) << 8) ^ kControlVersion;
+}
+
+inline constexpr std::size_t kControlSegmentSize = (sizeof(ControlHeader) + 4095) & ~std::size_t{4095};
+
+}  // namespace shmbus::detail

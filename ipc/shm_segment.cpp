@@ -1,0 +1,96 @@
+#include "ipc/shm_segment.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include <boost/interprocess/shared_memory_object.hpp>
+
+namespace bip = boost::interprocess;
+
+namespace shmbus::detail {
+namespace {
+
+Error os_error(const std::string& what, const std::string& name, int err) {
+  ErrorCode code = ErrorCode::system;
+  if (err == ENOENT) code = ErrorCode::not_found;
+  if (err == EACCES || err == EPERM || err == EROFS) code = ErrorCode::permission_denied;
+  if (err == ENOSPC || err == ENOMEM || err == EFBIG) code = ErrorCode::no_space;
+  return Error{code, what + " shared memory '" + shm_path(name) + "': " + std::strerror(err)};
+}
+
+Error boost_error(const std::string& what, const std::string& name,
+                  const bip::interprocess_exception& e) {
+  const int err = e.get_native_error();
+  if (err != 0) return os_error(what, name, err);
+  return Error{ErrorCode::system, what + " shared memory '" + shm_path(name) + "': " + e.what()};
+}
+
+}  // namespace
+
+std::string shm_path(const std::string& name) { return "/dev/shm/" + name; }
+
+Result<ShmSegment> ShmSegment::create(const std::string& name, std::size_t size, unsigned mode) {
+  try {
+    bip::permissions perm(mode);
+    bip::shared_memory_object shm(bip::create_only, name.c_str(), bip::read_write, perm);
+    const int fd = shm.get_mapping_handle().handle;
+    // The mode is the caller's, not the umask's.
+    if (::fchmod(fd, static_cast<mode_t>(mode)) != 0) {
+      const int err = errno;
+      bip::shared_memory_object::remove(name.c_str());
+      return tl::unexpected(os_error("cannot set the mode of", name, err));
+    }
+    // Allocate every page now: ftruncate alone would succeed on a full /dev/shm and the first
+    // touch of a missing page would kill the process with SIGBUS.
+    if (const int err = ::posix_fallocate(fd, 0, static_cast<off_t>(size)); err != 0) {
+      bip::shared_memory_object::remove(name.c_str());
+      return tl::unexpected(os_error("cannot allocate " + std::to_string(size) + " bytes of",
+                                     name, err));
+    }
+    ShmSegment seg;
+    seg.region_ = bip::mapped_region(shm, bip::read_write, 0, size);
+    seg.name_ = name;
+    return seg;
+  } catch (const bip::interprocess_exception& e) {
+    return tl::unexpected(boost_error("cannot create", name, e));
+  }
+}
+
+Result<ShmSegment> ShmSegment::open(const std::string& name, bool writable) {
+  try {
+    const auto mode = writable ? bip::read_write : bip::read_only;
+    bip::shared_memory_object shm(bip::open_only, name.c_str(), mode);
+    bip::offset_t size = 0;
+    if (!shm.get_size(size) || size <= 0) {
+      return tl::unexpected(
+          Error{ErrorCode::corrupt, "shared memory '" + shm_path(name) + "' is empty"});
+    }
+    ShmSegment seg;
+    seg.region_ = bip::mapped_region(shm, mode, 0, static_cast<std::size_t>(size));
+    seg.name_ = name;
+    return seg;
+  } catch (const bip::interprocess_exception& e) {
+    return tl::unexpected(
+        boost_error(writable ? "cannot open (read-write)" : "cannot open (read-only)", name, e));
+  }
+}
+
+Result<bool> ShmSegment::link(const std::string& from, const std::string& to) {
+  if (::link(shm_path(from).c_str(), shm_path(to).c_str()) == 0) return true;
+  if (errno == EEXIST) return false;
+  return tl::unexpected(os_error("cannot publish", to, errno));
+}
+
+void ShmSegment::remove(const std::string& name) noexcept {
+  bip::shared_memory_object::remove(name.c_str());
+}
+
+bool ShmSegment::exists(const std::string& name) noexcept {
+  return ::access(shm_path(name).c_str(), F_OK) == 0;
+}
+
+}  // namespace shmbus::detail

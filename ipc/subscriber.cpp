@@ -1,0 +1,318 @@
+// The consumer side of a channel: registration in the control segment, the slow paths of poll
+// (lapped, corrupt, stalled claims) and idle waiting. poll itself is inline in shmbus.hpp.
+#include <climits>
+#include <cstring>
+#include <thread>
+
+#include "core/ring_repair.hpp"
+#include "ipc/channel.hpp"
+#include "ipc/futex.hpp"
+#include "shmbus/shmbus.hpp"
+
+namespace shmbus {
+
+using detail::ChannelMapping;
+using detail::owner_pid;
+using detail::owner_state;
+using detail::owner_word;
+using detail::SlotState;
+using detail::SubscriberSlot;
+
+namespace {
+
+SubscriberSlot& slot_of(void* p) { return *static_cast<SubscriberSlot*>(p); }
+
+// Takes a slot: the one carrying `name` (to resume it) or a free one. Returns the slot and
+// whether it was resumed, or an error.
+Result<std::pair<SubscriberSlot*, bool>> take_slot(detail::ControlHeader& ctl,
+                                                   const std::string& name,
+                                                   const detail::ProcessId& self) {
+  const std::uint64_t mine = owner_word(self.pid, SlotState::claiming);
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    if (!name.empty()) {
+      for (SubscriberSlot& s : ctl.slots) {
+        // acquire: the identity fields of a slot seen in use are filled in.
+        std::uint64_t owner = s.owner.load(std::memory_order_acquire);
+        if (owner_state(owner) == SlotState::free) continue;
+        if (std::strncmp(s.name, name.c_str(), sizeof s.name) != 0) continue;
+        const bool live_owner = (owner_state(owner) == SlotState::active ||
+                                 owner_state(owner) == SlotState::claiming) &&
+                                detail::process_alive({s.pid, s.start_time});
+        if (live_owner) {
+          return tl::unexpected(Error{ErrorCode::busy, "subscriber name '" + name +
+                                                           "' is in use by live pid " +
+                                                           std::to_string(s.pid)});
+        }
+        // acq_rel: winning the CAS makes the slot ours; we read its position after it.
+        if (s.owner.compare_exchange_strong(owner, mine, std::memory_order_acq_rel)) {
+          return std::pair{&s, true};
+        }
+      }
+    }
+    for (SubscriberSlot& s : ctl.slots) {
+      // acquire: as above.
+      std::uint64_t owner = s.owner.load(std::memory_order_acquire);
+      const SlotState st = owner_state(owner);
+      const bool reusable =
+          st == SlotState::free ||
+          (st == SlotState::evicted && s.name[0] == '\0') ||
+          (st == SlotState::claiming && !detail::process_alive({owner_pid(owner), 0}));
+      if (!reusable) continue;
+      // acq_rel: as above.
+      if (s.owner.compare_exchange_strong(owner, mine, std::memory_order_acq_rel)) {
+        return std::pair{&s, false};
+      }
+    }
+  }
+  return tl::unexpected(Error{ErrorCode::busy, "all " + std::to_string(detail::kSubscriberSlots) +
+                                                   " subscriber slots are in use"});
+}
+
+}  // namespace
+
+Result<Subscriber> Subscriber::open(std::string_view channel, const SubscriberOptions& options) {
+  if (options.policy == Policy::spill) {
+    return tl::unexpected(Error{ErrorCode::invalid_argument,
+                                "channel '" + std::string(channel) +
+                                    "': the spill policy needs a journaler on the channel, and "
+                                    "this channel has none"});
+  }
+  if (options.name.size() >= detail::kSubscriberNameSize) {
+    return tl::unexpected(Error{ErrorCode::invalid_argument, "subscriber name is too long"});
+  }
+  const bool gating = options.policy == Policy::block;
+  auto mapping = ChannelMapping::open(channel, gating, options.open_timeout);
+  if (!mapping) return tl::unexpected(mapping.error());
+
+  Subscriber sub;
+  sub.channel_ = std::move(*mapping);
+  sub.policy_ = options.policy;
+  sub.abandon_timeout_ns_ = options.abandon_timeout.count();
+  const core::RingRef& ring = sub.channel_->ring();
+  if (!gating) {
+    sub.copy_buffer_size_ = std::max<std::size_t>(64 << 10, 2 * core::frame_size(ring.max_message));
+    sub.copy_buffer_ = std::make_unique<std::byte[]>(sub.copy_buffer_size_);
+  }
+
+  const detail::ProcessId self = detail::self_process();
+  auto& ctl = sub.channel_->control();
+  auto taken = take_slot(ctl, options.name, self);
+  if (!taken) return tl::unexpected(taken.error());
+  auto [slot, resumed] = *taken;
+  sub.slot_ = slot;
+
+  slot->pid = self.pid;
+  slot->start_time = self.start_time;
+  slot->policy = static_cast<std::uint8_t>(options.policy);
+  slot->attached_ns = detail::realtime_ns();
+  slot->liveness_timeout_ns = options.liveness_timeout.count();
+  std::memset(slot->name, 0, sizeof slot->name);
+  std::memcpy(slot->name, options.name.data(), options.name.size());
+
+  // Where to start. A non-gating reader keeps an eighth of a lap between itself and the overwrite
+  // front so that it is not lapped the moment it starts.
+  const std::uint64_t margin = ring.capacity / 8;
+  core::TailWord start;
+  // relaxed: the slot is ours (the CAS above acquired it).
+  const std::uint64_t saved_seq = slot->next_sequence.load(std::memory_order_relaxed);
+  if (resumed && saved_seq != 0) {
+    start = core::TailWord{slot->position.load(std::memory_order_relaxed), saved_seq};
+  } else if (options.start == StartFrom::earliest) {
+    start = core::earliest_retained(ring, margin);
+  } else if (options.start == StartFrom::sequence) {
+    start = core::boundary_for_sequence(ring, options.start_sequence);
+    sub.skip_below_ = options.start_sequence;
+  } else {
+    start = ring.load_tail();
+  }
+  sub.reader_ = core::RingReader(ring, start.position, start.next_sequence);
+  if (!resumed) {
+    // relaxed: published by the release store of the owner word below.
+    slot->received.store(0, std::memory_order_relaxed);
+    slot->lost.store(0, std::memory_order_relaxed);
+    slot->evictions.store(0, std::memory_order_relaxed);
+  }
+  sub.publish_position();
+  // release: producers that see the slot active see its policy and position.
+  slot->owner.store(owner_word(self.pid, SlotState::active), std::memory_order_release);
+  if (gating) {
+    // seq_cst: announce the new gate, then look at the tail. Either a producer's epoch load sees
+    // this bump (and respects our position), or this tail load sees that producer's claim.
+    ctl.gate_epoch.fetch_add(1, std::memory_order_seq_cst);
+    const std::uint64_t claimed =
+        __atomic_load_n(&ring.header->tail.position, __ATOMIC_SEQ_CST);
+    if (claimed > start.position + ring.capacity - core::frame_size(ring.max_message)) {
+      // Claims made before producers saw us may already cover our start: move past them.
+      sub.reader_.skip_to(core::earliest_retained(ring, margin));
+      sub.publish_position();
+    }
+  }
+  return sub;
+}
+
+Subscriber::Subscriber(Subscriber&& o) noexcept { *this = std::move(o); }
+
+Subscriber& Subscriber::operator=(Subscriber&& o) noexcept {
+  if (this == &o) return *this;
+  this->~Subscriber();
+  channel_ = std::move(o.channel_);
+  slot_ = std::exchange(o.slot_, nullptr);
+  reader_ = o.reader_;
+  policy_ = o.policy_;
+  status_ = o.status_;
+  skip_below_ = o.skip_below_;
+  received_ = o.received_;
+  lost_ = o.lost_;
+  published_position_ = o.published_position_;
+  copy_buffer_ = std::move(o.copy_buffer_);
+  copy_buffer_size_ = o.copy_buffer_size_;
+  stall_position_ = o.stall_position_;
+  stall_word_ = o.stall_word_;
+  stall_since_ns_ = o.stall_since_ns_;
+  empty_polls_ = o.empty_polls_;
+  abandon_timeout_ns_ = o.abandon_timeout_ns_;
+  last_error_ = std::move(o.last_error_);
+  return *this;
+}
+
+Subscriber::~Subscriber() {
+  if (slot_ == nullptr) return;
+  SubscriberSlot& s = slot_of(slot_);
+  publish_position();
+  const std::uint32_t pid = s.pid;
+  const bool named = s.name[0] != '\0';
+  std::uint64_t expected = owner_word(pid, SlotState::active);
+  // acq_rel: leave the slot only if it is still ours (a peer may have evicted it).
+  s.owner.compare_exchange_strong(expected, named ? owner_word(pid, SlotState::detached) : 0,
+                                  std::memory_order_acq_rel);
+  if (policy_ == Policy::block) {
+    // release: producers that see the new epoch re-scan and stop waiting for us.
+    channel_->control().gate_epoch.fetch_add(1, std::memory_order_release);
+  }
+  slot_ = nullptr;
+}
+
+const ChannelInfo& Subscriber::info() const noexcept { return channel_->info(); }
+
+void Subscriber::publish_position() noexcept {
+  SubscriberSlot& s = slot_of(slot_);
+  published_position_ = reader_.position();
+  // relaxed: counters for tools; the position's release store below orders them too.
+  s.next_sequence.store(reader_.next_sequence(), std::memory_order_relaxed);
+  s.received.store(received_, std::memory_order_relaxed);
+  s.lost.store(lost_, std::memory_order_relaxed);
+  // release: we are done reading everything before this position; a producer that acquires it
+  // may overwrite it.
+  s.position.store(published_position_, std::memory_order_release);
+}
+
+void Subscriber::after_batch_slow(core::ReadState state) noexcept {
+  if (reader_.position() != published_position_) publish_position();
+  switch (state) {
+    case core::ReadState::ready:
+      return;
+    case core::ReadState::empty:
+      if ((empty_polls_ & 1023) == 0) on_empty();
+      return;
+    case core::ReadState::lapped:
+      on_lapped();
+      return;
+    case core::ReadState::corrupt:
+      on_corrupt();
+      return;
+  }
+}
+
+void Subscriber::on_empty() noexcept {
+  SubscriberSlot& s = slot_of(slot_);
+  // relaxed: a statistic for tools.
+  s.heartbeat_ns.store(detail::realtime_ns(), std::memory_order_relaxed);
+  const core::RingRef& ring = channel_->ring();
+  const std::uint64_t pos = reader_.position();
+  const std::uint64_t claimed = ring.claimed_position();
+  if (claimed > pos + ring.capacity) {  // lapped while we were not looking (e.g. after eviction)
+    on_lapped();
+    return;
+  }
+  if (claimed <= pos) {  // nothing claimed: idle, not stalled
+    stall_position_ = UINT64_MAX;
+    return;
+  }
+  const std::uint64_t word = reader_.current_commit_word();
+  const std::int64_t now = detail::monotonic_ns();
+  if (pos != stall_position_ || word != stall_word_) {
+    stall_position_ = pos;
+    stall_word_ = word;
+    stall_since_ns_ = now;
+    return;
+  }
+  if (now - stall_since_ns_ < abandon_timeout_ns_) return;
+  const auto analysis = core::analyze_stall(ring, pos, reader_.next_sequence());
+  if (!analysis) return;
+  if (channel_->ring_writable()) {
+    const std::uint64_t marked = core::repair_stall(ring, *analysis);
+    // relaxed: a statistic.
+    channel_->control().abandoned_repaired.fetch_add(marked, std::memory_order_relaxed);
+  } else {
+    reader_.skip_stall(*analysis);
+  }
+  stall_position_ = UINT64_MAX;
+}
+
+void Subscriber::on_lapped() noexcept {
+  const core::RingRef& ring = channel_->ring();
+  reader_.skip_to(core::earliest_retained(ring, ring.capacity / 8));
+  publish_position();
+}
+
+void Subscriber::on_corrupt() noexcept {
+  status_ = PollStatus::corrupt;
+  last_error_ = "channel '" + channel_->info().name + "': a record at position " +
+                std::to_string(reader_.position()) + " (expected sequence " +
+                std::to_string(reader_.next_sequence()) +
+                ") failed validation; skipped to the tail";
+  reader_.skip_to(channel_->ring().load_tail());
+  publish_position();
+}
+
+bool Subscriber::message_ready() const noexcept {
+  return reader_.current_commit_word() == channel_->ring().committed(reader_.position());
+}
+
+bool Subscriber::wait(std::chrono::nanoseconds timeout, std::chrono::nanoseconds spin) noexcept {
+  const std::int64_t start = detail::monotonic_ns();
+  const std::int64_t spin_until = start + spin.count();
+  const std::int64_t deadline = start + timeout.count();
+  for (std::uint32_t i = 0;; ++i) {
+    if (message_ready()) return true;
+    if ((i & 255) == 255 && detail::monotonic_ns() >= spin_until) break;
+  }
+  auto& ctl = channel_->control();
+  // seq_cst: count ourselves in before the last look, so a producer committing after that look
+  // sees us and wakes us (or we see its record).
+  ctl.waiters.fetch_add(1, std::memory_order_seq_cst);
+  bool ready = false;
+  for (;;) {
+    // acquire: pairs with the producer's release increment in wake_waiters.
+    const std::uint32_t w = ctl.wake_word.load(std::memory_order_acquire);
+    if (message_ready()) {
+      ready = true;
+      break;
+    }
+    on_empty();  // repairs stalled claims and refreshes the heartbeat while we sleep
+    if (message_ready() || reader_.position() != published_position_) {
+      ready = true;
+      break;
+    }
+    const std::int64_t now = detail::monotonic_ns();
+    if (now >= deadline) break;
+    // Sleep in slices of at most 1 ms: a wake-up lost to the producer's unfenced check of
+    // `waiters` costs at most one slice.
+    detail::futex_wait(ctl.wake_word, w, std::min<std::int64_t>(deadline - now, 1'000'000));
+  }
+  // relaxed: only a count; nothing is published by leaving.
+  ctl.waiters.fetch_sub(1, std::memory_order_relaxed);
+  return ready;
+}
+
+}  // namespace shmbus
