@@ -54,17 +54,18 @@ std::string describe_status(int status) {
   return "stopped";
 }
 
-void kill_and_reap(Child& child) {
-  if (child.pid <= 0) return;
-  kill(child.pid, SIGKILL);
-  int status;
-  while (waitpid(child.pid, &status, 0) < 0 && errno == EINTR) {
+}  // namespace
+
+void kill_child(Child& child) {
+  if (child.pid > 0) {
+    kill(child.pid, SIGKILL);
+    int status;
+    while (waitpid(child.pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    child.pid = -1;
   }
-  child.pid = -1;
   close_fd(child.exit_fd);
 }
-
-}  // namespace
 
 CpuPlan plan_cpus(int wanted_initiator_cpu, int wanted_responder_cpu) {
   const std::vector<int> cpus = allowed_cpus();
@@ -124,7 +125,7 @@ std::string wait_for_children(Child& a, const ErrorSlot& a_error, Child& b,
                               const ErrorSlot& b_error, double timeout_s) {
   using Clock = std::chrono::steady_clock;
   auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
-                                     std::chrono::duration<double>(timeout_s));
+                                     std::chrono::duration<double>(std::min(timeout_s, 1e6)));
   Child* children[2] = {&a, &b};
   const ErrorSlot* errors[2] = {&a_error, &b_error};
   std::string failure;
@@ -172,7 +173,7 @@ std::string wait_for_children(Child& a, const ErrorSlot& a_error, Child& b,
       deadline = std::min(deadline, grace);
     }
   }
-  for (Child* c : children) kill_and_reap(*c);
+  for (Child* c : children) kill_child(*c);
   // The other side often fails as a consequence (end of file, EPIPE); its text, if any, helps.
   for (int i = 0; i < 2 && !failure.empty(); ++i) {
     const char* text = errors[i]->text;

@@ -44,6 +44,9 @@ struct Child {
 Child spawn_child(std::string role, int cpu, bool spin_yields, ErrorSlot& error,
                   const std::function<void()>& body);
 
+// Kills (SIGKILL) and reaps a child that is still running; for a run abandoned half-way.
+void kill_child(Child& child);
+
 // Waits for both children. Returns an empty string when both exit 0. Otherwise kills the one still
 // running, reaps both and returns what went wrong: the failed child's ErrorSlot text, its exit
 // status or signal, or a timeout after `timeout_s` (or 10 s after the first one finished).

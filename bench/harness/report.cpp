@@ -65,12 +65,12 @@ std::string format_table(const ThroughputReport& report) {
   return out;
 }
 
-nlohmann::json to_json(const PingPongReport& report) {
+nlohmann::ordered_json to_json(const PingPongReport& report) {
   const PingPongResult* base = find_baseline(report.results);
-  nlohmann::json results = nlohmann::json::array();
+  nlohmann::ordered_json results = nlohmann::ordered_json::array();
   for (const PingPongResult& r : report.results) {
     const LatencyStats& l = r.latency;
-    nlohmann::json row = {{"transport", r.transport}, {"p50_ns", l.p50_ns},
+    nlohmann::ordered_json row = {{"transport", r.transport}, {"p50_ns", l.p50_ns},
                           {"p90_ns", l.p90_ns},       {"p99_ns", l.p99_ns},
                           {"p999_ns", l.p999_ns},     {"max_ns", l.max_ns}};
     if (base != nullptr) {
@@ -89,11 +89,11 @@ nlohmann::json to_json(const PingPongReport& report) {
           {"results", std::move(results)}};
 }
 
-nlohmann::json to_json(const ThroughputReport& report) {
+nlohmann::ordered_json to_json(const ThroughputReport& report) {
   const ThroughputResult* base = find_baseline(report.results);
-  nlohmann::json results = nlohmann::json::array();
+  nlohmann::ordered_json results = nlohmann::ordered_json::array();
   for (const ThroughputResult& r : report.results) {
-    nlohmann::json row = {{"transport", r.transport}, {"msgs_per_s", r.msgs_per_s},
+    nlohmann::ordered_json row = {{"transport", r.transport}, {"msgs_per_s", r.msgs_per_s},
                           {"mb_per_s", r.mb_per_s},   {"count", r.messages},
                           {"seconds", r.seconds}};
     if (base != nullptr) row["ratio_to_raw"] = ratio(r.msgs_per_s, base->msgs_per_s);

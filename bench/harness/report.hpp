@@ -6,7 +6,7 @@
 //   {"bench":"throughput","size":64,"count":N,"rounds":3,"duration_s":2.0,
 //    "results":[{"transport":"shmbus","msgs_per_s":..,"mb_per_s":..}, ...]}
 // Every figure is the median over the rounds. Ratios to the "raw-shm" baseline are added when it
-// is among the results.
+// is among the results. Keys keep the order shown (ordered_json), so the text reads as above.
 #pragma once
 
 #include <cstddef>
@@ -65,7 +65,7 @@ std::string format_table(const ThroughputReport& report);
 
 // The JSON documents described above. Top-level "count" of a throughput report is the message
 // count of the first transport's median round (the one under test); each result has its own.
-nlohmann::json to_json(const PingPongReport& report);
-nlohmann::json to_json(const ThroughputReport& report);
+nlohmann::ordered_json to_json(const PingPongReport& report);
+nlohmann::ordered_json to_json(const ThroughputReport& report);
 
 }  // namespace shmbus::bench

@@ -1,0 +1,18 @@
+// The transports every shmbus benchmark runs beside shmbus itself, so that each run carries its
+// own reference figures (the machine drifts between runs; see REFERENCE.md).
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "bench/harness/transport.hpp"
+
+namespace shmbus::bench {
+
+// raw-shm (one cache line: the floor), pipe, unix-socket, boost-mq; in that order.
+std::vector<std::unique_ptr<PingPongTransport>> baseline_pingpong_transports();
+
+// raw-shm (a minimal SPSC ring), pipe, unix-socket, boost-mq; in that order.
+std::vector<std::unique_ptr<ThroughputTransport>> baseline_throughput_transports();
+
+}  // namespace shmbus::bench

@@ -1,0 +1,167 @@
+#include "bench/transports/shmbus_transport.hpp"
+
+#include <unistd.h>
+
+#include <cstring>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "bench/harness/spin.hpp"
+#include "shmbus/shmbus.hpp"
+
+namespace shmbus::bench {
+namespace {
+
+std::string unique_name(const char* what) {
+  return std::string("bench.") + what + "." + std::to_string(::getpid());
+}
+
+Publisher open_publisher(const std::string& name, std::uint64_t capacity, std::size_t size) {
+  ChannelOptions co;
+  co.capacity = capacity;
+  co.max_message = static_cast<std::uint32_t>(std::max<std::size_t>(size, 4096));
+  auto p = Publisher::open(name, co);
+  if (!p) throw std::runtime_error("shmbus: " + p.error().message);
+  return std::move(*p);
+}
+
+Subscriber open_subscriber(const std::string& name) {
+  SubscriberOptions so;
+  so.policy = Policy::block;
+  so.start = StartFrom::earliest;
+  auto s = Subscriber::open(name, so);
+  if (!s) throw std::runtime_error("shmbus: " + s.error().message);
+  return std::move(*s);
+}
+
+// Claims, copies the message in (it was built in a local buffer, as an application would), commits.
+void send_message(Publisher& pub, std::vector<std::byte>& message, std::uint64_t seq) {
+  write_seq(message.data(), seq);
+  Claim c;
+  while (pub.try_claim(static_cast<std::uint32_t>(message.size()), c) != PublishStatus::ok) {
+    spin_relax();
+  }
+  std::memcpy(c.data(), message.data(), message.size());
+  if (pub.commit(c) != PublishStatus::ok) throw std::runtime_error("shmbus: commit failed");
+}
+
+class PingPong final : public PingPongTransport {
+ public:
+  std::string name() const override { return "shmbus"; }
+  void prepare(const BenchConfig& config) override {
+    size_ = config.size;
+    ping_ = unique_name("ping");
+    pong_ = unique_name("pong");
+    // Created by the parent so both children find them; a small ring stays in cache.
+    open_publisher(ping_, kCapacity, size_);
+    open_publisher(pong_, kCapacity, size_);
+  }
+  void as_initiator() override {
+    pub_.emplace(open_publisher(ping_, kCapacity, size_));
+    sub_.emplace(open_subscriber(pong_));
+    message_.assign(size_, std::byte{0x5a});
+  }
+  void as_responder() override {
+    pub_.emplace(open_publisher(pong_, kCapacity, size_));
+    sub_.emplace(open_subscriber(ping_));
+    message_.assign(size_, std::byte{0xa5});
+  }
+  void send(std::uint64_t seq) override { send_message(*pub_, message_, seq); }
+  void send_back(std::uint64_t seq) override { send_message(*pub_, message_, seq); }
+  std::uint64_t receive() override { return take(); }
+  std::uint64_t receive_back() override { return take(); }
+  void detach() override {
+    sub_.reset();
+    pub_.reset();
+  }
+  void cleanup() override {
+    (void)remove_channel(ping_);
+    (void)remove_channel(pong_);
+  }
+
+ private:
+  static constexpr std::uint64_t kCapacity = 1 << 16;
+
+  std::uint64_t take() {
+    std::uint64_t seq = 0;
+    while (sub_->poll([&](const Message& m) {
+             std::memcpy(message_.data(), m.payload.data(), m.payload.size());
+             seq = read_seq(message_.data());
+           }, 1) == 0) {
+      spin_relax();
+    }
+    return seq;
+  }
+
+  std::size_t size_ = 64;
+  std::string ping_, pong_;
+  std::optional<Publisher> pub_;
+  std::optional<Subscriber> sub_;
+  std::vector<std::byte> message_;
+};
+
+class Stream final : public ThroughputTransport {
+ public:
+  std::string name() const override { return "shmbus"; }
+  void prepare(const BenchConfig& config) override {
+    size_ = config.size;
+    name_ = unique_name("stream");
+    open_publisher(name_, kCapacity, size_);
+  }
+  void as_producer() override {
+    pub_.emplace(open_publisher(name_, kCapacity, size_));
+    message_.assign(size_, std::byte{0x5a});
+  }
+  void as_consumer() override {
+    sub_.emplace(open_subscriber(name_));
+    message_.assign(size_, std::byte{0});
+    batch_.resize(kBatch);
+  }
+  void send(std::uint64_t seq) override { send_message(*pub_, message_, seq); }
+  std::uint64_t receive() override {
+    // Poll a batch (one position store per batch), hand the sequences out one by one; every
+    // payload is copied out as an application would.
+    while (next_ == filled_) {
+      std::size_t n = 0;
+      sub_->poll([&](const Message& m) {
+        std::memcpy(message_.data(), m.payload.data(), m.payload.size());
+        batch_[n++] = read_seq(message_.data());
+      }, kBatch);
+      next_ = 0;
+      filled_ = n;
+      if (n == 0) spin_relax();
+    }
+    return batch_[next_++];
+  }
+  void detach() override {
+    sub_.reset();
+    pub_.reset();
+  }
+  void cleanup() override { (void)remove_channel(name_); }
+
+ private:
+  static constexpr std::uint64_t kCapacity = 1 << 20;
+  static constexpr std::size_t kBatch = 64;
+
+  std::size_t size_ = 64;
+  std::string name_;
+  std::optional<Publisher> pub_;
+  std::optional<Subscriber> sub_;
+  std::vector<std::byte> message_;
+  std::vector<std::uint64_t> batch_;
+  std::size_t next_ = 0;
+  std::size_t filled_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<PingPongTransport> shmbus_pingpong_transport() {
+  return std::make_unique<PingPong>();
+}
+std::unique_ptr<ThroughputTransport> shmbus_throughput_transport() {
+  return std::make_unique<Stream>();
+}
+
+}  // namespace shmbus::bench

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The whole test suite: install, then build and test three ways:
+#  1. Release: every test (unit, multi-process, kill -9, CLI).
+#  2. ThreadSanitizer: the in-process concurrency tests (*_threads_test).
+#  3. AddressSanitizer + UndefinedBehaviorSanitizer: every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/setup.sh
+shmbus_install_packages
+
+run_suite() {  # DIR [sanitizer]
+  echo "== build $1 ${2:+(sanitize=$2)}"
+  shmbus_build "$1" "${2:-}"
+  echo "== test $1"
+  ctest --test-dir "$1" --output-on-failure --timeout 900 -j2
+}
+
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}
+run_suite build
+run_suite build-tsan thread
+run_suite build-asan address
+echo "== all suites passed"
