@@ -103,7 +103,7 @@ struct RingHeader {
   std::uint64_t layout_fingerprint; // see layout_fingerprint()
   std::uint64_t capacity;           // data bytes, a power of two
   std::uint32_t max_message;        // largest payload accepted
-  std::uint32_t flags;              // reserved, zero
+  std::uint32_t flags;              // kFlagSingleProducer or zero
   std::uint64_t incarnation;        // random, new for every creation of the name
   std::uint64_t commit_key;         // derived from incarnation, low 5 bits zero
   std::int64_t created_ns;          // CLOCK_REALTIME at creation
@@ -116,13 +116,19 @@ struct RingHeader {
   std::atomic<std::uint32_t> ready;
   std::uint32_t reserved1;
 
-  // --- the claim word: producers compare-and-swap it; readers load its halves ---
+  // --- the claim word: producers compare-and-swap it (a single producer stores it); readers
+  // load its halves ---
   alignas(kCacheLine) TailWord tail;
+  // Single-producer channels: the pid and start time of the one process allowed to publish.
+  std::atomic<std::uint64_t> exclusive_pid;
+  std::atomic<std::uint64_t> exclusive_start_time;
 
   // --- boundary hints, written by producers at lap boundaries (see kCheckpoints) ---
   alignas(kCacheLine) Checkpoint checkpoints[kCheckpoints];
 };
 inline constexpr std::uint32_t kReadyMarker = 0x52454459;  // "YDER"
+// The channel has one producer at a time: claims are plain stores of the tail, no CAS.
+inline constexpr std::uint32_t kFlagSingleProducer = 1;
 static_assert(offsetof(RingHeader, magic) == 0);
 static_assert(offsetof(RingHeader, layout_version) == 8);
 static_assert(offsetof(RingHeader, layout_fingerprint) == 16);
@@ -131,6 +137,7 @@ static_assert(offsetof(RingHeader, incarnation) == 40);
 static_assert(offsetof(RingHeader, name) == 80);
 static_assert(offsetof(RingHeader, ready) == 144);
 static_assert(offsetof(RingHeader, tail) == 192);
+static_assert(offsetof(RingHeader, exclusive_pid) == 208);
 static_assert(offsetof(RingHeader, checkpoints) == 256);
 static_assert(sizeof(RingHeader) == 256 + 16 * kCheckpoints);
 static_assert(sizeof(RingHeader) <= kRingDataOffset);
@@ -143,7 +150,7 @@ constexpr std::uint64_t layout_fingerprint() noexcept {
       sizeof(RecordHeader),          offsetof(RecordHeader, length),
       offsetof(RecordHeader, sequence), offsetof(RecordHeader, timestamp_ns),
       sizeof(RingHeader),            offsetof(RingHeader, tail),
-      offsetof(RingHeader, checkpoints), kFrameAlignment,
+      offsetof(RingHeader, checkpoints), offsetof(RingHeader, exclusive_pid), kFrameAlignment,
       kRingDataOffset,               kCheckpoints,
       kLayoutVersion,
   };

@@ -1,5 +1,7 @@
 #include "core/ring.hpp"
 
+#include <immintrin.h>
+
 #include <cstdio>
 #include <string>
 
@@ -55,7 +57,7 @@ void format_ring(void* base, const RingParams& p) {
   h->layout_fingerprint = layout_fingerprint();
   h->capacity = p.capacity;
   h->max_message = p.max_message;
-  h->flags = 0;
+  h->flags = p.single_producer ? kFlagSingleProducer : 0;
   h->incarnation = p.incarnation;
   // Mix the incarnation so that keys of consecutive incarnations share no structure.
   std::uint64_t k = p.incarnation * 0x9E3779B97F4A7C15ULL;
@@ -136,26 +138,101 @@ TailWord RingRef::load_tail() const noexcept {
   }
 }
 
+namespace {
+
+// Stores the whole tail word at once. A 16-byte aligned SSE store is a single atomic access on
+// every x86-64 processor with AVX (Intel SDM vol. 3A, 9.1.1; AMD APM vol. 2, 7.3.2); readers'
+// 8-byte loads of either half therefore never see a mix. Elsewhere, and under ThreadSanitizer
+// (which cannot see the vector store), the CAS does the same job.
+bool vector_store_is_atomic() noexcept {
+#if defined(__SANITIZE_THREAD__)
+  return false;
+#else
+  return __builtin_cpu_supports("avx");
+#endif
+}
+
+void store_tail(RingHeader* header, TailWord expected, TailWord want, bool vector) noexcept {
+  if (vector) {
+    _mm_store_si128(reinterpret_cast<__m128i*>(&header->tail),
+                    _mm_set_epi64x(static_cast<long long>(want.next_sequence),
+                                   static_cast<long long>(want.position)));
+  } else {
+    __sync_val_compare_and_swap(reinterpret_cast<unsigned __int128*>(&header->tail),
+                                pack(expected), pack(want));
+  }
+}
+
+}  // namespace
+
+RingWriter::RingWriter(RingRef ring, std::uint16_t producer_tag, bool exclusive) noexcept
+    : ring_(ring), producer_tag_(producer_tag), exclusive_(exclusive) {
+  if (exclusive_) local_tail_ = ring_.load_tail();
+  vector_tail_store_ = vector_store_is_atomic();
+}
+
 ClaimStatus RingWriter::try_claim(std::uint32_t length, std::uint64_t gate_floor,
                                   ClaimTicket& out) noexcept {
-  if (length > ring_.max_message) return ClaimStatus::too_large;
-  const std::uint64_t frame = frame_size(length);
-  auto* tail = reinterpret_cast<unsigned __int128*>(&ring_.header->tail);
-  // Relaxed half loads: a torn guess only makes the first CAS fail, which returns the real value.
-  TailWord cur{__atomic_load_n(&ring_.header->tail.position, __ATOMIC_RELAXED),
-               __atomic_load_n(&ring_.header->tail.next_sequence, __ATOMIC_RELAXED)};
+  return try_claim_batch({&length, 1}, gate_floor, {&out, 1});
+}
+
+ClaimStatus RingWriter::try_claim_batch(std::span<const std::uint32_t> lengths,
+                                        std::uint64_t gate_floor,
+                                        std::span<ClaimTicket> out) noexcept {
+  std::uint64_t bytes = 0;
+  for (std::uint32_t length : lengths) {
+    if (length > ring_.max_message) return ClaimStatus::too_large;
+    bytes += frame_size(length);
+  }
+  // A batch must fit in a quarter lap, like one maximum-size record.
+  if (lengths.empty() || out.size() < lengths.size() ||
+      bytes > frame_size(ring_.max_message)) {
+    return ClaimStatus::too_large;
+  }
+  TailWord at;
   std::uint64_t pad;
-  std::uint64_t end;
+  const ClaimStatus st = reserve(bytes, lengths.size(), gate_floor, at, pad);
+  if (st != ClaimStatus::ok) return st;
+  std::uint64_t position = at.position + pad;
+  for (std::size_t i = 0; i < lengths.size(); ++i) {
+    ClaimTicket& t = out[i];
+    const std::uint64_t frame = frame_size(lengths[i]);
+    t.payload = reinterpret_cast<std::byte*>(ring_.header_at(position) + 1);
+    t.length = lengths[i];
+    t.position = position;
+    t.sequence = at.next_sequence + i;
+    t.start = i == 0 ? at.position : position;  // the padding, if any, goes with the first
+    t.end = position + frame;
+    position += frame;
+  }
+  return ClaimStatus::ok;
+}
+
+ClaimStatus RingWriter::reserve(std::uint64_t bytes, std::uint64_t count, std::uint64_t gate_floor,
+                                TailWord& at, std::uint64_t& pad) noexcept {
+  // Relaxed loads: an exclusive writer knows the tail; a shared one's torn guess only makes the
+  // first CAS fail, which returns the real value.
+  TailWord cur = exclusive_ ? local_tail_
+                            : TailWord{__atomic_load_n(&ring_.header->tail.position,
+                                                       __ATOMIC_RELAXED),
+                                       __atomic_load_n(&ring_.header->tail.next_sequence,
+                                                       __ATOMIC_RELAXED)};
   for (;;) {
     const std::uint64_t offset = cur.position & ring_.mask;
-    pad = offset + frame > ring_.capacity ? ring_.capacity - offset : 0;
-    end = cur.position + pad + frame;
+    pad = offset + bytes > ring_.capacity ? ring_.capacity - offset : 0;
+    const std::uint64_t end = cur.position + pad + bytes;
     if (gate_floor != UINT64_MAX && end > gate_floor + ring_.capacity) {
       return ClaimStatus::back_pressured;
     }
-    const TailWord want{end, cur.next_sequence + 1};
+    const TailWord want{end, cur.next_sequence + count};
+    if (exclusive_) {
+      local_tail_ = want;
+      store_tail(ring_.header, cur, want, vector_tail_store_);
+      break;
+    }
     // Full barrier (lock cmpxchg16b): the claim is the single point that orders producers.
-    const unsigned __int128 seen = __sync_val_compare_and_swap(tail, pack(cur), pack(want));
+    const unsigned __int128 seen = __sync_val_compare_and_swap(
+        reinterpret_cast<unsigned __int128*>(&ring_.header->tail), pack(cur), pack(want));
     if (seen == pack(cur)) break;
     cur = unpack(seen);
   }
@@ -163,14 +240,7 @@ ClaimStatus RingWriter::try_claim(std::uint32_t length, std::uint64_t gate_floor
   // its acquire fence) loads the claim position is guaranteed to see this claim, and so discards
   // its copy as lapped (see RingReader::poll_copy).
   std::atomic_thread_fence(std::memory_order_release);
-
-  const std::uint64_t position = cur.position + pad;
-  out.payload = reinterpret_cast<std::byte*>(ring_.header_at(position) + 1);
-  out.length = length;
-  out.position = position;
-  out.sequence = cur.next_sequence;
-  out.start = cur.position;
-  out.end = end;
+  at = cur;
   return ClaimStatus::ok;
 }
 

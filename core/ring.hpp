@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <cstring>
 #include <optional>
+#include <span>
 #include <string>
 
 #include "core/layout.hpp"
@@ -35,6 +36,7 @@ struct RingParams {
   std::uint32_t creator_pid = 0;
   std::uint64_t creator_start_time = 0;
   const char* name = "";
+  bool single_producer = false;
 };
 
 // Checks params; returns a message naming what is wrong, or nothing.
@@ -102,8 +104,9 @@ struct ClaimTicket {
 class RingWriter {
  public:
   RingWriter() = default;
-  RingWriter(RingRef ring, std::uint16_t producer_tag) noexcept
-      : ring_(ring), producer_tag_(producer_tag) {}
+  // `exclusive`: this writer is the channel's only producer (the caller enforces it), so a claim
+  // is a plain atomic store of the tail instead of a compare-and-swap.
+  RingWriter(RingRef ring, std::uint16_t producer_tag, bool exclusive = false) noexcept;
 
   // Claims space for `length` payload bytes if the claim ends within gate_floor + capacity
   // (gate_floor: the lowest position a gating reader still needs; UINT64_MAX when none gates).
@@ -111,6 +114,13 @@ class RingWriter {
   // it claimed, then calls write_header(), writes the payload and commits.
   [[nodiscard]] ClaimStatus try_claim(std::uint32_t length, std::uint64_t gate_floor,
                                       ClaimTicket& out) noexcept;
+
+  // Claims several records as one claim: one tail update, consecutive sequences, no padding
+  // between them (at most a quarter lap in all). Fills out[0..lengths.size()); each ticket is
+  // then written and committed like a single one.
+  [[nodiscard]] ClaimStatus try_claim_batch(std::span<const std::uint32_t> lengths,
+                                            std::uint64_t gate_floor,
+                                            std::span<ClaimTicket> out) noexcept;
 
   // Writes the padding (if the claim has any) and the record header, marked pending.
   void write_header(const ClaimTicket& ticket, std::int64_t now_ns) noexcept;
@@ -124,12 +134,17 @@ class RingWriter {
   const RingRef& ring() const noexcept { return ring_; }
 
  private:
+  ClaimStatus reserve(std::uint64_t bytes, std::uint64_t count, std::uint64_t gate_floor,
+                      TailWord& at, std::uint64_t& pad) noexcept;
   void write_padding(std::uint64_t position, std::uint64_t bytes, std::int64_t now_ns) noexcept;
   void note_checkpoint(std::uint64_t claim_start, std::uint64_t end,
                        std::uint64_t next_sequence) noexcept;
 
   RingRef ring_;
   std::uint16_t producer_tag_ = 0;
+  bool exclusive_ = false;
+  bool vector_tail_store_ = false;  // a 16-byte SSE store is atomic on this CPU
+  TailWord local_tail_{0, 1};  // exclusive writers: the tail as we last stored it
 };
 
 // What a reader saw at its position.

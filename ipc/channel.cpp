@@ -112,6 +112,7 @@ Result<std::shared_ptr<ChannelMapping>> ChannelMapping::open_or_create(
     params.creator_start_time = self.start_time;
     const std::string name(channel);
     params.name = name.c_str();
+    params.single_producer = options.single_producer;
     if (auto err = core::check_params(params)) {
       return tl::unexpected(Error{ErrorCode::invalid_argument, "channel '" + name + "': " + *err});
     }
@@ -144,7 +145,8 @@ Result<std::shared_ptr<ChannelMapping>> ChannelMapping::open_or_create(
     mapping->control_segment_ = std::move(*ctl);
     mapping->ring_ = core::RingRef::attach(mapping->ring_segment_.base());
     mapping->control_ = static_cast<ControlHeader*>(mapping->control_segment_.base());
-    mapping->info_ = ChannelInfo{name, params.capacity, params.max_message, params.incarnation};
+    mapping->info_ = ChannelInfo{name, params.capacity, params.max_message, params.incarnation,
+                                 params.single_producer};
     mapping->ring_writable_ = true;
     return mapping;
   }
@@ -203,8 +205,9 @@ Result<std::shared_ptr<ChannelMapping>> ChannelMapping::attach(std::string_view 
   mapping->ring_segment_ = std::move(ring_segment);
   mapping->control_segment_ = std::move(*ctl);
   mapping->control_ = static_cast<ControlHeader*>(mapping->control_segment_.base());
-  mapping->info_ = ChannelInfo{std::string(channel), mapping->ring_.capacity,
-                               mapping->ring_.max_message, incarnation};
+  mapping->info_ = ChannelInfo{
+      std::string(channel), mapping->ring_.capacity, mapping->ring_.max_message, incarnation,
+      (mapping->ring_.header->flags & core::kFlagSingleProducer) != 0};
   return mapping;
 }
 

@@ -6,6 +6,7 @@
 
 #include "ipc/channel.hpp"
 #include "ipc/futex.hpp"
+#include "ipc/publish_clock.hpp"
 #include "shmbus/shmbus.hpp"
 
 namespace shmbus {
@@ -17,14 +18,68 @@ Result<Publisher> Publisher::open(std::string_view channel, const ChannelOptions
   if (!mapping) return tl::unexpected(mapping.error());
   Publisher p;
   p.channel_ = std::move(*mapping);
-  p.writer_ = core::RingWriter(p.channel_->ring(),
-                               static_cast<std::uint16_t>(detail::self_process().pid));
+  const detail::ProcessId self = detail::self_process();
+  if (p.channel_->info().single_producer) {
+    if (auto owned = take_exclusive(*p.channel_, self); !owned) return tl::unexpected(owned.error());
+    p.exclusive_ = true;
+  }
+  p.writer_ = core::RingWriter(p.channel_->ring(), static_cast<std::uint16_t>(self.pid),
+                               p.exclusive_);
+  p.clock_ = std::make_unique<detail::PublishClock>();
   return p;
 }
 
-Publisher::Publisher(Publisher&&) noexcept = default;
-Publisher& Publisher::operator=(Publisher&&) noexcept = default;
-Publisher::~Publisher() = default;
+Result<void> Publisher::take_exclusive(detail::ChannelMapping& channel,
+                                       const detail::ProcessId& self) {
+  core::RingHeader& h = *channel.ring().header;
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    // acquire: the start time stored after a previous owner's CAS is visible with its pid.
+    std::uint64_t pid = h.exclusive_pid.load(std::memory_order_acquire);
+    if (pid != 0) {
+      // relaxed: paired through exclusive_pid above.
+      const std::uint64_t start = h.exclusive_start_time.load(std::memory_order_relaxed);
+      if (pid == self.pid || detail::process_alive({static_cast<std::uint32_t>(pid), start})) {
+        return tl::unexpected(Error{ErrorCode::busy,
+                                    "channel '" + channel.info().name +
+                                        "' is single-producer and pid " + std::to_string(pid) +
+                                        " publishes to it"});
+      }
+    }
+    // acq_rel: the winner alone owns the channel's claims from here on.
+    if (h.exclusive_pid.compare_exchange_strong(pid, self.pid, std::memory_order_acq_rel)) {
+      // release: readers of the owner see the start time with the pid.
+      h.exclusive_start_time.store(self.start_time, std::memory_order_release);
+      return {};
+    }
+  }
+  return tl::unexpected(Error{ErrorCode::busy, "channel '" + channel.info().name +
+                                                   "': cannot take the producer ownership"});
+}
+
+Publisher::Publisher(Publisher&& o) noexcept { *this = std::move(o); }
+
+Publisher& Publisher::operator=(Publisher&& o) noexcept {
+  if (this == &o) return *this;
+  release_exclusive();
+  channel_ = std::move(o.channel_);
+  writer_ = o.writer_;
+  clock_ = std::move(o.clock_);
+  gate_epoch_ = o.gate_epoch_;
+  gate_floor_ = o.gate_floor_;
+  exclusive_ = std::exchange(o.exclusive_, false);
+  return *this;
+}
+
+Publisher::~Publisher() { release_exclusive(); }
+
+void Publisher::release_exclusive() noexcept {
+  if (!exclusive_ || !channel_) return;
+  std::uint64_t mine = detail::self_process().pid;
+  // release: the next owner (which acquires the word) sees the tail we stored last.
+  channel_->ring().header->exclusive_pid.compare_exchange_strong(mine, 0,
+                                                                 std::memory_order_release);
+  exclusive_ = false;
+}
 
 const ChannelInfo& Publisher::info() const noexcept { return channel_->info(); }
 
@@ -56,10 +111,18 @@ bool Publisher::wait_for_gate(std::uint64_t end) noexcept {
 }
 
 PublishStatus Publisher::try_claim(std::uint32_t size, Claim& claim) noexcept {
-  core::ClaimStatus st = writer_.try_claim(size, gate_floor(), claim.ticket_);
+  return try_claim_batch({&size, 1}, {&claim, 1});
+}
+
+PublishStatus Publisher::try_claim_batch(std::span<const std::uint32_t> sizes,
+                                         std::span<Claim> claims) noexcept {
+  if (sizes.size() > kMaxBatch || claims.size() < sizes.size()) return PublishStatus::too_large;
+  core::ClaimTicket tickets[kMaxBatch];
+  const std::span<core::ClaimTicket> out(tickets, sizes.size());
+  core::ClaimStatus st = writer_.try_claim_batch(sizes, gate_floor(), out);
   if (st == core::ClaimStatus::back_pressured) {
     // The cached floor may be stale: look at the subscribers' positions again.
-    st = writer_.try_claim(size, refresh_gate(), claim.ticket_);
+    st = writer_.try_claim_batch(sizes, refresh_gate(), out);
     if (st == core::ClaimStatus::back_pressured) {
       // relaxed: a statistic.
       channel_->control().back_pressure_events.fetch_add(1, std::memory_order_relaxed);
@@ -70,9 +133,14 @@ PublishStatus Publisher::try_claim(std::uint32_t size, Claim& claim) noexcept {
   // seq_cst: ordered after the claim CAS; a registration we did not see before claiming is seen
   // here (see gate_floor), and we hold the payload back until that subscriber has room.
   if (channel_->control().gate_epoch.load(std::memory_order_seq_cst) != gate_epoch_) {
-    wait_for_gate(claim.ticket_.end);
+    wait_for_gate(out.back().end);
   }
-  writer_.write_header(claim.ticket_, detail::realtime_ns());
+  // One clock read for the whole batch: it is the claim's time.
+  const std::int64_t now = clock_->now_ns();
+  for (std::size_t i = 0; i < sizes.size(); ++i) {
+    writer_.write_header(out[i], now);
+    claims[i].ticket_ = out[i];
+  }
   return PublishStatus::ok;
 }
 

@@ -154,7 +154,7 @@ Subscriber::Subscriber(Subscriber&& o) noexcept { *this = std::move(o); }
 
 Subscriber& Subscriber::operator=(Subscriber&& o) noexcept {
   if (this == &o) return *this;
-  this->~Subscriber();
+  detach();
   channel_ = std::move(o.channel_);
   slot_ = std::exchange(o.slot_, nullptr);
   reader_ = o.reader_;
@@ -175,7 +175,9 @@ Subscriber& Subscriber::operator=(Subscriber&& o) noexcept {
   return *this;
 }
 
-Subscriber::~Subscriber() {
+Subscriber::~Subscriber() { detach(); }
+
+void Subscriber::detach() noexcept {
   if (slot_ == nullptr) return;
   SubscriberSlot& s = slot_of(slot_);
   publish_position();

@@ -27,7 +27,8 @@ int run_bench(const BenchOptions& options) {
   };
   if (options.kind == "pingpong") {
     std::vector<std::unique_ptr<bench::PingPongTransport>> transports;
-    transports.push_back(bench::shmbus_pingpong_transport());
+    transports.push_back(bench::shmbus_pingpong_transport(false));
+    transports.push_back(bench::shmbus_pingpong_transport(true));
     for (auto& t : bench::baseline_pingpong_transports()) transports.push_back(std::move(t));
     auto report = bench::run_pingpong(transports, config, progress);
     if (!report) {
@@ -42,7 +43,8 @@ int run_bench(const BenchOptions& options) {
     return 0;
   }
   std::vector<std::unique_ptr<bench::ThroughputTransport>> transports;
-  transports.push_back(bench::shmbus_throughput_transport());
+  transports.push_back(bench::shmbus_throughput_transport(false));
+  transports.push_back(bench::shmbus_throughput_transport(true));
   for (auto& t : bench::baseline_throughput_transports()) transports.push_back(std::move(t));
   auto report = bench::run_throughput(transports, config, progress);
   if (!report) {

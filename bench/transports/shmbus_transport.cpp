@@ -18,9 +18,11 @@ std::string unique_name(const char* what) {
   return std::string("bench.") + what + "." + std::to_string(::getpid());
 }
 
-Publisher open_publisher(const std::string& name, std::uint64_t capacity, std::size_t size) {
+Publisher open_publisher(const std::string& name, std::uint64_t capacity, std::size_t size,
+                         bool single_producer) {
   ChannelOptions co;
   co.capacity = capacity;
+  co.single_producer = single_producer;
   co.max_message = static_cast<std::uint32_t>(std::max<std::size_t>(size, 4096));
   auto p = Publisher::open(name, co);
   if (!p) throw std::runtime_error("shmbus: " + p.error().message);
@@ -49,22 +51,23 @@ void send_message(Publisher& pub, std::vector<std::byte>& message, std::uint64_t
 
 class PingPong final : public PingPongTransport {
  public:
-  std::string name() const override { return "shmbus"; }
+  explicit PingPong(bool single_producer) : single_producer_(single_producer) {}
+  std::string name() const override { return single_producer_ ? "shmbus-sp" : "shmbus"; }
   void prepare(const BenchConfig& config) override {
     size_ = config.size;
     ping_ = unique_name("ping");
     pong_ = unique_name("pong");
     // Created by the parent so both children find them; a small ring stays in cache.
-    open_publisher(ping_, kCapacity, size_);
-    open_publisher(pong_, kCapacity, size_);
+    open_publisher(ping_, kCapacity, size_, single_producer_);
+    open_publisher(pong_, kCapacity, size_, single_producer_);
   }
   void as_initiator() override {
-    pub_.emplace(open_publisher(ping_, kCapacity, size_));
+    pub_.emplace(open_publisher(ping_, kCapacity, size_, single_producer_));
     sub_.emplace(open_subscriber(pong_));
     message_.assign(size_, std::byte{0x5a});
   }
   void as_responder() override {
-    pub_.emplace(open_publisher(pong_, kCapacity, size_));
+    pub_.emplace(open_publisher(pong_, kCapacity, size_, single_producer_));
     sub_.emplace(open_subscriber(ping_));
     message_.assign(size_, std::byte{0xa5});
   }
@@ -95,6 +98,7 @@ class PingPong final : public PingPongTransport {
     return seq;
   }
 
+  bool single_producer_;
   std::size_t size_ = 64;
   std::string ping_, pong_;
   std::optional<Publisher> pub_;
@@ -104,22 +108,41 @@ class PingPong final : public PingPongTransport {
 
 class Stream final : public ThroughputTransport {
  public:
-  std::string name() const override { return "shmbus"; }
+  explicit Stream(bool single_producer) : single_producer_(single_producer) {}
+  std::string name() const override { return single_producer_ ? "shmbus-sp" : "shmbus"; }
   void prepare(const BenchConfig& config) override {
     size_ = config.size;
     name_ = unique_name("stream");
-    open_publisher(name_, kCapacity, size_);
+    open_publisher(name_, kCapacity, size_, single_producer_);
   }
   void as_producer() override {
-    pub_.emplace(open_publisher(name_, kCapacity, size_));
+    pub_.emplace(open_publisher(name_, kCapacity, size_, single_producer_));
     message_.assign(size_, std::byte{0x5a});
+    sizes_.assign(kBatch, static_cast<std::uint32_t>(size_));
+    pending_.reserve(kBatch);
   }
   void as_consumer() override {
     sub_.emplace(open_subscriber(name_));
     message_.assign(size_, std::byte{0});
     batch_.resize(kBatch);
   }
-  void send(std::uint64_t seq) override { send_message(*pub_, message_, seq); }
+  // Messages go out in batches of kBatch (one claim, one timestamp), as a streaming application
+  // would publish what it has; the end marker flushes.
+  void send(std::uint64_t seq) override {
+    pending_.push_back(seq);
+    if (pending_.size() < kBatch && seq != kEndMarker) return;
+    Claim claims[kBatch];
+    const std::span<const std::uint32_t> sizes(sizes_.data(), pending_.size());
+    while (pub_->try_claim_batch(sizes, claims) != PublishStatus::ok) spin_relax();
+    for (std::size_t i = 0; i < pending_.size(); ++i) {
+      write_seq(message_.data(), pending_[i]);
+      std::memcpy(claims[i].data(), message_.data(), message_.size());
+      if (pub_->commit(claims[i]) != PublishStatus::ok) {
+        throw std::runtime_error("shmbus: commit failed");
+      }
+    }
+    pending_.clear();
+  }
   std::uint64_t receive() override {
     // Poll a batch (one position store per batch), hand the sequences out one by one; every
     // payload is copied out as an application would.
@@ -143,25 +166,28 @@ class Stream final : public ThroughputTransport {
 
  private:
   static constexpr std::uint64_t kCapacity = 1 << 20;
-  static constexpr std::size_t kBatch = 64;
+  static constexpr std::size_t kBatch = 32;
 
+  bool single_producer_;
   std::size_t size_ = 64;
   std::string name_;
   std::optional<Publisher> pub_;
   std::optional<Subscriber> sub_;
   std::vector<std::byte> message_;
   std::vector<std::uint64_t> batch_;
+  std::vector<std::uint64_t> pending_;  // producer: sequences not yet published
+  std::vector<std::uint32_t> sizes_;
   std::size_t next_ = 0;
   std::size_t filled_ = 0;
 };
 
 }  // namespace
 
-std::unique_ptr<PingPongTransport> shmbus_pingpong_transport() {
-  return std::make_unique<PingPong>();
+std::unique_ptr<PingPongTransport> shmbus_pingpong_transport(bool single_producer) {
+  return std::make_unique<PingPong>(single_producer);
 }
-std::unique_ptr<ThroughputTransport> shmbus_throughput_transport() {
-  return std::make_unique<Stream>();
+std::unique_ptr<ThroughputTransport> shmbus_throughput_transport(bool single_producer) {
+  return std::make_unique<Stream>(single_producer);
 }
 
 }  // namespace shmbus::bench

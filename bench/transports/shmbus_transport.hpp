@@ -8,8 +8,9 @@
 namespace shmbus::bench {
 
 // Pingpong over two channels (one each way), block subscribers, zero-copy claim/commit.
-std::unique_ptr<PingPongTransport> shmbus_pingpong_transport();
+// "shmbus" uses default (multi-producer) channels, "shmbus-sp" single-producer ones.
+std::unique_ptr<PingPongTransport> shmbus_pingpong_transport(bool single_producer);
 // One channel, one producer, one block subscriber that copies each payload out.
-std::unique_ptr<ThroughputTransport> shmbus_throughput_transport();
+std::unique_ptr<ThroughputTransport> shmbus_throughput_transport(bool single_producer);
 
 }  // namespace shmbus::bench

@@ -67,6 +67,9 @@ struct ChannelOptions {
                                          // to the control segment, whose mode adds write to
                                          // every class that may read
   std::chrono::milliseconds open_timeout{2000};  // waiting for a channel being created
+  // One producer process at a time (enforced: a second publisher gets ErrorCode::busy while the
+  // first one's process lives). Claims then need no compare-and-swap.
+  bool single_producer = false;
 };
 
 // A snapshot of a channel's identity, as the creator wrote it.
@@ -75,6 +78,7 @@ struct ChannelInfo {
   std::uint64_t capacity = 0;
   std::uint32_t max_message = 0;
   std::uint64_t incarnation = 0;
+  bool single_producer = false;
 };
 
 enum class PublishStatus : std::uint8_t {
@@ -90,6 +94,8 @@ const char* to_string(Policy policy) noexcept;
 
 namespace detail {
 class ChannelMapping;
+struct ProcessId;
+class PublishClock;
 }
 
 // Space claimed in the ring. Write `size()` bytes at `data()`, then commit (or abandon) it.
@@ -115,6 +121,11 @@ class Publisher {
   ~Publisher();
 
   [[nodiscard]] PublishStatus try_claim(std::uint32_t size, Claim& claim) noexcept;
+  // Claims up to kMaxBatch records at once: one tail update and one timestamp for all of them,
+  // consecutive sequences, at most a quarter of the ring in all. Commit each claim in order.
+  static constexpr std::size_t kMaxBatch = 64;
+  [[nodiscard]] PublishStatus try_claim_batch(std::span<const std::uint32_t> sizes,
+                                              std::span<Claim> claims) noexcept;
   // Spins (then yields) while back-pressured, up to `timeout`.
   [[nodiscard]] PublishStatus claim(std::uint32_t size, Claim& claim,
                                     std::chrono::nanoseconds timeout) noexcept;
@@ -130,6 +141,9 @@ class Publisher {
 
  private:
   Publisher() = default;
+  void release_exclusive() noexcept;
+  static Result<void> take_exclusive(detail::ChannelMapping& channel,
+                                     const detail::ProcessId& self);
   std::uint64_t gate_floor() noexcept;
   std::uint64_t refresh_gate() noexcept;
   bool wait_for_gate(std::uint64_t end) noexcept;
@@ -137,8 +151,10 @@ class Publisher {
 
   std::shared_ptr<detail::ChannelMapping> channel_;
   core::RingWriter writer_;
+  std::unique_ptr<detail::PublishClock> clock_;
   std::uint64_t gate_epoch_ = UINT64_MAX;
   std::uint64_t gate_floor_ = UINT64_MAX;
+  bool exclusive_ = false;  // holds the single-producer ownership of the channel
 };
 
 struct Message {
@@ -193,6 +209,7 @@ class Subscriber {
 
  private:
   Subscriber() = default;
+  void detach() noexcept;
   bool message_ready() const noexcept;
   void after_batch(core::ReadState state, std::size_t delivered) noexcept {
     received_ += delivered;
