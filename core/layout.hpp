@@ -78,6 +78,10 @@ constexpr std::uint64_t align_frame(std::uint64_t n) noexcept {
 constexpr std::uint64_t frame_size(std::uint64_t payload) noexcept {
   return align_frame(kRecordHeaderSize + payload);
 }
+// Every record starts on a frame boundary; a position that does not came from garbage.
+constexpr bool is_frame_aligned(std::uint64_t position) noexcept {
+  return (position & (kFrameAlignment - 1)) == 0;
+}
 
 // The claim word: the next free position and the next sequence number, changed together by one
 // 16-byte compare-and-swap so that position order and sequence order are the same order.
@@ -122,6 +126,9 @@ struct RingHeader {
   // Single-producer channels: the pid and start time of the one process allowed to publish.
   std::atomic<std::uint64_t> exclusive_pid;
   std::atomic<std::uint64_t> exclusive_start_time;
+  // The end of the furthest range ever repaired as abandoned: a producer whose uncommitted claim
+  // lies before it has been skipped, and its commit says so.
+  std::atomic<std::uint64_t> repaired_through;
 
   // --- boundary hints, written by producers at lap boundaries (see kCheckpoints) ---
   alignas(kCacheLine) Checkpoint checkpoints[kCheckpoints];
@@ -138,6 +145,7 @@ static_assert(offsetof(RingHeader, name) == 80);
 static_assert(offsetof(RingHeader, ready) == 144);
 static_assert(offsetof(RingHeader, tail) == 192);
 static_assert(offsetof(RingHeader, exclusive_pid) == 208);
+static_assert(offsetof(RingHeader, repaired_through) == 224);
 static_assert(offsetof(RingHeader, checkpoints) == 256);
 static_assert(sizeof(RingHeader) == 256 + 16 * kCheckpoints);
 static_assert(sizeof(RingHeader) <= kRingDataOffset);
@@ -150,7 +158,8 @@ constexpr std::uint64_t layout_fingerprint() noexcept {
       sizeof(RecordHeader),          offsetof(RecordHeader, length),
       offsetof(RecordHeader, sequence), offsetof(RecordHeader, timestamp_ns),
       sizeof(RingHeader),            offsetof(RingHeader, tail),
-      offsetof(RingHeader, checkpoints), offsetof(RingHeader, exclusive_pid), kFrameAlignment,
+      offsetof(RingHeader, checkpoints), offsetof(RingHeader, exclusive_pid),
+      offsetof(RingHeader, repaired_through), kFrameAlignment,
       kRingDataOffset,               kCheckpoints,
       kLayoutVersion,
   };

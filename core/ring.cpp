@@ -1,4 +1,5 @@
 #include "core/ring.hpp"
+#include "core/ring_reader.hpp"
 
 #include <immintrin.h>
 
@@ -218,6 +219,7 @@ ClaimStatus RingWriter::reserve(std::uint64_t bytes, std::uint64_t count, std::u
                                        __atomic_load_n(&ring_.header->tail.next_sequence,
                                                        __ATOMIC_RELAXED)};
   for (;;) {
+    if (!is_frame_aligned(cur.position)) return ClaimStatus::corrupt;
     const std::uint64_t offset = cur.position & ring_.mask;
     pad = offset + bytes > ring_.capacity ? ring_.capacity - offset : 0;
     const std::uint64_t end = cur.position + pad + bytes;
@@ -260,6 +262,12 @@ void RingWriter::write_header(const ClaimTicket& t, std::int64_t now_ns) noexcep
 
 CommitStatus RingWriter::commit(const ClaimTicket& t) noexcept {
   RecordHeader* h = ring_.header_at(t.position);
+  // acquire: pairs with the repairer's release of repaired_through, which it stores before it
+  // rewrites any header; a repair that covered this claim (even one that could not tell where our
+  // header would be) is seen here.
+  if (ring_.header->repaired_through.load(std::memory_order_acquire) > t.position) {
+    return CommitStatus::abandoned;
+  }
   // relaxed: only this producer and a repairer write the word; a repairer moves it away from
   // "pending" only after the abandon timeout, long after any live producer has committed.
   if (h->commit.load(std::memory_order_relaxed) !=
@@ -315,7 +323,9 @@ std::optional<std::string> check_record(const RingRef& ring, std::uint64_t posit
       return std::nullopt;
     case RecordType::data:
     case RecordType::abandoned:
-      if (h.length > ring.max_message) {
+      if (h.type == static_cast<std::uint16_t>(RecordType::data) ? h.length > ring.max_message
+                                                                  : frame_size(h.length) >
+                                                                        frame_size(ring.max_message)) {
         return format("record at position %llu has length %u above the maximum %u",
                       static_cast<unsigned long long>(position), h.length, ring.max_message);
       }
@@ -331,17 +341,27 @@ std::optional<std::string> check_record(const RingRef& ring, std::uint64_t posit
 
 namespace {
 
-// A checkpoint is usable if the header it names is committed at that position and agrees with it.
-bool checkpoint_valid(const RingRef& ring, std::uint64_t pos, std::uint64_t seq,
-                      std::uint64_t claimed) noexcept {
-  if ((pos & (kFrameAlignment - 1)) != 0 || pos >= claimed || seq == 0) return false;
+// A checkpoint is usable if the header it names is committed at that position and agrees with it
+// (for padding: the record after it, at the next lap's start, carries the sequence). Read seqlock
+// style: the header may be overwritten while we look, so the commit word is checked again after.
+SHMBUS_SEQLOCK_READER bool checkpoint_valid(const RingRef& ring, std::uint64_t pos,
+                                            std::uint64_t seq, std::uint64_t claimed,
+                                            int depth = 0) noexcept {
+  if (!is_frame_aligned(pos) || pos >= claimed || seq == 0) return false;
   const RecordHeader* h = ring.header_at(pos);
   // acquire: the fields read below were written before this commit.
   if (h->commit.load(std::memory_order_acquire) != ring.committed(pos)) return false;
   RecordHeader copy;
-  std::memcpy(static_cast<void*>(&copy), h, sizeof copy);
+  racy_copy(reinterpret_cast<std::byte*>(&copy), reinterpret_cast<const std::byte*>(h),
+            sizeof copy);
+  // acquire: the copy above happened before this second look at the commit word.
+  std::atomic_thread_fence(std::memory_order_acquire);
+  if (h->commit.load(std::memory_order_relaxed) != ring.committed(pos)) return false;
   if (check_record(ring, pos, copy)) return false;
-  if (copy.type == static_cast<std::uint16_t>(RecordType::padding)) return true;
+  if (copy.type == static_cast<std::uint16_t>(RecordType::padding)) {
+    return depth == 0 &&
+           checkpoint_valid(ring, pos + kRecordHeaderSize + copy.length, seq, claimed, 1);
+  }
   return copy.sequence == seq;
 }
 

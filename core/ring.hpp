@@ -85,6 +85,7 @@ enum class ClaimStatus : std::uint8_t {
   ok,
   back_pressured,  // a gating reader has not freed the space yet; nothing was claimed
   too_large,       // payload above max_message; nothing was claimed
+  corrupt,         // the claim word holds a position no writer produces; nothing was claimed
 };
 
 enum class CommitStatus : std::uint8_t {

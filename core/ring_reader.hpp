@@ -16,10 +16,17 @@
 
 namespace shmbus::core {
 
-// Copies bytes that a producer may be overwriting at the same time. The race is by design (the copy
-// is validated afterwards, seqlock style), so ThreadSanitizer is told not to look at it.
+// Functions that read what a producer may be overwriting at the same time. The race is by design
+// (what they read is validated afterwards, seqlock style), so ThreadSanitizer is told not to look.
 #if defined(__SANITIZE_THREAD__)
-__attribute__((no_sanitize("thread"), noinline)) inline void racy_copy(
+#define SHMBUS_SEQLOCK_READER __attribute__((no_sanitize("thread"), noinline))
+#else
+#define SHMBUS_SEQLOCK_READER
+#endif
+
+// Copies bytes that a producer may be overwriting at the same time.
+#if defined(__SANITIZE_THREAD__)
+SHMBUS_SEQLOCK_READER inline void racy_copy(
     std::byte* dst, const std::byte* src, std::size_t n) noexcept {
   auto* d = reinterpret_cast<volatile unsigned char*>(dst);
   auto* s = reinterpret_cast<const volatile unsigned char*>(src);
@@ -42,7 +49,9 @@ class RingReader {
   const RingRef& ring() const noexcept { return ring_; }
 
   // Moves to a known boundary; sequences skipped are reported as lost before the next record.
+  // A misaligned position (garbage read from shared memory) is refused: the reader stays put.
   void skip_to(TailWord boundary) noexcept {
+    if (!is_frame_aligned(boundary.position)) return;
     if (boundary.next_sequence > next_sequence_) {
       pending_lost_ += boundary.next_sequence - next_sequence_;
     }
@@ -61,10 +70,11 @@ class RingReader {
   // mappings cannot repair it in place).
   void skip_stall(const StallAnalysis& a) noexcept {
     for (int i = 0; i < a.count; ++i) {
-      if (a.pieces[i].type == RecordType::padding) {
-        position_ += a.pieces[i].frame;
+      const StallPiece& p = a.pieces[i];
+      if (p.count == 0) {
+        position_ += p.bytes;
       } else {
-        skip_abandoned(a.pieces[i].frame, a.pieces[i].sequence);
+        skip_abandoned(p.bytes, p.first_sequence + p.count - 1);
       }
     }
   }
@@ -82,11 +92,15 @@ class RingReader {
   ReadState poll_inplace(OnRecord&& on_record, std::size_t max_records,
                          std::size_t& delivered) noexcept {
     delivered = 0;
+    if (!is_frame_aligned(position_)) [[unlikely]] return ReadState::corrupt;
     while (delivered < max_records) {
       const RecordHeader* h = ring_.header_at(position_);
       // acquire: pairs with the producer's release store in commit(); the fields and payload
       // read below are the ones written before it.
       if (h->commit.load(std::memory_order_acquire) != ring_.committed(position_)) {
+        // While waiting, keep asking for the line after the header: the producer writes it
+        // before the commit, so its transfer overlaps the commit line's instead of following it.
+        __builtin_prefetch(reinterpret_cast<const char*>(h) + kCacheLine);
         return ReadState::empty;
       }
       if (!valid_fields(h->type, h->length, position_)) return ReadState::corrupt;
@@ -119,46 +133,9 @@ class RingReader {
   ReadState poll_copy(OnRecord&& on_record, std::size_t max_records, std::byte* buffer,
                       std::size_t buffer_size, std::size_t& delivered) noexcept {
     delivered = 0;
-    const std::uint64_t batch_start = position_;
-    if (ring_.claimed_position() > batch_start + ring_.capacity) return ReadState::lapped;
-
-    std::uint64_t pos = batch_start;
     std::size_t used = 0;
-    std::size_t frames = 0;
-    ReadState stop = ReadState::ready;
-    while (frames < max_records) {
-      const RecordHeader* h = ring_.header_at(pos);
-      // acquire: as in poll_inplace; the copy below may still be torn by a lapping producer,
-      // which the claim check after the batch detects.
-      if (h->commit.load(std::memory_order_acquire) != ring_.committed(pos)) {
-        stop = ReadState::empty;
-        break;
-      }
-      RecordHeader copy;
-      racy_copy(reinterpret_cast<std::byte*>(&copy), reinterpret_cast<const std::byte*>(h),
-                sizeof copy);
-      if (!valid_fields(copy.type, copy.length, pos)) {
-        stop = ReadState::corrupt;  // confirmed or excused by the lap check below
-        break;
-      }
-      const std::uint64_t frame = copy.type == static_cast<std::uint16_t>(RecordType::padding)
-                                      ? kRecordHeaderSize + copy.length
-                                      : frame_size(copy.length);
-      if (used + frame > buffer_size) break;
-      racy_copy(buffer + used, reinterpret_cast<const std::byte*>(h), frame);
-      used += frame;
-      pos += frame;
-      if (copy.type != static_cast<std::uint16_t>(RecordType::padding)) ++frames;
-    }
-
-    // acquire fence: every byte copied above was read before the claim position below; if any of
-    // them came from a producer that lapped us, that producer's claim (ordered before its writes
-    // by the release fence in try_claim) is visible here.
-    std::atomic_thread_fence(std::memory_order_acquire);
-    if (__atomic_load_n(&ring_.header->tail.position, __ATOMIC_RELAXED) >
-        batch_start + ring_.capacity) {
-      return ReadState::lapped;
-    }
+    const ReadState stop = copy_batch(max_records, buffer, buffer_size, used);
+    if (stop == ReadState::lapped) return stop;
 
     // The copies are now known intact; they are still shared-memory bytes, so they are validated
     // again before they are trusted (a hostile peer may have rewritten a committed record).
@@ -190,6 +167,52 @@ class RingReader {
   }
 
  private:
+  // The copying half of poll_copy: reads frames a lapping producer may be overwriting (the race is
+  // by design and validated by the claim check at the end), so ThreadSanitizer is told not to look
+  // here; what it copies is only trusted after that check. Returns lapped, or why it stopped.
+  SHMBUS_SEQLOCK_READER ReadState copy_batch(std::size_t max_records, std::byte* buffer,
+                                             std::size_t buffer_size, std::size_t& used) noexcept {
+    const std::uint64_t batch_start = position_;
+    if (!is_frame_aligned(batch_start)) [[unlikely]] return ReadState::corrupt;
+    if (ring_.claimed_position() > batch_start + ring_.capacity) return ReadState::lapped;
+    std::uint64_t pos = batch_start;
+    std::size_t frames = 0;
+    ReadState stop = ReadState::ready;
+    while (frames < max_records) {
+      const RecordHeader* h = ring_.header_at(pos);
+      // acquire: as in poll_inplace; the copy below may still be torn by a lapping producer,
+      // which the claim check after the batch detects.
+      if (h->commit.load(std::memory_order_acquire) != ring_.committed(pos)) {
+        stop = ReadState::empty;
+        break;
+      }
+      RecordHeader copy;
+      racy_copy(reinterpret_cast<std::byte*>(&copy), reinterpret_cast<const std::byte*>(h),
+                sizeof copy);
+      if (!valid_fields(copy.type, copy.length, pos)) {
+        stop = ReadState::corrupt;  // confirmed or excused by the lap check below
+        break;
+      }
+      const std::uint64_t frame = copy.type == static_cast<std::uint16_t>(RecordType::padding)
+                                      ? kRecordHeaderSize + copy.length
+                                      : frame_size(copy.length);
+      if (used + frame > buffer_size) break;
+      racy_copy(buffer + used, reinterpret_cast<const std::byte*>(h), frame);
+      used += frame;
+      pos += frame;
+      if (copy.type != static_cast<std::uint16_t>(RecordType::padding)) ++frames;
+    }
+    // acquire fence: every byte copied above was read before the claim position below; if any of
+    // them came from a producer that lapped us, that producer's claim (ordered before its writes
+    // by the release fence after its claim) is visible here.
+    std::atomic_thread_fence(std::memory_order_acquire);
+    if (__atomic_load_n(&ring_.header->tail.position, __ATOMIC_RELAXED) >
+        batch_start + ring_.capacity) {
+      return ReadState::lapped;
+    }
+    return stop;
+  }
+
   // Bounds a header read from shared memory before anything is indexed by it.
   bool valid_fields(std::uint16_t type, std::uint32_t length,
                     std::uint64_t position) const noexcept {
@@ -199,8 +222,9 @@ class RingReader {
       case RecordType::padding:
         return std::uint64_t{length} + kRecordHeaderSize == room;
       case RecordType::data:
-      case RecordType::abandoned:
         return length <= ring_.max_message && frame_size(length) <= room;
+      case RecordType::abandoned:  // a repair may round a dead claim's length up to its frame
+        return frame_size(length) <= frame_size(ring_.max_message) && frame_size(length) <= room;
     }
     return false;
   }

@@ -1,5 +1,6 @@
 #include "core/ring_repair.hpp"
 
+#include <algorithm>
 #include <cstring>
 
 namespace shmbus::core {
@@ -36,8 +37,13 @@ std::uint64_t next_live(const RingRef& ring, std::uint64_t from, std::uint64_t l
   return limit;
 }
 
-bool fits(const RingRef& ring, std::uint64_t frame) noexcept {
-  return frame >= kRecordHeaderSize && frame <= frame_size(ring.max_message);
+// A run of `count` records fits `bytes` if each has its header and the last one's frame is a
+// legal frame (abandoned frames may reach frame_size(max_message)).
+bool fits(const RingRef& ring, std::uint64_t bytes, std::uint64_t count) noexcept {
+  if (bytes % kFrameAlignment != 0) return false;
+  if (count == 0) return bytes >= kRecordHeaderSize;
+  if (bytes < count * kRecordHeaderSize) return false;
+  return bytes - (count - 1) * kRecordHeaderSize <= frame_size(ring.max_message);
 }
 
 }  // namespace
@@ -56,20 +62,21 @@ std::optional<StallAnalysis> analyze_stall(const RingRef& ring, std::uint64_t po
     RecordHeader copy;
     std::memcpy(static_cast<void*>(&copy), h, sizeof copy);
     if (check_record(ring, position, copy) || copy.sequence != expected) return std::nullopt;
-    a.pieces[a.count++] = {position, frame_size(copy.length), RecordType::abandoned, expected};
+    a.pieces[a.count++] = {position, frame_size(copy.length), expected, 1};
     a.abandoned_sequences = 1;
     return a;
   }
+  if ((tail.position & (kFrameAlignment - 1)) != 0) return std::nullopt;  // garbage tail
 
-  // The producer died before its pending store (or a repairer died mid-way): infer the extent.
+  // The producer died before its header stores (or a repairer died mid-way): infer the extent.
   const std::uint64_t lap_end = (position | ring.mask) + 1;
   const std::uint64_t scan_limit = tail.position < lap_end ? tail.position : lap_end;
   const std::uint64_t q = next_live(ring, position, scan_limit);
   if (q < lap_end) {
     const std::uint64_t after = q == tail.position ? tail.next_sequence : sequence_at(ring, q);
-    if (after != expected + 1 || !fits(ring, q - position)) return std::nullopt;
-    a.pieces[a.count++] = {position, q - position, RecordType::abandoned, expected};
-    a.abandoned_sequences = 1;
+    if (after <= expected || !fits(ring, q - position, after - expected)) return std::nullopt;
+    a.pieces[a.count++] = {position, q - position, expected, after - expected};
+    a.abandoned_sequences = after - expected;
     return a;
   }
   // The hole reaches the lap end: continue at the next lap's start.
@@ -81,50 +88,85 @@ std::optional<StallAnalysis> analyze_stall(const RingRef& ring, std::uint64_t po
                                     : next_live(ring, lap_end, tail.position);
   }
   const std::uint64_t after = next == tail.position ? tail.next_sequence : sequence_at(ring, next);
-  if (after == expected + 1 && next == lap_end) {
-    // One claim that ended exactly at the lap end.
-    if (!fits(ring, lap_end - position)) return std::nullopt;
-    a.pieces[a.count++] = {position, lap_end - position, RecordType::abandoned, expected};
-    a.abandoned_sequences = 1;
-  } else if (after == expected + 1 && next > lap_end) {
-    // One claim with padding: the lap's end, then the record at the next lap's start.
-    if (!fits(ring, next - lap_end)) return std::nullopt;
-    a.pieces[a.count++] = {position, lap_end - position, RecordType::padding, 0};
-    a.pieces[a.count++] = {lap_end, next - lap_end, RecordType::abandoned, expected};
-    a.abandoned_sequences = 1;
-  } else if (after == expected + 2 && next > lap_end) {
-    // Two claims: one ending exactly at the lap end, one at the next lap's start.
-    if (!fits(ring, lap_end - position) || !fits(ring, next - lap_end)) return std::nullopt;
-    a.pieces[a.count++] = {position, lap_end - position, RecordType::abandoned, expected};
-    a.pieces[a.count++] = {lap_end, next - lap_end, RecordType::abandoned, expected + 1};
-    a.abandoned_sequences = 2;
+  if (after <= expected) return std::nullopt;
+  const std::uint64_t missing = after - expected;
+  if (next <= lap_end) {
+    // Claims that ended exactly at the lap end.
+    if (!fits(ring, lap_end - position, missing)) return std::nullopt;
+    a.pieces[a.count++] = {position, lap_end - position, expected, missing};
   } else {
-    return std::nullopt;
+    // Claims on both sides of the lap end (the first may be only padding). Which sequences were
+    // on which side cannot be known and does not matter: put as many as fit after the lap start.
+    const std::uint64_t before_bytes = lap_end - position;
+    const std::uint64_t after_bytes = next - lap_end;
+    const std::uint64_t after_count = std::min(missing, after_bytes / kRecordHeaderSize);
+    const std::uint64_t before_count = missing - after_count;
+    if (!fits(ring, before_bytes, before_count) || !fits(ring, after_bytes, after_count) ||
+        after_count == 0) {
+      return std::nullopt;
+    }
+    a.pieces[a.count++] = {position, before_bytes, expected, before_count};
+    a.pieces[a.count++] = {lap_end, after_bytes, expected + before_count, after_count};
   }
+  a.abandoned_sequences = missing;
   return a;
 }
 
+namespace {
+
+// Rewrites one record header as a committed padding or abandoned record, unless its producer (or
+// another repairer) got there first. Returns whether this call wrote it.
+bool repair_record(const RingRef& ring, std::uint64_t position, std::uint64_t frame,
+                   RecordType type, std::uint64_t sequence) noexcept {
+  RecordHeader* h = ring.header_at(position);
+  // acquire: a committed word means the record is final; leave it.
+  std::uint64_t seen = h->commit.load(std::memory_order_acquire);
+  if (seen == ring.committed(position)) return false;
+  // acq_rel: winning the move to "repairing" excludes the producer's commit (it checks for
+  // "pending" first) and other repairers that saw the same word.
+  const std::uint64_t repairing = commit_word(ring.key, position, kStateRepairing);
+  if (seen != repairing &&
+      !h->commit.compare_exchange_strong(seen, repairing, std::memory_order_acq_rel)) {
+    return false;
+  }
+  h->length = static_cast<std::uint32_t>(frame - kRecordHeaderSize);
+  h->type = static_cast<std::uint16_t>(type);
+  h->producer = 0;
+  h->sequence = sequence;
+  // release: readers that see the commit see the fields above.
+  h->commit.store(ring.committed(position), std::memory_order_release);
+  return true;
+}
+
+}  // namespace
+
 std::uint64_t repair_stall(const RingRef& ring, const StallAnalysis& a) noexcept {
+  if (a.count == 0) return 0;
+  // Announce the repaired range before touching a header, so that a stalled producer whose claim
+  // lies inside it learns at commit that it was skipped.
+  const StallPiece& last_piece = a.pieces[a.count - 1];
+  const std::uint64_t end = last_piece.position + last_piece.bytes;
+  // relaxed load, then acq_rel CAS: a monotonic maximum; the release orders it before the header
+  // rewrites below for a producer that acquire-loads it in commit().
+  std::uint64_t seen = ring.header->repaired_through.load(std::memory_order_relaxed);
+  while (seen < end && !ring.header->repaired_through.compare_exchange_weak(
+                           seen, end, std::memory_order_acq_rel, std::memory_order_relaxed)) {
+  }
   std::uint64_t marked = 0;
   for (int i = 0; i < a.count; ++i) {
     const StallPiece& p = a.pieces[i];
-    RecordHeader* h = ring.header_at(p.position);
-    std::uint64_t seen = h->commit.load(std::memory_order_acquire);  // acquire: see below
-    if (seen == ring.committed(p.position)) continue;  // committed meanwhile
-    // acq_rel: winning the move to "repairing" excludes the producer's commit (it checks for
-    // "pending" first) and other repairers that saw the same word.
-    const std::uint64_t repairing = commit_word(ring.key, p.position, kStateRepairing);
-    if (seen != repairing &&
-        !h->commit.compare_exchange_strong(seen, repairing, std::memory_order_acq_rel)) {
-      continue;  // the producer or another repairer moved first
+    if (p.count == 0) {
+      repair_record(ring, p.position, p.bytes, RecordType::padding, 0);
+      continue;
     }
-    h->length = static_cast<std::uint32_t>(p.frame - kRecordHeaderSize);
-    h->type = static_cast<std::uint16_t>(p.type);
-    h->producer = 0;
-    h->sequence = p.sequence;
-    if (p.type == RecordType::abandoned) ++marked;
-    // release: readers that see the commit see the fields above.
-    h->commit.store(ring.committed(p.position), std::memory_order_release);
+    // Header-only records for all but the last sequence; the last takes the rest of the run.
+    std::uint64_t pos = p.position;
+    for (std::uint64_t k = 0; k < p.count; ++k) {
+      const bool last = k + 1 == p.count;
+      const std::uint64_t frame = last ? p.position + p.bytes - pos : kRecordHeaderSize;
+      if (repair_record(ring, pos, frame, RecordType::abandoned, p.first_sequence + k)) ++marked;
+      pos += frame;
+    }
   }
   return marked;
 }

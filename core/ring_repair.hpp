@@ -5,8 +5,11 @@
 // its sequence lost) or, on a read-only mapping, skips it locally.
 //
 // What the claim covered is read from its pending header when the producer got that far; when it
-// died between the claim CAS and the pending store, from the next valid header (or the tail) and
-// the reader's expected sequence, which tells a padded claim from two claims.
+// died between the claim CAS and its header stores, from the next valid header (or the tail): the
+// hole's bytes and, by the sequence found after it and the reader's expected one, how many
+// sequences it held (a batch claim holds several). Nobody will ever read the dead claim's bytes,
+// so the repair may lay its sequences out as it likes: header-only records, the last one taking
+// the rest of the hole.
 #pragma once
 
 #include <cstdint>
@@ -17,11 +20,13 @@
 
 namespace shmbus::core {
 
+// A run of `count` abandoned records covering `bytes` from `position`, with sequences
+// first_sequence...; count 0 is padding.
 struct StallPiece {
   std::uint64_t position;
-  std::uint64_t frame;       // bytes
-  RecordType type;           // padding or abandoned
-  std::uint64_t sequence;    // 0 for padding
+  std::uint64_t bytes;
+  std::uint64_t first_sequence;
+  std::uint64_t count;
 };
 
 struct StallAnalysis {

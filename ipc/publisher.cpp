@@ -130,6 +130,7 @@ PublishStatus Publisher::try_claim_batch(std::span<const std::uint32_t> sizes,
     }
   }
   if (st == core::ClaimStatus::too_large) return PublishStatus::too_large;
+  if (st == core::ClaimStatus::corrupt) return PublishStatus::corrupt;
   // seq_cst: ordered after the claim CAS; a registration we did not see before claiming is seen
   // here (see gate_floor), and we hold the payload back until that subscriber has room.
   if (channel_->control().gate_epoch.load(std::memory_order_seq_cst) != gate_epoch_) {
@@ -204,6 +205,7 @@ const char* to_string(PublishStatus status) noexcept {
     case PublishStatus::too_large: return "message too large";
     case PublishStatus::timed_out: return "timed out";
     case PublishStatus::abandoned: return "claim abandoned";
+    case PublishStatus::corrupt: return "channel corrupt";
   }
   return "unknown";
 }

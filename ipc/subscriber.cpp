@@ -115,8 +115,9 @@ Result<Subscriber> Subscriber::open(std::string_view channel, const SubscriberOp
   core::TailWord start;
   // relaxed: the slot is ours (the CAS above acquired it).
   const std::uint64_t saved_seq = slot->next_sequence.load(std::memory_order_relaxed);
-  if (resumed && saved_seq != 0) {
-    start = core::TailWord{slot->position.load(std::memory_order_relaxed), saved_seq};
+  const std::uint64_t saved_position = slot->position.load(std::memory_order_relaxed);
+  if (resumed && saved_seq != 0 && core::is_frame_aligned(saved_position)) {
+    start = core::TailWord{saved_position, saved_seq};
   } else if (options.start == StartFrom::earliest) {
     start = core::earliest_retained(ring, margin);
   } else if (options.start == StartFrom::sequence) {
@@ -124,6 +125,12 @@ Result<Subscriber> Subscriber::open(std::string_view channel, const SubscriberOp
     sub.skip_below_ = options.start_sequence;
   } else {
     start = ring.load_tail();
+  }
+  if (!core::is_frame_aligned(start.position)) {
+    slot->owner.store(0, std::memory_order_release);  // release: hand the slot back
+    return tl::unexpected(Error{ErrorCode::corrupt,
+                                "channel '" + std::string(channel) + "': the ring's tail position " +
+                                    std::to_string(start.position) + " is not frame-aligned"});
   }
   sub.reader_ = core::RingReader(ring, start.position, start.next_sequence);
   if (!resumed) {

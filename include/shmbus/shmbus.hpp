@@ -4,7 +4,9 @@
 //   shmbus::Claim c;
 //   if (pub.try_claim(64, c) == shmbus::PublishStatus::ok) { fill(c.data(), 64); pub.commit(c); }
 //
-//   auto sub = shmbus::Subscriber::open("md.eurusd", {.policy = shmbus::Policy::block}).value();
+//   shmbus::SubscriberOptions options;
+//   options.policy = shmbus::Policy::block;
+//   auto sub = shmbus::Subscriber::open("md.eurusd", options).value();
 //   sub.poll([](const shmbus::Message& m) { handle(m.sequence, m.payload); });
 //
 // Setup calls (open, close) return Result<T>: a value or an Error whose message names the channel,
@@ -87,6 +89,7 @@ enum class PublishStatus : std::uint8_t {
   too_large,       // above the channel's max_message; nothing was claimed
   timed_out,       // a blocking call gave up; nothing was claimed
   abandoned,       // the claim was held past the abandon timeout and a peer marked it abandoned
+  corrupt,         // the channel's claim word holds garbage (a peer wrote into the ring)
 };
 
 const char* to_string(PublishStatus status) noexcept;

@@ -1,0 +1,484 @@
+// "No allocation, no lock, no system call" on the hot path (claim, write_header, commit,
+// poll_inplace, poll_copy; and Publisher::try_claim/commit, Subscriber::poll above them), proven
+// by counting: every allocation through a replaced operator new (and malloc), every system call
+// of a child process traced with ptrace between two marker calls. A lock that is never contended
+// costs no system call, so the allocation and syscall counts are what can be measured; there is
+// no lock in the code under test to take.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <sys/user.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "shmbus/shmbus.hpp"
+#include "tests/core/ring_testing.hpp"
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SHMBUS_TEST_SANITIZED 1
+#endif
+
+// ---- Counting allocations -----------------------------------------------------------------------
+
+namespace {
+std::atomic<bool> g_counting{false};
+std::atomic<std::uint64_t> g_allocations{0};
+
+void note_allocation() noexcept {
+  // relaxed: read after the counted loop by the same thread.
+  if (g_counting.load(std::memory_order_relaxed)) {
+    g_allocations.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+void* counted(std::size_t n) {
+  note_allocation();
+  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
+  throw std::bad_alloc();
+}
+void* counted(std::size_t n, std::align_val_t al) {
+  note_allocation();
+  const auto a = static_cast<std::size_t>(al);
+  if (void* p = std::aligned_alloc(a, (n + a - 1) / a * a)) return p;
+  throw std::bad_alloc();
+}
+}  // namespace
+
+void* operator new(std::size_t n) { return counted(n); }
+void* operator new[](std::size_t n) { return counted(n); }
+void* operator new(std::size_t n, std::align_val_t a) { return counted(n, a); }
+void* operator new[](std::size_t n, std::align_val_t a) { return counted(n, a); }
+void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
+  note_allocation();
+  return std::malloc(n == 0 ? 1 : n);
+}
+void* operator new[](std::size_t n, const std::nothrow_t&) noexcept {
+  note_allocation();
+  return std::malloc(n == 0 ? 1 : n);
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
+
+#if !defined(SHMBUS_TEST_SANITIZED) && defined(__GLIBC__)
+// malloc itself, for C-level allocations (the sanitizers own malloc, so only in plain builds).
+extern "C" {
+void* __libc_malloc(std::size_t);
+void* __libc_calloc(std::size_t, std::size_t);
+void* __libc_realloc(void*, std::size_t);
+void* malloc(std::size_t n) noexcept {
+  note_allocation();
+  return __libc_malloc(n);
+}
+void* calloc(std::size_t n, std::size_t size) noexcept {
+  note_allocation();
+  return __libc_calloc(n, size);
+}
+void* realloc(void* p, std::size_t n) noexcept {
+  note_allocation();
+  return __libc_realloc(p, n);
+}
+}
+#define SHMBUS_TEST_COUNTS_MALLOC 1
+#endif
+
+namespace shmbus::core {
+namespace {
+
+using ringtest::TestRing;
+
+// The hot loop shared by the tests: claims, writes and commits `count` records of sizes from a
+// fixed table, polling with an in-place and a copying reader (both gating) every few records.
+// Allocates nothing itself. Returns false if any record came back wrong.
+class HotLoop {
+ public:
+  HotLoop(RingRef ring, bool exclusive, std::byte* copy_buffer, std::size_t copy_size)
+      : writer_(ring, 7, exclusive),
+        in_place_(ring, 0, 1),
+        copying_(ring, 0, 1),
+        buffer_(copy_buffer),
+        buffer_size_(copy_size) {
+    for (std::size_t i = 0; i < sizeof source_; ++i) source_[i] = static_cast<std::byte>(i * 7);
+  }
+
+  bool run(std::uint64_t count) noexcept {
+    static constexpr std::uint32_t kSizes[] = {0, 8, 24, 64, 100, 200, 333, 512};
+    for (std::uint64_t i = 0; i < count; ++i) {
+      // Mostly single claims; every 16th a batch of three.
+      static constexpr std::uint32_t kBatch[] = {8, 24, 64};
+      const std::span<const std::uint32_t> lengths =
+          i % 16 == 15 ? std::span<const std::uint32_t>(kBatch)
+                       : std::span<const std::uint32_t>(&kSizes[i % 8], 1);
+      ClaimTicket t[3];
+      ClaimStatus st;
+      while ((st = writer_.try_claim_batch(lengths, floor(), t)) == ClaimStatus::back_pressured) {
+        poll();
+      }
+      if (st != ClaimStatus::ok) return false;
+      for (std::size_t k = 0; k < lengths.size(); ++k) {
+        writer_.write_header(t[k], static_cast<std::int64_t>(t[k].sequence));
+        std::memcpy(t[k].payload, source_, t[k].length);
+        if (writer_.commit(t[k]) != CommitStatus::ok) return false;
+        ++published_;
+      }
+      if (i % 4 == 3) poll();
+    }
+    poll();
+    return ok_ && in_place_seen_ == published_ && copied_seen_ == published_;
+  }
+
+ private:
+  std::uint64_t floor() const noexcept {
+    return std::min(in_place_.position(), copying_.position());
+  }
+  void check(const RecordView& v, std::uint64_t& seen) noexcept {
+    if (v.sequence != seen + 1 || v.lost_before != 0 ||
+        v.timestamp_ns != static_cast<std::int64_t>(v.sequence) ||
+        std::memcmp(v.payload, source_, v.length) != 0) {
+      ok_ = false;
+    }
+    seen = v.sequence;
+  }
+  void poll() noexcept {
+    std::size_t n = 0;
+    if (in_place_.poll_inplace([&](const RecordView& v) { check(v, in_place_seen_); }, 64, n) ==
+        ReadState::corrupt) {
+      ok_ = false;
+    }
+    const ReadState st = copying_.poll_copy([&](const RecordView& v) { check(v, copied_seen_); },
+                                            64, buffer_, buffer_size_, n);
+    if (st == ReadState::corrupt || st == ReadState::lapped) ok_ = false;
+  }
+
+  RingWriter writer_;
+  RingReader in_place_;
+  RingReader copying_;
+  std::byte* buffer_;
+  std::size_t buffer_size_;
+  std::byte source_[512];
+  std::uint64_t published_ = 0;
+  std::uint64_t in_place_seen_ = 0;
+  std::uint64_t copied_seen_ = 0;
+  bool ok_ = true;
+};
+
+constexpr std::uint64_t kCapacity = 1 << 16;
+constexpr std::uint32_t kMax = 1024;
+constexpr std::uint64_t kIterations = 100'000;
+
+TEST(HotPath, ClaimCommitAndPollAllocateNothing) {
+  for (const bool exclusive : {false, true}) {
+    SCOPED_TRACE(exclusive ? "exclusive writer" : "shared writer");
+    TestRing ring(kCapacity, kMax);
+    std::vector<std::byte> buffer(2 * frame_size(kMax));
+    HotLoop loop(ring.ref(), exclusive, buffer.data(), buffer.size());
+    ASSERT_TRUE(loop.run(100));  // warm up outside the count
+    g_allocations.store(0);
+    g_counting.store(true);
+    const bool ok = loop.run(kIterations);
+    g_counting.store(false);
+    EXPECT_TRUE(ok);
+    EXPECT_EQ(g_allocations.load(), 0u) << "allocations during " << kIterations << " records";
+  }
+}
+
+TEST(HotPath, AllocationCounterSeesAllocations) {
+  // The counter itself works (or the test above proves nothing).
+  g_allocations.store(0);
+  g_counting.store(true);
+  auto* p = new std::uint64_t[4];
+  std::string s(100, 'x');
+#if defined(SHMBUS_TEST_COUNTS_MALLOC)
+  void* m = std::malloc(10);
+  std::free(m);
+#endif
+  g_counting.store(false);
+  delete[] p;
+#if defined(SHMBUS_TEST_COUNTS_MALLOC)
+  EXPECT_GE(g_allocations.load(), 3u);
+#else
+  EXPECT_GE(g_allocations.load(), 2u);
+#endif
+  EXPECT_EQ(s.size(), 100u);
+}
+
+// ---- Counting system calls ----------------------------------------------------------------------
+
+#if defined(__x86_64__) && !defined(SHMBUS_TEST_SANITIZED)
+
+constexpr int kNoPtrace = 77;
+
+// The child brackets the code under test with two of these; nothing else in it calls getppid.
+void marker() { ::syscall(SYS_getppid); }
+
+struct Trace {
+  std::string skip;    // why the trace could not be taken, if it could not
+  int exit_code = -1;  // the child's; 128 + signal if it was killed
+  int markers = 0;
+  std::vector<long> calls;  // system call numbers between the markers
+};
+
+std::string describe(const std::vector<long>& calls) {
+  std::string s;
+  for (long nr : calls) s += (s.empty() ? "" : ", ") + std::to_string(nr);
+  return "system calls " + (s.empty() ? "none" : s);
+}
+
+// Runs body() in a child traced with PTRACE_SYSCALL and records every system call it enters
+// between its two marker() calls. body returns the child's exit code (0: its own checks passed).
+template <class Body>
+Trace trace_syscalls(Body body) {
+  Trace trace;
+  const pid_t child = ::fork();
+  if (child < 0) {
+    trace.skip = "fork failed";
+    return trace;
+  }
+  if (child == 0) {
+    ::alarm(60);  // a hung child dies by SIGALRM instead of hanging the test
+    if (::ptrace(PTRACE_TRACEME, 0, nullptr, nullptr) != 0) ::_exit(kNoPtrace);
+    ::raise(SIGSTOP);
+    ::_exit(body());
+  }
+  int status = 0;
+  if (::waitpid(child, &status, 0) != child || !WIFSTOPPED(status)) {
+    if (WIFEXITED(status) && WEXITSTATUS(status) == kNoPtrace) {
+      trace.skip = "ptrace(PTRACE_TRACEME) is not permitted here";
+    } else {
+      trace.skip = "the child did not stop for tracing";
+    }
+    return trace;
+  }
+  ::ptrace(PTRACE_SETOPTIONS, child, nullptr,
+           reinterpret_cast<void*>(PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL));
+  bool in_call = false;
+  long signal_to_deliver = 0;
+  for (;;) {
+    if (::ptrace(PTRACE_SYSCALL, child, nullptr, reinterpret_cast<void*>(signal_to_deliver)) != 0) {
+      trace.skip = std::string("PTRACE_SYSCALL failed: ") + std::strerror(errno);
+      ::kill(child, SIGKILL);
+      ::waitpid(child, &status, 0);
+      return trace;
+    }
+    signal_to_deliver = 0;
+    if (::waitpid(child, &status, 0) != child) break;
+    if (WIFEXITED(status)) {
+      trace.exit_code = WEXITSTATUS(status);
+      break;
+    }
+    if (WIFSIGNALED(status)) {
+      trace.exit_code = 128 + WTERMSIG(status);
+      break;
+    }
+    if (!WIFSTOPPED(status)) continue;
+    if (WSTOPSIG(status) != (SIGTRAP | 0x80)) {
+      signal_to_deliver = WSTOPSIG(status);  // not ours: pass it on
+      continue;
+    }
+    user_regs_struct regs{};
+    ::ptrace(PTRACE_GETREGS, child, nullptr, &regs);
+    // At a system call's entry the kernel has set rax to -ENOSYS; at its exit rax is the result.
+    const bool entry = !in_call && regs.rax == static_cast<unsigned long long>(-ENOSYS);
+    in_call = entry;
+    if (!entry) continue;
+    const auto nr = static_cast<long>(regs.orig_rax);
+    if (nr == SYS_getppid) {
+      ++trace.markers;
+    } else if (trace.markers == 1) {
+      trace.calls.push_back(nr);
+    }
+  }
+  return trace;
+}
+
+// The clock the publish path reads (CLOCK_REALTIME, and CLOCK_MONOTONIC on subscribers' slow
+// paths), alone: a vDSO call, unless this machine has no vDSO clock.
+Trace trace_clock() {
+  return trace_syscalls([] {
+    timespec ts{};
+    marker();
+    for (int i = 0; i < 1000; ++i) {
+      ::clock_gettime(CLOCK_REALTIME, &ts);
+      ::clock_gettime(CLOCK_MONOTONIC, &ts);
+    }
+    marker();
+    return 0;
+  });
+}
+
+TEST(HotPath, TracingSeesTheSystemCallsOfTheChild) {
+  // The tracer itself works (or the zero counts below prove nothing).
+  const Trace t = trace_syscalls([] {
+    marker();
+    (void)::getpid();
+    (void)::syscall(SYS_getuid);
+    marker();
+    return 0;
+  });
+  if (!t.skip.empty()) GTEST_SKIP() << t.skip;
+  EXPECT_EQ(t.exit_code, 0);
+  EXPECT_EQ(t.markers, 2);
+  EXPECT_EQ(t.calls, (std::vector<long>{SYS_getpid, SYS_getuid}));
+}
+
+TEST(HotPath, RingClaimCommitAndPollMakeNoSystemCall) {
+  for (const bool exclusive : {false, true}) {
+    SCOPED_TRACE(exclusive ? "exclusive writer" : "shared writer");
+    const Trace t = trace_syscalls([exclusive] {
+      // A shared mapping, as a channel has.
+      void* mem = ::mmap(nullptr, ring_segment_size(kCapacity), PROT_READ | PROT_WRITE,
+                         MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+      if (mem == MAP_FAILED) return 2;
+      format_ring(mem, ringtest::params(kCapacity, kMax));
+      std::vector<std::byte> buffer(2 * frame_size(kMax));
+      HotLoop loop(RingRef::attach(mem), exclusive, buffer.data(), buffer.size());
+      if (!loop.run(100)) return 3;
+      marker();
+      const bool ok = loop.run(kIterations);
+      marker();
+      return ok ? 0 : 1;
+    });
+    if (!t.skip.empty()) GTEST_SKIP() << t.skip;
+    EXPECT_EQ(t.exit_code, 0) << "the child's own checks failed";
+    EXPECT_EQ(t.markers, 2);
+    EXPECT_TRUE(t.calls.empty()) << t.calls.size() << " during " << kIterations
+                                 << " records: " << describe(t.calls);
+  }
+}
+
+// Publisher::try_claim + commit and Subscriber::poll (one block and one drop subscriber) over a
+// real channel in POSIX shared memory.
+int publish_and_poll(const std::string& name, bool single_producer) {
+  (void)shmbus::remove_channel(name);
+  shmbus::ChannelOptions options;
+  options.capacity = 1 << 20;
+  options.max_message = kMax;
+  options.single_producer = single_producer;
+  auto pub = shmbus::Publisher::open(name, options);
+  if (!pub) return 2;
+  shmbus::SubscriberOptions block_options;
+  block_options.policy = shmbus::Policy::block;
+  shmbus::SubscriberOptions drop_options;
+  drop_options.policy = shmbus::Policy::drop;
+  auto block = shmbus::Subscriber::open(name, block_options);
+  auto drop = shmbus::Subscriber::open(name, drop_options);
+  if (!block || !drop) return 3;
+  std::byte source[512] = {};
+  std::uint64_t published = 0;
+  std::uint64_t last_block = 0;
+  std::uint64_t last_drop = 0;
+  bool ok = true;
+  auto on_block = [&](const shmbus::Message& m) {
+    if (m.sequence != last_block + 1 || m.lost_before != 0) ok = false;
+    last_block = m.sequence;
+  };
+  auto on_drop = [&](const shmbus::Message& m) {
+    if (m.sequence <= last_drop) ok = false;
+    last_drop = m.sequence;
+  };
+  auto round = [&](std::uint64_t count) {
+    static constexpr std::uint32_t kSizes[] = {0, 8, 24, 64, 100, 200, 333, 512};
+    static constexpr std::uint32_t kBatch[] = {8, 24, 64};
+    for (std::uint64_t i = 0; i < count; ++i) {
+      // Mostly single claims; every 16th a batch of three.
+      const std::span<const std::uint32_t> sizes =
+          i % 16 == 15 ? std::span<const std::uint32_t>(kBatch)
+                       : std::span<const std::uint32_t>(&kSizes[i % 8], 1);
+      shmbus::Claim c[3];
+      shmbus::PublishStatus st;
+      while ((st = pub->try_claim_batch(sizes, c)) == shmbus::PublishStatus::back_pressured) {
+        block->poll(on_block);
+      }
+      if (st != shmbus::PublishStatus::ok) ok = false;
+      if (st != shmbus::PublishStatus::ok) return;
+      for (std::size_t k = 0; k < sizes.size(); ++k) {
+        std::memcpy(c[k].data(), source, c[k].size());
+        if (pub->commit(c[k]) != shmbus::PublishStatus::ok) ok = false;
+        ++published;
+      }
+      if (i % 4 == 3) {
+        block->poll(on_block);
+        drop->poll(on_drop);
+      }
+    }
+    // Drain, including polls that find nothing (the subscribers' idle bookkeeping).
+    for (int i = 0; i < 3000; ++i) {
+      block->poll(on_block);
+      drop->poll(on_drop);
+    }
+  };
+  round(3000);  // warm up: registration, gate caches, first stall checks
+  marker();
+  round(kIterations);
+  marker();
+  ok = ok && last_block == published && last_drop == published &&
+       block->status() == shmbus::PollStatus::ok && drop->status() == shmbus::PollStatus::ok;
+  const bool removed = shmbus::remove_channel(name).has_value();
+  return ok && removed ? 0 : 1;
+}
+
+TEST(HotPath, PublisherAndSubscriberHotPathsMakeNoSystemCall) {
+  const Trace clock = trace_clock();
+  if (!clock.skip.empty()) GTEST_SKIP() << clock.skip;
+  if (!clock.calls.empty()) {
+    GTEST_SKIP() << "clock_gettime is a system call on this machine (no vDSO clock: "
+                 << describe(clock.calls) << "), so the publish path cannot avoid one";
+  }
+  for (const bool single_producer : {false, true}) {
+    SCOPED_TRACE(single_producer ? "single-producer channel" : "multi-producer channel");
+    const std::string name =
+        "hotpath." + std::to_string(::getpid()) + (single_producer ? ".sp" : ".mp");
+    const Trace t = trace_syscalls([&] { return publish_and_poll(name, single_producer); });
+    (void)shmbus::remove_channel(name);  // in case the child died before removing it
+    if (!t.skip.empty()) GTEST_SKIP() << t.skip;
+    EXPECT_EQ(t.exit_code, 0) << "the child's own checks failed";
+    EXPECT_EQ(t.markers, 2);
+    EXPECT_TRUE(t.calls.empty()) << t.calls.size() << " during " << kIterations
+                                 << " messages: " << describe(t.calls);
+  }
+}
+
+#else
+
+TEST(HotPath, RingClaimCommitAndPollMakeNoSystemCall) {
+#if defined(SHMBUS_TEST_SANITIZED)
+  GTEST_SKIP() << "sanitizer builds intercept calls and add their own system calls (shadow "
+                  "memory, reports), and ptrace under them is unreliable; the plain build runs "
+                  "this check";
+#else
+  GTEST_SKIP() << "the syscall trace reads x86-64 registers";
+#endif
+}
+
+TEST(HotPath, PublisherAndSubscriberHotPathsMakeNoSystemCall) {
+#if defined(SHMBUS_TEST_SANITIZED)
+  GTEST_SKIP() << "sanitizer builds intercept calls and add their own system calls (shadow "
+                  "memory, reports), and ptrace under them is unreliable; the plain build runs "
+                  "this check";
+#else
+  GTEST_SKIP() << "the syscall trace reads x86-64 registers";
+#endif
+}
+
+#endif
+
+}  // namespace
+}  // namespace shmbus::core

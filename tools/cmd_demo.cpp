@@ -1,0 +1,336 @@
+// shmbus demo: a live channel in one command. The processes are demo_roles() (a publisher, a
+// block and a drop subscriber), each forked from here; this file starts them in order, prints
+// their stats every 200 ms from the shared board they report on, and judges them at the end.
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <memory>
+#include <new>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include "tools/commands.hpp"
+#include "tools/demo_payload.hpp"
+#include "tools/demo_roles.hpp"
+#include "tools/pacer.hpp"
+#include "tools/signals.hpp"
+
+namespace shmbus::tools {
+namespace {
+
+// A small ring, so that the drop subscriber's pauses let the publisher lap it.
+constexpr std::uint64_t kDemoCapacity = 64 << 10;
+constexpr std::uint32_t kDemoMaxMessage = 1024;
+static_assert(kDemoMaxPayload <= kDemoMaxMessage);
+
+constexpr std::int64_t kStatsIntervalNs = 200'000'000;
+constexpr std::int64_t kReadyTimeoutNs = 5'000'000'000;
+constexpr std::int64_t kKillGraceNs = 5'000'000'000;  // after a stop request, before SIGKILL
+
+// The board, in an anonymous shared mapping that every forked process inherits.
+class SharedBoard {
+ public:
+  SharedBoard() {
+    void* p =
+        mmap(nullptr, sizeof(DemoBoard), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (p != MAP_FAILED) board_ = new (p) DemoBoard();
+  }
+  ~SharedBoard() {
+    if (board_ == nullptr) return;
+    board_->~DemoBoard();
+    munmap(board_, sizeof(DemoBoard));
+  }
+  SharedBoard(const SharedBoard&) = delete;
+  SharedBoard& operator=(const SharedBoard&) = delete;
+
+  DemoBoard* get() const noexcept { return board_; }
+
+ private:
+  DemoBoard* board_ = nullptr;
+};
+
+// Removes the demo's channel however run_demo returns (forked processes leave with _exit and
+// never get here).
+struct ChannelRemover {
+  std::string channel;
+  ~ChannelRemover() { (void)remove_channel(channel); }
+};
+
+struct Child {
+  const DemoRole* role = nullptr;
+  RoleReport* report = nullptr;
+  pid_t pid = -1;
+  bool running = false;
+  int exit_code = -1;  // 128 + N if killed by signal N
+};
+
+class DemoRun {
+ public:
+  DemoRun(const DemoConfig& cfg, DemoBoard& board, std::FILE* out)
+      : cfg_(cfg), board_(board), out_(out) {}
+
+  // Starts every role of `kind`; false if one could not be forked.
+  bool start(RoleKind kind) {
+    for (Child& c : children_) {
+      if (c.role->kind != kind) continue;
+      std::fflush(nullptr);  // nothing buffered here is written again by the child
+      c.pid = fork();
+      if (c.pid < 0) {
+        fmt::print(stderr, "shmbus demo: fork: {}\n", std::strerror(errno));
+        return false;
+      }
+      if (c.pid == 0) run_child(c);
+      c.running = true;
+    }
+    return true;
+  }
+
+  // Waits until every sink has attached; false if one failed or took too long.
+  bool wait_sinks_ready() {
+    const std::int64_t deadline = monotonic_now_ns() + kReadyTimeoutNs;
+    for (;;) {
+      reap();
+      bool all_ready = true;
+      for (const Child& c : children_) {
+        if (c.role->kind != RoleKind::sink) continue;
+        // relaxed: a progress flag; the sink's attachment happened in its own process.
+        const RoleState st = c.report->state.load(std::memory_order_relaxed);
+        if (st == RoleState::failed || !c.running) return false;
+        all_ready = all_ready && st == RoleState::ready;
+      }
+      if (all_ready) return true;
+      if (monotonic_now_ns() >= deadline || stop_requested()) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  }
+
+  // Prints stats every 200 ms until every child has exited. Asks them to stop (and in the end
+  // kills them) on SIGINT/SIGTERM or when they take far longer than the rate says they should.
+  void watch() {
+    // Three times as long as the rate says, plus 30 s; capped at a year so nothing overflows.
+    const double expected_ns = static_cast<double>(cfg_.messages) / cfg_.rate * 1e9;
+    const std::int64_t deadline =
+        start_ns_ + static_cast<std::int64_t>(std::min(3 * expected_ns + 30e9, 3.2e16));
+    std::int64_t stop_asked_ns = 0;
+    std::int64_t next_stats = start_ns_ + kStatsIntervalNs;
+    while (reap() > 0) {
+      const std::int64_t now = monotonic_now_ns();
+      if (stop_asked_ns == 0 && (stop_requested() || now >= deadline)) {
+        fmt::print(out_, "demo: {}; stopping\n", stop_requested() ? "interrupted" : "too slow");
+        board_.stop.store(1, std::memory_order_relaxed);  // relaxed: a polled flag
+        stop_asked_ns = now;
+      }
+      if (stop_asked_ns != 0 && now - stop_asked_ns > kKillGraceNs) {
+        for (const Child& c : children_) {
+          if (c.running) kill(c.pid, SIGKILL);
+        }
+      }
+      if (now >= next_stats) {
+        print_stats(now);
+        next_stats += kStatsIntervalNs;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    print_stats(monotonic_now_ns());
+    end_ns_ = monotonic_now_ns();
+  }
+
+  // Asks everything still running to stop and waits for it.
+  void abort() {
+    board_.stop.store(1, std::memory_order_relaxed);  // relaxed: a polled flag
+    watch();
+  }
+
+  // Prints the summary table; true if every process passed.
+  bool judge() {
+    const DemoTotals totals{cfg_.messages, published()};
+    const double seconds =
+        static_cast<double>(std::max<std::int64_t>(end_ns_ - start_ns_, 1)) / 1e9;
+    fmt::print(out_, "\npublished {} of {} messages in {:.2f} s ({} msg/s), channel {} ({})\n\n",
+               totals.published, totals.expected, seconds,
+               human_count(static_cast<double>(totals.published) / seconds), cfg_.channel,
+               human_bytes(static_cast<double>(kDemoCapacity)));
+    fmt::print(out_, "{:<10} {:<7} {:>10} {:>10} {:>10} {:>14} {:>9}  {}\n", "process", "policy",
+               "received", "lost", "recv+lost", "checksum_fail", "in_order", "result");
+    bool pass = true;
+    for (const Child& c : children_) {
+      std::string why = c.role->verdict(*c.report, totals);
+      if (why.empty() && c.exit_code != 0) why = fmt::format("exit code {}", c.exit_code);
+      pass = pass && why.empty();
+      const RoleReport& r = *c.report;
+      if (c.role->kind == RoleKind::sink) {
+        fmt::print(out_, "{:<10} {:<7} {:>10} {:>10} {:>10} {:>14} {:>9}  {}\n", c.role->name,
+                   c.role->policy, r.count.load(), r.lost.load(), r.count.load() + r.lost.load(),
+                   r.bad_payloads.load(), r.order_errors.load() == 0 ? "yes" : "no",
+                   why.empty() ? "ok" : "FAIL: " + why);
+      } else if (!why.empty()) {
+        fmt::print(out_, "{:<10} FAIL: {}\n", c.role->name, why);
+      }
+    }
+    return pass;
+  }
+
+  void add(const DemoRole& role, RoleReport& report) { children_.push_back(Child{&role, &report}); }
+  void mark_start() { start_ns_ = end_ns_ = monotonic_now_ns(); }
+
+ private:
+  [[noreturn]] void run_child(Child& c) {
+    int code = 1;
+    try {
+      code = c.role->body(cfg_, board_, *c.report);
+    } catch (const std::exception& e) {
+      fmt::print(stderr, "shmbus demo: {}: {}\n", c.role->name, e.what());
+    } catch (...) {
+    }
+    // relaxed: read by the parent after waitpid().
+    c.report->state.store(code == 0 ? RoleState::done : RoleState::failed,
+                          std::memory_order_relaxed);
+    std::fflush(nullptr);
+    _exit(code);
+  }
+
+  // Collects exited children; returns how many still run. Marks the sources' end on the board.
+  std::size_t reap() {
+    std::size_t running = 0, sources_running = 0;
+    for (Child& c : children_) {
+      if (!c.running) continue;
+      int status = 0;
+      if (waitpid(c.pid, &status, WNOHANG) == c.pid) {
+        c.running = false;
+        c.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        continue;
+      }
+      ++running;
+      if (c.role->kind == RoleKind::source) ++sources_running;
+    }
+    if (sources_running == 0 && sources_started()) {
+      board_.sources_exited.store(1, std::memory_order_relaxed);  // relaxed: a polled flag
+    }
+    return running;
+  }
+
+  bool sources_started() const {
+    for (const Child& c : children_) {
+      if (c.role->kind == RoleKind::source && c.pid > 0) return true;
+    }
+    return false;
+  }
+
+  std::uint64_t published() const {
+    std::uint64_t n = 0;
+    for (const Child& c : children_) {
+      // relaxed: statistics (see RoleReport).
+      if (c.role->kind == RoleKind::source) n += c.report->count.load(std::memory_order_relaxed);
+    }
+    return n;
+  }
+
+  void print_stats(std::int64_t now) {
+    const std::uint64_t pub = published();
+    std::string line = fmt::format("{:6.1f} s  published {:>9}", (now - start_ns_) / 1e9, pub);
+    for (const Child& c : children_) {
+      if (c.role->kind != RoleKind::sink) continue;
+      const RoleReport& r = *c.report;
+      // relaxed: statistics (see RoleReport).
+      const std::uint64_t last = r.last_sequence.load(std::memory_order_relaxed);
+      fmt::format_to(std::back_inserter(line), " | {}: recv {:>9} lost {:>8} lag {:>6}",
+                     c.role->name, r.count.load(std::memory_order_relaxed),
+                     r.lost.load(std::memory_order_relaxed), pub > last ? pub - last : 0);
+    }
+    fmt::print(out_, "{}\n", line);
+    std::fflush(out_);
+  }
+
+  const DemoConfig& cfg_;
+  DemoBoard& board_;
+  std::FILE* out_;
+  std::vector<Child> children_;
+  std::int64_t start_ns_ = 0;
+  std::int64_t end_ns_ = 0;
+};
+
+}  // namespace
+
+int run_demo(const DemoOptions& o, std::FILE* out) {
+  install_stop_handlers();
+  const std::vector<DemoRole> roles = demo_roles();
+  if (roles.size() > kMaxDemoRoles || o.rate <= 0) {
+    fmt::print(stderr, "shmbus demo: needs a positive rate and at most {} processes\n",
+               kMaxDemoRoles);
+    return kExitFailure;
+  }
+  const DemoConfig cfg{fmt::format("demo.{}", getpid()), o.messages, o.rate};
+  (void)remove_channel(cfg.channel);  // a leftover of an earlier process with our pid
+  ChannelOptions channel;
+  channel.capacity = kDemoCapacity;
+  channel.max_message = kDemoMaxMessage;
+  if (auto created = Publisher::open(cfg.channel, channel); !created) {
+    fmt::print(stderr, "shmbus demo: {}\n", created.error().message);
+    return kExitFailure;
+  }
+  ChannelRemover remover{cfg.channel};
+  SharedBoard shared;
+  if (shared.get() == nullptr) {
+    fmt::print(stderr, "shmbus demo: mmap: {}\n", std::strerror(errno));
+    return kExitFailure;
+  }
+
+  DemoRun run(cfg, *shared.get(), out);
+  for (std::size_t i = 0; i < roles.size(); ++i) run.add(roles[i], shared.get()->reports[i]);
+  fmt::print(out, "demo: channel {} ({} ring), {} messages of {}..{} bytes at {} msg/s\n",
+             cfg.channel, human_bytes(static_cast<double>(kDemoCapacity)), cfg.messages,
+             kDemoMinPayload, kDemoMaxPayload, human_count(cfg.rate));
+  for (const DemoRole& role : roles) fmt::print(out, "  {:<10} {}\n", role.name, role.about);
+  run.mark_start();
+  if (!run.start(RoleKind::sink) || !run.wait_sinks_ready()) {
+    if (!stop_requested()) fmt::print(stderr, "shmbus demo: the subscribers did not start\n");
+    run.abort();
+    return stop_requested() ? 128 + stop_signal() : kExitFailure;
+  }
+  run.mark_start();
+  if (!run.start(RoleKind::source)) {
+    run.abort();
+    return kExitFailure;
+  }
+  run.watch();
+  const bool pass = run.judge();
+  if (stop_requested()) {
+    fmt::print(out, "\ndemo: interrupted\n");
+    return 128 + stop_signal();
+  }
+  fmt::print(out, "\ndemo: {}\n", pass ? "PASS" : "FAIL");
+  return pass ? kExitOk : kExitFailure;
+}
+
+void add_demo_command(CLI::App& app) {
+  auto o = std::make_shared<DemoOptions>();
+  CLI::App* sub = app.add_subcommand(
+      "demo",
+      "Run a live channel: a publisher, a block and a drop subscriber, live stats, checks");
+  sub->add_option("--messages", o->messages, "Messages to publish")
+      ->capture_default_str()
+      ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{UINT64_MAX}));
+  sub->add_option("--rate", o->rate, "Publishing rate, messages per second")
+      ->capture_default_str()
+      ->check(CLI::Range(1e-3, 1e10));
+  sub->footer(
+      "Every message carries its sequence and a checksum. Exit 0 only if the block subscriber "
+      "received every message once, in order, intact, and the drop subscriber's received + "
+      "lost equals the published count with no bad message. The channel (demo.<pid>) is "
+      "removed at the end.");
+  sub->callback([o] {
+    const int code = run_demo(*o, stdout);
+    if (code != kExitOk) throw CLI::RuntimeError(code);
+  });
+}
+
+}  // namespace shmbus::tools

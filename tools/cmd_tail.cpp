@@ -1,0 +1,191 @@
+// shmbus tail: prints the records of a channel as they arrive, one line each.
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstring>
+#include <memory>
+#include <string>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include "tools/commands.hpp"
+#include "tools/pacer.hpp"
+#include "tools/signals.hpp"
+
+namespace shmbus::tools {
+namespace {
+
+// Sleep slice while idle: short enough that a stop request is seen promptly.
+constexpr std::int64_t kIdleSliceNs = 100'000'000;
+
+// Writes whole lines and flushes each one (tail feeds pipelines). Remembers the first failure;
+// after it nothing more is written.
+class LineWriter {
+ public:
+  explicit LineWriter(std::FILE* out) : out_(out) {}
+
+  void write(const std::string& line) noexcept {
+    if (error_ != 0) return;
+    if (std::fwrite(line.data(), 1, line.size(), out_) != line.size() ||
+        std::fputc('\n', out_) == EOF || std::fflush(out_) != 0) {
+      error_ = errno != 0 ? errno : EIO;
+    }
+  }
+  void fail(int error) noexcept {
+    if (error_ == 0) error_ = error;
+  }
+  int error() const noexcept { return error_; }
+
+ private:
+  std::FILE* out_;
+  int error_ = 0;
+};
+
+SubscriberOptions subscriber_options(const TailOptions& o) {
+  SubscriberOptions so;
+  so.policy = o.policy;
+  so.start = o.start;
+  so.start_sequence = o.start_sequence;
+  so.name = o.name;
+  return so;
+}
+
+}  // namespace
+
+int run_tail(const TailOptions& o, std::FILE* out) {
+  install_stop_handlers();
+  std::signal(SIGPIPE, SIG_IGN);  // a closed pipe is an EPIPE from fwrite, handled below
+  auto sub = Subscriber::open(o.channel, subscriber_options(o));
+  if (!sub) {
+    fmt::print(stderr, "shmbus tail: {}\n", sub.error().message);
+    return kExitFailure;
+  }
+
+  LineWriter writer(out);
+  std::uint64_t printed = 0;
+  auto on_message = [&](const Message& m) noexcept {
+    try {
+      if (m.lost_before > 0) writer.write(lost_line(m.lost_before, m.sequence, o.format));
+      writer.write(record_line(m, o.format));
+    } catch (...) {  // formatting allocates; poll() must not see an exception
+      writer.fail(ENOMEM);
+    }
+    ++printed;
+  };
+
+  std::string reported_error;
+  std::int64_t idle_since = monotonic_now_ns();
+  for (;;) {
+    if (o.count && printed >= *o.count) return kExitOk;
+    if (stop_requested()) return kExitOk;
+    std::uint64_t batch = 256;
+    if (o.count) batch = std::min(batch, *o.count - printed);
+    const std::size_t n = sub->poll(on_message, static_cast<std::size_t>(batch));
+
+    if (writer.error() == EPIPE) return kExitOk;  // the reader went away: a normal end
+    if (writer.error() != 0) {
+      fmt::print(stderr, "shmbus tail: writing output: {}\n", std::strerror(writer.error()));
+      return kExitFailure;
+    }
+    if (sub->status() == PollStatus::evicted) {
+      fmt::print(stderr, "shmbus tail: channel '{}': this subscriber was evicted\n", o.channel);
+      return kExitFailure;
+    }
+    if (sub->status() == PollStatus::corrupt && sub->last_error() != reported_error) {
+      reported_error = sub->last_error();
+      fmt::print(stderr, "shmbus tail: warning: {}\n", reported_error);
+    }
+
+    const std::int64_t now = monotonic_now_ns();
+    if (n > 0) {
+      idle_since = now;
+      continue;
+    }
+    std::int64_t slice = kIdleSliceNs;
+    if (o.timeout_ms) {
+      const std::int64_t remaining = idle_since + *o.timeout_ms * 1'000'000 - now;
+      if (remaining <= 0) {
+        fmt::print(stderr, "shmbus tail: channel '{}': no message for {} ms\n", o.channel,
+                   *o.timeout_ms);
+        return kExitTimedOut;
+      }
+      slice = std::min(slice, remaining);
+    }
+    sub->wait(std::chrono::nanoseconds(slice));
+  }
+}
+
+void add_tail_command(CLI::App& app) {
+  struct State {
+    TailOptions options;
+    std::string policy = "drop";
+    std::string format = "text";
+    std::string from = "latest";
+    std::uint64_t count = 0;
+    std::int64_t timeout_ms = 0;
+  };
+  auto s = std::make_shared<State>();
+  CLI::App* sub = app.add_subcommand("tail", "Print a channel's messages as they arrive");
+  sub->add_option("channel", s->options.channel, "Channel name")->required();
+  sub->add_option("--policy", s->policy,
+                  "block: lossless, but slows the producers if tail falls behind; drop (the "
+                  "default): never slows the producers, reports lost messages")
+      ->transform(CLI::IsMember({"block", "drop"}, CLI::ignore_case));
+  sub->add_option("--from", s->from,
+                  "Where to start: earliest (oldest message still in the ring), latest (the "
+                  "next message published; the default) or a sequence number")
+      ->check(
+          [](const std::string& v) -> std::string {
+            if (v == "earliest" || v == "latest") return {};
+            char* end = nullptr;
+            errno = 0;
+            const unsigned long long seq = std::strtoull(v.c_str(), &end, 10);
+            if (v.empty() || *end != '\0' || errno != 0 || seq == 0 || v[0] == '-') {
+              return "expected earliest, latest or a sequence number >= 1, got '" + v + "'";
+            }
+            return {};
+          },
+          "earliest|latest|SEQ");
+  CLI::Option* count =
+      sub->add_option("--count", s->count, "Exit (code 0) after printing N messages")
+          ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{UINT64_MAX}));
+  sub->add_option("--format", s->format,
+                  "text (the default): seq=N time=ISO-8601 size=B payload (printable text, else "
+                  "0x+hex; first 64 bytes); json: one object per line with seq, time_ns, time, "
+                  "size, lost_before, payload_hex")
+      ->transform(CLI::IsMember({"text", "json"}, CLI::ignore_case));
+  sub->add_option("--name", s->options.name,
+                  "Subscriber name: a named subscriber resumes where the last one of that name "
+                  "stopped");
+  CLI::Option* timeout =
+      sub->add_option("--timeout-ms", s->timeout_ms,
+                      "Exit with code 2 if no message arrives for this long (default: wait "
+                      "forever)")
+          ->check(CLI::Range(std::int64_t{0}, kMaxTimeoutMs));
+  sub->footer(
+      "Lost messages (drop policy) are announced before the next message received: '# lost N "
+      "messages before seq=S' (json: {\"lost\":N,\"before_seq\":S}).\n"
+      "Every line is flushed. SIGINT/SIGTERM end tail cleanly (exit 0).\n"
+      "Exit: 0 done; 1 error; 2 bad arguments or --timeout-ms expired.");
+  sub->callback([s, count, timeout] {
+    TailOptions& o = s->options;
+    o.policy = s->policy == "block" ? Policy::block : Policy::drop;
+    o.format = s->format == "json" ? RecordFormat::json : RecordFormat::text;
+    if (count->count() > 0) o.count = s->count;
+    if (timeout->count() > 0) o.timeout_ms = s->timeout_ms;
+    if (s->from == "earliest") {
+      o.start = StartFrom::earliest;
+    } else if (s->from == "latest") {
+      o.start = StartFrom::latest;
+    } else {
+      o.start = StartFrom::sequence;
+      o.start_sequence = std::strtoull(s->from.c_str(), nullptr, 10);
+    }
+    const int code = run_tail(o, stdout);
+    if (code != kExitOk) throw CLI::RuntimeError(code);
+  });
+}
+
+}  // namespace shmbus::tools

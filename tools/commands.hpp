@@ -1,0 +1,90 @@
+// The subcommands of the `shmbus` command. Each one is three things:
+//   - an options struct: everything the command line can say, with the documented defaults;
+//   - run_X(options, ...): does the work and returns the process exit code; tests call it directly;
+//   - add_X_command(app): registers the subcommand with CLI11 and runs run_X when it is chosen.
+// Run functions never throw. They print errors to stderr prefixed "shmbus X: ".
+//
+// Exit codes: 0 success; 1 a runtime error (the channel cannot be opened, a publish timed out, the
+// demo's checks failed); 2 invalid arguments (CLI11) or, for tail, --timeout-ms without a message.
+#pragma once
+
+#include <cstdint>
+#include <cstdio>
+#include <optional>
+#include <span>
+#include <string>
+
+#include "shmbus/shmbus.hpp"
+#include "tools/format.hpp"
+
+namespace CLI {
+class App;
+}
+
+namespace shmbus::tools {
+
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitFailure = 1;
+inline constexpr int kExitUsage = 2;
+inline constexpr int kExitTimedOut = 2;
+
+// The largest --timeout-ms accepted (about 31 years), so that deadlines in nanoseconds never
+// overflow.
+inline constexpr std::int64_t kMaxTimeoutMs = 1'000'000'000'000;
+
+// --- shmbus pub CHANNEL -------------------------------------------------------------------------
+
+struct PubOptions {
+  std::string channel;
+  // Generated messages (--count N --size B); without a count, each line of the input (without its
+  // newline) is one message.
+  std::optional<std::uint64_t> count;
+  std::uint32_t size = 64;  // at least 8: the counter
+  double rate = 0;          // messages per second; 0: as fast as possible
+  // Used only if the channel does not exist yet. max_message: nullopt means 64 KiB, or less if
+  // the capacity allows less (capacity / 4 - 32).
+  std::uint64_t capacity = 4 << 20;
+  std::optional<std::uint32_t> max_message;
+  std::int64_t timeout_ms = 5000;  // how long one message may wait for back-pressure to clear
+  bool quiet = false;              // no summary line on stderr
+};
+
+// The generated payload for message `counter` (1, 2, ...): bytes 0-7 hold the counter, little
+// endian; byte i >= 8 holds (counter + i) mod 256. Bytes past out.size() are not written, so a
+// payload shorter than 8 bytes holds the low bytes of the counter.
+void fill_generated_payload(std::span<std::byte> out, std::uint64_t counter) noexcept;
+
+// Publishes `options.count` generated messages, or else one message per line of `input`.
+int run_pub(const PubOptions& options, std::FILE* input);
+void add_pub_command(CLI::App& app);
+
+// --- shmbus tail CHANNEL ------------------------------------------------------------------------
+
+struct TailOptions {
+  std::string channel;
+  Policy policy = Policy::drop;  // a diagnostic tool never slows producers unless asked to
+  StartFrom start = StartFrom::latest;
+  std::uint64_t start_sequence = 0;    // with StartFrom::sequence
+  std::optional<std::uint64_t> count;  // exit 0 after this many records
+  RecordFormat format = RecordFormat::text;
+  std::string name;  // a named subscriber resumes where the last one of that name stopped
+  std::optional<std::int64_t> timeout_ms;  // exit 2 after this long without a message
+};
+
+// Prints each record to `out` (one line each, flushed), until count, timeout, SIGINT or SIGTERM.
+int run_tail(const TailOptions& options, std::FILE* out);
+void add_tail_command(CLI::App& app);
+
+// --- shmbus demo --------------------------------------------------------------------------------
+
+struct DemoOptions {
+  std::uint64_t messages = 200'000;
+  double rate = 100'000;  // messages per second
+};
+
+// Runs the multi-process demo on a fresh channel demo.<pid>; prints progress and the summary table
+// to `out`. Returns 0 only if every process's checks passed.
+int run_demo(const DemoOptions& options, std::FILE* out);
+void add_demo_command(CLI::App& app);
+
+}  // namespace shmbus::tools

@@ -1,0 +1,184 @@
+#include "tools/demo_roles.hpp"
+
+#include <chrono>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "shmbus/shmbus.hpp"
+#include "tools/demo_payload.hpp"
+#include "tools/pacer.hpp"
+#include "tools/signals.hpp"
+
+namespace shmbus::tools {
+namespace {
+
+constexpr auto kPublishTimeout = std::chrono::seconds(5);
+constexpr auto kIdleSlice = std::chrono::milliseconds(100);
+// A sink that has seen nothing for this long after every source exited stops waiting.
+constexpr std::int64_t kGiveUpIdleNs = 1'000'000'000;
+// The drop subscriber's pauses. At 100k msg/s of 16..512 bytes the 64 KiB ring holds about 2 ms
+// of messages, so a 3 ms pause gets it lapped every time (a 1 ms pause only now and then).
+constexpr std::uint64_t kDropPauseEvery = 1000;
+constexpr auto kDropPause = std::chrono::milliseconds(3);
+
+bool told_to_stop(const DemoBoard& board) {
+  // relaxed: a flag polled in a loop; nothing else is published through it.
+  return stop_requested() || board.stop.load(std::memory_order_relaxed) != 0;
+}
+
+int publish_demo_messages(const DemoConfig& cfg, DemoBoard& board, RoleReport& me) {
+  auto pub = Publisher::open(cfg.channel);
+  if (!pub) {
+    fmt::print(stderr, "shmbus demo: publisher: {}\n", pub.error().message);
+    return 1;
+  }
+  me.state.store(RoleState::ready, std::memory_order_relaxed);
+  // Pace once a millisecond rather than between every two messages: the demo shares its CPUs.
+  const Pacer pacer(cfg.rate, static_cast<std::uint64_t>(cfg.rate / 1000) + 1);
+  for (std::uint64_t counter = 1; counter <= cfg.messages; ++counter) {
+    if (told_to_stop(board)) return 1;
+    while (!pacer.wait_turn(counter - 1)) {  // false: a signal interrupted the sleep
+      if (told_to_stop(board)) return 1;
+    }
+    Claim claim;
+    PublishStatus st = pub->claim(demo_payload_size(counter), claim, kPublishTimeout);
+    if (st == PublishStatus::ok) {
+      fill_demo_payload(claim.span(), counter);
+      st = pub->commit(claim);
+    }
+    if (st != PublishStatus::ok) {
+      fmt::print(stderr, "shmbus demo: publisher: message {}: {}\n", counter, to_string(st));
+      return 1;
+    }
+    // The demo's channel is fresh and has one producer: the counter is the sequence.
+    if (claim.sequence() != counter) me.order_errors.fetch_add(1, std::memory_order_relaxed);
+    // relaxed: statistics (see RoleReport).
+    me.count.store(counter, std::memory_order_relaxed);
+    me.last_sequence.store(claim.sequence(), std::memory_order_relaxed);
+  }
+  return 0;
+}
+
+// Receives until the last message, checking each one. With pause_every > 0 it sleeps `pause`
+// after every pause_every messages, so that (with the drop policy) the producer laps it.
+int receive_demo_messages(const DemoConfig& cfg, DemoBoard& board, RoleReport& me, Policy policy,
+                          std::uint64_t pause_every, std::chrono::microseconds pause) {
+  SubscriberOptions so;
+  so.policy = policy;
+  so.start = StartFrom::earliest;
+  auto sub = Subscriber::open(cfg.channel, so);
+  if (!sub) {
+    fmt::print(stderr, "shmbus demo: {} subscriber: {}\n", to_string(policy), sub.error().message);
+    return 1;
+  }
+  me.state.store(RoleState::ready, std::memory_order_relaxed);
+
+  std::uint64_t received = 0, lost = 0, last = 0, bad = 0, order_errors = 0;
+  auto check = [&](const Message& m) noexcept {
+    lost += m.lost_before;
+    if (m.sequence <= last || m.sequence != last + 1 + m.lost_before) ++order_errors;
+    if (!demo_payload_ok(m.payload, m.sequence)) ++bad;
+    if (m.sequence > last) last = m.sequence;
+    ++received;
+  };
+  auto report = [&] {
+    // relaxed: statistics (see RoleReport).
+    me.count.store(received, std::memory_order_relaxed);
+    me.lost.store(lost, std::memory_order_relaxed);
+    me.last_sequence.store(last, std::memory_order_relaxed);
+    me.bad_payloads.store(bad, std::memory_order_relaxed);
+    me.order_errors.store(order_errors, std::memory_order_relaxed);
+  };
+
+  bool corrupt = false;
+  std::uint64_t next_pause = pause_every;
+  std::int64_t idle_since = monotonic_now_ns();
+  while (last < cfg.messages && !told_to_stop(board)) {
+    const std::size_t n = sub->poll(check);
+    report();
+    if (sub->status() == PollStatus::evicted) {
+      fmt::print(stderr, "shmbus demo: {} subscriber was evicted\n", to_string(policy));
+      return 1;
+    }
+    if (sub->status() == PollStatus::corrupt && !corrupt) {
+      corrupt = true;
+      fmt::print(stderr, "shmbus demo: {} subscriber: {}\n", to_string(policy), sub->last_error());
+    }
+    if (pause_every > 0 && received >= next_pause) {
+      std::this_thread::sleep_for(pause);
+      next_pause = received - received % pause_every + pause_every;
+    }
+    const std::int64_t now = monotonic_now_ns();
+    if (n > 0) {
+      idle_since = now;
+    } else if (!sub->wait(kIdleSlice) &&
+               board.sources_exited.load(std::memory_order_relaxed) != 0 &&
+               now - idle_since > kGiveUpIdleNs) {
+      break;  // relaxed above: a flag; the verdict will say what is missing
+    }
+  }
+  report();
+  return corrupt || last < cfg.messages ? 1 : 0;
+}
+
+std::string judge_publisher(const RoleReport& r, const DemoTotals& totals) {
+  if (r.count.load() != totals.expected) {
+    return fmt::format("published {} of {}", r.count.load(), totals.expected);
+  }
+  if (r.order_errors.load() != 0) return "sequences did not match the counter";
+  return {};
+}
+
+std::string judge_common(const RoleReport& r) {
+  if (r.bad_payloads.load() != 0) return fmt::format("{} bad payloads", r.bad_payloads.load());
+  if (r.order_errors.load() != 0) return fmt::format("{} order errors", r.order_errors.load());
+  return {};
+}
+
+int run_block_subscriber(const DemoConfig& cfg, DemoBoard& board, RoleReport& me) {
+  return receive_demo_messages(cfg, board, me, Policy::block, 0, {});
+}
+
+// Lossless: every message once, in order, intact.
+std::string judge_block_subscriber(const RoleReport& r, const DemoTotals& totals) {
+  if (auto why = judge_common(r); !why.empty()) return why;
+  if (r.lost.load() != 0) return fmt::format("lost {}", r.lost.load());
+  if (r.count.load() != totals.published) {
+    return fmt::format("received {} of {}", r.count.load(), totals.published);
+  }
+  return {};
+}
+
+int run_drop_subscriber(const DemoConfig& cfg, DemoBoard& board, RoleReport& me) {
+  return receive_demo_messages(cfg, board, me, Policy::drop, kDropPauseEvery, kDropPause);
+}
+
+// Lossy but never silent: every message either received intact or counted as lost.
+std::string judge_drop_subscriber(const RoleReport& r, const DemoTotals& totals) {
+  if (auto why = judge_common(r); !why.empty()) return why;
+  if (r.count.load() + r.lost.load() != totals.published) {
+    return fmt::format("received + lost = {}, published {}", r.count.load() + r.lost.load(),
+                       totals.published);
+  }
+  return {};
+}
+
+}  // namespace
+
+std::vector<DemoRole> demo_roles() {
+  std::vector<DemoRole> roles;
+  roles.push_back(DemoRole{"block", RoleKind::sink, "block", "lossless: gates the publisher",
+                           run_block_subscriber, judge_block_subscriber});
+  roles.push_back(DemoRole{"drop", RoleKind::sink, "drop",
+                           fmt::format("pauses {} ms every {} messages, gets lapped, counts what "
+                                       "it lost",
+                                       kDropPause.count(), kDropPauseEvery),
+                           run_drop_subscriber, judge_drop_subscriber});
+  roles.push_back(DemoRole{"publisher", RoleKind::source, "-",
+                           "sequence and checksum in every message", publish_demo_messages,
+                           judge_publisher});
+  return roles;
+}
+
+}  // namespace shmbus::tools

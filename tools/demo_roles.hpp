@@ -1,0 +1,69 @@
+// The processes of `shmbus demo` and the board they report on. Every role runs in its own forked
+// process. Sinks (the subscribers; later the journaler) start first and say when they are
+// attached; sources (the publisher) start once every sink is ready, so that sinks see the first
+// message. To add a process to the demo, add a DemoRole to demo_roles(): cmd_demo.cpp starts,
+// watches and judges whatever is in that list.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace shmbus::tools {
+
+struct DemoConfig {
+  std::string channel;
+  std::uint64_t messages = 0;
+  double rate = 0;  // messages per second
+};
+
+enum class RoleState : std::uint32_t { starting, ready, done, failed };
+
+// One process's report, on its own cache line, written only by that process. Relaxed stores: the
+// parent reads them for display while the process runs, and for the verdict after waitpid(),
+// which orders everything the child wrote before it.
+struct alignas(64) RoleReport {
+  std::atomic<RoleState> state{RoleState::starting};
+  std::atomic<std::uint64_t> count{0};          // published (source) or received (sink)
+  std::atomic<std::uint64_t> lost{0};           // sink: the sum of Message::lost_before
+  std::atomic<std::uint64_t> last_sequence{0};  // the highest sequence published or received
+  std::atomic<std::uint64_t> bad_payloads{0};   // size, counter or checksum wrong
+  std::atomic<std::uint64_t> order_errors{0};   // not increasing, or a gap not counted as lost
+};
+
+inline constexpr std::size_t kMaxDemoRoles = 8;
+
+// Shared by the demo's processes: an anonymous shared mapping made before they are forked.
+struct DemoBoard {
+  std::atomic<std::uint32_t> stop{0};            // parent: stop now (interrupted, or too late)
+  std::atomic<std::uint32_t> sources_exited{0};  // parent: no source runs any more; idle sinks end
+  RoleReport reports[kMaxDemoRoles];
+};
+
+enum class RoleKind : std::uint8_t { source, sink };
+
+// What a verdict is judged against.
+struct DemoTotals {
+  std::uint64_t expected = 0;   // messages the sources were asked to publish
+  std::uint64_t published = 0;  // messages the sources did publish
+};
+
+struct DemoRole {
+  std::string name;
+  RoleKind kind;
+  std::string policy;  // for the table: "block", "drop", or "-"
+  std::string about;   // one line for the demo's introduction
+  // Runs in the forked process; returns its exit code. Sets report.state to ready once attached.
+  std::function<int(const DemoConfig&, DemoBoard&, RoleReport&)> body;
+  // After every process exited: empty if this role's report passes, else what is wrong.
+  std::function<std::string(const RoleReport&, const DemoTotals&)> verdict;
+};
+
+// The demo's processes: a block subscriber, a drop subscriber that pauses every 1000 messages for
+// longer than the ring lasts at the demo's rate (so that the producer laps it), and the publisher.
+std::vector<DemoRole> demo_roles();
+
+}  // namespace shmbus::tools

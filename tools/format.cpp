@@ -1,0 +1,119 @@
+#include "tools/format.hpp"
+
+#include <time.h>
+
+#include <array>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+namespace shmbus::tools {
+
+std::string to_hex(std::span<const std::byte> bytes) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out(2 * bytes.size(), '\0');
+  for (std::size_t i = 0; i < bytes.size(); ++i) {
+    const auto b = static_cast<unsigned>(bytes[i]);
+    out[2 * i] = kDigits[b >> 4];
+    out[2 * i + 1] = kDigits[b & 0xf];
+  }
+  return out;
+}
+
+bool is_printable_ascii(std::span<const std::byte> bytes) noexcept {
+  for (std::byte b : bytes) {
+    const auto c = static_cast<unsigned>(b);
+    if (c < 0x20 || c > 0x7e) return false;
+  }
+  return true;
+}
+
+std::string payload_preview(std::span<const std::byte> bytes, std::size_t limit) {
+  const bool truncated = bytes.size() > limit;
+  const auto shown = bytes.first(truncated ? limit : bytes.size());
+  std::string out;
+  if (is_printable_ascii(bytes)) {
+    out.assign(reinterpret_cast<const char*>(shown.data()), shown.size());
+  } else {
+    out = "0x" + to_hex(shown);
+  }
+  if (truncated) out += "...";
+  return out;
+}
+
+std::string iso8601_utc_ns(std::int64_t unix_ns) {
+  // Floor division, so that times before 1970 still get a nanosecond part in [0, 1e9).
+  std::int64_t seconds = unix_ns / 1'000'000'000;
+  std::int64_t nanos = unix_ns % 1'000'000'000;
+  if (nanos < 0) {
+    nanos += 1'000'000'000;
+    --seconds;
+  }
+  const time_t t = static_cast<time_t>(seconds);
+  struct tm utc {};
+  if (gmtime_r(&t, &utc) == nullptr) return fmt::format("@{}ns", unix_ns);
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:09}Z", utc.tm_year + 1900,
+                     utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec, nanos);
+}
+
+std::string human_bytes(double bytes) {
+  static constexpr std::array<const char*, 6> kUnits{"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+  std::size_t unit = 0;
+  while (bytes >= 1024 && unit + 1 < kUnits.size()) {
+    bytes /= 1024;
+    ++unit;
+  }
+  if (unit == 0) return fmt::format("{:.0f} B", bytes);
+  return fmt::format("{:.2f} {}", bytes, kUnits[unit]);
+}
+
+std::string human_count(double value) {
+  static constexpr std::array<const char*, 5> kSuffixes{"", " k", " M", " G", " T"};
+  std::size_t i = 0;
+  while (value >= 1000 && i + 1 < kSuffixes.size()) {
+    value /= 1000;
+    ++i;
+  }
+  if (i == 0) return fmt::format("{:.0f}", value);
+  return fmt::format("{:.2f}{}", value, kSuffixes[i]);
+}
+
+std::string human_duration_ns(std::int64_t ns) {
+  const double v = static_cast<double>(ns);
+  if (ns < 1'000) return fmt::format("{} ns", ns);
+  if (ns < 1'000'000) return fmt::format("{:.1f} us", v / 1e3);
+  if (ns < 1'000'000'000) return fmt::format("{:.2f} ms", v / 1e6);
+  return fmt::format("{:.3f} s", v / 1e9);
+}
+
+std::string record_line(const Message& m, RecordFormat format) {
+  if (format == RecordFormat::json) {
+    nlohmann::ordered_json j;
+    j["seq"] = m.sequence;
+    j["time_ns"] = m.timestamp_ns;
+    j["time"] = iso8601_utc_ns(m.timestamp_ns);
+    j["size"] = m.payload.size();
+    j["lost_before"] = m.lost_before;
+    j["payload_hex"] = to_hex(m.payload);
+    return j.dump();
+  }
+  std::string line = fmt::format("seq={} time={} size={}", m.sequence,
+                                 iso8601_utc_ns(m.timestamp_ns), m.payload.size());
+  if (!m.payload.empty()) {
+    line += ' ';
+    line += payload_preview(m.payload);
+  }
+  return line;
+}
+
+std::string lost_line(std::uint64_t lost, std::uint64_t before, RecordFormat format) {
+  if (format == RecordFormat::json) {
+    nlohmann::ordered_json j;
+    j["lost"] = lost;
+    j["before_seq"] = before;
+    return j.dump();
+  }
+  return fmt::format("# lost {} messages before seq={}", lost, before);
+}
+
+}  // namespace shmbus::tools

@@ -1,0 +1,48 @@
+// Turning values into text for the shmbus command: hex, timestamps, human-readable units, and the
+// two line formats of `shmbus tail`. Pure functions (no I/O), so tests call them directly.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+
+#include "shmbus/shmbus.hpp"
+
+namespace shmbus::tools {
+
+// Lowercase hex, two digits a byte, no separators: {0xde, 0xad} -> "dead".
+std::string to_hex(std::span<const std::byte> bytes);
+
+// True if every byte is printable ASCII (0x20 ' ' to 0x7e '~'). An empty span is printable.
+bool is_printable_ascii(std::span<const std::byte> bytes) noexcept;
+
+// A payload for a human: as text if it is printable ASCII, else as "0x" followed by hex. Only the
+// first `limit` bytes are shown; a longer payload ends in "...".
+std::string payload_preview(std::span<const std::byte> bytes, std::size_t limit = 64);
+
+// ISO-8601 UTC with nanoseconds: 1700000000123456789 -> "2023-11-14T22:13:20.123456789Z".
+std::string iso8601_utc_ns(std::int64_t unix_ns);
+
+// 1536 -> "1.50 KiB"; below 1 KiB in bytes: "512 B".
+std::string human_bytes(double bytes);
+
+// 1234567 -> "1.23 M"; below 1000 without a suffix: "950". For rates: human_count(r) + "msg/s".
+std::string human_count(double value);
+
+// Nanoseconds as the largest fitting unit: "850 ns", "12.3 us", "4.56 ms", "2.001 s".
+std::string human_duration_ns(std::int64_t ns);
+
+enum class RecordFormat : std::uint8_t { text, json };
+
+// One line (without the newline) for a received message:
+//   text: seq=<n> time=<ISO-8601 UTC> size=<bytes> <payload_preview>   (no payload part if empty)
+//   json: {"seq":n,"time_ns":t,"time":"<ISO>","size":s,"lost_before":l,"payload_hex":"<hex>"}
+std::string record_line(const Message& message, RecordFormat format);
+
+// The line that precedes a message when `lost` messages were lost just before sequence `before`:
+//   text: # lost <lost> messages before seq=<before>
+//   json: {"lost":<lost>,"before_seq":<before>}
+std::string lost_line(std::uint64_t lost, std::uint64_t before, RecordFormat format);
+
+}  // namespace shmbus::tools
