@@ -123,9 +123,10 @@ struct RingHeader {
   // --- the claim word: producers compare-and-swap it (a single producer stores it); readers
   // load its halves ---
   alignas(kCacheLine) TailWord tail;
-  // Single-producer channels: the pid and start time of the one process allowed to publish.
+  // Single-producer channels: the one process allowed to publish, its pid and start time packed
+  // in one word (ipc/process.hpp pack_process) so both change in one CAS. 0: nobody.
   std::atomic<std::uint64_t> exclusive_pid;
-  std::atomic<std::uint64_t> exclusive_start_time;
+  std::uint64_t reserved_tail;
   // The end of the furthest range ever repaired as abandoned: a producer whose uncommitted claim
   // lies before it has been skipped, and its commit says so.
   std::atomic<std::uint64_t> repaired_through;

@@ -388,7 +388,8 @@ TailWord earliest_retained(const RingRef& ring, std::uint64_t margin) noexcept {
   return tail;
 }
 
-TailWord boundary_for_sequence(const RingRef& ring, std::uint64_t sequence) noexcept {
+TailWord boundary_for_sequence(const RingRef& ring, std::uint64_t sequence,
+                               std::uint64_t margin) noexcept {
   const TailWord tail = ring.load_tail();
   if (sequence >= tail.next_sequence) return tail;
   const std::uint64_t floor = tail.position > ring.capacity ? tail.position - ring.capacity : 0;
@@ -401,7 +402,7 @@ TailWord boundary_for_sequence(const RingRef& ring, std::uint64_t sequence) noex
     if (checkpoint_valid(ring, pos, seq, tail.position)) best = TailWord{pos, seq};
   }
   if (best) return *best;
-  return earliest_retained(ring, 0);
+  return earliest_retained(ring, margin);
 }
 
 }  // namespace shmbus::core

@@ -183,6 +183,7 @@ TailWord earliest_retained(const RingRef& ring, std::uint64_t margin) noexcept;
 
 // A boundary at or before the record with sequence `sequence` (so that walking forward reaches it),
 // or the earliest retained boundary if that sequence is already gone.
-TailWord boundary_for_sequence(const RingRef& ring, std::uint64_t sequence) noexcept;
+TailWord boundary_for_sequence(const RingRef& ring, std::uint64_t sequence,
+                               std::uint64_t margin = 0) noexcept;
 
 }  // namespace shmbus::core

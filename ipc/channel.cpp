@@ -39,6 +39,7 @@ Result<ShmSegment> build_control(const std::string& name, std::uint64_t incarnat
   c->layout_fingerprint = control_fingerprint();
   c->incarnation = incarnation;
   c->slot_count = kSubscriberSlots;
+  for (ProducerSlot& p : c->producers) p.in_flight.store(kNoClaim, std::memory_order_relaxed);
   // release: the identity above is visible to whoever acquire-loads `ready`.
   c->ready.store(core::kReadyMarker, std::memory_order_release);
   return seg;
@@ -211,60 +212,6 @@ Result<std::shared_ptr<ChannelMapping>> ChannelMapping::attach(std::string_view 
   return mapping;
 }
 
-std::uint64_t ChannelMapping::scan_gate_floor() const noexcept {
-  std::uint64_t floor = UINT64_MAX;
-  for (const SubscriberSlot& s : control_->slots) {
-    // acquire: a slot seen active has its policy and position filled in (registration releases).
-    const std::uint64_t owner = s.owner.load(std::memory_order_acquire);
-    if (owner_state(owner) != SlotState::active) continue;
-    if (s.policy != static_cast<std::uint8_t>(Policy::block)) continue;
-    // acquire: pairs with the subscriber's release of its position; the records before it have
-    // been read and may be overwritten.
-    const std::uint64_t pos = s.position.load(std::memory_order_acquire);
-    if (pos < floor) floor = pos;
-  }
-  return floor;
-}
-
-std::size_t ChannelMapping::evict_dead_subscribers() noexcept {
-  std::size_t evicted = 0;
-  const std::int64_t now = monotonic_ns();
-  for (std::uint32_t i = 0; i < kSubscriberSlots; ++i) {
-    SubscriberSlot& s = control_->slots[i];
-    SlotWatch& w = watch_[i];
-    // acquire: as in scan_gate_floor.
-    const std::uint64_t owner = s.owner.load(std::memory_order_acquire);
-    if (owner_state(owner) != SlotState::active ||
-        s.policy != static_cast<std::uint8_t>(Policy::block)) {
-      w = SlotWatch{};
-      continue;
-    }
-    // relaxed: only compared with our own earlier observation, to time how long it stood still.
-    const std::uint64_t pos = s.position.load(std::memory_order_relaxed);
-    if (w.owner != owner || w.position != pos) {
-      w = SlotWatch{owner, pos, now};
-      continue;
-    }
-    if (now - w.unchanged_since_ns < s.liveness_timeout_ns) continue;
-    if (process_alive(ProcessId{s.pid, s.start_time})) continue;  // stalled but alive: lagging
-    std::uint64_t expected = owner;
-    // acq_rel: the winner alone counts the eviction; producers that then re-scan (after the
-    // epoch bump below) no longer see the slot as gating.
-    if (s.owner.compare_exchange_strong(expected, owner_word(s.pid, SlotState::evicted),
-                                        std::memory_order_acq_rel)) {
-      // relaxed: counters for tools.
-      s.evictions.fetch_add(1, std::memory_order_relaxed);
-      s.evicted_ns.store(realtime_ns(), std::memory_order_relaxed);
-      control_->evictions.fetch_add(1, std::memory_order_relaxed);
-      // release: producers that see the new epoch re-scan and see the eviction.
-      control_->gate_epoch.fetch_add(1, std::memory_order_release);
-      ++evicted;
-    }
-    w = SlotWatch{};
-  }
-  return evicted;
-}
-
 }  // namespace shmbus::detail
 
 namespace shmbus {
@@ -274,8 +221,10 @@ Result<void> remove_channel(std::string_view channel) {
   const std::string ring_name = detail::ring_object_name(channel);
   // Find the control segment through the ring's incarnation before the ring goes.
   if (auto ring = detail::ShmSegment::open(ring_name, false); ring) {
-    if (!core::check_ring(ring->base(), ring->size())) {
-      const auto* h = static_cast<const core::RingHeader*>(ring->base());
+    // Even a ring this build cannot use (another layout version) names its control segment by
+    // the incarnation at a fixed offset after the magic.
+    const auto* h = static_cast<const core::RingHeader*>(ring->base());
+    if (ring->size() >= sizeof(core::RingHeader) && h->magic == core::kRingMagic) {
       detail::ShmSegment::remove(detail::control_object_name(channel, h->incarnation));
     }
   } else if (ring.error().code == ErrorCode::not_found) {

@@ -39,12 +39,20 @@ class ChannelMapping {
   const ChannelInfo& info() const noexcept { return info_; }
   bool ring_writable() const noexcept { return ring_writable_; }
 
-  // The lowest position a live gating subscriber still needs (UINT64_MAX when none gates).
+  // The lowest position producers must not overwrite (UINT64_MAX when nothing bounds them): the
+  // positions of active block subscribers and, on multi-producer channels, the in-flight claims
+  // of the other producers and the tail as it was when we looked (a claim made after this scan
+  // starts beyond it). See gate.cpp.
   std::uint64_t scan_gate_floor() const noexcept;
 
-  // Evicts gating subscribers whose process is dead and whose position has not moved for their
-  // liveness timeout. Slow path: reads /proc. Returns how many it evicted.
+  // Evicts block subscribers whose process has been seen dead for their liveness timeout, frees
+  // the slots of dead non-gating subscribers and clears dead producers' in-flight claims. Slow
+  // path: reads /proc. Returns how many subscribers it evicted.
   std::size_t evict_dead_subscribers() noexcept;
+
+  // Producer registration (every publisher holds a slot; see ProducerSlot).
+  Result<ProducerSlot*> take_producer_slot(const ProcessId& self);
+  void release_producer_slot(ProducerSlot* slot) noexcept;
 
  private:
   static Result<std::shared_ptr<ChannelMapping>> attach(std::string_view channel,
@@ -56,14 +64,6 @@ class ChannelMapping {
   ControlHeader* control_ = nullptr;
   ChannelInfo info_;
   bool ring_writable_ = false;
-
-  // What this process last saw of each gating slot, to time its liveness (position, since).
-  struct SlotWatch {
-    std::uint64_t owner = 0;
-    std::uint64_t position = 0;
-    std::int64_t unchanged_since_ns = 0;
-  };
-  std::unique_ptr<SlotWatch[]> watch_ = std::make_unique<SlotWatch[]>(kSubscriberSlots);
 };
 
 }  // namespace shmbus::detail

@@ -14,6 +14,7 @@ namespace shmbus::detail {
 inline constexpr std::uint64_t kControlMagic = 0x4c52'5443'5342'4d48ULL;  // "HMBSCTRL"
 inline constexpr std::uint32_t kControlVersion = 1;
 inline constexpr std::uint32_t kSubscriberSlots = 64;
+inline constexpr std::uint32_t kProducerSlots = 32;
 inline constexpr std::size_t kSubscriberNameSize = 64;
 
 enum class SlotState : std::uint8_t {
@@ -22,7 +23,13 @@ enum class SlotState : std::uint8_t {
   active = 2,    // attached; gates the producers if its policy is block
   detached = 3,  // a named subscriber that closed cleanly; keeps its position for a restart
   evicted = 4,   // its process died and it stopped gating after its liveness timeout
+  resuming = 5,  // a new process is taking over a named gating slot; it keeps gating meanwhile
 };
+
+// States in which a block subscriber's position bounds the producers.
+constexpr bool gates(SlotState s) noexcept {
+  return s == SlotState::active || s == SlotState::resuming;
+}
 
 // The owner word packs the owning pid with the state so one CAS changes both.
 constexpr std::uint64_t owner_word(std::uint32_t pid, SlotState state) noexcept {
@@ -56,11 +63,30 @@ struct SubscriberSlot {
   // --- line 3: written by peers about this subscriber ---
   alignas(core::kCacheLine) std::atomic<std::uint64_t> evictions;
   std::atomic<std::int64_t> evicted_ns;
+  // CLOCK_MONOTONIC when a peer first found the process dead (0: not seen dead). Shared, so the
+  // liveness timeout runs from the first sighting whichever process looks next.
+  std::atomic<std::int64_t> dead_since_ns;
 };
 static_assert(offsetof(SubscriberSlot, name) == 40);
 static_assert(offsetof(SubscriberSlot, position) == 2 * core::kCacheLine);
 static_assert(offsetof(SubscriberSlot, evictions) == 3 * core::kCacheLine);
 static_assert(sizeof(SubscriberSlot) == 4 * core::kCacheLine);
+
+// A producer's registration. On multi-producer channels its in-flight claim bounds every other
+// producer: nobody claims beyond in_flight + capacity, so a producer preempted between claim and
+// commit is never lapped by the others and never writes into their records.
+struct ProducerSlot {
+  std::atomic<std::uint64_t> owner;  // owner_word(pid, active) or 0
+  std::uint64_t start_time;          // /proc/PID/stat field 22
+  // A lower bound of the oldest position this producer has claimed and not yet committed, or
+  // kNoClaim. Stored before the claim's CAS, cleared after its last commit.
+  std::atomic<std::uint64_t> in_flight;
+  std::atomic<std::uint64_t> published;  // records committed (statistic)
+  std::int64_t attached_ns;
+  std::uint64_t reserved[3];
+};
+static_assert(sizeof(ProducerSlot) == core::kCacheLine);
+inline constexpr std::uint64_t kNoClaim = UINT64_MAX;
 
 struct ControlHeader {
   // --- identity, written before the segment is published ---
@@ -85,6 +111,7 @@ struct ControlHeader {
   std::atomic<std::uint32_t> wake_word;
 
   alignas(core::kCacheLine) SubscriberSlot slots[kSubscriberSlots];
+  ProducerSlot producers[kProducerSlots];
 };
 static_assert(offsetof(ControlHeader, gate_epoch) == 64);
 static_assert(offsetof(ControlHeader, evictions) == 128);
@@ -94,7 +121,8 @@ static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
 
 constexpr std::uint64_t control_fingerprint() noexcept {
   return (std::uint64_t{sizeof(ControlHeader)} << 32) ^ (sizeof(SubscriberSlot) << 16) ^
-         (offsetof(SubscriberSlot, position) << 8) ^ kControlVersion;
+         (offsetof(SubscriberSlot, position) << 8) ^ (offsetof(ControlHeader, producers) << 40) ^
+         (sizeof(ProducerSlot) << 24) ^ kControlVersion;
 }
 
 inline constexpr std::size_t kControlSegmentSize = (sizeof(ControlHeader) + 4095) & ~std::size_t{4095};

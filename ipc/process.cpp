@@ -1,6 +1,8 @@
 #include "ipc/process.hpp"
 
 #include <fcntl.h>
+#include <linux/membarrier.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -47,6 +49,12 @@ bool process_alive(const ProcessId& process) noexcept {
   const std::uint64_t now = process_start_time(process.pid);
   if (now == 0) return false;
   return process.start_time == 0 || now == process.start_time;
+}
+
+void barrier_all_cpus() noexcept {
+  if (::syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) == 0) return;
+  timespec ts{0, 2'000'000};
+  ::nanosleep(&ts, nullptr);
 }
 
 std::int64_t realtime_ns() noexcept {

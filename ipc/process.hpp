@@ -19,6 +19,20 @@ std::uint64_t process_start_time(std::uint32_t pid) noexcept;
 // Alive: a process with this pid exists and started at this time (when the time is known).
 bool process_alive(const ProcessId& process) noexcept;
 
+// Makes every CPU execute a full memory barrier before returning (membarrier(2) GLOBAL, which
+// waits for every CPU to pass through the kernel); where the kernel lacks it, sleeps 2 ms, far
+// longer than any store buffer takes to drain. Slow (milliseconds): registration only.
+void barrier_all_cpus() noexcept;
+
+// One word for a process: pid in the low 22 bits (Linux's pid_max limit), start time above.
+// One atomic access reads or changes both.
+constexpr std::uint64_t pack_process(const ProcessId& p) noexcept {
+  return (p.start_time << 22) | (p.pid & 0x3fffff);
+}
+constexpr ProcessId unpack_process(std::uint64_t word) noexcept {
+  return ProcessId{static_cast<std::uint32_t>(word & 0x3fffff), word >> 22};
+}
+
 // CLOCK_REALTIME and CLOCK_MONOTONIC in nanoseconds (vDSO reads, no system call on this kernel's
 // tsc clocksource).
 std::int64_t realtime_ns() noexcept;

@@ -23,6 +23,9 @@ Result<Publisher> Publisher::open(std::string_view channel, const ChannelOptions
     if (auto owned = take_exclusive(*p.channel_, self); !owned) return tl::unexpected(owned.error());
     p.exclusive_ = true;
   }
+  auto slot = p.channel_->take_producer_slot(self);
+  if (!slot) return tl::unexpected(slot.error());
+  p.slot_ = *slot;
   p.writer_ = core::RingWriter(p.channel_->ring(), static_cast<std::uint16_t>(self.pid),
                                p.exclusive_);
   p.clock_ = std::make_unique<detail::PublishClock>();
@@ -32,23 +35,22 @@ Result<Publisher> Publisher::open(std::string_view channel, const ChannelOptions
 Result<void> Publisher::take_exclusive(detail::ChannelMapping& channel,
                                        const detail::ProcessId& self) {
   core::RingHeader& h = *channel.ring().header;
+  const std::uint64_t mine = detail::pack_process(self);
   for (int attempt = 0; attempt < 100; ++attempt) {
-    // acquire: the start time stored after a previous owner's CAS is visible with its pid.
-    std::uint64_t pid = h.exclusive_pid.load(std::memory_order_acquire);
-    if (pid != 0) {
-      // relaxed: paired through exclusive_pid above.
-      const std::uint64_t start = h.exclusive_start_time.load(std::memory_order_relaxed);
-      if (pid == self.pid || detail::process_alive({static_cast<std::uint32_t>(pid), start})) {
+    // acquire: pairs with the release of a previous owner's CAS or release store.
+    std::uint64_t owner = h.exclusive_pid.load(std::memory_order_acquire);
+    if (owner != 0) {
+      const detail::ProcessId holder = detail::unpack_process(owner);
+      if (holder.pid == self.pid || detail::process_alive(holder)) {
         return tl::unexpected(Error{ErrorCode::busy,
                                     "channel '" + channel.info().name +
-                                        "' is single-producer and pid " + std::to_string(pid) +
-                                        " publishes to it"});
+                                        "' is single-producer and pid " +
+                                        std::to_string(holder.pid) + " publishes to it"});
       }
     }
-    // acq_rel: the winner alone owns the channel's claims from here on.
-    if (h.exclusive_pid.compare_exchange_strong(pid, self.pid, std::memory_order_acq_rel)) {
-      // release: readers of the owner see the start time with the pid.
-      h.exclusive_start_time.store(self.start_time, std::memory_order_release);
+    // acq_rel: the winner alone owns the channel's claims from here on, and sees the tail the
+    // previous owner stored before releasing it.
+    if (h.exclusive_pid.compare_exchange_strong(owner, mine, std::memory_order_acq_rel)) {
       return {};
     }
   }
@@ -62,6 +64,10 @@ Publisher& Publisher::operator=(Publisher&& o) noexcept {
   if (this == &o) return *this;
   release_exclusive();
   channel_ = std::move(o.channel_);
+  slot_ = std::exchange(o.slot_, nullptr);
+  outstanding_ = o.outstanding_;
+  published_ = o.published_;
+  back_pressured_tries_ = o.back_pressured_tries_;
   writer_ = o.writer_;
   clock_ = std::move(o.clock_);
   gate_epoch_ = o.gate_epoch_;
@@ -73,8 +79,9 @@ Publisher& Publisher::operator=(Publisher&& o) noexcept {
 Publisher::~Publisher() { release_exclusive(); }
 
 void Publisher::release_exclusive() noexcept {
+  if (channel_) channel_->release_producer_slot(std::exchange(slot_, nullptr));
   if (!exclusive_ || !channel_) return;
-  std::uint64_t mine = detail::self_process().pid;
+  std::uint64_t mine = detail::pack_process(detail::self_process());
   // release: the next owner (which acquires the word) sees the tail we stored last.
   channel_->ring().header->exclusive_pid.compare_exchange_strong(mine, 0,
                                                                  std::memory_order_release);
@@ -119,18 +126,33 @@ PublishStatus Publisher::try_claim_batch(std::span<const std::uint32_t> sizes,
   if (sizes.size() > kMaxBatch || claims.size() < sizes.size()) return PublishStatus::too_large;
   core::ClaimTicket tickets[kMaxBatch];
   const std::span<core::ClaimTicket> out(tickets, sizes.size());
+  const bool track = !exclusive_ && outstanding_ == 0;
+  if (track) {
+    // Announce a lower bound of where this claim will start before making it, so that no other
+    // producer laps it while we write (see ProducerSlot). relaxed load: any tail value read now
+    // is at or below our claim's start. release store: made visible before the claim by the
+    // CAS's full barrier; scan_gate_floor loads the tail before the slots.
+    slot_->in_flight.store(
+        __atomic_load_n(&channel_->ring().header->tail.position, __ATOMIC_RELAXED),
+        std::memory_order_release);
+  }
   core::ClaimStatus st = writer_.try_claim_batch(sizes, gate_floor(), out);
   if (st == core::ClaimStatus::back_pressured) {
-    // The cached floor may be stale: look at the subscribers' positions again.
+    // The cached floor may be stale: look at the positions again.
     st = writer_.try_claim_batch(sizes, refresh_gate(), out);
-    if (st == core::ClaimStatus::back_pressured) {
-      // relaxed: a statistic.
-      channel_->control().back_pressure_events.fetch_add(1, std::memory_order_relaxed);
-      return PublishStatus::back_pressured;
-    }
   }
-  if (st == core::ClaimStatus::too_large) return PublishStatus::too_large;
-  if (st == core::ClaimStatus::corrupt) return PublishStatus::corrupt;
+  if (st != core::ClaimStatus::ok) {
+    // release: nothing was claimed; our bound goes.
+    if (track) slot_->in_flight.store(detail::kNoClaim, std::memory_order_release);
+    if (st == core::ClaimStatus::too_large) return PublishStatus::too_large;
+    if (st == core::ClaimStatus::corrupt) return PublishStatus::corrupt;
+    // relaxed: a statistic.
+    channel_->control().back_pressure_events.fetch_add(1, std::memory_order_relaxed);
+    // Dead processes may hold the floor: look for them now and then (reads /proc).
+    if ((++back_pressured_tries_ & 1023) == 0) channel_->evict_dead_subscribers();
+    return PublishStatus::back_pressured;
+  }
+  outstanding_ += static_cast<std::uint32_t>(sizes.size());
   // seq_cst: ordered after the claim CAS; a registration we did not see before claiming is seen
   // here (see gate_floor), and we hold the payload back until that subscriber has room.
   if (channel_->control().gate_epoch.load(std::memory_order_seq_cst) != gate_epoch_) {
@@ -160,8 +182,18 @@ PublishStatus Publisher::claim(std::uint32_t size, Claim& claim,
   }
 }
 
+void Publisher::claim_done() noexcept {
+  // relaxed: a statistic for tools.
+  slot_->published.store(++published_, std::memory_order_relaxed);
+  // release: our bound goes only after the commit stores before it.
+  if (--outstanding_ == 0 && !exclusive_) {
+    slot_->in_flight.store(detail::kNoClaim, std::memory_order_release);
+  }
+}
+
 PublishStatus Publisher::commit(Claim& claim) noexcept {
   const core::CommitStatus st = writer_.commit(claim.ticket_);
+  claim_done();
   // relaxed: a hint; a sleeper that races this check re-checks within its sleep slice (1 ms).
   if (channel_->control().waiters.load(std::memory_order_relaxed) != 0) wake_waiters();
   return st == core::CommitStatus::ok ? PublishStatus::ok : PublishStatus::abandoned;
@@ -169,6 +201,7 @@ PublishStatus Publisher::commit(Claim& claim) noexcept {
 
 void Publisher::abandon(Claim& claim) noexcept {
   writer_.abandon(claim.ticket_);
+  claim_done();
   // relaxed: as in commit.
   if (channel_->control().waiters.load(std::memory_order_relaxed) != 0) wake_waiters();
 }

@@ -26,7 +26,8 @@ SubscriberSlot& slot_of(void* p) { return *static_cast<SubscriberSlot*>(p); }
 // whether it was resumed, or an error.
 Result<std::pair<SubscriberSlot*, bool>> take_slot(detail::ControlHeader& ctl,
                                                    const std::string& name,
-                                                   const detail::ProcessId& self) {
+                                                   const detail::ProcessId& self,
+                                                   bool take_dead_anonymous = false) {
   const std::uint64_t mine = owner_word(self.pid, SlotState::claiming);
   for (int attempt = 0; attempt < 100; ++attempt) {
     if (!name.empty()) {
@@ -35,16 +36,23 @@ Result<std::pair<SubscriberSlot*, bool>> take_slot(detail::ControlHeader& ctl,
         std::uint64_t owner = s.owner.load(std::memory_order_acquire);
         if (owner_state(owner) == SlotState::free) continue;
         if (std::strncmp(s.name, name.c_str(), sizeof s.name) != 0) continue;
-        const bool live_owner = (owner_state(owner) == SlotState::active ||
-                                 owner_state(owner) == SlotState::claiming) &&
-                                detail::process_alive({s.pid, s.start_time});
+        const SlotState st = owner_state(owner);
+        const bool live_owner =
+            (st == SlotState::active || st == SlotState::claiming || st == SlotState::resuming) &&
+            detail::process_alive(st == SlotState::active
+                                      ? detail::ProcessId{s.pid, s.start_time}
+                                      : detail::ProcessId{owner_pid(owner), 0});
         if (live_owner) {
           return tl::unexpected(Error{ErrorCode::busy, "subscriber name '" + name +
                                                            "' is in use by live pid " +
                                                            std::to_string(s.pid)});
         }
-        // acq_rel: winning the CAS makes the slot ours; we read its position after it.
-        if (s.owner.compare_exchange_strong(owner, mine, std::memory_order_acq_rel)) {
+        // A gating slot keeps gating while we take it over (resuming), so that producers do not
+        // overwrite what its dead owner had not read yet. acq_rel: winning the CAS makes the
+        // slot ours; we read its position after it.
+        const std::uint64_t next = detail::gates(st) ? owner_word(self.pid, SlotState::resuming)
+                                                     : mine;
+        if (s.owner.compare_exchange_strong(owner, next, std::memory_order_acq_rel)) {
           return std::pair{&s, true};
         }
       }
@@ -53,19 +61,48 @@ Result<std::pair<SubscriberSlot*, bool>> take_slot(detail::ControlHeader& ctl,
       // acquire: as above.
       std::uint64_t owner = s.owner.load(std::memory_order_acquire);
       const SlotState st = owner_state(owner);
+      // With the table full, an anonymous subscriber whose process died is taken over at once:
+      // nobody can ever resume it, so its liveness timeout protects nothing.
+      const bool dead_anonymous = take_dead_anonymous && st == SlotState::active &&
+                                  s.name[0] == '\0' &&
+                                  !detail::process_alive({s.pid, s.start_time});
       const bool reusable =
-          st == SlotState::free ||
+          st == SlotState::free || dead_anonymous ||
           (st == SlotState::evicted && s.name[0] == '\0') ||
           (st == SlotState::claiming && !detail::process_alive({owner_pid(owner), 0}));
       if (!reusable) continue;
       // acq_rel: as above.
       if (s.owner.compare_exchange_strong(owner, mine, std::memory_order_acq_rel)) {
+        if (dead_anonymous && s.policy == static_cast<std::uint8_t>(Policy::block)) {
+          // relaxed: counters; release: producers re-scan and stop waiting for the dead one.
+          s.evictions.fetch_add(1, std::memory_order_relaxed);
+          ctl.evictions.fetch_add(1, std::memory_order_relaxed);
+          ctl.gate_epoch.fetch_add(1, std::memory_order_release);
+        }
         return std::pair{&s, false};
       }
     }
   }
   return tl::unexpected(Error{ErrorCode::busy, "all " + std::to_string(detail::kSubscriberSlots) +
                                                    " subscriber slots are in use"});
+}
+
+// The sequence to expect at a resumed position. The slot stores it next to the position, but a
+// process killed between the two stores leaves them disagreeing; the record at the position, when
+// it is there, is the truth.
+std::uint64_t resume_sequence(const core::RingRef& ring, std::uint64_t position,
+                              std::uint64_t saved) {
+  for (int hop = 0; hop < 2; ++hop) {
+    const core::RecordHeader* h = ring.header_at(position);
+    // acquire: the fields read below were written before this commit.
+    if (h->commit.load(std::memory_order_acquire) != ring.committed(position)) return saved;
+    core::RecordHeader copy;
+    std::memcpy(static_cast<void*>(&copy), h, sizeof copy);
+    if (core::check_record(ring, position, copy)) return saved;
+    if (copy.type != static_cast<std::uint16_t>(core::RecordType::padding)) return copy.sequence;
+    position += core::kRecordHeaderSize + copy.length;
+  }
+  return saved;
 }
 
 }  // namespace
@@ -97,7 +134,15 @@ Result<Subscriber> Subscriber::open(std::string_view channel, const SubscriberOp
   const detail::ProcessId self = detail::self_process();
   auto& ctl = sub.channel_->control();
   auto taken = take_slot(ctl, options.name, self);
-  if (!taken) return tl::unexpected(taken.error());
+  if (!taken && taken.error().code == ErrorCode::busy && options.name.empty()) {
+    // Slots of killed subscribers may be what fills the table: free them and look again.
+    sub.channel_->evict_dead_subscribers();
+    taken = take_slot(ctl, options.name, self, true);
+  }
+  if (!taken) {
+    taken.error().message = "channel '" + std::string(channel) + "': " + taken.error().message;
+    return tl::unexpected(taken.error());
+  }
   auto [slot, resumed] = *taken;
   sub.slot_ = slot;
 
@@ -106,6 +151,8 @@ Result<Subscriber> Subscriber::open(std::string_view channel, const SubscriberOp
   slot->policy = static_cast<std::uint8_t>(options.policy);
   slot->attached_ns = detail::realtime_ns();
   slot->liveness_timeout_ns = options.liveness_timeout.count();
+  // relaxed: published by the release store of the owner word below.
+  slot->dead_since_ns.store(0, std::memory_order_relaxed);
   std::memset(slot->name, 0, sizeof slot->name);
   std::memcpy(slot->name, options.name.data(), options.name.size());
 
@@ -117,11 +164,11 @@ Result<Subscriber> Subscriber::open(std::string_view channel, const SubscriberOp
   const std::uint64_t saved_seq = slot->next_sequence.load(std::memory_order_relaxed);
   const std::uint64_t saved_position = slot->position.load(std::memory_order_relaxed);
   if (resumed && saved_seq != 0 && core::is_frame_aligned(saved_position)) {
-    start = core::TailWord{saved_position, saved_seq};
+    start = core::TailWord{saved_position, resume_sequence(ring, saved_position, saved_seq)};
   } else if (options.start == StartFrom::earliest) {
     start = core::earliest_retained(ring, margin);
   } else if (options.start == StartFrom::sequence) {
-    start = core::boundary_for_sequence(ring, options.start_sequence);
+    start = core::boundary_for_sequence(ring, options.start_sequence, margin);
     sub.skip_below_ = options.start_sequence;
   } else {
     start = ring.load_tail();
@@ -133,10 +180,18 @@ Result<Subscriber> Subscriber::open(std::string_view channel, const SubscriberOp
                                     std::to_string(start.position) + " is not frame-aligned"});
   }
   sub.reader_ = core::RingReader(ring, start.position, start.next_sequence);
-  if (!resumed) {
+  if (options.start == StartFrom::sequence && !resumed &&
+      start.next_sequence > options.start_sequence) {
+    // The sequence asked for is gone: what lies between it and where we start is lost.
+    sub.reader_ = core::RingReader(ring, start.position, options.start_sequence);
+    sub.reader_.skip_to(start);
+  }
+  if (resumed) {
+    // relaxed: our own slot's counters, carried over from the process that left it.
+    sub.received_ = slot->received.load(std::memory_order_relaxed);
+    sub.lost_ = slot->lost.load(std::memory_order_relaxed);
+  } else {
     // relaxed: published by the release store of the owner word below.
-    slot->received.store(0, std::memory_order_relaxed);
-    slot->lost.store(0, std::memory_order_relaxed);
     slot->evictions.store(0, std::memory_order_relaxed);
   }
   sub.publish_position();
@@ -144,12 +199,18 @@ Result<Subscriber> Subscriber::open(std::string_view channel, const SubscriberOp
   slot->owner.store(owner_word(self.pid, SlotState::active), std::memory_order_release);
   if (gating) {
     // seq_cst: announce the new gate, then look at the tail. Either a producer's epoch load sees
-    // this bump (and respects our position), or this tail load sees that producer's claim.
+    // this bump (and respects our position), or this tail load sees that producer's claim. A
+    // shared producer's claim is a locked CAS, a full barrier before its epoch load; a single
+    // producer stores its tail without one, so we make every CPU execute a barrier first.
     ctl.gate_epoch.fetch_add(1, std::memory_order_seq_cst);
+    if (sub.channel_->info().single_producer) detail::barrier_all_cpus();
     const std::uint64_t claimed =
         __atomic_load_n(&ring.header->tail.position, __ATOMIC_SEQ_CST);
-    if (claimed > start.position + ring.capacity - core::frame_size(ring.max_message)) {
-      // Claims made before producers saw us may already cover our start: move past them.
+    // A resumed slot was gating all along: only a real lap (after an eviction) moves it. A new
+    // one moves past anything a claim made before producers saw it may overwrite.
+    const std::uint64_t room =
+        resumed ? ring.capacity : ring.capacity - core::frame_size(ring.max_message);
+    if (claimed > start.position + room) {
       sub.reader_.skip_to(core::earliest_retained(ring, margin));
       sub.publish_position();
     }
@@ -219,6 +280,7 @@ void Subscriber::after_batch_slow(core::ReadState state) noexcept {
   if (reader_.position() != published_position_) publish_position();
   switch (state) {
     case core::ReadState::ready:
+      if (status_ == PollStatus::corrupt) status_ = PollStatus::ok;  // reading again
       return;
     case core::ReadState::empty:
       if ((empty_polls_ & 1023) == 0) on_empty();
@@ -236,6 +298,13 @@ void Subscriber::on_empty() noexcept {
   SubscriberSlot& s = slot_of(slot_);
   // relaxed: a statistic for tools.
   s.heartbeat_ns.store(detail::realtime_ns(), std::memory_order_relaxed);
+  // acquire: an eviction (or a takeover of our name) is a peer's CAS on our owner word.
+  if (s.owner.load(std::memory_order_acquire) != owner_word(s.pid, SlotState::active)) {
+    status_ = PollStatus::evicted;
+    last_error_ = "channel '" + channel_->info().name +
+                  "': this subscriber was evicted (its process was judged dead); reopen it";
+    return;
+  }
   const core::RingRef& ring = channel_->ring();
   const std::uint64_t pos = reader_.position();
   const std::uint64_t claimed = ring.claimed_position();

@@ -77,7 +77,10 @@ void add_bench_command(CLI::App& app) {
                   "Interleaved rounds; each figure is the median over them")
       ->check(CLI::Range(1, 99));
   cmd->add_flag("--json", options->json, "One JSON document on stdout instead of a table");
-  cmd->callback([options] { throw CLI::RuntimeError(run_bench(*options)); });
+  cmd->callback([options] {
+    const int code = run_bench(*options);
+    if (code != 0) throw CLI::RuntimeError(code);
+  });
 }
 
 }  // namespace shmbus::tools

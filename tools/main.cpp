@@ -2,6 +2,7 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include "tools/bench_command.hpp"
 #include "tools/commands.hpp"
 
 namespace {
@@ -37,6 +38,7 @@ int main(int argc, char** argv) {
   shmbus::tools::add_pub_command(app);
   shmbus::tools::add_tail_command(app);
   shmbus::tools::add_demo_command(app);
+  shmbus::tools::add_bench_command(app);
 
   try {
     app.parse(argc, argv);

@@ -98,6 +98,7 @@ const char* to_string(Policy policy) noexcept;
 namespace detail {
 class ChannelMapping;
 struct ProcessId;
+struct ProducerSlot;
 class PublishClock;
 }
 
@@ -125,7 +126,9 @@ class Publisher {
 
   [[nodiscard]] PublishStatus try_claim(std::uint32_t size, Claim& claim) noexcept;
   // Claims up to kMaxBatch records at once: one tail update and one timestamp for all of them,
-  // consecutive sequences, at most a quarter of the ring in all. Commit each claim in order.
+  // consecutive sequences, at most one maximum-size frame (max_message + 32 bytes) in all.
+  // Commit (or abandon) each claim, in order. Every claim must be committed or abandoned: on a
+  // multi-producer channel an open claim holds the other producers back after a lap.
   static constexpr std::size_t kMaxBatch = 64;
   [[nodiscard]] PublishStatus try_claim_batch(std::span<const std::uint32_t> sizes,
                                               std::span<Claim> claims) noexcept;
@@ -145,6 +148,7 @@ class Publisher {
  private:
   Publisher() = default;
   void release_exclusive() noexcept;
+  void claim_done() noexcept;
   static Result<void> take_exclusive(detail::ChannelMapping& channel,
                                      const detail::ProcessId& self);
   std::uint64_t gate_floor() noexcept;
@@ -158,6 +162,10 @@ class Publisher {
   std::uint64_t gate_epoch_ = UINT64_MAX;
   std::uint64_t gate_floor_ = UINT64_MAX;
   bool exclusive_ = false;  // holds the single-producer ownership of the channel
+  detail::ProducerSlot* slot_ = nullptr;  // our registration in the control segment
+  std::uint32_t outstanding_ = 0;         // claims not yet committed or abandoned
+  std::uint64_t published_ = 0;
+  std::uint32_t back_pressured_tries_ = 0;
 };
 
 struct Message {
@@ -252,6 +260,7 @@ class Subscriber {
 
 template <class Handler>
 std::size_t Subscriber::poll(Handler&& on_message, std::size_t max_messages) noexcept {
+  if (status_ == PollStatus::evicted) [[unlikely]] return 0;  // no longer protected: stop
   std::size_t handed = 0;
   auto deliver = [&](const core::RecordView& r) {
     lost_ += r.lost_before;

@@ -1,0 +1,129 @@
+// What bounds the producers: block subscribers' positions and, on multi-producer channels, the
+// other producers' in-flight claims. And the slow paths that keep dead processes from holding
+// that bound forever.
+#include "ipc/channel.hpp"
+
+namespace shmbus::detail {
+
+std::uint64_t ChannelMapping::scan_gate_floor() const noexcept {
+  const bool shared_producers = !info_.single_producer;
+  std::uint64_t floor = UINT64_MAX;
+  if (shared_producers) {
+    // acquire, and loaded before the producer slots: a producer stores its in-flight bound and
+    // then claims with a locked CAS (which makes that store visible first). If this load does not
+    // see its claim, the claim starts at or beyond this tail; if it does, the loads below see
+    // the in-flight bound.
+    floor = ring_.claimed_position();
+    for (const ProducerSlot& p : control_->producers) {
+      // relaxed: a free slot's bound is kNoClaim anyway; this only skips the load.
+      if (p.owner.load(std::memory_order_relaxed) == 0) continue;
+      // acquire: as above.
+      const std::uint64_t in_flight = p.in_flight.load(std::memory_order_acquire);
+      if (in_flight < floor) floor = in_flight;
+    }
+  }
+  for (const SubscriberSlot& s : control_->slots) {
+    // acquire: a slot seen active has its policy and position filled in (registration releases).
+    const std::uint64_t owner = s.owner.load(std::memory_order_acquire);
+    if (!gates(owner_state(owner))) continue;
+    if (s.policy != static_cast<std::uint8_t>(Policy::block)) continue;
+    // acquire: pairs with the subscriber's release of its position; the records before it have
+    // been read and may be overwritten.
+    const std::uint64_t pos = s.position.load(std::memory_order_acquire);
+    if (pos < floor) floor = pos;
+  }
+  return floor;
+}
+
+std::size_t ChannelMapping::evict_dead_subscribers() noexcept {
+  std::size_t evicted = 0;
+  const std::int64_t now = monotonic_ns();
+  for (SubscriberSlot& s : control_->slots) {
+    // acquire: as in scan_gate_floor.
+    std::uint64_t owner = s.owner.load(std::memory_order_acquire);
+    if (!gates(owner_state(owner))) continue;
+    // A resuming slot's identity fields still name the previous owner: judge the new one by pid.
+    const ProcessId who = owner_state(owner) == SlotState::active
+                              ? ProcessId{s.pid, s.start_time}
+                              : ProcessId{owner_pid(owner), 0};
+    if (process_alive(who)) {
+      // relaxed: a hint for the next look; a revived slot (new owner) resets it at registration.
+      s.dead_since_ns.store(0, std::memory_order_relaxed);
+      continue;
+    }
+    if (s.policy != static_cast<std::uint8_t>(Policy::block)) {
+      // Nothing waits for a dead non-gating subscriber: free its slot now (a named one keeps its
+      // position for a restart). acq_rel: the slot changes hands only if still that owner's.
+      const std::uint64_t next = s.name[0] != '\0' ? owner_word(s.pid, SlotState::detached) : 0;
+      s.owner.compare_exchange_strong(owner, next, std::memory_order_acq_rel);
+      continue;
+    }
+    std::int64_t since = 0;
+    // relaxed CAS: the first sighting starts the shared liveness clock; losing means a peer
+    // started it already (`since` then holds its time).
+    if (s.dead_since_ns.compare_exchange_strong(since, now, std::memory_order_relaxed)) continue;
+    if (now - since < s.liveness_timeout_ns) continue;
+    // acq_rel: the winner alone counts the eviction; producers that then re-scan (after the
+    // epoch bump below) no longer see the slot as gating.
+    if (s.owner.compare_exchange_strong(owner, owner_word(who.pid, SlotState::evicted),
+                                        std::memory_order_acq_rel)) {
+      // relaxed: counters for tools.
+      s.evictions.fetch_add(1, std::memory_order_relaxed);
+      s.evicted_ns.store(realtime_ns(), std::memory_order_relaxed);
+      control_->evictions.fetch_add(1, std::memory_order_relaxed);
+      // release: producers that see the new epoch re-scan and see the eviction.
+      control_->gate_epoch.fetch_add(1, std::memory_order_release);
+      ++evicted;
+    }
+  }
+  for (ProducerSlot& p : control_->producers) {
+    // acquire: the identity of an active producer slot is filled in.
+    std::uint64_t owner = p.owner.load(std::memory_order_acquire);
+    if (owner == 0) continue;
+    // A claiming slot's start time is not written yet: judge it by its pid alone.
+    const std::uint64_t start = owner_state(owner) == SlotState::active ? p.start_time : 0;
+    if (process_alive(ProcessId{owner_pid(owner), start})) continue;
+    // A dead producer's claim is repaired or skipped by readers; it no longer bounds anyone.
+    // relaxed: the slot is freed with a release CAS below.
+    p.in_flight.store(kNoClaim, std::memory_order_relaxed);
+    // release: a new owner sees the cleared bound.
+    p.owner.compare_exchange_strong(owner, 0, std::memory_order_release);
+  }
+  return evicted;
+}
+
+Result<ProducerSlot*> ChannelMapping::take_producer_slot(const ProcessId& self) {
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    for (ProducerSlot& p : control_->producers) {
+      // acquire: see evict_dead_subscribers.
+      std::uint64_t owner = p.owner.load(std::memory_order_acquire);
+      if (owner != 0) continue;
+      // acq_rel: winning makes the slot ours.
+      if (!p.owner.compare_exchange_strong(owner, owner_word(self.pid, SlotState::claiming),
+                                           std::memory_order_acq_rel)) {
+        continue;
+      }
+      p.start_time = self.start_time;
+      p.attached_ns = realtime_ns();
+      // relaxed: published by the release store of the owner word below.
+      p.in_flight.store(kNoClaim, std::memory_order_relaxed);
+      p.published.store(0, std::memory_order_relaxed);
+      // release: peers that see the slot active see its start time.
+      p.owner.store(owner_word(self.pid, SlotState::active), std::memory_order_release);
+      return &p;
+    }
+    evict_dead_subscribers();  // frees dead producers' slots too
+  }
+  return tl::unexpected(Error{ErrorCode::busy, "channel '" + info_.name + "': all " +
+                                                   std::to_string(kProducerSlots) +
+                                                   " producer slots are in use"});
+}
+
+void ChannelMapping::release_producer_slot(ProducerSlot* slot) noexcept {
+  if (slot == nullptr) return;
+  // relaxed then release: the bound is cleared before the slot is seen free.
+  slot->in_flight.store(kNoClaim, std::memory_order_relaxed);
+  slot->owner.store(0, std::memory_order_release);
+}
+
+}  // namespace shmbus::detail
