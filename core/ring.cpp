@@ -279,9 +279,36 @@ CommitStatus RingWriter::commit(const ClaimTicket& t) noexcept {
   return CommitStatus::ok;
 }
 
+void RingWriter::begin(const ClaimTicket& t, std::int64_t now_ns) noexcept {
+  if (t.position != t.start) write_padding(t.start, t.position - t.start, now_ns);
+  note_checkpoint(t.start, t.end, t.sequence + 1);
+}
+
+CommitStatus RingWriter::commit_with_header(const ClaimTicket& t,
+                                            std::int64_t timestamp_ns) noexcept {
+  // acquire: as in commit(); without a pending header this is the only way to learn of a repair.
+  if (ring_.header->repaired_through.load(std::memory_order_acquire) > t.position) {
+    return CommitStatus::abandoned;
+  }
+  RecordHeader* h = ring_.header_at(t.position);
+  h->length = t.length;
+  h->type = static_cast<std::uint16_t>(RecordType::data);
+  h->producer = producer_tag_;
+  h->sequence = t.sequence;
+  h->timestamp_ns = timestamp_ns;
+  // release: the payload and the fields above are visible to a reader that acquires this.
+  h->commit.store(ring_.committed(t.position), std::memory_order_release);
+  return CommitStatus::ok;
+}
+
 void RingWriter::abandon(const ClaimTicket& t) noexcept {
   RecordHeader* h = ring_.header_at(t.position);
+  // Every field: after begin() (unlike write_header()) none is written yet.
+  h->length = t.length;
   h->type = static_cast<std::uint16_t>(RecordType::abandoned);
+  h->producer = producer_tag_;
+  h->sequence = t.sequence;
+  h->timestamp_ns = t.timestamp_ns;
   // release: readers that see the commit see the abandoned type and skip the payload.
   h->commit.store(ring_.committed(t.position), std::memory_order_release);
 }

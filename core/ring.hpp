@@ -100,6 +100,7 @@ struct ClaimTicket {
   std::uint64_t sequence = 0;
   std::uint64_t start = 0;     // where the claim starts: the padding, if any, else the record
   std::uint64_t end = 0;       // position after the record
+  std::int64_t timestamp_ns = 0;  // the claim's time, for commit_with_header()
 };
 
 class RingWriter {
@@ -128,6 +129,15 @@ class RingWriter {
 
   // Publishes the record: one release store. Reports if a peer repaired the claim meanwhile.
   [[nodiscard]] CommitStatus commit(const ClaimTicket& ticket) noexcept;
+
+  // The low-latency alternative to write_header + commit. A reader waiting for the record spins
+  // on its header line; writing the header at claim time and the commit word later moves that line
+  // to the producer twice. begin() writes only the padding (if any); commit_with_header() writes
+  // the header and its commit word together, so the line moves once. The claim carries no pending
+  // header meanwhile: a repairer infers its extent (ring_repair.hpp).
+  void begin(const ClaimTicket& ticket, std::int64_t now_ns) noexcept;
+  [[nodiscard]] CommitStatus commit_with_header(const ClaimTicket& ticket,
+                                                std::int64_t timestamp_ns) noexcept;
 
   // Gives up a claim: readers skip it and count its sequence as lost.
   void abandon(const ClaimTicket& ticket) noexcept;

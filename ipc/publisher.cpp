@@ -124,8 +124,14 @@ PublishStatus Publisher::try_claim(std::uint32_t size, Claim& claim) noexcept {
 PublishStatus Publisher::try_claim_batch(std::span<const std::uint32_t> sizes,
                                          std::span<Claim> claims) noexcept {
   if (sizes.size() > kMaxBatch || claims.size() < sizes.size()) return PublishStatus::too_large;
-  core::ClaimTicket tickets[kMaxBatch];
-  const std::span<core::ClaimTicket> out(tickets, sizes.size());
+  // Uninitialised on purpose: zeroing 64 tickets would cost more than the claim itself.
+  union TicketStorage {
+    TicketStorage() noexcept {}
+    core::ClaimTicket ticket;
+  };
+  TicketStorage storage[kMaxBatch];
+  static_assert(sizeof(TicketStorage) == sizeof(core::ClaimTicket));
+  const std::span<core::ClaimTicket> out(&storage[0].ticket, sizes.size());
   const bool track = !exclusive_ && outstanding_ == 0;
   if (track) {
     // Announce a lower bound of where this claim will start before making it, so that no other
@@ -161,7 +167,9 @@ PublishStatus Publisher::try_claim_batch(std::span<const std::uint32_t> sizes,
   // One clock read for the whole batch: it is the claim's time.
   const std::int64_t now = clock_->now_ns();
   for (std::size_t i = 0; i < sizes.size(); ++i) {
-    writer_.write_header(out[i], now);
+    // The header is written with the commit (commit_with_header): one move of its cache line.
+    out[i].timestamp_ns = now;
+    writer_.begin(out[i], now);
     claims[i].ticket_ = out[i];
   }
   return PublishStatus::ok;
@@ -192,7 +200,7 @@ void Publisher::claim_done() noexcept {
 }
 
 PublishStatus Publisher::commit(Claim& claim) noexcept {
-  const core::CommitStatus st = writer_.commit(claim.ticket_);
+  const core::CommitStatus st = writer_.commit_with_header(claim.ticket_, claim.ticket_.timestamp_ns);
   claim_done();
   // relaxed: a hint; a sleeper that races this check re-checks within its sleep slice (1 ms).
   if (channel_->control().waiters.load(std::memory_order_relaxed) != 0) wake_waiters();
