@@ -124,7 +124,7 @@ class Stream final : public ThroughputTransport {
   void as_consumer() override {
     sub_.emplace(open_subscriber(name_));
     message_.assign(size_, std::byte{0});
-    batch_.resize(kBatch);
+    batch_.resize(kPollBatch);
   }
   // Messages go out in batches of kBatch (one claim, one timestamp), as a streaming application
   // would publish what it has; the end marker flushes.
@@ -133,7 +133,14 @@ class Stream final : public ThroughputTransport {
     if (pending_.size() < kBatch && seq != kEndMarker) return;
     Claim claims[kBatch];
     const std::span<const std::uint32_t> sizes(sizes_.data(), pending_.size());
-    while (pub_->try_claim_batch(sizes, claims) != PublishStatus::ok) spin_relax();
+    for (;;) {
+      const PublishStatus st = pub_->try_claim_batch(sizes, claims);
+      if (st == PublishStatus::ok) break;
+      if (st != PublishStatus::back_pressured) {
+        throw std::runtime_error(std::string("shmbus: batch claim failed: ") + to_string(st));
+      }
+      spin_relax();
+    }
     for (std::size_t i = 0; i < pending_.size(); ++i) {
       write_seq(message_.data(), pending_[i]);
       std::memcpy(claims[i].data(), message_.data(), message_.size());
@@ -151,7 +158,7 @@ class Stream final : public ThroughputTransport {
       sub_->poll([&](const Message& m) {
         std::memcpy(message_.data(), m.payload.data(), m.payload.size());
         batch_[n++] = read_seq(message_.data());
-      }, kBatch);
+      }, kPollBatch);
       next_ = 0;
       filled_ = n;
       if (n == 0) spin_relax();
@@ -166,7 +173,8 @@ class Stream final : public ThroughputTransport {
 
  private:
   static constexpr std::uint64_t kCapacity = 1 << 20;
-  static constexpr std::size_t kBatch = 32;
+  static constexpr std::size_t kBatch = 32;       // records per producer claim
+  static constexpr std::size_t kPollBatch = 256;  // records per consumer poll
 
   bool single_producer_;
   std::size_t size_ = 64;
