@@ -191,8 +191,6 @@ PublishStatus Publisher::claim(std::uint32_t size, Claim& claim,
 }
 
 void Publisher::claim_done() noexcept {
-  // relaxed: a statistic for tools.
-  slot_->published.store(++published_, std::memory_order_relaxed);
   // release: our bound goes only after the commit stores before it.
   if (--outstanding_ == 0 && !exclusive_) {
     slot_->in_flight.store(detail::kNoClaim, std::memory_order_release);
@@ -201,6 +199,8 @@ void Publisher::claim_done() noexcept {
 
 PublishStatus Publisher::commit(Claim& claim) noexcept {
   const core::CommitStatus st = writer_.commit_with_header(claim.ticket_, claim.ticket_.timestamp_ns);
+  // relaxed: a statistic for tools.
+  if (st == core::CommitStatus::ok) slot_->published.store(++published_, std::memory_order_relaxed);
   claim_done();
   // relaxed: a hint; a sleeper that races this check re-checks within its sleep slice (1 ms).
   if (channel_->control().waiters.load(std::memory_order_relaxed) != 0) wake_waiters();
