@@ -246,14 +246,20 @@ ClaimStatus RingWriter::reserve(std::uint64_t bytes, std::uint64_t count, std::u
   return ClaimStatus::ok;
 }
 
-void RingWriter::write_header(const ClaimTicket& t, std::int64_t now_ns) noexcept {
-  if (t.position != t.start) write_padding(t.start, t.position - t.start, now_ns);
+void RingWriter::fill_header(const ClaimTicket& t, RecordType type,
+                             std::int64_t timestamp_ns) noexcept {
   RecordHeader* h = ring_.header_at(t.position);
   h->length = t.length;
-  h->type = static_cast<std::uint16_t>(RecordType::data);
+  h->type = static_cast<std::uint16_t>(type);
   h->producer = producer_tag_;
   h->sequence = t.sequence;
-  h->timestamp_ns = now_ns;
+  h->timestamp_ns = timestamp_ns;
+}
+
+void RingWriter::write_header(const ClaimTicket& t, std::int64_t now_ns) noexcept {
+  if (t.position != t.start) write_padding(t.start, t.position - t.start, now_ns);
+  fill_header(t, RecordType::data, now_ns);
+  RecordHeader* h = ring_.header_at(t.position);
   // release: a peer that sees "pending" may trust length and sequence (it needs them to mark the
   // claim abandoned should we die before committing).
   h->commit.store(commit_word(ring_.key, t.position, kStatePending), std::memory_order_release);
@@ -290,25 +296,17 @@ CommitStatus RingWriter::commit_with_header(const ClaimTicket& t,
   if (ring_.header->repaired_through.load(std::memory_order_acquire) > t.position) {
     return CommitStatus::abandoned;
   }
+  fill_header(t, RecordType::data, timestamp_ns);
   RecordHeader* h = ring_.header_at(t.position);
-  h->length = t.length;
-  h->type = static_cast<std::uint16_t>(RecordType::data);
-  h->producer = producer_tag_;
-  h->sequence = t.sequence;
-  h->timestamp_ns = timestamp_ns;
   // release: the payload and the fields above are visible to a reader that acquires this.
   h->commit.store(ring_.committed(t.position), std::memory_order_release);
   return CommitStatus::ok;
 }
 
 void RingWriter::abandon(const ClaimTicket& t) noexcept {
-  RecordHeader* h = ring_.header_at(t.position);
   // Every field: after begin() (unlike write_header()) none is written yet.
-  h->length = t.length;
-  h->type = static_cast<std::uint16_t>(RecordType::abandoned);
-  h->producer = producer_tag_;
-  h->sequence = t.sequence;
-  h->timestamp_ns = t.timestamp_ns;
+  fill_header(t, RecordType::abandoned, t.timestamp_ns);
+  RecordHeader* h = ring_.header_at(t.position);
   // release: readers that see the commit see the abandoned type and skip the payload.
   h->commit.store(ring_.committed(t.position), std::memory_order_release);
 }

@@ -145,6 +145,7 @@ class RingWriter {
   const RingRef& ring() const noexcept { return ring_; }
 
  private:
+  void fill_header(const ClaimTicket& t, RecordType type, std::int64_t timestamp_ns) noexcept;
   ClaimStatus reserve(std::uint64_t bytes, std::uint64_t count, std::uint64_t gate_floor,
                       TailWord& at, std::uint64_t& pad) noexcept;
   void write_padding(std::uint64_t position, std::uint64_t bytes, std::int64_t now_ns) noexcept;

@@ -15,38 +15,16 @@
 
 namespace shmbus::tools {
 
-int run_bench(const BenchOptions& options) {
-  bench::BenchConfig config;
-  config.size = options.size;
-  config.rounds = options.rounds;
-  config.duration_s = options.duration_s;
-  if (options.count) config.count = *options.count;
-  config.warmup = std::min<std::uint64_t>(config.warmup, config.count);
+namespace {
+
+// Runs shmbus (both channel kinds) and then the baselines, and prints the report.
+template <class Transport, class Run>
+int run_and_print(std::vector<std::unique_ptr<Transport>> transports, const BenchOptions& options,
+                  const bench::BenchConfig& config, Run run) {
   auto progress = [&](const std::string& line) {
     if (!options.json) std::fprintf(stderr, "%s\n", line.c_str());
   };
-  if (options.kind == "pingpong") {
-    std::vector<std::unique_ptr<bench::PingPongTransport>> transports;
-    transports.push_back(bench::shmbus_pingpong_transport(false));
-    transports.push_back(bench::shmbus_pingpong_transport(true));
-    for (auto& t : bench::baseline_pingpong_transports()) transports.push_back(std::move(t));
-    auto report = bench::run_pingpong(transports, config, progress);
-    if (!report) {
-      std::fprintf(stderr, "shmbus bench: %s\n", report.error().c_str());
-      return 1;
-    }
-    if (options.json) {
-      std::cout << bench::to_json(*report).dump() << std::endl;
-    } else {
-      std::cout << bench::format_table(*report) << std::flush;
-    }
-    return 0;
-  }
-  std::vector<std::unique_ptr<bench::ThroughputTransport>> transports;
-  transports.push_back(bench::shmbus_throughput_transport(false));
-  transports.push_back(bench::shmbus_throughput_transport(true));
-  for (auto& t : bench::baseline_throughput_transports()) transports.push_back(std::move(t));
-  auto report = bench::run_throughput(transports, config, progress);
+  auto report = run(transports, config, progress);
   if (!report) {
     std::fprintf(stderr, "shmbus bench: %s\n", report.error().c_str());
     return 1;
@@ -57,6 +35,42 @@ int run_bench(const BenchOptions& options) {
     std::cout << bench::format_table(*report) << std::flush;
   }
   return 0;
+}
+
+template <class Transport>
+std::vector<std::unique_ptr<Transport>> with_shmbus(std::unique_ptr<Transport> shared,
+                                                    std::unique_ptr<Transport> single,
+                                                    std::vector<std::unique_ptr<Transport>> rest) {
+  std::vector<std::unique_ptr<Transport>> all;
+  all.push_back(std::move(shared));
+  all.push_back(std::move(single));
+  for (auto& t : rest) all.push_back(std::move(t));
+  return all;
+}
+
+}  // namespace
+
+int run_bench(const BenchOptions& options) {
+  bench::BenchConfig config;
+  config.size = options.size;
+  config.rounds = options.rounds;
+  config.duration_s = options.duration_s;
+  if (options.count) config.count = *options.count;
+  config.warmup = std::min<std::uint64_t>(config.warmup, config.count);
+  if (options.kind == "pingpong") {
+    return run_and_print(with_shmbus(bench::shmbus_pingpong_transport(false),
+                                     bench::shmbus_pingpong_transport(true),
+                                     bench::baseline_pingpong_transports()),
+                         options, config, [](auto& t, auto& c, auto& p) {
+                           return bench::run_pingpong(t, c, p);
+                         });
+  }
+  return run_and_print(with_shmbus(bench::shmbus_throughput_transport(false),
+                                   bench::shmbus_throughput_transport(true),
+                                   bench::baseline_throughput_transports()),
+                       options, config, [](auto& t, auto& c, auto& p) {
+                         return bench::run_throughput(t, c, p);
+                       });
 }
 
 void add_bench_command(CLI::App& app) {
