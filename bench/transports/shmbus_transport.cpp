@@ -23,7 +23,11 @@ Publisher open_publisher(const std::string& name, std::uint64_t capacity, std::s
   ChannelOptions co;
   co.capacity = capacity;
   co.single_producer = single_producer;
-  co.max_message = static_cast<std::uint32_t>(std::max<std::size_t>(size, 4096));
+  // Room for a whole batch of streamed messages in one claim (a batch is at most one maximum
+  // frame), within the channel's limit of a quarter ring.
+  const std::size_t batch_bytes = 32 * shmbus::core::frame_size(size);
+  co.max_message = static_cast<std::uint32_t>(
+      std::min<std::size_t>(std::max<std::size_t>(batch_bytes, 4096), capacity / 4 - 32));
   auto p = Publisher::open(name, co);
   if (!p) throw std::runtime_error("shmbus: " + p.error().message);
   return std::move(*p);
@@ -118,7 +122,11 @@ class Stream final : public ThroughputTransport {
   void as_producer() override {
     pub_.emplace(open_publisher(name_, kCapacity, size_, single_producer_));
     message_.assign(size_, std::byte{0x5a});
-    sizes_.assign(kBatch, static_cast<std::uint32_t>(size_));
+    // As many as fit in one claim (a batch is at most one maximum frame).
+    claim_batch_ = std::min<std::size_t>(
+        kBatch, core::frame_size(pub_->info().max_message) / core::frame_size(size_));
+    if (claim_batch_ == 0) claim_batch_ = 1;
+    sizes_.assign(claim_batch_, static_cast<std::uint32_t>(size_));
     pending_.reserve(kBatch);
   }
   void as_consumer() override {
@@ -130,7 +138,7 @@ class Stream final : public ThroughputTransport {
   // would publish what it has; the end marker flushes.
   void send(std::uint64_t seq) override {
     pending_.push_back(seq);
-    if (pending_.size() < kBatch && seq != kEndMarker) return;
+    if (pending_.size() < claim_batch_ && seq != kEndMarker) return;
     Claim claims[kBatch];
     const std::span<const std::uint32_t> sizes(sizes_.data(), pending_.size());
     for (;;) {
@@ -173,7 +181,8 @@ class Stream final : public ThroughputTransport {
 
  private:
   static constexpr std::uint64_t kCapacity = 1 << 20;
-  static constexpr std::size_t kBatch = 32;       // records per producer claim
+  static constexpr std::size_t kBatch = 32;       // records per producer claim, at most
+  std::size_t claim_batch_ = kBatch;
   static constexpr std::size_t kPollBatch = 256;  // records per consumer poll
 
   bool single_producer_;
