@@ -381,6 +381,7 @@ SHMBUS_SEQLOCK_READER bool checkpoint_valid(const RingRef& ring, std::uint64_t p
             sizeof copy);
   // acquire: the copy above happened before this second look at the commit word.
   std::atomic_thread_fence(std::memory_order_acquire);
+  // relaxed: ordered after the copy by the fence above.
   if (h->commit.load(std::memory_order_relaxed) != ring.committed(pos)) return false;
   if (check_record(ring, pos, copy)) return false;
   if (copy.type == static_cast<std::uint16_t>(RecordType::padding)) {

@@ -39,7 +39,9 @@ Result<ShmSegment> build_control(const std::string& name, std::uint64_t incarnat
   c->layout_fingerprint = control_fingerprint();
   c->incarnation = incarnation;
   c->slot_count = kSubscriberSlots;
-  for (ProducerSlot& p : c->producers) p.in_flight.store(kNoClaim, std::memory_order_relaxed);
+  for (ProducerSlot& p : c->producers) {
+    p.in_flight.store(kNoClaim, std::memory_order_relaxed);  // relaxed: published by `ready`
+  }
   // release: the identity above is visible to whoever acquire-loads `ready`.
   c->ready.store(core::kReadyMarker, std::memory_order_release);
   return seg;

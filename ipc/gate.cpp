@@ -68,9 +68,9 @@ std::size_t ChannelMapping::evict_dead_subscribers() noexcept {
     if (s.owner.compare_exchange_strong(owner, owner_word(who.pid, SlotState::evicted),
                                         std::memory_order_acq_rel)) {
       // relaxed: counters for tools.
-      s.evictions.fetch_add(1, std::memory_order_relaxed);
-      s.evicted_ns.store(realtime_ns(), std::memory_order_relaxed);
-      control_->evictions.fetch_add(1, std::memory_order_relaxed);
+      s.evictions.fetch_add(1, std::memory_order_relaxed);            // relaxed: statistic
+      s.evicted_ns.store(realtime_ns(), std::memory_order_relaxed);   // relaxed: statistic
+      control_->evictions.fetch_add(1, std::memory_order_relaxed);    // relaxed: statistic
       // release: producers that see the new epoch re-scan and see the eviction.
       control_->gate_epoch.fetch_add(1, std::memory_order_release);
       ++evicted;

@@ -45,6 +45,7 @@ void wait_until_responder_ready(const Control& control) {
 }
 
 void mark_responder_ready(Control& control) {
+  // release: the responder's setup (subscriptions, mappings) happens before the initiator starts.
   control.responder_ready.store(1, std::memory_order_release);
 }
 
