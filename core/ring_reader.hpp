@@ -98,9 +98,6 @@ class RingReader {
       // acquire: pairs with the producer's release store in commit(); the fields and payload
       // read below are the ones written before it.
       if (h->commit.load(std::memory_order_acquire) != ring_.committed(position_)) {
-        // While waiting, keep asking for the line after the header: the producer writes it
-        // before the commit, so its transfer overlaps the commit line's instead of following it.
-        __builtin_prefetch(reinterpret_cast<const char*>(h) + kCacheLine);
         return ReadState::empty;
       }
       if (!valid_fields(h->type, h->length, position_)) return ReadState::corrupt;

@@ -126,7 +126,8 @@ bool repair_record(const RingRef& ring, std::uint64_t position, std::uint64_t fr
   // "pending" first) and other repairers that saw the same word.
   const std::uint64_t repairing = commit_word(ring.key, position, kStateRepairing);
   if (seen != repairing &&
-      !h->commit.compare_exchange_strong(seen, repairing, std::memory_order_acq_rel)) {
+      !h->commit.compare_exchange_strong(seen, repairing,
+                                         std::memory_order_acq_rel)) {  // acq_rel: see above
     return false;
   }
   h->length = static_cast<std::uint32_t>(frame - kRecordHeaderSize);
@@ -150,7 +151,8 @@ std::uint64_t repair_stall(const RingRef& ring, const StallAnalysis& a) noexcept
   // rewrites below for a producer that acquire-loads it in commit().
   std::uint64_t seen = ring.header->repaired_through.load(std::memory_order_relaxed);
   while (seen < end && !ring.header->repaired_through.compare_exchange_weak(
-                           seen, end, std::memory_order_acq_rel, std::memory_order_relaxed)) {
+                           seen, end, std::memory_order_acq_rel,  // acq_rel: see above
+                           std::memory_order_relaxed)) {         // relaxed: retry only
   }
   std::uint64_t marked = 0;
   for (int i = 0; i < a.count; ++i) {

@@ -55,7 +55,7 @@ std::size_t ChannelMapping::evict_dead_subscribers() noexcept {
       // Nothing waits for a dead non-gating subscriber: free its slot now (a named one keeps its
       // position for a restart). acq_rel: the slot changes hands only if still that owner's.
       const std::uint64_t next = s.name[0] != '\0' ? owner_word(s.pid, SlotState::detached) : 0;
-      s.owner.compare_exchange_strong(owner, next, std::memory_order_acq_rel);
+      s.owner.compare_exchange_strong(owner, next, std::memory_order_acq_rel);  // acq_rel: above
       continue;
     }
     std::int64_t since = 0;
@@ -66,7 +66,7 @@ std::size_t ChannelMapping::evict_dead_subscribers() noexcept {
     // acq_rel: the winner alone counts the eviction; producers that then re-scan (after the
     // epoch bump below) no longer see the slot as gating.
     if (s.owner.compare_exchange_strong(owner, owner_word(who.pid, SlotState::evicted),
-                                        std::memory_order_acq_rel)) {
+                                        std::memory_order_acq_rel)) {  // acq_rel: see above
       // relaxed: counters for tools.
       s.evictions.fetch_add(1, std::memory_order_relaxed);            // relaxed: statistic
       s.evicted_ns.store(realtime_ns(), std::memory_order_relaxed);   // relaxed: statistic
@@ -100,14 +100,14 @@ Result<ProducerSlot*> ChannelMapping::take_producer_slot(const ProcessId& self) 
       if (owner != 0) continue;
       // acq_rel: winning makes the slot ours.
       if (!p.owner.compare_exchange_strong(owner, owner_word(self.pid, SlotState::claiming),
-                                           std::memory_order_acq_rel)) {
+                                           std::memory_order_acq_rel)) {  // acq_rel: ours now
         continue;
       }
       p.start_time = self.start_time;
       p.attached_ns = realtime_ns();
       // relaxed: published by the release store of the owner word below.
       p.in_flight.store(kNoClaim, std::memory_order_relaxed);
-      p.published.store(0, std::memory_order_relaxed);
+      p.published.store(0, std::memory_order_relaxed);  // relaxed: as in_flight above
       // release: peers that see the slot active see its start time.
       p.owner.store(owner_word(self.pid, SlotState::active), std::memory_order_release);
       return &p;
@@ -123,7 +123,7 @@ void ChannelMapping::release_producer_slot(ProducerSlot* slot) noexcept {
   if (slot == nullptr) return;
   // relaxed then release: the bound is cleared before the slot is seen free.
   slot->in_flight.store(kNoClaim, std::memory_order_relaxed);
-  slot->owner.store(0, std::memory_order_release);
+  slot->owner.store(0, std::memory_order_release);  // release: after the bound is cleared
 }
 
 }  // namespace shmbus::detail

@@ -83,8 +83,8 @@ void Publisher::release_exclusive() noexcept {
   if (!exclusive_ || !channel_) return;
   std::uint64_t mine = detail::pack_process(detail::self_process());
   // release: the next owner (which acquires the word) sees the tail we stored last.
-  channel_->ring().header->exclusive_pid.compare_exchange_strong(mine, 0,
-                                                                 std::memory_order_release);
+  channel_->ring().header->exclusive_pid.compare_exchange_strong(
+      mine, 0, std::memory_order_release);  // release: see above
   exclusive_ = false;
 }
 
@@ -140,7 +140,7 @@ PublishStatus Publisher::try_claim_batch(std::span<const std::uint32_t> sizes,
     // CAS's full barrier; scan_gate_floor loads the tail before the slots.
     slot_->in_flight.store(
         __atomic_load_n(&channel_->ring().header->tail.position, __ATOMIC_RELAXED),
-        std::memory_order_release);
+        std::memory_order_release);  // release: see above
   }
   core::ClaimStatus st = writer_.try_claim_batch(sizes, gate_floor(), out);
   if (st == core::ClaimStatus::back_pressured) {
@@ -193,7 +193,7 @@ PublishStatus Publisher::claim(std::uint32_t size, Claim& claim,
 void Publisher::claim_done() noexcept {
   // release: our bound goes only after the commit stores before it.
   if (--outstanding_ == 0 && !exclusive_) {
-    slot_->in_flight.store(detail::kNoClaim, std::memory_order_release);
+    slot_->in_flight.store(detail::kNoClaim, std::memory_order_release);  // release: above
   }
 }
 

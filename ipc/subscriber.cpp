@@ -52,7 +52,7 @@ Result<std::pair<SubscriberSlot*, bool>> take_slot(detail::ControlHeader& ctl,
         // slot ours; we read its position after it.
         const std::uint64_t next = detail::gates(st) ? owner_word(self.pid, SlotState::resuming)
                                                      : mine;
-        if (s.owner.compare_exchange_strong(owner, next, std::memory_order_acq_rel)) {
+        if (s.owner.compare_exchange_strong(owner, next, std::memory_order_acq_rel)) {  // acq_rel: see above
           return std::pair{&s, true};
         }
       }
@@ -76,8 +76,8 @@ Result<std::pair<SubscriberSlot*, bool>> take_slot(detail::ControlHeader& ctl,
         if (dead_anonymous && s.policy == static_cast<std::uint8_t>(Policy::block)) {
           // relaxed: counters; release: producers re-scan and stop waiting for the dead one.
           s.evictions.fetch_add(1, std::memory_order_relaxed);
-          ctl.evictions.fetch_add(1, std::memory_order_relaxed);
-          ctl.gate_epoch.fetch_add(1, std::memory_order_release);
+          ctl.evictions.fetch_add(1, std::memory_order_relaxed);  // relaxed: statistic
+          ctl.gate_epoch.fetch_add(1, std::memory_order_release);  // release: re-scan
         }
         return std::pair{&s, false};
       }
@@ -162,7 +162,7 @@ Result<Subscriber> Subscriber::open(std::string_view channel, const SubscriberOp
   core::TailWord start;
   // relaxed: the slot is ours (the CAS above acquired it).
   const std::uint64_t saved_seq = slot->next_sequence.load(std::memory_order_relaxed);
-  const std::uint64_t saved_position = slot->position.load(std::memory_order_relaxed);
+  const std::uint64_t saved_position = slot->position.load(std::memory_order_relaxed);  // relaxed: our slot
   if (resumed && saved_seq != 0 && core::is_frame_aligned(saved_position)) {
     start = core::TailWord{saved_position, resume_sequence(ring, saved_position, saved_seq)};
   } else if (options.start == StartFrom::earliest) {
@@ -189,7 +189,7 @@ Result<Subscriber> Subscriber::open(std::string_view channel, const SubscriberOp
   if (resumed) {
     // relaxed: our own slot's counters, carried over from the process that left it.
     sub.received_ = slot->received.load(std::memory_order_relaxed);
-    sub.lost_ = slot->lost.load(std::memory_order_relaxed);
+    sub.lost_ = slot->lost.load(std::memory_order_relaxed);  // relaxed: our slot
   } else {
     // relaxed: published by the release store of the owner word below.
     slot->evictions.store(0, std::memory_order_relaxed);

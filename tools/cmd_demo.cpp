@@ -193,7 +193,7 @@ class DemoRun {
     }
     // relaxed: read by the parent after waitpid().
     c.report->state.store(code == 0 ? RoleState::done : RoleState::failed,
-                          std::memory_order_relaxed);
+                          std::memory_order_relaxed);  // relaxed: a statistic
     std::fflush(nullptr);
     _exit(code);
   }
@@ -243,8 +243,8 @@ class DemoRun {
       // relaxed: statistics (see RoleReport).
       const std::uint64_t last = r.last_sequence.load(std::memory_order_relaxed);
       fmt::format_to(std::back_inserter(line), " | {}: recv {:>9} lost {:>8} lag {:>6}",
-                     c.role->name, r.count.load(std::memory_order_relaxed),
-                     r.lost.load(std::memory_order_relaxed), pub > last ? pub - last : 0);
+                     c.role->name, r.count.load(std::memory_order_relaxed),  // relaxed: statistic
+                     r.lost.load(std::memory_order_relaxed), pub > last ? pub - last : 0);  // relaxed: statistic
     }
     fmt::print(out_, "{}\n", line);
     std::fflush(out_);

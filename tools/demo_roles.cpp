@@ -33,7 +33,7 @@ int publish_demo_messages(const DemoConfig& cfg, DemoBoard& board, RoleReport& m
     fmt::print(stderr, "shmbus demo: publisher: {}\n", pub.error().message);
     return 1;
   }
-  me.state.store(RoleState::ready, std::memory_order_relaxed);
+  me.state.store(RoleState::ready, std::memory_order_relaxed);  // relaxed: progress display only
   // Pace once a millisecond rather than between every two messages: the demo shares its CPUs.
   const Pacer pacer(cfg.rate, static_cast<std::uint64_t>(cfg.rate / 1000) + 1);
   for (std::uint64_t counter = 1; counter <= cfg.messages; ++counter) {
@@ -55,7 +55,7 @@ int publish_demo_messages(const DemoConfig& cfg, DemoBoard& board, RoleReport& m
     if (claim.sequence() != counter) me.order_errors.fetch_add(1, std::memory_order_relaxed);
     // relaxed: statistics (see RoleReport).
     me.count.store(counter, std::memory_order_relaxed);
-    me.last_sequence.store(claim.sequence(), std::memory_order_relaxed);
+    me.last_sequence.store(claim.sequence(), std::memory_order_relaxed);  // relaxed: statistic
   }
   return 0;
 }
@@ -72,7 +72,7 @@ int receive_demo_messages(const DemoConfig& cfg, DemoBoard& board, RoleReport& m
     fmt::print(stderr, "shmbus demo: {} subscriber: {}\n", to_string(policy), sub.error().message);
     return 1;
   }
-  me.state.store(RoleState::ready, std::memory_order_relaxed);
+  me.state.store(RoleState::ready, std::memory_order_relaxed);  // relaxed: progress display only
 
   std::uint64_t received = 0, lost = 0, last = 0, bad = 0, order_errors = 0;
   auto check = [&](const Message& m) noexcept {
@@ -85,10 +85,10 @@ int receive_demo_messages(const DemoConfig& cfg, DemoBoard& board, RoleReport& m
   auto report = [&] {
     // relaxed: statistics (see RoleReport).
     me.count.store(received, std::memory_order_relaxed);
-    me.lost.store(lost, std::memory_order_relaxed);
-    me.last_sequence.store(last, std::memory_order_relaxed);
-    me.bad_payloads.store(bad, std::memory_order_relaxed);
-    me.order_errors.store(order_errors, std::memory_order_relaxed);
+    me.lost.store(lost, std::memory_order_relaxed);  // relaxed: statistic
+    me.last_sequence.store(last, std::memory_order_relaxed);  // relaxed: statistic
+    me.bad_payloads.store(bad, std::memory_order_relaxed);  // relaxed: statistic
+    me.order_errors.store(order_errors, std::memory_order_relaxed);  // relaxed: statistic
   };
 
   bool corrupt = false;
@@ -113,7 +113,7 @@ int receive_demo_messages(const DemoConfig& cfg, DemoBoard& board, RoleReport& m
     if (n > 0) {
       idle_since = now;
     } else if (!sub->wait(kIdleSlice) &&
-               board.sources_exited.load(std::memory_order_relaxed) != 0 &&
+               board.sources_exited.load(std::memory_order_relaxed) != 0 &&  // relaxed: statistic
                now - idle_since > kGiveUpIdleNs) {
       break;  // relaxed above: a flag; the verdict will say what is missing
     }

@@ -40,7 +40,7 @@ std::atomic<std::uint64_t> g_allocations{0};
 void note_allocation() noexcept {
   // relaxed: read after the counted loop by the same thread.
   if (g_counting.load(std::memory_order_relaxed)) {
-    g_allocations.fetch_add(1, std::memory_order_relaxed);
+    g_allocations.fetch_add(1, std::memory_order_relaxed);  // relaxed: a count
   }
 }
 

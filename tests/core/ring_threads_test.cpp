@@ -45,9 +45,9 @@ class Failures {
   void fail(std::string what) {
     std::lock_guard lock(mutex_);
     if (first_.empty()) first_ = std::move(what);
-    stop_.store(true, std::memory_order_relaxed);
+    stop_.store(true, std::memory_order_relaxed);  // relaxed: a flag
   }
-  bool stopped() const { return stop_.load(std::memory_order_relaxed); }
+  bool stopped() const { return stop_.load(std::memory_order_relaxed); }  // relaxed: a flag
   std::string first() {
     std::lock_guard lock(mutex_);
     return first_;
@@ -96,7 +96,7 @@ void run(int producers, bool exclusive, bool with_drop_reader) {
         // is done with and may be overwritten.
         std::uint64_t floor = UINT64_MAX;
         for (const Gate& g : gates) {
-          floor = std::min(floor, g.position.load(std::memory_order_acquire));
+          floor = std::min(floor, g.position.load(std::memory_order_acquire));  // acquire: reader is done with it
         }
         const ClaimStatus st =
             batch ? w.try_claim_batch(claim, floor, t) : w.try_claim(lengths[0], floor, t[0]);
