@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace CLI {
 class App;
@@ -18,6 +19,7 @@ struct BenchOptions {
   double duration_s = 2.0;
   int rounds = 3;
   bool json = false;
+  std::vector<std::string> only;  // transports to run (raw-shm always runs); empty: all
 };
 
 int run_bench(const BenchOptions& options);

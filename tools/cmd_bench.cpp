@@ -2,6 +2,7 @@
 // Boost message queue), measured side by side in one run by the cross-process harness (bench/).
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 
@@ -37,14 +38,22 @@ int run_and_print(std::vector<std::unique_ptr<Transport>> transports, const Benc
   return 0;
 }
 
+// shmbus's two channel kinds, then the baselines; `only` (when given) keeps the transports it
+// names and always the raw-shm baseline, which every ratio is measured against.
 template <class Transport>
 std::vector<std::unique_ptr<Transport>> with_shmbus(std::unique_ptr<Transport> shared,
                                                     std::unique_ptr<Transport> single,
-                                                    std::vector<std::unique_ptr<Transport>> rest) {
+                                                    std::vector<std::unique_ptr<Transport>> rest,
+                                                    const std::vector<std::string>& only) {
   std::vector<std::unique_ptr<Transport>> all;
   all.push_back(std::move(shared));
   all.push_back(std::move(single));
   for (auto& t : rest) all.push_back(std::move(t));
+  if (only.empty()) return all;
+  std::erase_if(all, [&](const std::unique_ptr<Transport>& t) {
+    const std::string name = t->name();
+    return name != "raw-shm" && std::find(only.begin(), only.end(), name) == only.end();
+  });
   return all;
 }
 
@@ -60,14 +69,14 @@ int run_bench(const BenchOptions& options) {
   if (options.kind == "pingpong") {
     return run_and_print(with_shmbus(bench::shmbus_pingpong_transport(false),
                                      bench::shmbus_pingpong_transport(true),
-                                     bench::baseline_pingpong_transports()),
+                                     bench::baseline_pingpong_transports(), options.only),
                          options, config, [](auto& t, auto& c, auto& p) {
                            return bench::run_pingpong(t, c, p);
                          });
   }
   return run_and_print(with_shmbus(bench::shmbus_throughput_transport(false),
                                    bench::shmbus_throughput_transport(true),
-                                   bench::baseline_throughput_transports()),
+                                   bench::baseline_throughput_transports(), options.only),
                        options, config, [](auto& t, auto& c, auto& p) {
                          return bench::run_throughput(t, c, p);
                        });
@@ -90,6 +99,10 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--rounds", options->rounds,
                   "Interleaved rounds; each figure is the median over them")
       ->check(CLI::Range(1, 99));
+  cmd->add_option("--only", options->only,
+                  "Run only these transports (repeatable; raw-shm always runs): shmbus, "
+                  "shmbus-sp, pipe, unix-socket, boost-mq")
+      ->check(CLI::IsMember({"shmbus", "shmbus-sp", "raw-shm", "pipe", "unix-socket", "boost-mq"}));
   cmd->add_flag("--json", options->json, "One JSON document on stdout instead of a table");
   cmd->callback([options] {
     const int code = run_bench(*options);
