@@ -1,0 +1,189 @@
+#include "journal/format.hpp"
+
+#include <array>
+#include <charconv>
+#include <cstring>
+
+#include <fmt/format.h>
+
+namespace shmbus::journal {
+
+namespace {
+
+// The software CRC32C (reflected polynomial 0x82f63b78), one byte at a time. Only used on CPUs
+// without SSE4.2; Boost.CRC computes the same function but would be the only use of it here, and
+// the hardware path below is ~20x faster than any table, which the journal's bandwidth needs.
+constexpr std::array<std::uint32_t, 256> make_table() {
+  std::array<std::uint32_t, 256> t{};
+  for (std::uint32_t i = 0; i < 256; ++i) {
+    std::uint32_t c = i;
+    for (int k = 0; k < 8; ++k) c = (c & 1) ? (c >> 1) ^ 0x82f63b78u : c >> 1;
+    t[i] = c;
+  }
+  return t;
+}
+constexpr std::array<std::uint32_t, 256> kTable = make_table();
+
+std::uint32_t crc32c_table(std::uint32_t crc, const unsigned char* p, std::size_t n) noexcept {
+  for (std::size_t i = 0; i < n; ++i) crc = kTable[(crc ^ p[i]) & 0xff] ^ (crc >> 8);
+  return crc;
+}
+
+__attribute__((target("sse4.2"))) std::uint32_t crc32c_sse42(std::uint32_t crc,
+                                                             const unsigned char* p,
+                                                             std::size_t n) noexcept {
+  std::uint64_t c = crc;
+  while (n >= 8) {
+    std::uint64_t v;
+    std::memcpy(&v, p, 8);
+    c = __builtin_ia32_crc32di(c, v);
+    p += 8;
+    n -= 8;
+  }
+  auto c32 = static_cast<std::uint32_t>(c);
+  while (n > 0) {
+    c32 = __builtin_ia32_crc32qi(c32, *p++);
+    --n;
+  }
+  return c32;
+}
+
+const bool kHaveSse42 = __builtin_cpu_supports("sse4.2");
+
+std::uint32_t record_crc(const RecordHeader& h, std::span<const std::byte> payload) noexcept {
+  const auto* p = reinterpret_cast<const unsigned char*>(&h);
+  std::uint32_t c = ~crc32c(~0u, p + 4, kRecordHeaderSize - 4);
+  c = crc32c(c, payload.data(), payload.size());
+  return mask_crc(c);
+}
+
+}  // namespace
+
+std::uint32_t crc32c(std::uint32_t crc, const void* data, std::size_t n) noexcept {
+  const auto* p = static_cast<const unsigned char*>(data);
+  const std::uint32_t c = ~crc;
+  return ~(kHaveSse42 ? crc32c_sse42(c, p, n) : crc32c_table(c, p, n));
+}
+
+void make_record_header(RecordHeader& h, RecordType type, std::uint64_t sequence,
+                        std::int64_t timestamp_ns, std::span<const std::byte> payload) noexcept {
+  h.length = static_cast<std::uint32_t>(payload.size());
+  h.sequence = sequence;
+  h.timestamp_ns = timestamp_ns;
+  h.type = static_cast<std::uint16_t>(type);
+  h.flags = 0;
+  h.reserved = 0;
+  h.crc = record_crc(h, payload);
+}
+
+std::optional<std::string> check_record_fields(const RecordHeader& h) {
+  if (h.type != static_cast<std::uint16_t>(RecordType::data) &&
+      h.type != static_cast<std::uint16_t>(RecordType::gap)) {
+    return fmt::format("unknown record type {}", h.type);
+  }
+  if (h.length > kMaxRecordPayload) return fmt::format("record length {} is too large", h.length);
+  if (h.type == static_cast<std::uint16_t>(RecordType::gap) && h.length != sizeof(GapPayload)) {
+    return fmt::format("gap record has length {} (expected {})", h.length, sizeof(GapPayload));
+  }
+  if (h.flags != 0 || h.reserved != 0) return std::string("reserved header bits are set");
+  if (h.sequence == 0) return std::string("sequence 0 (sequences start at 1)");
+  return std::nullopt;
+}
+
+std::optional<std::string> check_record(const RecordHeader& h, std::span<const std::byte> payload) {
+  if (auto bad = check_record_fields(h)) return bad;
+  if (payload.size() != h.length) return std::string("payload size does not match the length");
+  if (record_crc(h, payload) != h.crc) return std::string("checksum mismatch");
+  if (h.type == static_cast<std::uint16_t>(RecordType::gap)) {
+    GapPayload g;
+    std::memcpy(&g, payload.data(), sizeof g);
+    if (g.count == 0 || g.count > UINT64_MAX - h.sequence) {
+      return fmt::format("gap record counts {} sequences", g.count);
+    }
+  }
+  return std::nullopt;
+}
+
+void make_segment_header(SegmentHeader& h, std::string_view channel, std::uint64_t incarnation,
+                         std::uint64_t first_sequence, std::uint64_t segment_number,
+                         std::int64_t created_ns) noexcept {
+  std::memset(&h, 0, sizeof h);
+  std::memcpy(h.magic, kSegmentMagic, sizeof h.magic);
+  h.version = kFormatVersion;
+  h.header_size = kSegmentHeaderSize;
+  h.first_sequence = first_sequence;
+  h.segment_number = segment_number;
+  h.channel_incarnation = incarnation;
+  h.created_ns = created_ns;
+  std::memcpy(h.channel, channel.data(), std::min(channel.size(), kChannelNameSize - 1));
+  h.header_crc = mask_crc(crc32c(&h, offsetof(SegmentHeader, header_crc)));
+}
+
+std::optional<std::string> check_segment_header(const SegmentHeader& h) {
+  if (std::memcmp(h.magic, kSegmentMagic, sizeof h.magic) != 0) {
+    return std::string("not a shmbus journal segment (bad magic)");
+  }
+  if (h.version != kFormatVersion) {
+    return fmt::format("journal format version {} (this build reads version {})", h.version,
+                       kFormatVersion);
+  }
+  if (h.header_size != kSegmentHeaderSize) {
+    return fmt::format("segment header size {} (expected {})", h.header_size, kSegmentHeaderSize);
+  }
+  if (mask_crc(crc32c(&h, offsetof(SegmentHeader, header_crc))) != h.header_crc) {
+    return std::string("segment header checksum mismatch");
+  }
+  if (h.first_sequence == 0) return std::string("segment header says first sequence 0");
+  if (std::memchr(h.channel, '\0', sizeof h.channel) == nullptr) {
+    return std::string("segment header channel name is not terminated");
+  }
+  return std::nullopt;
+}
+
+void make_index_header(IndexHeader& h, std::uint64_t first_sequence) noexcept {
+  std::memset(&h, 0, sizeof h);
+  std::memcpy(h.magic, kIndexMagic, sizeof h.magic);
+  h.version = kFormatVersion;
+  h.entry_size = sizeof(IndexEntry);
+  h.first_sequence = first_sequence;
+}
+
+std::optional<std::string> check_index_header(const IndexHeader& h) {
+  if (std::memcmp(h.magic, kIndexMagic, sizeof h.magic) != 0) return std::string("bad index magic");
+  if (h.version != kFormatVersion) return fmt::format("index format version {}", h.version);
+  if (h.entry_size != sizeof(IndexEntry)) return fmt::format("index entry size {}", h.entry_size);
+  return std::nullopt;
+}
+
+void make_index_entry(IndexEntry& e, std::uint64_t sequence, std::int64_t max_timestamp_ns,
+                      std::uint64_t offset) noexcept {
+  e.sequence = sequence;
+  e.max_timestamp_ns = max_timestamp_ns;
+  e.offset = offset;
+  e.reserved = 0;
+  e.crc = mask_crc(crc32c(&e, offsetof(IndexEntry, crc)));
+}
+
+bool index_entry_valid(const IndexEntry& e) noexcept {
+  return e.reserved == 0 && e.crc == mask_crc(crc32c(&e, offsetof(IndexEntry, crc)));
+}
+
+std::string segment_file_name(std::uint64_t first_sequence) {
+  return fmt::format("{:020}{}", first_sequence, kSegmentSuffix);
+}
+
+std::string index_file_name(std::uint64_t first_sequence) {
+  return fmt::format("{:020}{}", first_sequence, kIndexSuffix);
+}
+
+std::optional<std::uint64_t> parse_segment_file_name(std::string_view name) {
+  if (name.size() != 20 + kSegmentSuffix.size() || !name.ends_with(kSegmentSuffix)) {
+    return std::nullopt;
+  }
+  std::uint64_t v = 0;
+  const auto [end, ec] = std::from_chars(name.data(), name.data() + 20, v);
+  if (ec != std::errc{} || end != name.data() + 20 || v == 0) return std::nullopt;
+  return v;
+}
+
+}  // namespace shmbus::journal

@@ -1,0 +1,87 @@
+// Reading a journal directory: seek by sequence or by time, then iterate records in sequence order,
+// gap records included. Used by `shmbus replay`, `shmbus journal`, the spill policy and tests.
+//
+// The reader reads with pread into its own buffers (never mmap: a journaler truncating a torn tail
+// must not be able to SIGBUS a reader). Views it hands out point into those buffers and stay valid
+// until the next call to next(), seek_*() or refresh().
+//
+// Damage: a record that fails its checks in the middle of the journal (valid records follow it) is
+// reported as ReadStatus::damaged with a message naming the segment, offset and expected sequence;
+// the reader never skips it silently. An invalid record at the very end of the newest segment is
+// the journaler's unfinished write (or a torn tail after a crash): that is ReadStatus::end.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "journal/format.hpp"
+#include "shmbus/shmbus.hpp"
+
+namespace shmbus::journal {
+
+struct SegmentInfo {
+  std::string path;              // segment file
+  std::uint64_t first_sequence;  // from the file name (checked against the header)
+  std::uint64_t file_bytes;      // size when the directory was last listed
+};
+
+// One record as read from the journal.
+struct JournalRecord {
+  RecordType type;               // data or gap
+  std::uint64_t sequence;        // data: its sequence; gap: the first lost sequence
+  std::int64_t timestamp_ns;     // data: publish time; gap: when the loss was seen
+  std::span<const std::byte> payload;  // data only; valid until the next call on the reader
+  std::uint64_t gap_count;       // gap only: sequences lost from `sequence` on
+  std::uint64_t offset;          // byte offset of the record in its segment
+  std::size_t segment;           // index into segments()
+  // The sequence the record after this one carries: sequence + 1, or sequence + gap_count.
+  std::uint64_t next_sequence() const noexcept {
+    return type == RecordType::gap ? sequence + gap_count : sequence + 1;
+  }
+};
+
+enum class ReadStatus : std::uint8_t {
+  record,   // `out` holds the next record
+  end,      // nothing more (yet): call refresh() later to see what the journaler appended since
+  damaged,  // the next record is damaged; last_error() says where. The reader stays before it.
+};
+
+class JournalReader {
+ public:
+  // Lists the directory's segments. A directory with no segment is a valid, empty journal; a
+  // missing or unreadable directory is an error (not_found / permission_denied).
+  static Result<JournalReader> open(const std::string& dir);
+
+  JournalReader(JournalReader&&) noexcept;
+  JournalReader& operator=(JournalReader&&) noexcept;
+  ~JournalReader();
+
+  const std::vector<SegmentInfo>& segments() const noexcept;
+  // The first sequence still retained (0 for an empty journal).
+  std::uint64_t first_sequence() const noexcept;
+
+  // Positions the reader on the record holding `sequence` (a gap record if it was lost), found in
+  // O(log n) through the segment names and index files. Before the first retained sequence: on the
+  // first record. Past the last record: at the end (next() returns end until more is appended).
+  Result<void> seek_sequence(std::uint64_t sequence);
+  // Positions the reader on the first data record whose timestamp is >= time_ns (per-segment
+  // bisection over the index's non-decreasing max timestamps, then a short scan).
+  Result<void> seek_time(std::int64_t time_ns);
+
+  ReadStatus next(JournalRecord& out);
+  const std::string& last_error() const noexcept;
+
+  // Re-lists the directory (new segments, segments removed by retention, grown files) keeping the
+  // current position. Cheap enough to call whenever next() returned end.
+  Result<void> refresh();
+
+ private:
+  JournalReader();
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace shmbus::journal

@@ -1,0 +1,49 @@
+// Walking one segment file from its header to its end, checking every record: the common ground of
+// recovery (the writer finds where to continue), `shmbus journal verify|info` and index rebuilds.
+//
+// A torn tail (bytes after the last valid record that hold no valid record at all: the writer died
+// mid-write, or is still writing) is told apart from damage (an invalid record followed by valid
+// ones), which is reported with its offset and the sequence expected there and never truncated away.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "journal/format.hpp"
+#include "shmbus/shmbus.hpp"
+
+namespace shmbus::journal {
+
+struct SegmentDamage {
+  std::uint64_t offset;             // byte offset of the first bad byte/record in the file
+  std::uint64_t expected_sequence;  // the sequence the record there should have carried
+  std::string what;                 // e.g. "checksum mismatch", "sequence 17 (expected 12)"
+};
+
+struct SegmentScan {
+  SegmentHeader header;
+  std::uint64_t file_bytes = 0;
+  std::uint64_t valid_end = 0;      // offset just past the last valid record (>= header size)
+  std::uint64_t data_records = 0;
+  std::uint64_t gap_records = 0;
+  std::uint64_t lost_sequences = 0;  // sum of the gap records' counts
+  std::uint64_t next_sequence = 0;  // the sequence a record appended at valid_end would carry
+  std::int64_t first_time_ns = 0;   // of the first and last data records (0: none)
+  std::int64_t last_time_ns = 0;
+  std::int64_t max_time_ns = 0;
+  bool torn_tail = false;           // valid_end < file_bytes and nothing valid after it
+  std::vector<SegmentDamage> damage;  // invalid records with valid ones after them
+};
+
+// Called for every valid record while scanning (index rebuilds, dump). `payload` is valid only
+// during the call.
+using ScanVisitor = std::function<void(const RecordHeader&, std::span<const std::byte> payload,
+                                       std::uint64_t offset)>;
+
+// Scans the segment at `path`. Errors (Result) are for a file that cannot be read or whose header
+// is invalid; record-level problems are reported in the SegmentScan.
+Result<SegmentScan> scan_segment(const std::string& path, const ScanVisitor& visit = {});
+
+}  // namespace shmbus::journal

@@ -1,0 +1,121 @@
+// Appending a channel's records to a journal directory through io_uring.
+//
+// append() copies a record into the current write buffer (no system call); when a buffer fills,
+// or on flush(), it is submitted as one write and the next free buffer is used, so several writes
+// are in flight while the caller keeps appending. Buffers are allocated once and reused (registered
+// with the ring when the kernel allows). Completions are reaped by reap(); a failed or short write is
+// never dropped: its bytes stay in their buffer and are written again (every retry_interval) until
+// the cause is gone; the caller sees blocked() and decides whether to wait or give up.
+//
+// Recovery happens in open(): the newest segment is scanned, a torn tail is cut off (how much is
+// reported), damage in the middle is reported, and appends continue at the next sequence.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "journal/format.hpp"
+#include "shmbus/shmbus.hpp"
+
+namespace shmbus::journal {
+
+enum class FsyncPolicy : std::uint8_t {
+  never,     // the page cache decides; written == survives a process crash, not a power loss
+  interval,  // fdatasync every WriterOptions::fsync_interval
+  batch,     // fdatasync after every batch of writes (every flush())
+};
+
+struct WriterOptions {
+  std::string dir;
+  std::string channel;              // written into segment headers
+  std::uint64_t incarnation = 0;    // the channel's incarnation id, written into segment headers
+  std::uint64_t segment_bytes = 256ull << 20;  // roll to a new segment past this size
+  std::uint64_t retain_bytes = 0;   // delete the oldest segments past this total (0: keep all)
+  std::chrono::seconds retain_age{0};  // delete segments whose newest record is older (0: keep)
+  FsyncPolicy fsync = FsyncPolicy::never;
+  std::chrono::milliseconds fsync_interval{100};
+  bool direct = false;              // O_DIRECT (whole 4 KiB blocks; the tail block is rewritten)
+  std::size_t buffer_bytes = 1 << 20;  // one write buffer; records larger get a buffer of their own
+  unsigned buffers = 8;             // buffers in the pool = writes in flight at most
+  std::chrono::milliseconds retry_interval{100};  // between retries of a failed write
+};
+
+// What open() found and did.
+struct RecoveryReport {
+  std::uint64_t segments = 0;        // segment files found
+  std::uint64_t next_sequence = 0;   // where the journal continues (0: empty journal)
+  std::uint64_t truncated_bytes = 0;  // torn tail cut off the newest segment
+  std::string truncated_segment;     // which file was cut (empty if none)
+  std::vector<std::string> damage;   // damage found in the middle (reported, not repaired)
+  std::vector<std::string> removed;  // leftovers removed (e.g. an empty segment from a crash)
+};
+
+// Counters for tools and the closing figures.
+struct WriterStats {
+  std::uint64_t records = 0, gap_records = 0, bytes = 0;  // appended
+  std::uint64_t writes = 0, fsyncs = 0, write_errors = 0, retried_writes = 0;
+  std::uint64_t segments_created = 0, segments_deleted = 0;
+};
+
+class JournalWriter {
+ public:
+  // Creates the directory if missing, takes an exclusive lock on it (one journaler per directory:
+  // ErrorCode::busy names the holder), recovers it, and opens or creates the newest segment.
+  static Result<JournalWriter> open(const WriterOptions& options, RecoveryReport* report = nullptr);
+
+  JournalWriter(JournalWriter&&) noexcept;
+  JournalWriter& operator=(JournalWriter&&) noexcept;
+  ~JournalWriter();  // drains in-flight writes (best effort) and closes
+
+  // The sequence the next record must carry (0 if the journal is empty: any sequence may start).
+  std::uint64_t next_sequence() const noexcept;
+
+  // Appends a data record / a gap record. `sequence` must equal next_sequence() (unless the journal
+  // is empty); anything else is ErrorCode::invalid_argument and nothing is written. May submit a
+  // full buffer. While writes fail, bytes wait in their buffers (see blocked()); only when every
+  // buffer is full does append return an error (ErrorCode::no_space, or system), appending nothing.
+  Result<void> append(std::uint64_t sequence, std::int64_t timestamp_ns,
+                      std::span<const std::byte> payload);
+  Result<void> append_gap(std::uint64_t first_sequence, std::uint64_t count,
+                          std::int64_t seen_ns);
+
+  // Submits the partly filled buffer (and an fdatasync under FsyncPolicy::batch). Cheap when empty.
+  Result<void> flush();
+  // Reaps completions without waiting (wait = false) or until at least one arrives. Resubmits
+  // writes that failed with a retryable error (ENOSPC, EFBIG, EIO, short write) after
+  // retry_interval.
+  // Returns the first hard error (e.g. EROFS, EBADF).
+  Result<void> reap(bool wait = false);
+  // Waits until every appended byte is written (and, if fsync is not never, synced).
+  Result<void> drain(std::chrono::milliseconds timeout = std::chrono::milliseconds(10'000));
+
+  // Every record up to this sequence has been written to the file (survives a process crash).
+  std::uint64_t written_sequence() const noexcept;
+  // Every record up to this sequence has been fdatasync'ed (survives a power loss).
+  std::uint64_t durable_sequence() const noexcept;
+  // True while writes are failing (disk full, I/O error): appends still buffer until the pool is
+  // full, then return ErrorCode::no_space. last_error() says why.
+  bool blocked() const noexcept;
+  // True when every buffer is full or in flight: the caller should reap(true) before appending.
+  bool full() const noexcept;
+  const std::string& last_error() const noexcept;
+  const WriterStats& stats() const noexcept;
+
+  // Fault injection for tests (LESSONS.md: libfiu and LD_PRELOAD do not see io_uring): called with
+  // each completion's result before the writer looks at it; may return a different result (e.g.
+  // -ENOSPC or a short count).
+  using CompletionHook = int (*)(void* context, int result);
+  void set_completion_hook(CompletionHook hook, void* context) noexcept;
+
+ private:
+  JournalWriter();
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace shmbus::journal
