@@ -33,17 +33,28 @@ struct SegmentScan {
   std::int64_t first_time_ns = 0;   // of the first and last data records (0: none)
   std::int64_t last_time_ns = 0;
   std::int64_t max_time_ns = 0;
-  bool torn_tail = false;           // valid_end < file_bytes and nothing valid after it
+  bool torn_tail = false;           // valid_end < file_bytes and nothing valid after it (with
+                                    // damage: bytes after last_record_end, none of them valid)
   std::vector<SegmentDamage> damage;  // invalid records with valid ones after them
+  // Past damage the scan resumes at the next valid record, so these describe the whole file; they
+  // equal valid_end and next_sequence when there is no damage.
+  std::uint64_t last_record_end = 0;  // offset just past the last valid record anywhere
+  std::uint64_t end_sequence = 0;     // the sequence after the last valid record anywhere
 };
 
-// Called for every valid record while scanning (index rebuilds, dump). `payload` is valid only
-// during the call.
+// Called for every valid record while scanning (index rebuilds, dump), in file order, including
+// the valid records found after damage. `payload` is valid only during the call.
 using ScanVisitor = std::function<void(const RecordHeader&, std::span<const std::byte> payload,
                                        std::uint64_t offset)>;
 
 // Scans the segment at `path`. Errors (Result) are for a file that cannot be read or whose header
-// is invalid; record-level problems are reported in the SegmentScan.
+// is invalid (version_mismatch for another format version, corrupt otherwise, also when the file
+// name names another first sequence than the header); record-level problems are reported in the
+// SegmentScan.
+//
+// Counts and times (data_records, gap_records, lost_sequences, *_time_ns) cover every valid record
+// in the file, including those after damage. A valid record with an unexpected sequence is damage
+// ("sequence 17 (expected 12)"); the scan continues from its sequence.
 Result<SegmentScan> scan_segment(const std::string& path, const ScanVisitor& visit = {});
 
 }  // namespace shmbus::journal
