@@ -59,6 +59,11 @@ class RingReader {
     next_sequence_ = boundary.next_sequence;
   }
 
+  // Sequences known lost that the next record delivered will report (lost_before).
+  std::uint64_t pending_lost() const noexcept { return pending_lost_; }
+  // Adds sequences lost elsewhere (a spill subscriber's journal gap records) to that report.
+  void note_lost(std::uint64_t count) noexcept { pending_lost_ += count; }
+
   // Skips one claim whose producer never committed: `frame` bytes holding sequence `sequence`.
   void skip_abandoned(std::uint64_t frame_bytes, std::uint64_t sequence) noexcept {
     if (sequence >= next_sequence_) pending_lost_ += sequence - next_sequence_ + 1;

@@ -12,10 +12,14 @@
 namespace shmbus::detail {
 
 inline constexpr std::uint64_t kControlMagic = 0x4c52'5443'5342'4d48ULL;  // "HMBSCTRL"
-inline constexpr std::uint32_t kControlVersion = 1;
+inline constexpr std::uint32_t kControlVersion = 2;  // 2: the journal section, `spilled`
 inline constexpr std::uint32_t kSubscriberSlots = 64;
 inline constexpr std::uint32_t kProducerSlots = 32;
 inline constexpr std::size_t kSubscriberNameSize = 64;
+inline constexpr std::size_t kJournalDirSize = 512;
+// Set in ControlHeader::journal_owner while a journaler is writing journal_dir (the rest of the
+// word is its pack_process()): readers treat the channel as having no journaler until it clears.
+inline constexpr std::uint64_t kJournalClaiming = 1ULL << 63;
 
 enum class SlotState : std::uint8_t {
   free = 0,
@@ -59,6 +63,7 @@ struct SubscriberSlot {
   std::atomic<std::uint64_t> received;
   std::atomic<std::uint64_t> lost;
   std::atomic<std::int64_t> heartbeat_ns;  // CLOCK_REALTIME, refreshed while it waits
+  std::atomic<std::uint64_t> spilled;       // spill policy: records delivered from the journal
 
   // --- line 3: written by peers about this subscriber ---
   alignas(core::kCacheLine) std::atomic<std::uint64_t> evictions;
@@ -69,6 +74,7 @@ struct SubscriberSlot {
 };
 static_assert(offsetof(SubscriberSlot, name) == 40);
 static_assert(offsetof(SubscriberSlot, position) == 2 * core::kCacheLine);
+static_assert(offsetof(SubscriberSlot, spilled) == 2 * core::kCacheLine + 40);
 static_assert(offsetof(SubscriberSlot, evictions) == 3 * core::kCacheLine);
 static_assert(sizeof(SubscriberSlot) == 4 * core::kCacheLine);
 
@@ -112,17 +118,55 @@ struct ControlHeader {
 
   alignas(core::kCacheLine) SubscriberSlot slots[kSubscriberSlots];
   ProducerSlot producers[kProducerSlots];
+
+  // --- the journal (issue 3): one journaler per channel records every message to files
+  // (`shmbus record`). Written by the journaler only, through ipc/journal_link.hpp; read by
+  // publishers (durability waits), spill subscribers (catch-up) and tools. ---
+  // Identity, rewritten only when a journaler attaches: the owner word and the directory.
+  // pack_process() of the attached journaler, | kJournalClaiming while it writes journal_dir;
+  // 0 when none is attached. Taken by CAS (from 0 or from a dead process), then release-stored
+  // without the claiming bit once journal_dir is written, so a reader that acquires the word
+  // sees the whole directory.
+  alignas(core::kCacheLine) std::atomic<std::uint64_t> journal_owner;
+  // Seqlock over journal_dir: odd while a new journaler writes it. Readers copy the directory
+  // between two loads of it and retry when they differ, so even the same process detaching and
+  // re-attaching with another directory (same owner word) is never read torn.
+  std::atomic<std::uint64_t> journal_dir_version;
+  // CLOCK_REALTIME of the journaler's last progress report (a statistic for tools).
+  std::atomic<std::int64_t> journal_heartbeat_ns;
+  // The journal directory, an absolute path, NUL-terminated. Accessed only with atomic byte
+  // loads and stores (std::atomic_ref), under journal_dir_version.
+  char journal_dir[kJournalDirSize];
+  // Progress, written by the journaler as its writes complete (its own line: it changes often
+  // and is polled by publishers waiting for durability).
+  // Every sequence <= journal_written is in the journal files (survives a crash of any process).
+  // Release-stored after the journaler saw its write complete; a reader that acquires it and
+  // then reads the files finds those records.
+  alignas(core::kCacheLine) std::atomic<std::uint64_t> journal_written;
+  // Every sequence <= journal_durable has also been fdatasync'ed (survives a power loss).
+  // Release/acquire like journal_written. Never above journal_written.
+  std::atomic<std::uint64_t> journal_durable;
 };
 static_assert(offsetof(ControlHeader, gate_epoch) == 64);
 static_assert(offsetof(ControlHeader, evictions) == 128);
 static_assert(offsetof(ControlHeader, waiters) == 192);
 static_assert(offsetof(ControlHeader, slots) == 256);
+static_assert(offsetof(ControlHeader, producers) ==
+              256 + kSubscriberSlots * sizeof(SubscriberSlot));
+static_assert(offsetof(ControlHeader, journal_owner) ==
+              offsetof(ControlHeader, producers) + kProducerSlots * sizeof(ProducerSlot));
+static_assert(offsetof(ControlHeader, journal_dir) == offsetof(ControlHeader, journal_owner) + 24);
+static_assert(offsetof(ControlHeader, journal_written) ==
+              offsetof(ControlHeader, journal_owner) + 9 * core::kCacheLine);
+static_assert(sizeof(ControlHeader) == offsetof(ControlHeader, journal_written) + core::kCacheLine);
 static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
 
 constexpr std::uint64_t control_fingerprint() noexcept {
   return (std::uint64_t{sizeof(ControlHeader)} << 32) ^ (sizeof(SubscriberSlot) << 16) ^
          (offsetof(SubscriberSlot, position) << 8) ^ (offsetof(ControlHeader, producers) << 40) ^
-         (sizeof(ProducerSlot) << 24) ^ kControlVersion;
+         (sizeof(ProducerSlot) << 24) ^ (offsetof(SubscriberSlot, spilled) << 56) ^
+         (offsetof(ControlHeader, journal_owner) << 12) ^
+         (offsetof(ControlHeader, journal_written) << 4) ^ kControlVersion;
 }
 
 inline constexpr std::size_t kControlSegmentSize = (sizeof(ControlHeader) + 4095) & ~std::size_t{4095};

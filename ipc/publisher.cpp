@@ -2,6 +2,7 @@
 // call, takes no lock and allocates nothing: one 16-byte CAS, the header stores, the payload and
 // one release store. Gating readers are consulted through a cached floor that is re-scanned only
 // when the gate epoch changes or the cached floor says the ring is full.
+#include <algorithm>
 #include <thread>
 
 #include "ipc/channel.hpp"
@@ -219,6 +220,45 @@ void Publisher::wake_waiters() noexcept {
   // release: a sleeper that wakes and sees the new word also sees our commit.
   ctl.wake_word.fetch_add(1, std::memory_order_release);
   detail::futex_wake_all(ctl.wake_word);
+}
+
+std::uint64_t Publisher::durable_sequence() const noexcept {
+  // acquire: pairs with the journaler's release in publish_journal_progress.
+  return channel_->control().journal_durable.load(std::memory_order_acquire);
+}
+
+std::uint64_t Publisher::journaled_sequence() const noexcept {
+  // acquire: as in durable_sequence.
+  return channel_->control().journal_written.load(std::memory_order_acquire);
+}
+
+bool Publisher::wait_durable(std::uint64_t sequence, std::chrono::nanoseconds timeout) noexcept {
+  auto& ctl = channel_->control();
+  const std::int64_t start = detail::monotonic_ns();
+  const std::int64_t deadline = start + timeout.count();
+  std::int64_t next_alive_check = start;
+  std::int64_t slice_ns = 20'000;
+  for (std::uint32_t i = 0;; ++i) {
+    if (durable_sequence() >= sequence) return true;
+    if ((i & 63) != 63) continue;  // spin a little before reading the clock
+    const std::int64_t now = detail::monotonic_ns();
+    // acquire: as in find_journal (only whether one is attached matters here).
+    const std::uint64_t owner = ctl.journal_owner.load(std::memory_order_acquire);
+    if (owner == 0) return durable_sequence() >= sequence;
+    if (now >= next_alive_check && (owner & detail::kJournalClaiming) == 0) {
+      // Reads /proc: at most every 10 ms.
+      if (!detail::process_alive(detail::unpack_process(owner))) {
+        return durable_sequence() >= sequence;
+      }
+      next_alive_check = now + 10'000'000;
+    }
+    if (now >= deadline) return false;
+    if (now - start < 50'000) continue;  // spin for the first 50 us: a batch fsync is that quick
+    // Then sleep in slices growing to 1 ms.
+    const std::int64_t nap = std::min(slice_ns, deadline - now);
+    std::this_thread::sleep_for(std::chrono::nanoseconds(nap));
+    slice_ns = std::min<std::int64_t>(slice_ns * 2, 1'000'000);
+  }
 }
 
 PublishStatus Publisher::try_publish(std::span<const std::byte> payload) noexcept {

@@ -7,6 +7,8 @@
 #include "core/ring_repair.hpp"
 #include "ipc/channel.hpp"
 #include "ipc/futex.hpp"
+#include "ipc/journal_link.hpp"
+#include "ipc/spill.hpp"
 #include "shmbus/shmbus.hpp"
 
 namespace shmbus {
@@ -108,12 +110,6 @@ std::uint64_t resume_sequence(const core::RingRef& ring, std::uint64_t position,
 }  // namespace
 
 Result<Subscriber> Subscriber::open(std::string_view channel, const SubscriberOptions& options) {
-  if (options.policy == Policy::spill) {
-    return tl::unexpected(Error{ErrorCode::invalid_argument,
-                                "channel '" + std::string(channel) +
-                                    "': the spill policy needs a journaler on the channel, and "
-                                    "this channel has none"});
-  }
   if (options.name.size() >= detail::kSubscriberNameSize) {
     return tl::unexpected(Error{ErrorCode::invalid_argument, "subscriber name is too long"});
   }
@@ -124,6 +120,20 @@ Result<Subscriber> Subscriber::open(std::string_view channel, const SubscriberOp
   Subscriber sub;
   sub.channel_ = std::move(*mapping);
   sub.policy_ = options.policy;
+  sub.manual_release_ = options.manual_release;
+  if (options.policy == Policy::spill) {
+    // Catching up needs journal files that reach the ring: a journaler attached now.
+    const auto link = detail::find_journal(*sub.channel_);
+    if (!link || !link->alive) {
+      const std::string name(channel);
+      return tl::unexpected(Error{
+          ErrorCode::invalid_argument,
+          "channel '" + name + "': the spill policy needs a journaler on the channel (shmbus " +
+              "record " + name + " --dir DIR); none is attached" +
+              (link ? " (journaler pid " + std::to_string(link->owner.pid) + " is dead)" : "")});
+    }
+    sub.spill_ = std::make_unique<detail::SpillState>();
+  }
   sub.abandon_timeout_ns_ = options.abandon_timeout.count();
   const core::RingRef& ring = sub.channel_->ring();
   if (!gating) {
@@ -182,14 +192,19 @@ Result<Subscriber> Subscriber::open(std::string_view channel, const SubscriberOp
   sub.reader_ = core::RingReader(ring, start.position, start.next_sequence);
   if (options.start == StartFrom::sequence && !resumed &&
       start.next_sequence > options.start_sequence) {
-    // The sequence asked for is gone: what lies between it and where we start is lost.
     sub.reader_ = core::RingReader(ring, start.position, options.start_sequence);
-    sub.reader_.skip_to(start);
+    if (sub.policy_ == Policy::spill) {
+      sub.start_catch_up();  // gone from the ring: the journal has it
+    } else {
+      // The sequence asked for is gone: what lies between it and where we start is lost.
+      sub.reader_.skip_to(start);
+    }
   }
   if (resumed) {
     // relaxed: our own slot's counters, carried over from the process that left it.
     sub.received_ = slot->received.load(std::memory_order_relaxed);
     sub.lost_ = slot->lost.load(std::memory_order_relaxed);  // relaxed: our slot
+    sub.spilled_ = slot->spilled.load(std::memory_order_relaxed);  // relaxed: our slot
   } else {
     // relaxed: published by the release store of the owner word below.
     slot->evictions.store(0, std::memory_order_relaxed);
@@ -240,6 +255,10 @@ Subscriber& Subscriber::operator=(Subscriber&& o) noexcept {
   empty_polls_ = o.empty_polls_;
   abandon_timeout_ns_ = o.abandon_timeout_ns_;
   last_error_ = std::move(o.last_error_);
+  manual_release_ = o.manual_release_;
+  catching_up_ = o.catching_up_;
+  spilled_ = o.spilled_;
+  spill_ = std::move(o.spill_);
   return *this;
 }
 
@@ -248,7 +267,9 @@ Subscriber::~Subscriber() { detach(); }
 void Subscriber::detach() noexcept {
   if (slot_ == nullptr) return;
   SubscriberSlot& s = slot_of(slot_);
-  publish_position();
+  // A manual-release subscriber leaves its slot at the last released cursor: what it delivered
+  // after it was not confirmed done, so a successor under its name gets it again.
+  note_progress();
   const std::uint32_t pid = s.pid;
   const bool named = s.name[0] != '\0';
   std::uint64_t expected = owner_word(pid, SlotState::active);
@@ -271,16 +292,37 @@ void Subscriber::publish_position() noexcept {
   s.next_sequence.store(reader_.next_sequence(), std::memory_order_relaxed);
   s.received.store(received_, std::memory_order_relaxed);
   s.lost.store(lost_, std::memory_order_relaxed);
+  s.spilled.store(spilled_, std::memory_order_relaxed);  // relaxed: as above
   // release: we are done reading everything before this position; a producer that acquires it
   // may overwrite it.
   s.position.store(published_position_, std::memory_order_release);
 }
 
+void Subscriber::release(const Cursor& cursor) noexcept {
+  if (slot_ == nullptr || !manual_release_) return;
+  // Never backwards: the producers may already have overwritten what lies before a position
+  // released earlier.
+  if (published_position_ != UINT64_MAX && cursor.position < published_position_) return;
+  SubscriberSlot& s = slot_of(slot_);
+  published_position_ = cursor.position;
+  // relaxed: counters for tools; the position's release store below orders them too.
+  s.next_sequence.store(cursor.next_sequence, std::memory_order_relaxed);
+  s.received.store(cursor.received, std::memory_order_relaxed);  // relaxed: as above
+  s.lost.store(cursor.lost, std::memory_order_relaxed);          // relaxed: as above
+  s.spilled.store(cursor.spilled, std::memory_order_relaxed);    // relaxed: as above
+  // release: the application is done with every record before this position (the journaler:
+  // their writes completed); a producer that acquires it may overwrite them.
+  s.position.store(cursor.position, std::memory_order_release);
+}
+
 void Subscriber::after_batch_slow(core::ReadState state) noexcept {
-  if (reader_.position() != published_position_) publish_position();
+  if (!manual_release_ && reader_.position() != published_position_) publish_position();
   switch (state) {
     case core::ReadState::ready:
-      if (status_ == PollStatus::corrupt) status_ = PollStatus::ok;  // reading again
+      // Reading again (journal_unavailable: the fallback's loss went out with this message).
+      if (status_ == PollStatus::corrupt || status_ == PollStatus::journal_unavailable) {
+        status_ = PollStatus::ok;
+      }
       return;
     case core::ReadState::empty:
       if ((empty_polls_ & 1023) == 0) on_empty();
@@ -305,6 +347,7 @@ void Subscriber::on_empty() noexcept {
                   "': this subscriber was evicted (its process was judged dead); reopen it";
     return;
   }
+  if (catching_up_) return;  // the ring position is stale until the spill rejoins the ring
   const core::RingRef& ring = channel_->ring();
   const std::uint64_t pos = reader_.position();
   const std::uint64_t claimed = ring.claimed_position();
@@ -338,9 +381,13 @@ void Subscriber::on_empty() noexcept {
 }
 
 void Subscriber::on_lapped() noexcept {
+  if (policy_ == Policy::spill) {
+    start_catch_up();  // what the ring lost, the journal has
+    return;
+  }
   const core::RingRef& ring = channel_->ring();
   reader_.skip_to(core::earliest_retained(ring, ring.capacity / 8));
-  publish_position();
+  note_progress();
 }
 
 void Subscriber::on_corrupt() noexcept {
@@ -350,10 +397,11 @@ void Subscriber::on_corrupt() noexcept {
                 std::to_string(reader_.next_sequence()) +
                 ") failed validation; skipped to the tail";
   reader_.skip_to(channel_->ring().load_tail());
-  publish_position();
+  note_progress();
 }
 
 bool Subscriber::message_ready() const noexcept {
+  if (catching_up_) [[unlikely]] return journal_ready();
   return reader_.current_commit_word() == channel_->ring().committed(reader_.position());
 }
 
@@ -377,8 +425,15 @@ bool Subscriber::wait(std::chrono::nanoseconds timeout, std::chrono::nanoseconds
       ready = true;
       break;
     }
+    const std::uint64_t before = reader_.position();
     on_empty();  // repairs stalled claims and refreshes the heartbeat while we sleep
-    if (message_ready() || reader_.position() != published_position_) {
+    if (message_ready() || reader_.position() != before) {
+      ready = true;
+      break;
+    }
+    // Spill catch-up: the journaler may be gone, or the ring may hold our sequence again; poll
+    // acts on either.
+    if (catching_up_ && catch_up_ready()) {
       ready = true;
       break;
     }

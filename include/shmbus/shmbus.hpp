@@ -21,6 +21,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 
 #include <tl/expected.hpp>
 
@@ -100,6 +101,8 @@ class ChannelMapping;
 struct ProcessId;
 struct ProducerSlot;
 class PublishClock;
+struct SpillState;
+struct SubscriberAccess;
 }
 
 // Space claimed in the ring. Write `size()` bytes at `data()`, then commit (or abandon) it.
@@ -145,6 +148,20 @@ class Publisher {
 
   const ChannelInfo& info() const noexcept;
 
+  // Durability, as reported by the channel's journaler (`shmbus record`, see docs/architecture.md):
+  // every sequence <= journaled_sequence() is in the journal files (survives a crash of any
+  // process), every sequence <= durable_sequence() is also fdatasync'ed (survives a power loss).
+  // The last values the current or most recent journaler reported; 0 if the channel never had
+  // one. One acquire load each.
+  std::uint64_t durable_sequence() const noexcept;
+  std::uint64_t journaled_sequence() const noexcept;
+  // Waits until `sequence` (e.g. Claim::sequence() of a committed message) is durable. True at
+  // once if it already is. False when `timeout` passes first, or as soon as no live journaler is
+  // attached (none, or its process died): nothing would ever make it durable. Spins for a few
+  // microseconds, then sleeps in slices growing to 1 ms polling the control segment (no futex:
+  // the journaler's progress is not worth a system call on its side). Not a hot-path call.
+  bool wait_durable(std::uint64_t sequence, std::chrono::nanoseconds timeout) noexcept;
+
  private:
   Publisher() = default;
   void release_exclusive() noexcept;
@@ -175,6 +192,15 @@ struct Message {
   std::uint64_t lost_before;  // sequences lost just before this one (drop policy, abandoned claims)
 };
 
+namespace detail {
+// A type-erased message handler, so that the spill policy's journal path (ipc/spill.cpp, not a
+// template) can call the handler given to Subscriber::poll.
+struct MessageSink {
+  void* handler;
+  void (*call)(void* handler, const Message& message);
+};
+}  // namespace detail
+
 struct SubscriberOptions {
   Policy policy = Policy::block;
   StartFrom start = StartFrom::latest;
@@ -186,12 +212,22 @@ struct SubscriberOptions {
   // A claim not committed for this long is marked abandoned (and its sequence counted lost).
   std::chrono::nanoseconds abandon_timeout = std::chrono::seconds(1);
   std::chrono::milliseconds open_timeout{2000};
+  // poll() never publishes how far this subscriber has read: release(cursor()) does, when the
+  // application is done with the records (the journaler: when their writes have completed). A
+  // block subscriber's records stay in place, unoverwritten, until released; a named one resumed
+  // after a crash starts at the last released cursor (at-least-once).
+  bool manual_release = false;
 };
 
 enum class PollStatus : std::uint8_t {
   ok,       // zero or more messages delivered
   corrupt,  // the ring holds a record no shmbus writer produces; see last_error()
   evicted,  // this subscriber was evicted; reopen it
+  // Spill policy: the journal could not provide the next sequence (the journaler is gone, the
+  // journal is damaged or no longer holds it); the subscriber skipped ahead in the ring as a drop
+  // subscriber does, and the next message's lost_before counts the sequences skipped.
+  // last_error() says why. Polling goes on (the status returns to ok with the next message).
+  journal_unavailable,
 };
 
 class Subscriber {
@@ -215,18 +251,42 @@ class Subscriber {
   std::uint64_t next_sequence() const noexcept { return reader_.next_sequence(); }
   std::uint64_t received() const noexcept { return received_; }
   std::uint64_t lost() const noexcept { return lost_; }
+  // Spill policy: how many of the received messages came from the journal.
+  std::uint64_t spilled() const noexcept { return spilled_; }
+  // Spill policy: true while it reads from the journal (it was lapped), until it rejoins the ring.
+  bool catching_up() const noexcept { return catching_up_; }
   Policy policy() const noexcept { return policy_; }
   const ChannelInfo& info() const noexcept;
 
+  // Manual release (SubscriberOptions::manual_release): where this subscriber stands after the
+  // last message delivered, and the counters as they were then.
+  struct Cursor {
+    std::uint64_t position = 0;       // ring position after the last delivered record
+    std::uint64_t next_sequence = 0;  // the sequence expected next
+    std::uint64_t received = 0;
+    std::uint64_t lost = 0;
+    std::uint64_t spilled = 0;
+  };
+  Cursor cursor() const noexcept {
+    return Cursor{reader_.position(), reader_.next_sequence(), received_, lost_, spilled_};
+  }
+  // Publishes `cursor` (taken from this subscriber) as how far it is done: a block subscriber's
+  // producers may overwrite everything before it, and a named subscriber restarted after a crash
+  // resumes there. A cursor older than one already released is ignored. A few stores, no system
+  // call; call it from the thread that polls.
+  void release(const Cursor& cursor) noexcept;
+
  private:
+  friend struct detail::SubscriberAccess;
   Subscriber() = default;
   void detach() noexcept;
   bool message_ready() const noexcept;
   void after_batch(core::ReadState state, std::size_t delivered) noexcept {
     received_ += delivered;
     if (state == core::ReadState::empty) ++empty_polls_;
-    // The common cases stay inline: nothing to publish, and no stall check due yet.
-    if (reader_.position() == published_position_) {
+    // The common cases stay inline: nothing to publish, and no stall check due yet. A manual
+    // release subscriber publishes nothing here (release() does).
+    if (manual_release_ || reader_.position() == published_position_) {
       if (state == core::ReadState::ready) return;
       if (state == core::ReadState::empty && (empty_polls_ & 1023) != 0) return;
     }
@@ -237,6 +297,18 @@ class Subscriber {
   void on_lapped() noexcept;
   void on_corrupt() noexcept;
   void publish_position() noexcept;
+  // Publishes the position unless the application releases it itself.
+  void note_progress() noexcept {
+    if (!manual_release_) publish_position();
+  }
+  // The spill policy's journal path (ipc/spill.cpp). Slow path: reads files, allocates.
+  std::size_t poll_journal(detail::MessageSink sink, std::size_t max_messages) noexcept;
+  void start_catch_up() noexcept;
+  bool try_rejoin(bool need_margin) noexcept;
+  bool journaler_alive() noexcept;
+  void spill_fallback(const std::string& why) noexcept;
+  bool journal_ready() const noexcept;
+  bool catch_up_ready() noexcept;
 
   std::shared_ptr<detail::ChannelMapping> channel_;
   void* slot_ = nullptr;  // detail::SubscriberSlot in the control segment
@@ -256,11 +328,23 @@ class Subscriber {
   std::uint32_t empty_polls_ = 0;
   std::int64_t abandon_timeout_ns_ = 0;
   std::string last_error_;
+  bool manual_release_ = false;
+  bool catching_up_ = false;  // spill: delivering from the journal
+  std::uint64_t spilled_ = 0;
+  std::unique_ptr<detail::SpillState> spill_;  // spill policy only
 };
 
 template <class Handler>
 std::size_t Subscriber::poll(Handler&& on_message, std::size_t max_messages) noexcept {
   if (status_ == PollStatus::evicted) [[unlikely]] return 0;  // no longer protected: stop
+  if (catching_up_) [[unlikely]] {
+    // Spill policy, lapped: the journal delivers until the ring holds our next sequence again.
+    using H = std::remove_reference_t<Handler>;
+    const detail::MessageSink sink{
+        const_cast<void*>(static_cast<const void*>(std::addressof(on_message))),
+        [](void* h, const Message& m) { (*static_cast<H*>(h))(m); }};
+    return poll_journal(sink, max_messages);
+  }
   std::size_t handed = 0;
   auto deliver = [&](const core::RecordView& r) {
     lost_ += r.lost_before;

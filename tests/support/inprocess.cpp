@@ -62,6 +62,7 @@ void PrintTo(PollStatus status, std::ostream* os) {
     case PollStatus::ok: *os << "ok"; return;
     case PollStatus::corrupt: *os << "corrupt"; return;
     case PollStatus::evicted: *os << "evicted"; return;
+    case PollStatus::journal_unavailable: *os << "journal_unavailable"; return;
   }
   *os << "PollStatus(" << static_cast<int>(status) << ")";
 }

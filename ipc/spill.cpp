@@ -1,0 +1,253 @@
+// The spill policy's slow path. A spill subscriber reads the ring as a drop subscriber does
+// (read-only mapping, copy-then-validate, never gating the producers). When the producers lap it,
+// it does not skip ahead: it continues from the journal files at the sequence it expects next,
+// and goes back to the ring as soon as the ring holds that sequence again:
+//
+//   ring ──lapped──▶ journal catch-up ──the ring holds the next sequence (walk to it)──▶ ring
+//                          │
+//                          └── the journal cannot provide it (journaler gone, damage, retention)
+//                              ──▶ drop fallback: skip to the ring's earliest, loss counted
+//
+// Every sequence is delivered once, in order: the journal is read only up to the sequence the
+// journaler reports written (ControlHeader::journal_written), and the rejoin walks the ring from a
+// boundary up to exactly the next expected sequence, discarding what the journal already gave.
+//
+// Nothing here is on the hot path: it runs only while catching up, and it opens and reads files,
+// reads /proc and allocates. The ring path (Subscriber::poll in shmbus.hpp) only tests
+// `catching_up_`.
+#include <string>
+
+#include "core/ring_reader.hpp"
+#include "ipc/channel.hpp"
+#include "ipc/journal_link.hpp"
+#include "ipc/spill.hpp"
+#include "shmbus/shmbus.hpp"
+
+namespace shmbus {
+namespace {
+
+// How often a catch-up that waits for the journaler looks at /proc to see whether it still lives.
+constexpr std::int64_t kAliveCheckIntervalNs = 20'000'000;
+
+std::string str(std::uint64_t v) { return std::to_string(v); }
+
+}  // namespace
+
+void Subscriber::start_catch_up() noexcept {
+  detail::SpillState& sp = *spill_;
+  // Losses the ring reader counted (abandoned claims) but has not reported yet go with the
+  // journal's next message.
+  sp.pending_lost += reader_.pending_lost();
+  reader_ = core::RingReader(channel_->ring(), reader_.position(), reader_.next_sequence());
+  sp.positioned = false;
+  sp.refreshed = false;
+  catching_up_ = true;
+}
+
+bool Subscriber::journal_ready() const noexcept {
+  // acquire: pairs with the journaler's release in publish_journal_progress.
+  return channel_->control().journal_written.load(std::memory_order_acquire) >=
+         reader_.next_sequence();
+}
+
+bool Subscriber::catch_up_ready() noexcept {
+  return journal_ready() || !journaler_alive() || try_rejoin(false);
+}
+
+bool Subscriber::journaler_alive() noexcept {
+  detail::SpillState& sp = *spill_;
+  auto& ctl = channel_->control();
+  // acquire: a settled owner word comes with its directory (see claim_journal).
+  const std::uint64_t owner = ctl.journal_owner.load(std::memory_order_acquire);
+  if (owner == 0) return sp.journaler_alive = false;
+  if ((owner & detail::kJournalClaiming) != 0) return true;  // one is attaching; it will report
+  const std::int64_t now = detail::monotonic_ns();
+  if (owner != sp.owner_word) {
+    // Another journaler attached (a restart): it may record elsewhere.
+    const auto link = detail::find_journal(*channel_);
+    if (!link) return sp.journaler_alive = false;
+    if (link->dir != sp.dir) {
+      sp.journal.reset();
+      sp.dir = link->dir;
+      sp.positioned = false;
+    }
+    sp.owner_word = detail::pack_process(link->owner);
+    sp.next_alive_check_ns = now + kAliveCheckIntervalNs;
+    return sp.journaler_alive = link->alive;
+  }
+  if (now >= sp.next_alive_check_ns) {
+    sp.journaler_alive = detail::process_alive(detail::unpack_process(owner));
+    sp.next_alive_check_ns = now + kAliveCheckIntervalNs;
+  }
+  return sp.journaler_alive;
+}
+
+bool Subscriber::try_rejoin(bool need_margin) noexcept {
+  const core::RingRef& ring = channel_->ring();
+  const std::uint64_t expected = reader_.next_sequence();
+  const core::TailWord tail = ring.load_tail();
+  if (expected > tail.next_sequence) return false;  // not published yet (garbage, really)
+  // A boundary at or before the record carrying `expected`, still in the ring.
+  const core::TailWord b = core::boundary_for_sequence(ring, expected, 0);
+  if (b.next_sequence > expected) return false;  // overwritten: only the journal has it
+  // With the journal able to go on, rejoin only with an eighth of a lap to spare, so that the
+  // producers do not lap us again at once.
+  if (need_margin && tail.position + ring.capacity / 8 > b.position + ring.capacity) return false;
+  // Walk from the boundary to exactly `expected`, discarding what the journal delivered already
+  // (and the losses it reported already). poll_copy checks every record and the lap.
+  core::RingReader walker(ring, b.position, b.next_sequence);
+  auto discard = [](const core::RecordView&) noexcept {};
+  while (walker.next_sequence() < expected) {
+    const std::uint64_t before = walker.position();
+    std::size_t n = 0;
+    const core::ReadState st =
+        walker.poll_copy(discard, static_cast<std::size_t>(expected - walker.next_sequence()),
+                         copy_buffer_.get(), copy_buffer_size_, n);
+    if (st == core::ReadState::lapped || st == core::ReadState::corrupt) return false;
+    if (walker.position() == before) return false;  // a claim not committed yet: later
+  }
+  detail::SpillState& sp = *spill_;
+  reader_ = core::RingReader(ring, walker.position(), expected);
+  reader_.note_lost(sp.pending_lost);
+  sp.pending_lost = 0;
+  sp.positioned = false;
+  catching_up_ = false;
+  note_progress();
+  return true;
+}
+
+void Subscriber::spill_fallback(const std::string& why) noexcept {
+  const std::uint64_t expected = reader_.next_sequence();
+  if (try_rejoin(false)) return;  // the ring still has it after all: nothing lost
+  detail::SpillState& sp = *spill_;
+  const core::RingRef& ring = channel_->ring();
+  core::TailWord b = core::earliest_retained(ring, ring.capacity / 8);
+  if (b.next_sequence < expected) b = ring.load_tail();  // never backwards
+  reader_ = core::RingReader(ring, b.position, expected);
+  reader_.note_lost(sp.pending_lost);
+  sp.pending_lost = 0;
+  reader_.skip_to(b);  // counts what lies between as lost, reported by the next message
+  sp.positioned = false;
+  catching_up_ = false;
+  status_ = PollStatus::journal_unavailable;
+  const std::uint64_t skipped = b.next_sequence > expected ? b.next_sequence - expected : 0;
+  last_error_ = "channel '" + channel_->info().name + "': spill subscriber at sequence " +
+                str(expected) + ": " + why + "; continuing in the ring at sequence " +
+                str(reader_.next_sequence()) + ", " + str(skipped) + " sequences lost";
+  note_progress();
+}
+
+std::size_t Subscriber::poll_journal(detail::MessageSink sink, std::size_t max_messages) noexcept {
+  // Back to the ring as soon as it holds our next sequence with room to spare.
+  if (try_rejoin(true)) return 0;
+  detail::SpillState& sp = *spill_;
+  const core::RingRef& ring = channel_->ring();
+  auto& ctl = channel_->control();
+  std::uint64_t expected = reader_.next_sequence();
+  // The ring reader keeps the expected sequence (next_sequence(), cursor(), the slot); its
+  // position stays where the ring lapped us until we rejoin.
+  auto sync = [&] { reader_ = core::RingReader(ring, reader_.position(), expected); };
+  std::string failure;
+  std::size_t handed = 0;
+  // acquire: pairs with the journaler's release in publish_journal_progress: the files hold
+  // every record up to it, so reading no further never meets a write still in flight.
+  std::uint64_t written = ctl.journal_written.load(std::memory_order_acquire);
+  while (handed < max_messages) {
+    if (expected > written) {
+      // The journal has nothing more yet. The ring may hold it (the journaler gates the
+      // producers, so what it has not written is normally still there); else wait for the
+      // journaler, unless it is gone.
+      sync();
+      if (try_rejoin(false)) break;
+      // acquire: as above.
+      written = ctl.journal_written.load(std::memory_order_acquire);
+      if (expected <= written) continue;
+      if (!journaler_alive()) {
+        failure = "the journaler is gone and its journal ends at sequence " + str(written);
+      }
+      break;
+    }
+    if (!sp.journal) {
+      if (sp.dir.empty()) {
+        const auto link = detail::find_journal(*channel_);
+        if (!link) {
+          failure = "no journaler is attached to the channel any more";
+          break;
+        }
+        sp.dir = link->dir;
+        sp.owner_word = detail::pack_process(link->owner);
+      }
+      auto opened = journal::JournalReader::open(sp.dir);
+      if (!opened) {
+        failure = "cannot open the journal: " + opened.error().message;
+        break;
+      }
+      sp.journal.emplace(std::move(*opened));
+      sp.positioned = false;
+    }
+    if (!sp.positioned) {
+      if (auto listed = sp.journal->refresh(); !listed) {
+        failure = "cannot list the journal: " + listed.error().message;
+        break;
+      }
+      if (auto sought = sp.journal->seek_sequence(expected); !sought) {
+        failure = "cannot find sequence " + str(expected) + " in the journal: " +
+                  sought.error().message;
+        break;
+      }
+      sp.positioned = true;
+      sp.refreshed = true;  // just listed
+    }
+    journal::JournalRecord rec;
+    const journal::ReadStatus st = sp.journal->next(rec);
+    if (st == journal::ReadStatus::end) {
+      // The reader reads up to the sizes it listed; the journaler has appended since.
+      if (!sp.refreshed) {
+        sp.refreshed = true;
+        if (auto listed = sp.journal->refresh(); !listed) {
+          failure = "cannot list the journal: " + listed.error().message;
+          break;
+        }
+        continue;
+      }
+      failure = "the journal in " + sp.dir + " ends before sequence " + str(expected) +
+                " although its journaler reported sequences up to " + str(written) + " written";
+      break;
+    }
+    sp.refreshed = false;
+    if (st == journal::ReadStatus::damaged) {
+      failure = "the journal is damaged: " + sp.journal->last_error();
+      break;
+    }
+    if (rec.sequence > expected) {
+      failure = "the journal does not hold sequences " + str(expected) + ".." +
+                str(rec.sequence - 1) + " (removed by retention, or never written)";
+      break;
+    }
+    if (rec.type == journal::RecordType::gap) {
+      // Lost before the journaler saw them (it counted them): reported with the next message.
+      const std::uint64_t end = rec.next_sequence();
+      if (end > expected) {
+        sp.pending_lost += end - expected;
+        expected = end;
+      }
+      continue;
+    }
+    if (rec.sequence < expected) continue;  // before what we need
+    const std::uint64_t lost_before = sp.pending_lost;
+    sp.pending_lost = 0;
+    lost_ += lost_before;
+    ++expected;
+    if (rec.sequence < skip_below_) continue;  // walking up to StartFrom::sequence
+    ++handed;
+    ++spilled_;
+    sink.call(sink.handler, Message{rec.sequence, rec.timestamp_ns, rec.payload, lost_before});
+  }
+  if (catching_up_) sync();
+  received_ += handed;
+  if (!failure.empty()) spill_fallback(failure);
+  if (catching_up_) note_progress();
+  return handed;
+}
+
+}  // namespace shmbus
