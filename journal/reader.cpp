@@ -235,6 +235,50 @@ struct JournalReader::State {
     }
   }
 
+  // Moves past the damage at the position to the next valid record whose sequence is at most
+  // `limit` (with a limit: only within the segment, as a seek needs). Returns whether it moved.
+  bool skip_damage(std::uint64_t limit) {
+    if (seg >= segments.size()) return false;
+    const bool anywhere = limit == UINT64_MAX;
+    if (offset == 0) {  // the segment does not continue the sequence, or its header is bad
+      if (!anywhere) return false;
+      if (expected != 0 && segments[seg].first_sequence != expected) {
+        expected = 0;  // accept the sequence it begins at
+      } else {
+        ++seg;
+        expected = 0;
+      }
+      removed_segment.clear();
+      return true;
+    }
+    auto probe = detail::probe_record(file, offset);
+    if (!probe || probe->kind == detail::Probe::end) return false;
+    if (probe->kind == detail::Probe::record) {
+      const std::uint64_t s = probe->header.sequence;
+      if (s == expected || s > limit) return false;
+      if (s < expected) {
+        offset += probe->size;  // a stale record: drop it
+      } else {
+        expected = s;  // sequences expected..s-1 are missing
+      }
+      return true;
+    }
+    auto found = detail::find_valid_record(file, offset + kRecordAlignment, expected);
+    if (!found) return false;
+    if (!*found) {  // a torn tail of an older segment whose successor does not continue it
+      if (!anywhere || newest()) return false;
+      file.close();
+      ++seg;
+      offset = 0;
+      expected = 0;
+      return true;
+    }
+    if ((*found)->header.sequence > limit) return false;
+    offset = (*found)->offset;
+    expected = (*found)->header.sequence;
+    return true;
+  }
+
   void advance() {
     offset += peeked_size;
     expected = peeked_next;
@@ -306,6 +350,8 @@ std::uint64_t JournalReader::first_sequence() const noexcept {
 
 const std::string& JournalReader::last_error() const noexcept { return state_->error; }
 
+bool JournalReader::skip_damage() { return state_->skip_damage(UINT64_MAX); }
+
 ReadStatus JournalReader::next(JournalRecord& out) {
   const ReadStatus status = state_->peek(out);
   if (status == ReadStatus::record) state_->advance();
@@ -324,8 +370,14 @@ Result<void> JournalReader::seek_sequence(std::uint64_t sequence) {
   s.seek_in_segment(i, [sequence](const IndexEntry& e) { return e.sequence <= sequence; });
   // A short forward scan to the record holding `sequence`, or to wherever reading stops.
   JournalRecord r;
-  while (s.peek(r) == ReadStatus::record && r.next_sequence() <= sequence) s.advance();
-  return {};
+  for (;;) {
+    const ReadStatus st = s.peek(r);
+    if (st == ReadStatus::record && r.next_sequence() <= sequence) {
+      s.advance();
+    } else if (st != ReadStatus::damaged || !s.skip_damage(sequence)) {
+      return {};
+    }
+  }
 }
 
 Result<void> JournalReader::seek_time(std::int64_t time_ns) {

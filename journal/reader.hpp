@@ -9,6 +9,7 @@
 // reported as ReadStatus::damaged with a message naming the segment, offset and expected sequence;
 // the reader never skips it silently. An invalid record at the very end of the newest segment is
 // the journaler's unfinished write (or a torn tail after a crash): that is ReadStatus::end.
+// A read error (EIO) is reported like damage: ReadStatus::damaged with the system's message.
 #pragma once
 
 #include <cstdint>
@@ -68,14 +69,29 @@ class JournalReader {
   // first record. Past the last record: at the end (next() returns end until more is appended).
   Result<void> seek_sequence(std::uint64_t sequence);
   // Positions the reader on the first data record whose timestamp is >= time_ns (per-segment
-  // bisection over the index's non-decreasing max timestamps, then a short scan).
+  // bisection over the index's non-decreasing max timestamps, then a short scan). Exact when data
+  // timestamps do not decrease along the journal; if they do (a clock stepped back), it lands on a
+  // record at or after time_ns near where the running maximum first reaches it.
+  // Errors (Result) of both seeks are only for the directory; a segment that cannot be read leaves
+  // the reader before it, and next() reports it as damaged.
   Result<void> seek_time(std::int64_t time_ns);
 
   ReadStatus next(JournalRecord& out);
   const std::string& last_error() const noexcept;
 
+  // After next() returned damaged: moves past the damage so that reading can go on, to the next
+  // valid record of the segment, or to the next segment (accepting the sequence it begins at).
+  // The records skipped show in the sequence of the next record. False if nothing was skipped.
+  // Tools use it to report every damaged place instead of stopping at the first; seek_sequence()
+  // uses it to reach a record that lies past damage in its segment.
+  bool skip_damage();
+
   // Re-lists the directory (new segments, segments removed by retention, grown files) keeping the
   // current position. Cheap enough to call whenever next() returned end.
+  // If retention removed the segment the reader is in, next() moves on to the next retained
+  // segment when it begins at the expected sequence (nothing unread was lost); otherwise next()
+  // returns damaged, naming the removed segment and the sequences that are gone (skip_damage() or
+  // seek_sequence(first_sequence()) continue from the oldest retained record).
   Result<void> refresh();
 
  private:
