@@ -1,0 +1,45 @@
+// What JournalWriter::open() does to a journal directory before appending: finds the segments,
+// removes leftovers of a crash (a segment without a valid header and no records, index files
+// without a segment), scans the newest segment, cuts its torn tail, reports damage in the middle
+// and rebuilds its index. The result says where appending continues.
+//
+// Safety rules (LESSONS.md, Journals): the recovery point is the end of the last valid record the
+// scan saw, never a position taken from names or the index; bytes are only cut when nothing valid
+// follows them; a segment with damage is left as it is and appending continues in a new segment
+// (appending after damage would bury it between valid records). Recovery is idempotent: a crash
+// during it leaves a directory the next recovery handles the same way.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "journal/format.hpp"
+#include "journal/index_builder.hpp"
+#include "journal/retention.hpp"
+#include "journal/writer.hpp"
+
+namespace shmbus::journal {
+
+// The newest segment, when appending continues inside it.
+struct ContinuedSegment {
+  SegmentHeader header;
+  std::string path;
+  std::uint64_t end = 0;               // where the next record goes (the last valid record's end)
+  std::int64_t last_data_time_ns = 0;  // of its newest data record (0: none)
+  std::vector<IndexEntry> index;       // rebuilt from the segment and written to its index file
+  IndexBuilder builder;                // state for the entries still to come
+};
+
+struct RecoveredJournal {
+  std::vector<RetainedSegment> closed;     // every other segment, oldest first
+  std::optional<ContinuedSegment> current;  // none: the next append creates a new segment
+  std::uint64_t next_sequence = 0;          // 0: empty journal
+  std::uint64_t next_segment_number = 0;
+};
+
+// `sync`: fdatasync the newest segment (after cutting its tail) so that it counts as durable.
+Result<RecoveredJournal> recover_journal(const std::string& dir, bool sync, RecoveryReport& report);
+
+}  // namespace shmbus::journal
