@@ -564,6 +564,65 @@ TEST(MultiProcess, NamedBlockSubscriberRestartedAfterEvictionCountsWhatItMissed)
   EXPECT_EQ(r.more, 0u);
 }
 
+// h. A named manual-release block subscriber (the journaler's way of reading) is killed with -9
+// after reading far past what it released. The producers never overwrote anything it had not
+// released, and its successor under the same name starts exactly at the last released cursor:
+// what was read but not released is delivered again, nothing is lost. (It releases every 50
+// messages: a lap of this ring holds a few hundred, and a gating reader that releases nothing for
+// a lap stops the producer, and so itself.)
+TEST(MultiProcess, KilledManualReleaseSubscriberResumesAtItsLastReleasedCursor) {
+  const std::uint64_t n = 60'000 / kScale;
+  const std::uint64_t stop = n / 3;
+  ChannelGuard ch(unique_channel("manual"));
+  create_channel(ch.name(), 64 << 10, 1024);
+  const auto rule = sizes(71, kPayloadIdBytes, 300);
+  Tally tally(n);
+  const std::vector<std::string> common{"consume",      "--channel",     ch.name(),
+                                        "--policy",     "block",         "--name",
+                                        "recorder",     "--liveness-ms", "60000",
+                                        "--record",     tally.path(),    "--single-producer",
+                                        "1"};
+  Child first = start(common + std::vector<std::string>{"--manual-release", "--release-every",
+                                                        "50", "--stop-after", str(stop),
+                                                        "--stop-mode", "hang"} +
+                      rule);
+  Child producer = start(std::vector<std::string>{"produce", "--channel", ch.name(),
+                                                  "--producer-id", "1", "--count", str(n)} +
+                         rule);
+  const auto line = first.wait_for_line("RESULT", kRunTimeout);
+  ASSERT_TRUE(line) << first.output();
+  const Fields result = parse_fields(*line);
+  EXPECT_EQ(result.at("errors"), "0") << first.output();
+  const std::uint64_t released = field_u64(result, "released_next");
+  ASSERT_GT(released, 1u);
+  ASSERT_LE(released, stop + 1);
+  first.kill_hard();
+  // The slot gates at the released cursor, not at what the dead process read.
+  auto files = ChannelFiles::open(ch.name());
+  ASSERT_TRUE(files);
+  auto slot = files->find_named_slot("recorder");
+  ASSERT_TRUE(slot);
+  EXPECT_EQ(files->control().slots[*slot].next_sequence.load(), released);
+  Child second = start(common + std::vector<std::string>{"--until-seq", str(n)} + rule);
+  const Outcome p = finish(producer);
+  EXPECT_TRUE(p.status.ok()) << p.output;
+  const Outcome o = finish(second);
+  expect_clean(o, "restarted subscriber");
+  ASSERT_FALSE(o.result.empty());
+  EXPECT_EQ(field_u64(o.result, "first_seq"), released);
+  EXPECT_EQ(o.result.at("last_seq"), str(n));
+  EXPECT_EQ(o.result.at("lost"), "0");
+  std::uint64_t missing = 0, wrong = 0;
+  for (std::uint64_t seq = 1; seq <= n; ++seq) {
+    // Read by the first process up to `stop`; by the second from `released` on.
+    const int want = (seq <= stop ? 1 : 0) + (seq >= released ? 1 : 0);
+    if (tally[seq] == 0) ++missing;
+    if (tally[seq] != want) ++wrong;
+  }
+  EXPECT_EQ(missing, 0u);
+  EXPECT_EQ(wrong, 0u);
+}
+
 // g. Subscribers that exit cleanly unregister: an anonymous slot becomes free (and stops gating),
 // a named one becomes detached and keeps its position.
 TEST(MultiProcess, SubscribersThatExitCleanlyUnregister) {

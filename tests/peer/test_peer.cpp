@@ -2,7 +2,9 @@
 //
 //   produce         publishes --count deterministic payloads (tests/support/payload.hpp) with
 //                   publish(), claim()/commit() or try_claim_batch()
-//   consume         subscribes, verifies every message as it arrives, prints a summary
+//   consume         subscribes, verifies every message as it arrives, prints a summary; with
+//                   --manual-release it releases its cursor every --release-every messages and
+//                   reports the last released next sequence (released_next=)
 //   hold            registers a subscriber and never polls (the test kills it)
 //   claim-and-hang  claims space, writes half a payload, never commits (the test kills it)
 //
@@ -185,6 +187,7 @@ struct SubscribeArgs {
   std::uint64_t liveness_ms = 5000;
   std::uint64_t abandon_ms = 1000;
   std::uint64_t open_timeout_ms = 5000;
+  bool manual_release = false;  // publish the position only through release(cursor())
 };
 
 shmbus::Result<shmbus::Subscriber> open_subscriber(const SubscribeArgs& a) {
@@ -208,6 +211,7 @@ shmbus::Result<shmbus::Subscriber> open_subscriber(const SubscribeArgs& a) {
   o.liveness_timeout = std::chrono::milliseconds(a.liveness_ms);
   o.abandon_timeout = std::chrono::milliseconds(a.abandon_ms);
   o.open_timeout = std::chrono::milliseconds(a.open_timeout_ms);
+  o.manual_release = a.manual_release;
   return shmbus::Subscriber::open(a.channel, o);
 }
 
@@ -224,6 +228,7 @@ struct ConsumeArgs {
   std::string record;             // file: one byte per sequence, incremented on delivery
   std::uint64_t idle_timeout_ms = 30000;
   std::uint64_t batch = 256;
+  std::uint64_t release_every = 1;  // --manual-release: release after this many more messages
 };
 
 // Tallies deliveries per sequence in a file the test maps too; it survives kill -9.
@@ -320,10 +325,18 @@ int consume(const ConsumeArgs& a) {
   auto last_progress = Clock::now();
   const auto idle_timeout = std::chrono::milliseconds(a.idle_timeout_ms);
   std::uint64_t next_sleep = a.sleep_every;
+  std::uint64_t released_at = 0;    // `received` at the last release
+  std::uint64_t released_next = 0;  // the cursor's next sequence then (0: none released)
   while (!done) {
     std::size_t max = a.batch;
     if (a.stop_after != 0) max = std::min<std::uint64_t>(max, a.stop_after - received);
     const std::size_t n = sub->poll(on_message, max);
+    if (a.sub.manual_release && received >= released_at + a.release_every) {
+      const shmbus::Subscriber::Cursor c = sub->cursor();
+      sub->release(c);
+      released_at = received;
+      released_next = c.next_sequence;
+    }
     if (sub->status() != shmbus::PollStatus::ok) {
       error(std::string("poll status ") +
             (sub->status() == shmbus::PollStatus::corrupt ? "corrupt" : "evicted") + ": " +
@@ -361,6 +374,7 @@ int consume(const ConsumeArgs& a) {
        std::to_string(first_seq) + " last_seq=" + std::to_string(last_seq) + " next_seq=" +
        std::to_string(sub->next_sequence()) + " errors=" + std::to_string(errors) +
        " checksum=" + sum + " gaps=" + (gaps.empty() ? "-" : gaps) +
+       " released_next=" + std::to_string(released_next) +
        " producers=" + (producers.empty() ? "-" : producers));
   if (a.stop_mode == "hang") hang_forever();
   if (a.stop_mode == "abort") ::_exit(errors == 0 ? 0 : 1);
@@ -418,6 +432,8 @@ void add_subscribe(CLI::App* cmd, SubscribeArgs& s) {
   cmd->add_option("--liveness-ms", s.liveness_ms);
   cmd->add_option("--abandon-ms", s.abandon_ms);
   cmd->add_option("--open-timeout-ms", s.open_timeout_ms);
+  cmd->add_flag("--manual-release", s.manual_release,
+                "poll never publishes the position; release(cursor()) does");
 }
 
 }  // namespace
@@ -458,6 +474,8 @@ int main(int argc, char** argv) {
   consume_cmd->add_option("--record", ca.record);
   consume_cmd->add_option("--idle-timeout-ms", ca.idle_timeout_ms);
   consume_cmd->add_option("--batch", ca.batch);
+  consume_cmd->add_option("--release-every", ca.release_every,
+                          "--manual-release: release the cursor after this many more messages");
   add_sizes(consume_cmd, ca.sizes);
 
   SubscribeArgs ha;
