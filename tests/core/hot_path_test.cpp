@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "ipc/journal_link.hpp"
 #include "shmbus/shmbus.hpp"
 #include "tests/core/ring_testing.hpp"
 
@@ -364,8 +365,9 @@ TEST(HotPath, RingClaimCommitAndPollMakeNoSystemCall) {
   }
 }
 
-// Publisher::try_claim + commit and Subscriber::poll (one block and one drop subscriber) over a
-// real channel in POSIX shared memory.
+// Publisher::try_claim + commit and Subscriber::poll (a block, a drop, a manual-release block
+// subscriber releasing after each poll, and a spill subscriber on the ring) over a real channel in
+// POSIX shared memory.
 int publish_and_poll(const std::string& name, bool single_producer) {
   (void)shmbus::remove_channel(name);
   shmbus::ChannelOptions options;
@@ -381,10 +383,25 @@ int publish_and_poll(const std::string& name, bool single_producer) {
   auto block = shmbus::Subscriber::open(name, block_options);
   auto drop = shmbus::Subscriber::open(name, drop_options);
   if (!block || !drop) return 3;
+  shmbus::SubscriberOptions manual_options = block_options;
+  manual_options.manual_release = true;
+  auto manual = shmbus::Subscriber::open(name, manual_options);
+  // A spill subscriber needs a journaler attached; this one only has to exist (the spill reader
+  // is never lapped here, so it never opens the journal).
+  if (!manual ||
+      !shmbus::detail::claim_journal(shmbus::detail::SubscriberAccess::channel(*block), "/none")) {
+    return 3;
+  }
+  shmbus::SubscriberOptions spill_options;
+  spill_options.policy = shmbus::Policy::spill;
+  auto spill = shmbus::Subscriber::open(name, spill_options);
+  if (!spill) return 3;
   std::byte source[512] = {};
   std::uint64_t published = 0;
   std::uint64_t last_block = 0;
   std::uint64_t last_drop = 0;
+  std::uint64_t last_manual = 0;
+  std::uint64_t last_spill = 0;
   bool ok = true;
   auto on_block = [&](const shmbus::Message& m) {
     if (m.sequence != last_block + 1 || m.lost_before != 0) ok = false;
@@ -393,6 +410,19 @@ int publish_and_poll(const std::string& name, bool single_producer) {
   auto on_drop = [&](const shmbus::Message& m) {
     if (m.sequence <= last_drop) ok = false;
     last_drop = m.sequence;
+  };
+  auto on_manual = [&](const shmbus::Message& m) {
+    if (m.sequence != last_manual + 1 || m.lost_before != 0) ok = false;
+    last_manual = m.sequence;
+  };
+  auto on_spill = [&](const shmbus::Message& m) {
+    if (m.sequence <= last_spill) ok = false;
+    last_spill = m.sequence;
+  };
+  auto poll_gating = [&] {
+    block->poll(on_block);
+    manual->poll(on_manual);
+    manual->release(manual->cursor());
   };
   auto round = [&](std::uint64_t count) {
     static constexpr std::uint32_t kSizes[] = {0, 8, 24, 64, 100, 200, 333, 512};
@@ -405,7 +435,7 @@ int publish_and_poll(const std::string& name, bool single_producer) {
       shmbus::Claim c[3];
       shmbus::PublishStatus st;
       while ((st = pub->try_claim_batch(sizes, c)) == shmbus::PublishStatus::back_pressured) {
-        block->poll(on_block);
+        poll_gating();
       }
       if (st != shmbus::PublishStatus::ok) ok = false;
       if (st != shmbus::PublishStatus::ok) return;
@@ -415,22 +445,26 @@ int publish_and_poll(const std::string& name, bool single_producer) {
         ++published;
       }
       if (i % 4 == 3) {
-        block->poll(on_block);
+        poll_gating();
         drop->poll(on_drop);
+        spill->poll(on_spill);
       }
     }
     // Drain, including polls that find nothing (the subscribers' idle bookkeeping).
     for (int i = 0; i < 3000; ++i) {
-      block->poll(on_block);
+      poll_gating();
       drop->poll(on_drop);
+      spill->poll(on_spill);
     }
   };
   round(3000);  // warm up: registration, gate caches, first stall checks
   marker();
   round(kIterations);
   marker();
-  ok = ok && last_block == published && last_drop == published &&
-       block->status() == shmbus::PollStatus::ok && drop->status() == shmbus::PollStatus::ok;
+  ok = ok && last_block == published && last_drop == published && last_manual == published &&
+       last_spill == published && spill->spilled() == 0 &&
+       block->status() == shmbus::PollStatus::ok && drop->status() == shmbus::PollStatus::ok &&
+       manual->status() == shmbus::PollStatus::ok && spill->status() == shmbus::PollStatus::ok;
   const bool removed = shmbus::remove_channel(name).has_value();
   return ok && removed ? 0 : 1;
 }
