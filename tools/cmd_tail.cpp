@@ -93,7 +93,11 @@ int run_tail(const TailOptions& o, std::FILE* out) {
       fmt::print(stderr, "shmbus tail: channel '{}': this subscriber was evicted\n", o.channel);
       return kExitFailure;
     }
-    if (sub->status() == PollStatus::corrupt && sub->last_error() != reported_error) {
+    // corrupt: a record failed validation; journal_unavailable: a spill subscriber could not
+    // catch up from the journal and skipped ahead (the loss is announced as for drop).
+    if ((sub->status() == PollStatus::corrupt ||
+         sub->status() == PollStatus::journal_unavailable) &&
+        sub->last_error() != reported_error) {
       reported_error = sub->last_error();
       fmt::print(stderr, "shmbus tail: warning: {}\n", reported_error);
     }
@@ -131,8 +135,10 @@ void add_tail_command(CLI::App& app) {
   sub->add_option("channel", s->options.channel, "Channel name")->required();
   sub->add_option("--policy", s->policy,
                   "block: lossless, but slows the producers if tail falls behind; drop (the "
-                  "default): never slows the producers, reports lost messages")
-      ->transform(CLI::IsMember({"block", "drop"}, CLI::ignore_case));
+                  "default): never slows the producers, reports lost messages; spill: never "
+                  "slows the producers, catches up from the channel's journal when it falls a "
+                  "lap behind (needs `shmbus record` running on the channel)")
+      ->transform(CLI::IsMember({"block", "drop", "spill"}, CLI::ignore_case));
   sub->add_option("--from", s->from,
                   "Where to start: earliest (oldest message still in the ring), latest (the "
                   "next message published; the default) or a sequence number")
@@ -171,7 +177,9 @@ void add_tail_command(CLI::App& app) {
       "Exit: 0 done; 1 error; 2 bad arguments or --timeout-ms expired.");
   sub->callback([s, count, timeout] {
     TailOptions& o = s->options;
-    o.policy = s->policy == "block" ? Policy::block : Policy::drop;
+    o.policy = s->policy == "block"   ? Policy::block
+               : s->policy == "spill" ? Policy::spill
+                                      : Policy::drop;
     o.format = s->format == "json" ? RecordFormat::json : RecordFormat::text;
     if (count->count() > 0) o.count = s->count;
     if (timeout->count() > 0) o.timeout_ms = s->timeout_ms;

@@ -220,5 +220,34 @@ TEST(Spill, JournalerKilledDuringCatchUpEndsInACountedLossNotASilentOne) {
   for (std::uint64_t i = 0; i < journaled; ++i) ASSERT_EQ(got[i].lost_before, 0u);
 }
 
+// `shmbus tail --policy spill` from a sequence the ring lost long ago: every line, in order, from
+// the journal, then the ring; without a journaler it says what is missing.
+TEST(Spill, TailCommandWithTheSpillPolicyPrintsEverySequenceFromTheJournal) {
+  ChannelGuard ch(unique_channel("spilltail"));
+  TempDir dir("spilltail");
+  Publisher pub = open_channel(ch.name());
+  {
+    Child refused = Child::spawn({SHMBUS_CLI, "tail", ch.name(), "--policy", "spill"});
+    const auto st = refused.wait(std::chrono::seconds(10));
+    ASSERT_TRUE(st);
+    EXPECT_EQ(st->code, 1);
+  }
+  Child j = journaler_process({ch.name(), dir.path()});
+  const std::uint64_t n = 3 * kPerLap;
+  publish_range(pub, 1, n);
+  wait_written(pub, n);
+  Child tail = Child::spawn({SHMBUS_CLI, "tail", ch.name(), "--policy", "spill", "--from", "1",
+                             "--count", std::to_string(n), "--format", "text"});
+  for (std::uint64_t seq = 1; seq <= n; ++seq) {
+    const auto line = tail.read_line(std::chrono::seconds(10));
+    ASSERT_TRUE(line) << "no line for sequence " << seq << ":\n" << tail.output();
+    ASSERT_EQ(line->rfind("seq=" + std::to_string(seq) + " ", 0), 0u) << *line;
+    ASSERT_NE(line->find(" size=200 " + numbered(seq).substr(0, 8)), std::string::npos) << *line;
+  }
+  const auto st = tail.wait(std::chrono::seconds(10));
+  ASSERT_TRUE(st);
+  EXPECT_TRUE(st->ok()) << st->describe();
+}
+
 }  // namespace
 }  // namespace shmbus
