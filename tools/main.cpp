@@ -4,6 +4,7 @@
 
 #include "tools/bench_command.hpp"
 #include "tools/commands.hpp"
+#include "tools/record_command.hpp"
 #include "tools/journal_commands.hpp"
 
 namespace {
@@ -40,6 +41,7 @@ int main(int argc, char** argv) {
   shmbus::tools::add_tail_command(app);
   shmbus::tools::add_demo_command(app);
   shmbus::tools::add_bench_command(app);
+  shmbus::tools::add_record_command(app);
   shmbus::tools::add_journal_command(app);
   shmbus::tools::add_replay_command(app);
 

@@ -1,0 +1,299 @@
+#include "journal/journaler.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <array>
+#include <filesystem>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "ipc/channel.hpp"
+#include "ipc/journal_link.hpp"
+#include "ipc/process.hpp"
+
+namespace shmbus::journal {
+
+namespace {
+
+// The journaler never sleeps on the channel's futex: a sleeping subscriber makes every commit
+// wake it with a system call, which would cost the producers latency just because a journal is
+// attached. It naps instead; a journal may trail the live stream by this much when idle.
+constexpr auto kNap = std::chrono::microseconds(100);
+
+// The channel incarnation the journal's newest segment was written for (nullopt: empty journal
+// or unreadable header, which the writer's recovery reports).
+std::optional<std::uint64_t> stored_incarnation(const std::string& dir) {
+  std::error_code ec;
+  std::uint64_t newest = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    if (auto first = parse_segment_file_name(entry.path().filename().string())) {
+      newest = std::max(newest, *first);
+    }
+  }
+  if (ec || newest == 0) return std::nullopt;
+  const std::string path = dir + "/" + segment_file_name(newest);
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;
+  SegmentHeader h;
+  const ssize_t n = ::pread(fd, &h, sizeof h, 0);
+  ::close(fd);
+  if (n != static_cast<ssize_t>(sizeof h) || check_segment_header(h)) return std::nullopt;
+  return h.channel_incarnation;
+}
+
+}  // namespace
+
+struct Journaler::State {
+  JournalerOptions options;
+  std::optional<Subscriber> sub;
+  std::optional<JournalWriter> writer;
+  std::string absolute_dir;
+  std::uint64_t max_record_bytes = 0;  // padded size of the channel's largest message
+
+  // The sequence the journal expects next (0: empty journal, anything may come first).
+  std::uint64_t expected = 0;
+  // Ring space is released only behind written records: after each poll batch the journaler notes
+  // the batch's last sequence and the subscriber's cursor after it, and releases the cursor once
+  // the writer reports that sequence written. A full queue merges into its newest entry, which only
+  // makes releases coarser.
+  struct Mark {
+    std::uint64_t sequence;
+    Subscriber::Cursor cursor;
+  };
+  std::array<Mark, 256> marks{};
+  std::size_t marks_head = 0, marks_size = 0;
+  std::uint64_t batch_last = 0;  // last sequence appended by the current poll
+
+  std::uint64_t published_written = 0, published_durable = 0;
+  JournalerStats stats;
+  std::string last_error;
+  bool append_failed = false;
+
+  std::uint64_t releasable() const noexcept {
+    return options.writer.fsync == FsyncPolicy::never ? writer->written_sequence()
+                                                      : writer->durable_sequence();
+  }
+
+  void push_mark(std::uint64_t sequence, const Subscriber::Cursor& cursor) noexcept {
+    if (marks_size == marks.size()) {
+      marks[(marks_head + marks_size - 1) % marks.size()] = Mark{sequence, cursor};
+      return;
+    }
+    marks[(marks_head + marks_size) % marks.size()] = Mark{sequence, cursor};
+    ++marks_size;
+  }
+
+  // Releases ring space behind what is written and tells the channel how far the journal got.
+  void release_written() noexcept {
+    const std::uint64_t done = releasable();
+    const Mark* last = nullptr;
+    while (marks_size > 0 && marks[marks_head].sequence <= done) {
+      last = &marks[marks_head];
+      marks_head = (marks_head + 1) % marks.size();
+      --marks_size;
+    }
+    if (last != nullptr) sub->release(last->cursor);
+    const std::uint64_t written = writer->written_sequence();
+    const std::uint64_t durable = writer->durable_sequence();
+    if (written != published_written || durable != published_durable) {
+      published_written = written;
+      published_durable = durable;
+      detail::publish_journal_progress(detail::SubscriberAccess::channel(*sub), written, durable);
+    }
+  }
+
+  // Appends one message, with a gap record first for whatever is missing before it.
+  void on_message(const Message& m) noexcept {
+    if (append_failed) return;
+    if (expected != 0 && m.sequence < expected) {
+      ++stats.duplicates;  // at-least-once resume: the journal already has it
+      return;
+    }
+    const std::uint64_t gap_first = expected != 0 ? expected : m.sequence - m.lost_before;
+    if (m.sequence > gap_first) {
+      const std::uint64_t count = m.sequence - gap_first;
+      if (auto r = writer->append_gap(gap_first, count, detail::realtime_ns()); !r) {
+        fail_append(r.error());
+        return;
+      }
+      ++stats.gap_records;
+      stats.lost += count;
+    }
+    if (auto r = writer->append(m.sequence, m.timestamp_ns, m.payload); !r) {
+      fail_append(r.error());
+      return;
+    }
+    ++stats.recorded;
+    expected = m.sequence + 1;
+    batch_last = m.sequence;
+  }
+
+  void fail_append(const Error& e) noexcept {
+    // step() sized the batch to what the writer can take, so this is not back-pressure but a
+    // broken writer. The records are not released, so a restart writes them.
+    append_failed = true;
+    try {
+      last_error = "cannot append to the journal: " + e.message;
+    } catch (...) {
+    }
+  }
+
+  // How many records the next poll may take without the writer running out of buffers.
+  std::size_t poll_budget() const noexcept { return writer->full() ? 0 : 1; }
+
+  Result<void> reopen_after_eviction() {
+    // Evicted (we were judged dead) and the ring moved on: the same name resumes the slot, and
+    // what the ring no longer holds arrives as lost_before, which becomes a gap record.
+    sub.reset();
+    auto reopened = open_subscriber(options, expected);
+    if (!reopened) return tl::unexpected(reopened.error());
+    sub.emplace(std::move(*reopened));
+    marks_size = 0;
+    return {};
+  }
+
+  static Result<Subscriber> open_subscriber(const JournalerOptions& o, std::uint64_t expected) {
+    SubscriberOptions so;
+    so.policy = o.lossy ? Policy::drop : Policy::block;
+    so.name = o.name;
+    so.manual_release = true;
+    so.liveness_timeout = o.liveness_timeout;
+    so.open_timeout = o.open_timeout;
+    if (expected != 0) {
+      so.start = StartFrom::sequence;  // a new slot starts where the journal ends
+      so.start_sequence = expected;
+    } else {
+      so.start = o.start;
+    }
+    return Subscriber::open(o.channel, so);
+  }
+};
+
+Journaler::Journaler() : state_(std::make_unique<State>()) {}
+Journaler::Journaler(Journaler&&) noexcept = default;
+Journaler& Journaler::operator=(Journaler&&) noexcept = default;
+
+Journaler::~Journaler() {
+  if (!state_ || !state_->writer || !state_->sub) return;
+  (void)drain(std::chrono::milliseconds(2000));
+  detail::release_journal(detail::SubscriberAccess::channel(*state_->sub));
+}
+
+Result<Journaler> Journaler::open(const JournalerOptions& options, RecoveryReport* report) {
+  Journaler j;
+  State& s = *j.state_;
+  s.options = options;
+  std::error_code ec;
+  std::filesystem::create_directories(options.writer.dir, ec);  // the writer reports failures
+  s.absolute_dir = std::filesystem::absolute(options.writer.dir, ec).lexically_normal().string();
+  if (ec) s.absolute_dir = options.writer.dir;
+
+  // The channel's identity first (its incarnation goes into segment headers), then the writer,
+  // which takes the directory's lock and says where the journal continues, then the subscriber,
+  // which starts there.
+  auto channel = detail::ChannelMapping::open(options.channel, false, options.open_timeout);
+  if (!channel) return tl::unexpected(channel.error());
+  const ChannelInfo info = (*channel)->info();
+  channel->reset();
+  const std::optional<std::uint64_t> stored = stored_incarnation(options.writer.dir);
+  if (stored && *stored != 0 && *stored != info.incarnation) {
+    return tl::unexpected(Error{
+        ErrorCode::invalid_argument,
+        fmt::format("journal {} was written for another incarnation of channel '{}' ({:016x}; the "
+                    "channel was deleted and re-created since, now {:016x}): its sequences "
+                    "started again at 1, so record it into a new directory",
+                    s.absolute_dir, options.channel, *stored, info.incarnation)});
+  }
+  WriterOptions wo = options.writer;
+  wo.channel = options.channel;
+  wo.incarnation = info.incarnation;
+  auto writer = JournalWriter::open(wo, report);
+  if (!writer) return tl::unexpected(writer.error());
+  s.writer.emplace(std::move(*writer));
+  s.expected = s.writer->next_sequence();
+  s.max_record_bytes = padded_record_size(info.max_message);
+
+  auto sub = State::open_subscriber(options, s.expected);
+  if (!sub) return tl::unexpected(sub.error());
+  s.sub.emplace(std::move(*sub));
+  if (s.sub->info().incarnation != info.incarnation) {
+    return tl::unexpected(Error{ErrorCode::busy, "channel '" + options.channel +
+                                                     "' was re-created while the journaler "
+                                                     "opened it; start it again"});
+  }
+
+  if (auto claimed = detail::claim_journal(detail::SubscriberAccess::channel(*s.sub),
+                                           s.absolute_dir);
+      !claimed) {
+    return tl::unexpected(claimed.error());
+  }
+  s.release_written();
+  return j;
+}
+
+Result<std::size_t> Journaler::step(std::chrono::milliseconds idle_wait) {
+  State& s = *state_;
+  if (auto r = s.writer->reap(false); !r) return tl::unexpected(r.error());
+  s.release_written();
+
+  const std::size_t budget = s.writer->blocked() ? 0 : s.poll_budget();
+  std::size_t appended = 0;
+  if (budget > 0) {
+    const std::uint64_t before = s.stats.recorded;
+    s.batch_last = 0;
+    s.sub->poll([&s](const Message& m) { s.on_message(m); }, budget);
+    appended = s.stats.recorded - before;
+    if (s.append_failed) return tl::unexpected(Error{ErrorCode::system, s.last_error});
+    if (s.batch_last != 0) s.push_mark(s.batch_last, s.sub->cursor());
+    if (s.sub->status() == PollStatus::evicted) {
+      if (auto r = s.reopen_after_eviction(); !r) return tl::unexpected(r.error());
+    } else if (s.sub->status() == PollStatus::corrupt) {
+      s.last_error = s.sub->last_error();  // skipped ahead; the loss arrives as a gap record
+    }
+  }
+  if (appended > 0) return appended;
+
+  // Nothing new: hand the partial buffer to the kernel so the journal does not lag, then nap.
+  if (auto r = s.writer->flush(); !r) return tl::unexpected(r.error());
+  if (s.writer->blocked()) {
+    s.last_error = s.writer->last_error();
+    std::this_thread::sleep_for(std::min(idle_wait, s.options.writer.retry_interval));
+  } else if (idle_wait.count() > 0) {
+    std::this_thread::sleep_for(kNap);
+  }
+  if (auto r = s.writer->reap(false); !r) return tl::unexpected(r.error());
+  s.release_written();
+  return std::size_t{0};
+}
+
+Result<void> Journaler::run(const std::atomic<bool>& stop) {
+  // relaxed: a request flag; nothing else is published through it.
+  while (!stop.load(std::memory_order_relaxed)) {
+    auto r = step();
+    if (!r) return tl::unexpected(r.error());
+  }
+  return drain();
+}
+
+Result<void> Journaler::drain(std::chrono::milliseconds timeout) {
+  State& s = *state_;
+  auto r = s.writer->drain(timeout);
+  s.release_written();
+  return r;
+}
+
+JournalerStats Journaler::stats() const noexcept {
+  JournalerStats st = state_->stats;
+  st.written_sequence = state_->writer->written_sequence();
+  st.durable_sequence = state_->writer->durable_sequence();
+  st.blocked = state_->writer->blocked();
+  return st;
+}
+
+const std::string& Journaler::last_error() const noexcept {
+  return state_->writer->blocked() ? state_->writer->last_error() : state_->last_error;
+}
+
+}  // namespace shmbus::journal

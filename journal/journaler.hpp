@@ -1,0 +1,83 @@
+// The journaler: a subscriber of one channel that writes every record to a journal directory.
+// `shmbus record` runs it as a process; an application can run it on a thread of its own.
+//
+//   journal::JournalerOptions o;
+//   o.channel = "md.eurusd";
+//   o.writer.dir = "/var/lib/shmbus/md.eurusd";
+//   auto j = journal::Journaler::open(o).value();
+//   std::atomic<bool> stop{false};
+//   j.run(stop);  // until stop is set; drains what it holds before returning
+//
+// Lossless by default: it is a gating (block) subscriber whose ring position moves only once the
+// records before it are written to the files (manual release), so a journaler killed at any moment
+// loses nothing: the ring still holds what it had not written, and the restarted journaler (the
+// same subscriber name) resumes there, skipping what the files already have. With `lossy` it never
+// gates: what it misses is written as an explicit gap record. A journaler that was down past its
+// liveness timeout was evicted; on restart it writes a gap record for what the ring no longer has.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "journal/writer.hpp"
+#include "shmbus/shmbus.hpp"
+
+namespace shmbus::journal {
+
+struct JournalerOptions {
+  std::string channel;
+  // Where and how to write: dir, segment size, retention, fsync policy, O_DIRECT, buffers.
+  // channel and incarnation are filled in by the journaler.
+  WriterOptions writer;
+  std::string name = "journal";  // the subscriber name a restart resumes under
+  bool lossy = false;            // drop policy + gap records instead of gating the producers
+  // A new journal (empty directory) starts at the earliest record the ring still holds.
+  StartFrom start = StartFrom::earliest;
+  std::chrono::nanoseconds liveness_timeout = std::chrono::seconds(5);
+  std::chrono::milliseconds open_timeout{2000};  // waiting for the channel to exist
+};
+
+struct JournalerStats {
+  std::uint64_t recorded = 0;       // data records appended
+  std::uint64_t gap_records = 0;    // gap records appended
+  std::uint64_t lost = 0;           // sequences covered by those gap records
+  std::uint64_t duplicates = 0;     // records skipped because the journal already had them
+  std::uint64_t written_sequence = 0;
+  std::uint64_t durable_sequence = 0;
+  bool blocked = false;             // writes failing (disk full, I/O error); see last_error
+};
+
+class Journaler {
+ public:
+  // Recovers the directory (report says what was cut or found damaged), opens the channel as a
+  // named subscriber and registers as the channel's journaler (one per channel: busy otherwise).
+  static Result<Journaler> open(const JournalerOptions& options, RecoveryReport* report = nullptr);
+
+  Journaler(Journaler&&) noexcept;
+  Journaler& operator=(Journaler&&) noexcept;
+  ~Journaler();  // drains (bounded), releases what was written, unregisters
+
+  // One step: reaps finished writes (and releases ring space behind them), reads and appends what
+  // the channel has, submits when idle. Returns the number of data records appended; waits up to
+  // `idle_wait` for news when there was nothing to do.
+  Result<std::size_t> step(std::chrono::milliseconds idle_wait = std::chrono::milliseconds(1));
+  // Steps until `stop` is true, then drains. Returns the first hard error (the journaler cannot go
+  // on: fsync failure, lost directory, evicted...). Retryable write errors (disk full) only make
+  // it wait, gating the producers (or, lossy, dropping into a gap record).
+  Result<void> run(const std::atomic<bool>& stop);
+  // Waits until everything appended so far is written (and synced, if the policy syncs).
+  Result<void> drain(std::chrono::milliseconds timeout = std::chrono::milliseconds(10'000));
+
+  JournalerStats stats() const noexcept;
+  const std::string& last_error() const noexcept;
+
+ private:
+  Journaler();
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace shmbus::journal

@@ -1,0 +1,154 @@
+// `shmbus record` killed with SIGKILL at random moments while a producer process publishes: after
+// every kill the journal verifies, holds everything up to the durable sequence the channel had
+// announced, and the restarted journaler continues it without a gap.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <filesystem>
+#include <random>
+#include <thread>
+
+#include "ipc/journal_link.hpp"
+#include "journal/reader.hpp"
+#include "tests/support/payload.hpp"
+#include "tests/support/process.hpp"
+
+namespace shmbus::journal {
+namespace {
+
+using namespace std::chrono_literals;
+using test::Child;
+using test::ChannelGuard;
+
+class TempDir {
+ public:
+  explicit TempDir(const std::string& tag) {
+    std::string pattern = "/var/tmp/shmbus-" + tag + "-XXXXXX";
+    path_ = ::mkdtemp(pattern.data());
+    if (path_.empty()) throw std::runtime_error("mkdtemp failed");
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+constexpr std::uint32_t kProducer = 5;
+const test::SizeRule kRule{.seed = 11, .min_size = 8, .max_size = 200};
+
+Child start_journaler(const std::string& channel, const std::string& dir) {
+  return Child::spawn({SHMBUS_CLI, "record", channel, "--dir", dir, "--fsync", "interval:10",
+                       "--segment-size", "1MiB", "--liveness-timeout-ms", "60000", "--quiet"});
+}
+
+// Reads the whole journal: every record must be data, sequences 1, 2, 3... with the payload the
+// producer generated for it. Returns the last sequence.
+std::uint64_t check_journal(const std::string& dir) {
+  auto reader = JournalReader::open(dir);
+  EXPECT_TRUE(reader) << reader.error().message;
+  if (!reader) return 0;
+  EXPECT_TRUE(reader->seek_sequence(1));
+  JournalRecord r;
+  std::uint64_t expected = 1;
+  std::vector<std::byte> bytes;
+  for (;;) {
+    const ReadStatus st = reader->next(r);
+    if (st == ReadStatus::end) break;
+    EXPECT_EQ(st, ReadStatus::record) << reader->last_error();
+    if (st != ReadStatus::record) break;
+    EXPECT_EQ(r.type, RecordType::data) << "a gap at sequence " << r.sequence;
+    EXPECT_EQ(r.sequence, expected);
+    if (r.type != RecordType::data || r.sequence != expected) break;
+    const test::PayloadId id{kProducer, expected - 1};
+    bytes.resize(test::payload_length(kRule, id));
+    test::fill_payload(bytes, id);
+    EXPECT_TRUE(std::equal(bytes.begin(), bytes.end(), r.payload.begin(), r.payload.end()))
+        << "payload of sequence " << expected;
+    ++expected;
+  }
+  return expected - 1;
+}
+
+TEST(JournalerCrash, KilledTwentyTimesWhileAProducerRunsItLosesNothing) {
+  constexpr std::uint64_t kCount = 400'000;
+  ChannelGuard channel(test::unique_channel("jkill"));
+  TempDir dir("jkill");
+  ChannelOptions co;
+  co.capacity = 1 << 20;
+  co.max_message = 1024;
+  auto observer = Publisher::open(channel.name(), co);  // reads the journal progress words
+  ASSERT_TRUE(observer) << observer.error().message;
+
+  Child journaler = start_journaler(channel.name(), dir.path());
+  const auto attach_deadline = std::chrono::steady_clock::now() + 10s;
+  auto mapping = detail::ChannelMapping::open(channel.name(), false, 1s);
+  ASSERT_TRUE(mapping) << mapping.error().message;
+  while (!detail::find_journal(**mapping)) {
+    ASSERT_LT(std::chrono::steady_clock::now(), attach_deadline) << journaler.output();
+    std::this_thread::sleep_for(1ms);
+  }
+  Child producer = Child::fork([&] {
+    auto pub = Publisher::open(channel.name(), co);
+    if (!pub) return 1;
+    for (std::uint64_t counter = 0; counter < kCount; ++counter) {
+      const test::PayloadId id{kProducer, counter};
+      Claim c;
+      // Long timeout: while the journaler is down its gate holds the producer back.
+      if (pub->claim(test::payload_length(kRule, id), c, 60s) != PublishStatus::ok) return 2;
+      test::fill_payload(c.span(), id);
+      if (pub->commit(c) != PublishStatus::ok) return 3;
+      if (counter % 2000 == 1999) std::this_thread::sleep_for(10ms);  // ~150k msg/s at most
+    }
+    return 0;
+  });
+
+  std::mt19937_64 rng(std::random_device{}());
+  std::uint64_t last_durable = 0;
+  int kills_while_publishing = 0;
+  for (int kill = 1; kill <= 20; ++kill) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20 + rng() % 130));
+    const std::uint64_t durable = observer->durable_sequence();
+    if (producer.running()) ++kills_while_publishing;
+    ::kill(journaler.pid(), SIGKILL);
+    auto status = journaler.wait(10s);
+    ASSERT_TRUE(status) << "kill " << kill;
+    ASSERT_EQ(status->signal, SIGKILL) << status->describe() << "\n" << journaler.output();
+
+    Child verify = Child::spawn({SHMBUS_CLI, "journal", "verify", "--dir", dir.path()});
+    auto verified = verify.wait(60s);
+    ASSERT_TRUE(verified);
+    ASSERT_TRUE(verified->ok()) << "kill " << kill << ": " << verify.output();
+
+    const std::uint64_t last = check_journal(dir.path());
+    ASSERT_FALSE(::testing::Test::HasFailure()) << "after kill " << kill;
+    ASSERT_GE(last, durable) << "kill " << kill << ": the journal lost durable records";
+    EXPECT_GE(durable, last_durable);
+    last_durable = durable;
+    journaler = start_journaler(channel.name(), dir.path());
+  }
+
+  // The kills must have landed while records were flowing, or the test proves nothing.
+  EXPECT_GE(kills_while_publishing, 15);
+  auto produced = producer.wait(120s);
+  ASSERT_TRUE(produced);
+  ASSERT_TRUE(produced->ok()) << produced->describe();
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  while (observer->journaled_sequence() < kCount) {
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline)
+        << "journaled " << observer->journaled_sequence() << "\n" << journaler.output();
+    std::this_thread::sleep_for(5ms);
+  }
+  ::kill(journaler.pid(), SIGTERM);
+  auto stopped = journaler.wait(20s);
+  ASSERT_TRUE(stopped);
+  EXPECT_TRUE(stopped->ok()) << stopped->describe() << "\n" << journaler.output();
+  EXPECT_EQ(check_journal(dir.path()), kCount);
+  EXPECT_GT(last_durable, 0u) << "the durable sequence never advanced";
+}
+
+}  // namespace
+}  // namespace shmbus::journal

@@ -1,0 +1,206 @@
+// shmbus record: the journaler as a process. Everything it does is journal::Journaler; this file
+// turns flags into options and prints what happened.
+#include <chrono>
+#include <memory>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include "tools/commands.hpp"
+#include "tools/pacer.hpp"
+#include "tools/record_command.hpp"
+#include "tools/signals.hpp"
+
+namespace shmbus::tools {
+
+namespace {
+
+void print_recovery(std::FILE* err, const RecordOptions& o, const journal::RecoveryReport& r) {
+  const auto& jo = o.journaler;
+  if (r.next_sequence == 0) {
+    fmt::print(err, "shmbus record: recording channel '{}' into {} (new journal)\n", jo.channel,
+               jo.writer.dir);
+  } else {
+    fmt::print(err,
+               "shmbus record: recording channel '{}' into {} ({} segment(s); continuing at "
+               "sequence {})\n",
+               jo.channel, jo.writer.dir, r.segments, r.next_sequence);
+  }
+  if (r.truncated_bytes > 0) {
+    fmt::print(err, "shmbus record: recovery cut a torn tail of {} bytes off {}\n",
+               r.truncated_bytes, r.truncated_segment);
+  }
+  for (const auto& d : r.damage) fmt::print(err, "shmbus record: warning: damage: {}\n", d);
+  for (const auto& f : r.removed) fmt::print(err, "shmbus record: removed leftover {}\n", f);
+}
+
+void print_status(std::FILE* err, const char* what, const journal::JournalerStats& s) {
+  fmt::print(err,
+             "shmbus record: {}: {} records, {} gap record(s) ({} lost), {} duplicate(s) "
+             "skipped, written through seq {}, durable through seq {}{}\n",
+             what, s.recorded, s.gap_records, s.lost, s.duplicates, s.written_sequence,
+             s.durable_sequence, s.blocked ? ", BLOCKED (writes failing)" : "");
+}
+
+}  // namespace
+
+bool parse_fsync_policy(const std::string& text, journal::WriterOptions& out) {
+  if (text == "never") {
+    out.fsync = journal::FsyncPolicy::never;
+    return true;
+  }
+  if (text == "batch") {
+    out.fsync = journal::FsyncPolicy::batch;
+    return true;
+  }
+  constexpr std::string_view prefix = "interval:";
+  if (!text.starts_with(prefix)) return false;
+  const std::string ms = text.substr(prefix.size());
+  char* end = nullptr;
+  errno = 0;
+  const long long v = std::strtoll(ms.c_str(), &end, 10);
+  if (ms.empty() || *end != '\0' || errno != 0 || v <= 0 || v > 3'600'000) return false;
+  out.fsync = journal::FsyncPolicy::interval;
+  out.fsync_interval = std::chrono::milliseconds(v);
+  return true;
+}
+
+int run_record(const RecordOptions& o, std::FILE* err) {
+  install_stop_handlers();
+  journal::RecoveryReport report;
+  auto opened = journal::Journaler::open(o.journaler, &report);
+  if (!opened) {
+    fmt::print(err, "shmbus record: {}\n", opened.error().message);
+    return kExitFailure;
+  }
+  journal::Journaler& j = *opened;
+  if (!o.quiet) print_recovery(err, o, report);
+
+  const auto status_every = std::chrono::duration<double>(o.status_interval_s);
+  auto next_status = std::chrono::steady_clock::now() + status_every;
+  std::int64_t failing_since = 0;
+  std::string reported;
+  while (!stop_requested()) {
+    auto r = j.step(std::chrono::milliseconds(100));
+    if (!r) {
+      fmt::print(err, "shmbus record: {}\n", r.error().message);
+      print_status(err, "stopped", j.stats());
+      return kExitFailure;
+    }
+    const journal::JournalerStats s = j.stats();
+    if (s.blocked) {
+      const std::int64_t now = monotonic_now_ns();
+      if (failing_since == 0) failing_since = now;
+      if (j.last_error() != reported) {
+        reported = j.last_error();
+        fmt::print(err, "shmbus record: writes failing, holding the records and retrying: {}\n",
+                   reported);
+      }
+      if (o.on_error == OnWriteError::exit && now - failing_since >= o.give_up_ms * 1'000'000) {
+        fmt::print(err, "shmbus record: giving up after {} ms of failed writes\n", o.give_up_ms);
+        print_status(err, "stopped", s);
+        return kExitFailure;
+      }
+    } else if (failing_since != 0) {
+      failing_since = 0;
+      reported.clear();
+      fmt::print(err, "shmbus record: writes succeed again; recording resumed\n");
+    }
+    if (o.status_interval_s > 0 && std::chrono::steady_clock::now() >= next_status) {
+      next_status += status_every;
+      print_status(err, "status", s);
+    }
+  }
+  auto drained = j.drain();
+  if (!o.quiet) print_status(err, "stopped", j.stats());
+  if (!drained) {
+    fmt::print(err, "shmbus record: draining: {}\n", drained.error().message);
+    return kExitFailure;
+  }
+  return kExitOk;
+}
+
+void add_record_command(CLI::App& app) {
+  struct State {
+    RecordOptions options;
+    std::string fsync = "interval:100";
+    std::string on_error = "wait";
+    std::int64_t liveness_ms = 5000;
+    std::int64_t retain_age_s = 0;
+    std::string start = "earliest";
+  };
+  auto s = std::make_shared<State>();
+  auto& jo = s->options.journaler;
+  CLI::App* cmd = app.add_subcommand(
+      "record", "Journal a channel to segment files (io_uring), losslessly unless --lossy");
+  cmd->add_option("channel", jo.channel, "Channel name")->required();
+  cmd->add_option("--dir", jo.writer.dir, "Journal directory (created if missing)")->required();
+  cmd->add_flag("--lossy", jo.lossy,
+                "Never slow the producers: what the journaler misses is written as a gap record");
+  cmd->add_option("--name", jo.name,
+                  "Subscriber name; a restarted journaler of that name resumes where it stopped")
+      ->capture_default_str();
+  cmd->add_option("--fsync", s->fsync,
+                  "never | interval:MS | batch: when to fdatasync; the synced sequence is "
+                  "published as the channel's durable sequence")
+      ->capture_default_str()
+      ->check(
+          [](const std::string& v) -> std::string {
+            journal::WriterOptions w;
+            return parse_fsync_policy(v, w) ? "" : "expected never, batch or interval:MS";
+          },
+          "POLICY");
+  cmd->add_option("--segment-size", jo.writer.segment_bytes,
+                  "Roll to a new segment file past this size (e.g. 256MiB)")
+      ->transform(CLI::AsSizeValue(false))
+      ->capture_default_str();
+  cmd->add_option("--retain-bytes", jo.writer.retain_bytes,
+                  "Delete the oldest segments past this total size (0: keep all)")
+      ->transform(CLI::AsSizeValue(false));
+  cmd->add_option("--retain-age", s->retain_age_s,
+                  "Delete segments whose newest record is older than this many seconds")
+      ->check(CLI::Range(std::int64_t{0}, std::int64_t{100LL * 365 * 86400}));
+  cmd->add_flag("--direct", jo.writer.direct, "Write with O_DIRECT (bypass the page cache)");
+  cmd->add_option("--buffers", jo.writer.buffers, "Write buffers = writes in flight at most")
+      ->check(CLI::Range(2u, 256u))
+      ->capture_default_str();
+  cmd->add_option("--buffer-size", jo.writer.buffer_bytes, "Bytes per write buffer")
+      ->transform(CLI::AsSizeValue(false))
+      ->check(CLI::Range(std::size_t{64 << 10}, std::size_t{256 << 20}))
+      ->capture_default_str();
+  cmd->add_option("--start", s->start,
+                  "A new journal starts at the earliest record the ring holds or the latest")
+      ->check(CLI::IsMember({"earliest", "latest"}))
+      ->capture_default_str();
+  cmd->add_option("--liveness-timeout-ms", s->liveness_ms,
+                  "Evict this journaler's gate after its process has been dead this long")
+      ->check(CLI::Range(std::int64_t{1}, kMaxTimeoutMs))
+      ->capture_default_str();
+  cmd->add_option("--on-error", s->on_error,
+                  "wait: hold the records and retry failed writes (disk full) until they succeed; "
+                  "exit: exit 1 after --give-up-ms of failures")
+      ->check(CLI::IsMember({"wait", "exit"}))
+      ->capture_default_str();
+  cmd->add_option("--give-up-ms", s->options.give_up_ms, "With --on-error exit")
+      ->check(CLI::Range(std::int64_t{0}, kMaxTimeoutMs));
+  cmd->add_option("--status-interval", s->options.status_interval_s,
+                  "Print a status line to stderr every S seconds")
+      ->check(CLI::Range(0.0, 86400.0));
+  cmd->add_flag("--quiet", s->options.quiet, "No start and summary lines");
+  cmd->footer(
+      "Recovery: a torn tail left by a crash is cut (and said how much); damage in the middle is "
+      "reported and never cut. SIGINT/SIGTERM drain the writes and exit 0.\n"
+      "Exit: 0 stopped by a signal; 1 error; 2 bad arguments.");
+  cmd->callback([s] {
+    RecordOptions& o = s->options;
+    parse_fsync_policy(s->fsync, o.journaler.writer);
+    o.journaler.liveness_timeout = std::chrono::milliseconds(s->liveness_ms);
+    o.journaler.writer.retain_age = std::chrono::seconds(s->retain_age_s);
+    o.journaler.start = s->start == "latest" ? StartFrom::latest : StartFrom::earliest;
+    o.on_error = s->on_error == "exit" ? OnWriteError::exit : OnWriteError::wait;
+    const int code = run_record(o, stderr);
+    if (code != kExitOk) throw CLI::RuntimeError(code);
+  });
+}
+
+}  // namespace shmbus::tools
