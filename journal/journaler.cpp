@@ -114,20 +114,33 @@ struct Journaler::State {
     const std::uint64_t gap_first = expected != 0 ? expected : m.sequence - m.lost_before;
     if (m.sequence > gap_first) {
       const std::uint64_t count = m.sequence - gap_first;
-      if (auto r = writer->append_gap(gap_first, count, detail::realtime_ns()); !r) {
+      const std::int64_t now = detail::realtime_ns();
+      if (auto r = with_room([&] { return writer->append_gap(gap_first, count, now); }); !r) {
         fail_append(r.error());
         return;
       }
       ++stats.gap_records;
       stats.lost += count;
     }
-    if (auto r = writer->append(m.sequence, m.timestamp_ns, m.payload); !r) {
+    if (auto r = with_room([&] { return writer->append(m.sequence, m.timestamp_ns, m.payload); });
+        !r) {
       fail_append(r.error());
       return;
     }
     ++stats.recorded;
     expected = m.sequence + 1;
     batch_last = m.sequence;
+  }
+
+  // Runs an append; while every buffer is in flight (busy), waits for a write to complete and
+  // tries again. Waiting inside poll is fine: the records are not released, nobody overwrites them.
+  template <class Append>
+  Result<void> with_room(const Append& append) noexcept {
+    for (;;) {
+      Result<void> r = append();
+      if (r || r.error().code != ErrorCode::busy) return r;
+      if (auto reaped = writer->reap(true); !reaped) return reaped;
+    }
   }
 
   void fail_append(const Error& e) noexcept {
@@ -141,7 +154,7 @@ struct Journaler::State {
   }
 
   // How many records the next poll may take without the writer running out of buffers.
-  std::size_t poll_budget() const noexcept { return writer->full() ? 0 : 1; }
+  std::size_t poll_budget() const noexcept { return writer->full() ? 0 : 256; }
 
   Result<void> reopen_after_eviction() {
     // Evicted (we were judged dead) and the ring moved on: the same name resumes the slot, and

@@ -13,13 +13,18 @@ class App;
 namespace shmbus::tools {
 
 struct BenchOptions {
-  std::string kind;  // pingpong | throughput
+  std::string kind;  // pingpong | throughput | journal
   std::size_t size = 64;
   std::optional<std::uint64_t> count;
   double duration_s = 2.0;
   int rounds = 3;
   bool json = false;
   std::vector<std::string> only;  // transports to run (raw-shm always runs); empty: all
+  // journal: where the journal and the O_DIRECT baseline file are written, and bytes per round.
+  std::string dir = "/var/tmp";
+  std::uint64_t bytes = 512ull << 20;
+  bool buffered = false;  // journal: the journaler without O_DIRECT
+  bool size_given = false;
 };
 
 int run_bench(const BenchOptions& options);

@@ -11,6 +11,7 @@
 #include "bench/harness/baselines.hpp"
 #include "bench/harness/report.hpp"
 #include "bench/harness/runner.hpp"
+#include "bench/journal/journal_bench.hpp"
 #include "bench/transports/shmbus_transport.hpp"
 #include "tools/bench_command.hpp"
 
@@ -59,7 +60,35 @@ std::vector<std::unique_ptr<Transport>> with_shmbus(std::unique_ptr<Transport> s
 
 }  // namespace
 
+int run_journal_bench(const BenchOptions& options) {
+  bench::JournalBenchConfig config;
+  config.dir = options.dir;
+  config.bytes = options.bytes;
+  config.rounds = options.rounds;
+  config.direct = !options.buffered;
+  if (options.size_given) {
+    config.sizes = {options.size};
+    config.latency_size = std::max<std::size_t>(8, options.size);
+  }
+  if (options.count) config.latency_count = *options.count;
+  auto progress = [&](const std::string& line) {
+    if (!options.json) std::fprintf(stderr, "%s\n", line.c_str());
+  };
+  const bench::JournalBenchResult result = bench::run_journal_bench(config, progress);
+  if (!result.error.empty()) {
+    std::fprintf(stderr, "shmbus bench: %s\n", result.error.c_str());
+    return 1;
+  }
+  if (options.json) {
+    std::cout << bench::to_json(result.report).dump() << std::endl;
+  } else {
+    std::cout << bench::format_table(result.report) << std::flush;
+  }
+  return 0;
+}
+
 int run_bench(const BenchOptions& options) {
+  if (options.kind == "journal") return run_journal_bench(options);
   bench::BenchConfig config;
   config.size = options.size;
   config.rounds = options.rounds;
@@ -87,13 +116,23 @@ void add_bench_command(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand(
       "bench", "Measure shmbus against raw shared memory, a pipe, a Unix socket and a Boost "
                "message queue, two processes pinned to different cores, in one run");
-  cmd->add_option("kind", options->kind, "pingpong (round-trip latency) or throughput")
+  cmd->add_option("kind", options->kind,
+                  "pingpong (round-trip latency), throughput, or journal (the journaler against "
+                  "the disk's O_DIRECT bandwidth, and latency with and without it)")
       ->required()
-      ->check(CLI::IsMember({"pingpong", "throughput"}));
-  cmd->add_option("--size", options->size, "Message bytes, sequence number included (>= 8)")
-      ->check(CLI::Range(8, 1 << 20));
+      ->check(CLI::IsMember({"pingpong", "throughput", "journal"}));
+  cmd->add_option("--size", options->size,
+                  "Message bytes, sequence number included (>= 8); journal: one size instead of "
+                  "64 and 1024")
+      ->check(CLI::Range(8, 1 << 20))
+      ->each([options](const std::string&) { options->size_given = true; });
   cmd->add_option("--count", options->count,
-                  "pingpong: timed round trips per round (default 200000)");
+                  "pingpong: timed round trips per round (default 200000); journal: messages per "
+                  "latency round (default 100000)");
+  cmd->add_option("--dir", options->dir, "journal: directory to write in (default /var/tmp)");
+  cmd->add_option("--bytes", options->bytes, "journal: journal bytes per throughput round")
+      ->transform(CLI::AsSizeValue(false));
+  cmd->add_flag("--buffered", options->buffered, "journal: the journaler without O_DIRECT");
   cmd->add_option("--duration", options->duration_s,
                   "throughput: seconds the producer streams per round");
   cmd->add_option("--rounds", options->rounds,

@@ -1,0 +1,67 @@
+// `shmbus bench journal`: what journaling costs, measured side by side in one run.
+//  - direct_write: the plain sequential write bandwidth of the journal's directory (one O_DIRECT
+//    writer, 1 MiB writes): the ceiling any journal on that disk can reach.
+//  - throughput: a producer (CPU 0) publishes as fast as it can into a channel while the journaler
+//    (CPU 1) records it, for 64 B and 1 KiB messages (or --size); msgs/s and MB/s of journal bytes,
+//    and that MB/s as a fraction of direct_write.
+//  - latency: publisher-to-subscriber one-way latency (the publisher's CLOCK_MONOTONIC carried in
+//    the payload) at a paced rate, with and without a journaler on the channel; p99 ratio.
+// Rounds are interleaved (every configuration's round 1, then round 2...) and each figure is the
+// median over rounds, as in the other benches.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "bench/harness/report.hpp"
+
+namespace shmbus::bench {
+
+struct JournalBenchConfig {
+  std::string dir = "/var/tmp";     // where the journal (and the direct-write file) go
+  std::vector<std::size_t> sizes = {64, 1024};  // message payload bytes for the throughput runs
+  std::uint64_t bytes = 512ull << 20;  // journal bytes per throughput round (sets the count)
+  bool direct = true;               // journaler with O_DIRECT, like the baseline
+  std::uint64_t latency_count = 100'000;  // messages per latency round
+  double latency_rate = 20'000;     // messages per second in the latency rounds
+  std::size_t latency_size = 64;
+  int rounds = 3;
+  double timeout_s = 120;
+};
+
+struct JournalThroughput {
+  std::size_t size = 0;
+  std::uint64_t messages = 0;
+  double seconds = 0;         // first publish to last record written (median round)
+  double msgs_per_s = 0;
+  double mb_per_s = 0;        // journal bytes (headers and padding included) per second
+  double payload_mb_per_s = 0;
+  double of_direct = 0;       // mb_per_s / direct_write mb_per_s
+};
+
+struct JournalBenchReport {
+  JournalBenchConfig config;
+  double direct_write_mb_per_s = 0;
+  std::vector<JournalThroughput> throughput;
+  LatencyStats latency_without;
+  LatencyStats latency_with;
+  double p99_ratio = 0;  // with / without
+};
+
+// Runs everything; progress lines go to `progress` (may be empty). Returns the report or what
+// went wrong.
+struct JournalBenchResult {
+  std::string error;  // empty on success
+  JournalBenchReport report;
+};
+JournalBenchResult run_journal_bench(const JournalBenchConfig& config,
+                                     const std::function<void(const std::string&)>& progress);
+
+nlohmann::json to_json(const JournalBenchReport& report);
+std::string format_table(const JournalBenchReport& report);
+
+}  // namespace shmbus::bench
