@@ -8,7 +8,18 @@
 // the cause is gone; the caller sees blocked() and decides whether to wait or give up.
 //
 // Recovery happens in open(): the newest segment is scanned, a torn tail is cut off (how much is
-// reported), damage in the middle is reported, and appends continue at the next sequence.
+// reported), damage in the middle is reported, and appends continue at the next sequence. A segment
+// with damage is left untouched and appends continue in a new segment after its last valid record.
+// Segments are created when the first record for them is appended (a new journal has none).
+//
+// Threading: a JournalWriter is used by one thread at a time. It shares no memory with other
+// threads or processes (readers see the files only), so nothing in it is atomic.
+//
+// Errors come in two kinds. Retryable write errors (ENOSPC, EDQUOT, EFBIG, EIO, EINTR, EAGAIN, a
+// short write) block the writer as described above. Hard errors (a failed fdatasync, EROFS, EBADF,
+// ...) stop it for good: reap(), drain(), flush() and append() return that error from then on and
+// durable_sequence() never moves again (a retried fsync can "succeed" without the data, see
+// LESSONS.md "fsyncgate"); the caller closes the writer and opens the journal again.
 #pragma once
 
 #include <chrono>
@@ -25,7 +36,8 @@
 namespace shmbus::journal {
 
 enum class FsyncPolicy : std::uint8_t {
-  never,     // the page cache decides; written == survives a process crash, not a power loss
+  never,     // the page cache decides; written == survives a process crash, not a power loss;
+             // durable_sequence() stays 0
   interval,  // fdatasync every WriterOptions::fsync_interval
   batch,     // fdatasync after every batch of writes (every flush())
 };
@@ -39,8 +51,12 @@ struct WriterOptions {
   std::chrono::seconds retain_age{0};  // delete segments whose newest record is older (0: keep)
   FsyncPolicy fsync = FsyncPolicy::never;
   std::chrono::milliseconds fsync_interval{100};
-  bool direct = false;              // O_DIRECT (whole 4 KiB blocks; the tail block is rewritten)
-  std::size_t buffer_bytes = 1 << 20;  // one write buffer; records larger get a buffer of their own
+  // O_DIRECT (whole 4 KiB blocks; the tail block is rewritten). While the writer is open the
+  // newest segment may end in zero padding up to a block boundary (a clean tail to the scanner);
+  // it is cut when a segment is finished and when the writer closes.
+  bool direct = false;
+  // One write buffer (rounded up to 4 KiB); records larger get a buffer of their own.
+  std::size_t buffer_bytes = 1 << 20;
   unsigned buffers = 8;             // buffers in the pool = writes in flight at most
   std::chrono::milliseconds retry_interval{100};  // between retries of a failed write
 };
@@ -58,6 +74,8 @@ struct RecoveryReport {
 // Counters for tools and the closing figures.
 struct WriterStats {
   std::uint64_t records = 0, gap_records = 0, bytes = 0;  // appended
+  // writes: segment and index writes submitted (retries not counted: retried_writes);
+  // write_errors: failed or short completions; fsyncs: fdatasyncs completed successfully.
   std::uint64_t writes = 0, fsyncs = 0, write_errors = 0, retried_writes = 0;
   std::uint64_t segments_created = 0, segments_deleted = 0;
 };
@@ -79,6 +97,8 @@ class JournalWriter {
   // is empty); anything else is ErrorCode::invalid_argument and nothing is written. May submit a
   // full buffer. While writes fail, bytes wait in their buffers (see blocked()); only when every
   // buffer is full does append return an error (ErrorCode::no_space, or system), appending nothing.
+  // When the buffers are merely in flight (nothing failed) that error is ErrorCode::busy: reap(true)
+  // and append again. A segment roll creates the next file here (synchronously, rarely).
   Result<void> append(std::uint64_t sequence, std::int64_t timestamp_ns,
                       std::span<const std::byte> payload);
   Result<void> append_gap(std::uint64_t first_sequence, std::uint64_t count,
@@ -96,19 +116,24 @@ class JournalWriter {
 
   // Every record up to this sequence has been written to the file (survives a process crash).
   std::uint64_t written_sequence() const noexcept;
-  // Every record up to this sequence has been fdatasync'ed (survives a power loss).
+  // Every record up to this sequence has been fdatasync'ed (survives a power loss): advanced when
+  // every fdatasync issued after the writes up to it completed has succeeded. 0 under
+  // FsyncPolicy::never. At open, what recovery found counts as durable (it fdatasyncs the newest
+  // segment) unless the policy is never.
   std::uint64_t durable_sequence() const noexcept;
   // True while writes are failing (disk full, I/O error): appends still buffer until the pool is
   // full, then return ErrorCode::no_space. last_error() says why.
   bool blocked() const noexcept;
-  // True when every buffer is full or in flight: the caller should reap(true) before appending.
+  // True when every buffer is full or in flight (the current one cannot take even an empty record):
+  // the caller should reap(true) before appending. A larger record may be refused while false.
   bool full() const noexcept;
   const std::string& last_error() const noexcept;
   const WriterStats& stats() const noexcept;
 
   // Fault injection for tests (LESSONS.md: libfiu and LD_PRELOAD do not see io_uring): called with
   // each completion's result before the writer looks at it; may return a different result (e.g.
-  // -ENOSPC or a short count).
+  // -ENOSPC or a short count). fdatasync completions pass through it too (0 on success). The
+  // context must outlive the writer (the destructor still reaps).
   using CompletionHook = int (*)(void* context, int result);
   void set_completion_hook(CompletionHook hook, void* context) noexcept;
 

@@ -196,6 +196,39 @@ TEST_P(JournalWriterFaults, HardWriteErrorsComeBackFromReapAndStopTheWriter) {
   EXPECT_EQ(w->written_sequence(), 0u);
 }
 
+// Under O_DIRECT a flush writes the partial last block padded with zeros and the next flush writes
+// that block again with more records in it. If the first write fails and is retried after the
+// second landed, it would put the older block back: the second write must wait for it.
+int fail_first_block_write(void* context, int result) {
+  int& left = *static_cast<int*>(context);
+  if (result == 4096 && left > 0) {
+    --left;
+    return -ENOSPC;
+  }
+  return result;
+}
+
+TEST(JournalWriterDirect, ARewriteOfTheTailBlockWaitsForTheFailedEarlierWrite) {
+  TempDir dir;
+  WriterOptions o = small_options(dir.path());
+  o.direct = true;
+  o.retry_interval = std::chrono::milliseconds(30);
+  auto w = JournalWriter::open(o);
+  ASSERT_TRUE(w) << w.error().message;
+  int left = 1;
+  w->set_completion_hook(fail_first_block_write, &left);
+  ASSERT_TRUE(w->append(1, 5, payload_for(1, 100)));
+  ASSERT_TRUE(w->flush());
+  for (int i = 0; i < 100 && !w->blocked(); ++i) ASSERT_TRUE(w->reap(true));
+  ASSERT_TRUE(w->blocked());
+  ASSERT_TRUE(w->append(2, 5, payload_for(2, 100)));
+  ASSERT_TRUE(w->drain()) << w->last_error();
+  EXPECT_EQ(w->written_sequence(), 2u);
+  const ReadJournal j = read_journal(dir.path());
+  EXPECT_TRUE(no_damage(j));
+  expect_records(j, 1, 2, [](std::uint64_t) { return 100; });
+}
+
 INSTANTIATE_TEST_SUITE_P(BufferedAndDirect, JournalWriterFaults, ::testing::Bool(),
                          [](const auto& info) { return info.param ? "Direct" : "Buffered"; });
 
