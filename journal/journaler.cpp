@@ -71,10 +71,13 @@ struct Journaler::State {
   std::string last_error;
   bool append_failed = false;
 
-  std::uint64_t releasable() const noexcept {
-    return options.writer.fsync == FsyncPolicy::never ? writer->written_sequence()
-                                                      : writer->durable_sequence();
-  }
+  // Ring space is released once records are written, not once they are synced: holding the ring
+  // for an fsync interval would gate the producers on the disk's flush latency. A process crash
+  // loses nothing written; a power loss (or a failed fsync whose pages the kernel dropped) can
+  // lose what was written but not synced, and then the restarted journaler finds its files end
+  // before its subscriber's position and writes a gap record for the difference: a counted loss,
+  // never a silent one. Producers that need more wait for durable_sequence (wait_durable).
+  std::uint64_t releasable() const noexcept { return writer->written_sequence(); }
 
   void push_mark(std::uint64_t sequence, const Subscriber::Cursor& cursor) noexcept {
     if (marks_size == marks.size()) {
@@ -111,7 +114,9 @@ struct Journaler::State {
       ++stats.duplicates;  // at-least-once resume: the journal already has it
       return;
     }
-    const std::uint64_t gap_first = expected != 0 ? expected : m.sequence - m.lost_before;
+    // A new journal simply starts at the first record it gets; after that, whatever is missing
+    // before a record is written as a gap record.
+    const std::uint64_t gap_first = expected != 0 ? expected : m.sequence;
     if (m.sequence > gap_first) {
       const std::uint64_t count = m.sequence - gap_first;
       const std::int64_t now = detail::realtime_ns();

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <memory>
 #include <new>
 #include <string>
@@ -63,6 +64,19 @@ class SharedBoard {
 struct ChannelRemover {
   std::string channel;
   ~ChannelRemover() { (void)remove_channel(channel); }
+};
+
+// The journaler's directory: a fresh one under /var/tmp, removed at the end.
+struct JournalDir {
+  std::string path;
+  JournalDir() {
+    std::string pattern = "/var/tmp/shmbus-demo-journal-XXXXXX";
+    if (::mkdtemp(pattern.data()) != nullptr) path = pattern;
+  }
+  ~JournalDir() {
+    std::error_code ec;
+    if (!path.empty()) std::filesystem::remove_all(path, ec);
+  }
 };
 
 struct Child {
@@ -159,8 +173,9 @@ class DemoRun {
                totals.published, totals.expected, seconds,
                human_count(static_cast<double>(totals.published) / seconds), cfg_.channel,
                human_bytes(static_cast<double>(kDemoCapacity)));
-    fmt::print(out_, "{:<10} {:<7} {:>10} {:>10} {:>10} {:>14} {:>9}  {}\n", "process", "policy",
-               "received", "lost", "recv+lost", "checksum_fail", "in_order", "result");
+    fmt::print(out_, "{:<10} {:<7} {:>10} {:>10} {:>10} {:>9} {:>14} {:>9}  {}\n", "process",
+               "policy", "received", "lost", "recv+lost", "spilled", "checksum_fail", "in_order",
+               "result");
     bool pass = true;
     for (const Child& c : children_) {
       std::string why = c.role->verdict(*c.report, totals);
@@ -168,13 +183,20 @@ class DemoRun {
       pass = pass && why.empty();
       const RoleReport& r = *c.report;
       if (c.role->kind == RoleKind::sink) {
-        fmt::print(out_, "{:<10} {:<7} {:>10} {:>10} {:>10} {:>14} {:>9}  {}\n", c.role->name,
-                   c.role->policy, r.count.load(), r.lost.load(), r.count.load() + r.lost.load(),
-                   r.bad_payloads.load(), r.order_errors.load() == 0 ? "yes" : "no",
-                   why.empty() ? "ok" : "FAIL: " + why);
+        fmt::print(out_, "{:<10} {:<7} {:>10} {:>10} {:>10} {:>9} {:>14} {:>9}  {}\n",
+                   c.role->name, c.role->policy, r.count.load(), r.lost.load(),
+                   r.count.load() + r.lost.load(), r.spilled.load(), r.bad_payloads.load(),
+                   r.order_errors.load() == 0 ? "yes" : "no", why.empty() ? "ok" : "FAIL: " + why);
       } else if (!why.empty()) {
         fmt::print(out_, "{:<10} FAIL: {}\n", c.role->name, why);
       }
+    }
+    for (const Child& c : children_) {
+      if (c.role->name != "journaler") continue;
+      fmt::print(out_,
+                 "\njournal {}: {} records written and read back (every checksum and sequence "
+                 "checked), durable (fdatasync'ed) through sequence {}\n",
+                 cfg_.journal_dir, c.report->last_sequence.load(), c.report->durable.load());
     }
     return pass;
   }
@@ -268,7 +290,13 @@ int run_demo(const DemoOptions& o, std::FILE* out) {
                kMaxDemoRoles);
     return kExitFailure;
   }
-  const DemoConfig cfg{fmt::format("demo.{}", getpid()), o.messages, o.rate};
+  JournalDir journal_dir;
+  if (journal_dir.path.empty()) {
+    fmt::print(stderr, "shmbus demo: cannot create a journal directory in /var/tmp: {}\n",
+               std::strerror(errno));
+    return kExitFailure;
+  }
+  const DemoConfig cfg{fmt::format("demo.{}", getpid()), o.messages, o.rate, journal_dir.path};
   (void)remove_channel(cfg.channel);  // a leftover of an earlier process with our pid
   ChannelOptions channel;
   channel.capacity = kDemoCapacity;
@@ -315,7 +343,8 @@ void add_demo_command(CLI::App& app) {
   auto o = std::make_shared<DemoOptions>();
   CLI::App* sub = app.add_subcommand(
       "demo",
-      "Run a live channel: a publisher, a block and a drop subscriber, live stats, checks");
+      "Run a live channel: a publisher, the journaler, a block, a drop and a spill subscriber, "
+      "live stats, checks");
   sub->add_option("--messages", o->messages, "Messages to publish")
       ->capture_default_str()
       ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{UINT64_MAX}));
@@ -323,10 +352,11 @@ void add_demo_command(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::Range(1e-3, 1e10));
   sub->footer(
-      "Every message carries its sequence and a checksum. Exit 0 only if the block subscriber "
-      "received every message once, in order, intact, and the drop subscriber's received + "
-      "lost equals the published count with no bad message. The channel (demo.<pid>) is "
-      "removed at the end.");
+      "Every message carries its sequence and a checksum. Exit 0 only if the journaler (read "
+      "back from its files), the block and the spill subscriber received every message once, "
+      "in order, intact, and the drop subscriber's received + lost equals the published count "
+      "with no bad message. The channel (demo.<pid>) and the journal directory "
+      "(/var/tmp/shmbus-demo-journal-*) are removed at the end.");
   sub->callback([o] {
     const int code = run_demo(*o, stdout);
     if (code != kExitOk) throw CLI::RuntimeError(code);

@@ -5,6 +5,8 @@
 
 #include <fmt/format.h>
 
+#include "journal/journaler.hpp"
+#include "journal/reader.hpp"
 #include "shmbus/shmbus.hpp"
 #include "tools/demo_payload.hpp"
 #include "tools/pacer.hpp"
@@ -68,6 +70,11 @@ int receive_demo_messages(const DemoConfig& cfg, DemoBoard& board, RoleReport& m
   so.policy = policy;
   so.start = StartFrom::earliest;
   auto sub = Subscriber::open(cfg.channel, so);
+  // A spill subscriber needs the journaler attached, which starts alongside: give it a moment.
+  for (int attempt = 0; !sub && policy == Policy::spill && attempt < 500; ++attempt) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    sub = Subscriber::open(cfg.channel, so);
+  }
   if (!sub) {
     fmt::print(stderr, "shmbus demo: {} subscriber: {}\n", to_string(policy), sub.error().message);
     return 1;
@@ -89,6 +96,7 @@ int receive_demo_messages(const DemoConfig& cfg, DemoBoard& board, RoleReport& m
     me.last_sequence.store(last, std::memory_order_relaxed);  // relaxed: statistic
     me.bad_payloads.store(bad, std::memory_order_relaxed);  // relaxed: statistic
     me.order_errors.store(order_errors, std::memory_order_relaxed);  // relaxed: statistic
+    me.spilled.store(sub->spilled(), std::memory_order_relaxed);  // relaxed: statistic
   };
 
   bool corrupt = false;
@@ -164,10 +172,87 @@ std::string judge_drop_subscriber(const RoleReport& r, const DemoTotals& totals)
   return {};
 }
 
+int run_spill_subscriber(const DemoConfig& cfg, DemoBoard& board, RoleReport& me) {
+  return receive_demo_messages(cfg, board, me, Policy::spill, kDropPauseEvery, kDropPause);
+}
+
+// Reads the whole journal back: sequences 1, 2, 3... each with the demo payload of its counter.
+void check_journal(const DemoConfig& cfg, std::uint64_t& bad, std::uint64_t& order_errors) {
+  auto reader = journal::JournalReader::open(cfg.journal_dir);
+  if (!reader || !reader->seek_sequence(1)) {
+    ++order_errors;
+    return;
+  }
+  journal::JournalRecord r;
+  std::uint64_t expected = 1;
+  journal::ReadStatus st;
+  while ((st = reader->next(r)) == journal::ReadStatus::record) {
+    if (r.type != journal::RecordType::data || r.sequence != expected) ++order_errors;
+    if (r.type == journal::RecordType::data && !demo_payload_ok(r.payload, r.sequence)) ++bad;
+    expected = r.next_sequence();
+  }
+  if (st == journal::ReadStatus::damaged) {
+    fmt::print(stderr, "shmbus demo: journal: {}\n", reader->last_error());
+    ++bad;
+  }
+}
+
+// The journaler: records every message, then reads its journal back and checks every record.
+int run_journaler(const DemoConfig& cfg, DemoBoard& board, RoleReport& me) {
+  journal::JournalerOptions jo;
+  jo.channel = cfg.channel;
+  jo.writer.dir = cfg.journal_dir;
+  jo.writer.fsync = journal::FsyncPolicy::interval;
+  jo.writer.segment_bytes = 8 << 20;
+  auto j = journal::Journaler::open(jo);
+  if (!j) {
+    fmt::print(stderr, "shmbus demo: journaler: {}\n", j.error().message);
+    return 1;
+  }
+  me.state.store(RoleState::ready, std::memory_order_relaxed);  // relaxed: progress display only
+  auto report = [&] {
+    const journal::JournalerStats st = j->stats();
+    // relaxed: statistics (see RoleReport).
+    me.count.store(st.recorded, std::memory_order_relaxed);
+    me.lost.store(st.lost, std::memory_order_relaxed);  // relaxed: statistic
+    me.last_sequence.store(st.written_sequence, std::memory_order_relaxed);  // relaxed: statistic
+    me.durable.store(st.durable_sequence, std::memory_order_relaxed);  // relaxed: statistic
+  };
+  std::int64_t idle_since = monotonic_now_ns();
+  while (j->stats().written_sequence < cfg.messages && !told_to_stop(board)) {
+    auto stepped = j->step(std::chrono::milliseconds(1));
+    if (!stepped) {
+      fmt::print(stderr, "shmbus demo: journaler: {}\n", stepped.error().message);
+      return 1;
+    }
+    report();
+    const std::int64_t now = monotonic_now_ns();
+    if (*stepped > 0) {
+      idle_since = now;
+    } else if (board.sources_exited.load(std::memory_order_relaxed) != 0 &&  // relaxed: a flag
+               now - idle_since > kGiveUpIdleNs) {
+      break;
+    }
+  }
+  if (auto drained = j->drain(); !drained) {
+    fmt::print(stderr, "shmbus demo: journaler: {}\n", drained.error().message);
+    return 1;
+  }
+  report();
+  std::uint64_t bad = 0, order_errors = 0;
+  check_journal(cfg, bad, order_errors);
+  me.bad_payloads.store(bad, std::memory_order_relaxed);  // relaxed: statistic
+  me.order_errors.store(order_errors, std::memory_order_relaxed);  // relaxed: statistic
+  return j->stats().written_sequence < cfg.messages ? 1 : 0;
+}
+
 }  // namespace
 
 std::vector<DemoRole> demo_roles() {
   std::vector<DemoRole> roles;
+  roles.push_back(DemoRole{"journaler", RoleKind::sink, "block",
+                           "records every message to segment files (io_uring), reads them back",
+                           run_journaler, judge_block_subscriber});
   roles.push_back(DemoRole{"block", RoleKind::sink, "block", "lossless: gates the publisher",
                            run_block_subscriber, judge_block_subscriber});
   roles.push_back(DemoRole{"drop", RoleKind::sink, "drop",
@@ -175,6 +260,10 @@ std::vector<DemoRole> demo_roles() {
                                        "it lost",
                                        kDropPause.count(), kDropPauseEvery),
                            run_drop_subscriber, judge_drop_subscriber});
+  roles.push_back(DemoRole{"spill", RoleKind::sink, "spill",
+                           fmt::format("pauses like drop, but catches up from the journal: "
+                                       "loses nothing"),
+                           run_spill_subscriber, judge_block_subscriber});
   roles.push_back(DemoRole{"publisher", RoleKind::source, "-",
                            "sequence and checksum in every message", publish_demo_messages,
                            judge_publisher});

@@ -17,7 +17,8 @@ namespace shmbus::tools {
 struct DemoConfig {
   std::string channel;
   std::uint64_t messages = 0;
-  double rate = 0;  // messages per second
+  double rate = 0;          // messages per second
+  std::string journal_dir;  // where the journaler records the channel
 };
 
 enum class RoleState : std::uint32_t { starting, ready, done, failed };
@@ -32,6 +33,8 @@ struct alignas(64) RoleReport {
   std::atomic<std::uint64_t> last_sequence{0};  // the highest sequence published or received
   std::atomic<std::uint64_t> bad_payloads{0};   // size, counter or checksum wrong
   std::atomic<std::uint64_t> order_errors{0};   // not increasing, or a gap not counted as lost
+  std::atomic<std::uint64_t> spilled{0};        // spill sink: received from the journal files
+  std::atomic<std::uint64_t> durable{0};        // journaler: durable through this sequence
 };
 
 inline constexpr std::size_t kMaxDemoRoles = 8;
@@ -62,8 +65,10 @@ struct DemoRole {
   std::function<std::string(const RoleReport&, const DemoTotals&)> verdict;
 };
 
-// The demo's processes: a block subscriber, a drop subscriber that pauses every 1000 messages for
-// longer than the ring lasts at the demo's rate (so that the producer laps it), and the publisher.
+// The demo's processes: the journaler, a block subscriber, a drop subscriber and a spill
+// subscriber that both pause every 1000 messages for longer than the ring lasts at the demo's rate
+// (so that the producer laps them: the drop one counts its losses, the spill one catches up from
+// the journal and loses nothing), and the publisher.
 std::vector<DemoRole> demo_roles();
 
 }  // namespace shmbus::tools
