@@ -296,8 +296,11 @@ struct JournalReader::State {
       return;
     }
     const auto entries = load_index(dir, segments[i].first_sequence, file.limit());
-    for (auto e = entries.rbegin(); e != entries.rend(); ++e) {
-      if (!before(*e)) continue;
+    // load_index keeps sequences and max timestamps increasing, so `before` holds for a prefix:
+    // bisect for its end, then check entries from there back (a damaged record at an entry only
+    // makes the scan start earlier).
+    const auto last = std::partition_point(entries.begin(), entries.end(), before);
+    for (auto e = std::make_reverse_iterator(last); e != entries.rend(); ++e) {
       auto probe = detail::probe_record(file, e->offset);
       if (probe && probe->kind == detail::Probe::record && probe->header.sequence == e->sequence) {
         offset = e->offset;
