@@ -227,6 +227,12 @@ struct JournalWriter::State {
                                                 opt.dir, carried + size)});
       }
     } else if (room(new_segment) < size) {
+      if (blocked == 0 && in_flight == 0 && cur >= 0) {
+        // Nothing in flight would free a buffer: hand the current one to the kernel, so that
+        // the reap(true) the caller does next has something to wait for.
+        submit_current(Submit::retire);
+        pump(Clock::now());
+      }
       return tl::unexpected(pool_full());
     }
     if (new_segment) {

@@ -379,5 +379,23 @@ TEST(JournalWriter, FullReportsThePoolInFlightAndAppendSaysBusyWithoutAppending)
   expect_records(read_journal(dir.path()), 1, s, [](std::uint64_t) { return 4000; });
 }
 
+TEST(JournalWriter, ASingleBufferPoolFreesItsBufferForARecordThatDoesNotFit) {
+  TempDir dir;
+  WriterOptions o = small_options(dir.path());
+  o.buffers = 1;
+  auto w = JournalWriter::open(o);
+  ASSERT_TRUE(w);
+  ASSERT_TRUE(w->append(1, 1, payload_for(1, 10'000)));
+  ASSERT_TRUE(w->reap(false));
+  // The second record does not fit beside the first and no write is in flight yet: busy, and
+  // the reap that follows must have something to wait for.
+  auto r = w->append(2, 1, payload_for(2, 10'000));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, ErrorCode::busy);
+  for (std::uint64_t s = 2; s <= 20; ++s) append_or_wait(*w, s, 1, payload_for(s, 10'000));
+  ASSERT_TRUE(w->drain());
+  expect_records(read_journal(dir.path()), 1, 20, [](std::uint64_t) { return 10'000; });
+}
+
 }  // namespace
 }  // namespace shmbus::journal::test
