@@ -405,6 +405,7 @@ struct JournalWriter::State {
     const bool had_segment = seg != nullptr;
     if (seg != nullptr) {
       submit_current(Submit::end_segment);
+      emit_index(seg);  // entries made since the last data write (none, normally)
       seg->retired = true;
       closed.push_back(RetainedSegment{seg->first_sequence, seg->end,
                                        seg->last_data_ns != 0 ? seg->last_data_ns : realtime_ns()});
@@ -697,6 +698,7 @@ struct JournalWriter::State {
   Result<void> flush() {
     if (failure) return tl::unexpected(*failure);
     submit_current(Submit::keep);
+    if (seg != nullptr) emit_index(seg);
     if (opt.fsync == FsyncPolicy::batch && next_seq > 0) sync_goal = next_seq - 1;
     if (queued > 0 || (sync_goal > durable && written >= sync_goal)) pump(Clock::now());
     if (failure) return tl::unexpected(*failure);
