@@ -145,6 +145,8 @@ Result<DirectoryListing> list_directory(const std::string& dir) {
     const std::string_view name = e->d_name;
     if (auto seq = parse_segment_file_name(name)) {
       out.segments.push_back(*seq);
+    } else if (name.ends_with(kCreatingSuffix)) {
+      out.creating.push_back(std::string(name));
     } else if (name.size() == 20 + kIndexSuffix.size() && name.ends_with(kIndexSuffix)) {
       // Index names follow segment names: reuse the parser on the segment name it belongs to.
       std::string as_segment(name.substr(0, 20));
@@ -166,7 +168,12 @@ Result<std::uint64_t> file_size(const std::string& path) {
 
 Result<int> create_segment_file(const std::string& path, const SegmentHeader& header, bool direct,
                                 bool sync) {
-  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | (direct ? O_DIRECT : 0), 0644);
+  // Built under a temporary name and linked into place, so that no reader (a replay, a spill
+  // subscriber, verify) ever sees a segment file without its header. link() fails if the name
+  // exists, as O_EXCL would.
+  const std::string temp = path + std::string(kCreatingSuffix);
+  ::unlink(temp.c_str());  // a leftover of a crash at this very step
+  const int fd = ::open(temp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | (direct ? O_DIRECT : 0), 0644);
   if (fd < 0) return tl::unexpected(os_error(errno, fmt::format("cannot create segment {}", path)));
   // The page buffer is aligned so that the same write works under O_DIRECT.
   AlignedBuffer page = AlignedBuffer::allocate(kSegmentHeaderSize);
@@ -176,11 +183,11 @@ Result<int> create_segment_file(const std::string& path, const SegmentHeader& he
     err = pwrite_all(fd, page.data(), kSegmentHeaderSize, 0);
   }
   if (err == 0 && sync && ::fdatasync(fd) != 0) err = errno;
+  if (err == 0 && ::link(temp.c_str(), path.c_str()) != 0) err = errno;
+  ::unlink(temp.c_str());
   if (err != 0) {
     ::close(fd);
-    // A headerless file would only be removed again by the next recovery.
-    ::unlink(path.c_str());
-    return tl::unexpected(os_error(err, fmt::format("cannot write the header of segment {}", path)));
+    return tl::unexpected(os_error(err, fmt::format("cannot create segment {} with its header", path)));
   }
   return fd;
 }

@@ -48,9 +48,14 @@ class DirectoryLock {
   int fd_ = -1;
 };
 
+// A segment being created carries this suffix until its header is written (see
+// create_segment_file); one found at recovery is a leftover of a crash.
+inline constexpr std::string_view kCreatingSuffix = ".creating";
+
 struct DirectoryListing {
   std::vector<std::uint64_t> segments;  // first sequences of the segment files, ascending
   std::vector<std::uint64_t> indexes;   // first sequences of the index files, ascending
+  std::vector<std::string> creating;    // names of segments left half-created by a crash
 };
 Result<DirectoryListing> list_directory(const std::string& dir);
 

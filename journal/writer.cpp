@@ -236,6 +236,18 @@ struct JournalWriter::State {
       return tl::unexpected(pool_full());
     }
     if (new_segment) {
+      // A segment is started only once every write of the one before has completed, so that the
+      // files never hold a segment that begins before the previous one ends: not for a reader of
+      // the live journal, not after a crash. Until then appends report busy (the caller reaps
+      // and retries), or the pool's error while writes are failing.
+      if (seg != nullptr) retire_segment();
+      if (!writes.empty()) {
+        pump(Clock::now());
+        if (blocked > 0) return tl::unexpected(pool_full());
+        return tl::unexpected(Error{
+            ErrorCode::busy, fmt::format("journal {}: the previous segment's writes are completing; "
+                                         "reap() first", opt.dir)});
+      }
       if (auto r = roll(seq); !r) return r;
     }
 
@@ -401,16 +413,19 @@ struct JournalWriter::State {
 
   // --- segments --------------------------------------------------------------------------------
 
+  // Hands the current segment's last bytes to the kernel and closes it for appends.
+  void retire_segment() {
+    submit_current(Submit::end_segment);
+    emit_index(seg);  // entries made since the last data write (none, normally)
+    seg->retired = true;
+    closed.push_back(RetainedSegment{seg->first_sequence, seg->end,
+                                     seg->last_data_ns != 0 ? seg->last_data_ns : realtime_ns()});
+    seg = nullptr;
+  }
+
   Result<void> roll(std::uint64_t first_sequence) {
-    const bool had_segment = seg != nullptr;
-    if (seg != nullptr) {
-      submit_current(Submit::end_segment);
-      emit_index(seg);  // entries made since the last data write (none, normally)
-      seg->retired = true;
-      closed.push_back(RetainedSegment{seg->first_sequence, seg->end,
-                                       seg->last_data_ns != 0 ? seg->last_data_ns : realtime_ns()});
-      seg = nullptr;
-    }
+    const bool had_segment = !closed.empty();
+    if (seg != nullptr) retire_segment();
     auto s = std::make_unique<OpenSegment>();
     s->first_sequence = first_sequence;
     s->path = join_path(opt.dir, segment_file_name(first_sequence));
@@ -814,7 +829,12 @@ Result<JournalWriter> JournalWriter::open(const WriterOptions& options, Recovery
   RecoveryReport local;
   RecoveryReport& rep = report != nullptr ? *report : local;
   rep = RecoveryReport{};
-  auto recovered = recover_journal(options.dir, options.fsync != FsyncPolicy::never, rep);
+  // Writes in flight at a crash cover at most the pool; a crashed writer may have had a larger
+  // one than this, so look well past it.
+  const std::uint64_t window =
+      std::max<std::uint64_t>(256ull << 20, 4ull * options.buffers * options.buffer_bytes);
+  auto recovered =
+      recover_journal(options.dir, options.fsync != FsyncPolicy::never, window, rep);
   if (!recovered) return tl::unexpected(recovered.error());
 
   JournalWriter w;

@@ -69,6 +69,10 @@ struct RecoveryReport {
   std::string truncated_segment;     // which file was cut (empty if none)
   std::vector<std::string> damage;   // damage found in the middle (reported, not repaired)
   std::vector<std::string> removed;  // leftovers removed (e.g. an empty segment from a crash)
+  // Crash artefacts of out-of-order write completion, cut or set aside: a hole of zeros with
+  // records after it, a segment that follows a segment ending short. Their records were never
+  // counted written, so the journaler writes them again from the channel.
+  std::vector<std::string> crash_repairs;
 };
 
 // Counters for tools and the closing figures.

@@ -5,6 +5,9 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
+#include <optional>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -40,9 +43,108 @@ std::int64_t newest_time_before(const std::string& dir, std::uint64_t next_first
   return head->first_data_time_ns.value_or(head->header.created_ns);
 }
 
+// Where the valid records of a segment stop following each other: the end of one record and the
+// start of the next valid one after it, when the scan found a stretch of invalid bytes between.
+struct Jump {
+  std::uint64_t from = 0;
+  std::uint64_t to = 0;
+};
+
+// Scans `path` noting the first jump between consecutive valid records. `visit` also sees every
+// valid record.
+Result<SegmentScan> scan_noting_jump(const std::string& path, std::optional<Jump>& jump,
+                                     const ScanVisitor& visit = {}) {
+  std::uint64_t last_end = kSegmentHeaderSize;
+  jump.reset();
+  return scan_segment(path, [&](const RecordHeader& h, std::span<const std::byte> payload,
+                                std::uint64_t offset) {
+    if (offset != last_end && !jump) jump = Jump{last_end, offset};
+    last_end = offset + padded_record_size(h.length);
+    if (visit) visit(h, payload, offset);
+  });
+}
+
+// True if every byte of [from, to) in the file is zero: a stretch no write ever reached. Several
+// writes are in flight at once and complete in any order, so a crash can leave such a hole with
+// valid records after it; a damaged disk block, or a flipped bit, is not all zeros.
+bool zero_filled(const std::string& path, std::uint64_t from, std::uint64_t to) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  std::vector<char> buffer(1 << 16);
+  bool zeros = true;
+  for (std::uint64_t at = from; zeros && at < to;) {
+    const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), to - at));
+    const ssize_t n = ::pread(fd, buffer.data(), want, static_cast<off_t>(at));
+    if (n <= 0) {
+      zeros = false;
+      break;
+    }
+    zeros = std::all_of(buffer.begin(), buffer.begin() + n, [](char c) { return c == 0; });
+    at += static_cast<std::uint64_t>(n);
+  }
+  ::close(fd);
+  return zeros;
+}
+
+// The sequence after the last record of the segment that follows contiguously from its start:
+// the scan's end, or the start of a hole left by writes in flight at a crash.
+std::uint64_t contiguous_end(const std::string& path, const SegmentScan& scan,
+                             const std::optional<Jump>& jump) {
+  if (!scan.damage.empty() && jump && zero_filled(path, jump->from, jump->to)) {
+    return scan.next_sequence;
+  }
+  return scan.end_sequence;
+}
+
+// Each segment must end where the next one begins. Writes to several segments can be in flight at
+// a crash (rolls do not wait for the previous segment's writes), so a segment can end short while
+// later segments are complete: those lie beyond a hole. Nothing in them was counted written, so
+// the journaler writes their records again from the channel; they are set aside (renamed, not
+// deleted: their records are valid) and reported. Only the tail of the journal can be in that
+// state: the walk stops once it has looked at `window_bytes` of segments.
+Result<bool> set_aside_beyond_holes(const std::string& dir, std::vector<std::uint64_t>& segs,
+                                    std::uint64_t window_bytes, RecoveryReport& report) {
+  std::optional<std::size_t> first_break;  // index of the segment that ends short
+  std::uint64_t looked = 0;
+  for (std::size_t i = segs.size(); i-- > 1 && looked <= window_bytes;) {
+    const std::string prev_path = join_path(dir, segment_file_name(segs[i - 1]));
+    std::optional<Jump> jump;
+    auto prev = scan_noting_jump(prev_path, jump);
+    if (!prev) continue;  // a bad header is reported when that segment is read
+    looked += prev->file_bytes;
+    const std::uint64_t end = contiguous_end(prev_path, *prev, jump);
+    if (end != segs[i]) {
+      first_break = i - 1;
+      report.crash_repairs.push_back(fmt::format(
+          "{} ends at sequence {}, before the next segment's first sequence {} (writes still in "
+          "flight at a crash)",
+          prev_path, end, segs[i]));
+    }
+  }
+  if (!first_break) return false;
+  while (segs.size() > *first_break + 1) {
+    const std::uint64_t first = segs.back();
+    const std::string path = join_path(dir, segment_file_name(first));
+    const std::string aside = path + ".orphaned";
+    if (::rename(path.c_str(), aside.c_str()) != 0) {
+      return tl::unexpected(os_error(errno, fmt::format("cannot set {} aside", path)));
+    }
+    if (auto r = remove_file(join_path(dir, index_file_name(first))); !r) {
+      return tl::unexpected(r.error());
+    }
+    report.crash_repairs.push_back(fmt::format(
+        "{} set aside as {}: it lies beyond that hole; its records are written again from the "
+        "channel",
+        path, aside));
+    segs.pop_back();
+  }
+  return true;
+}
+
 }  // namespace
 
-Result<RecoveredJournal> recover_journal(const std::string& dir, bool sync, RecoveryReport& report) {
+Result<RecoveredJournal> recover_journal(const std::string& dir, bool sync,
+                                        std::uint64_t window_bytes, RecoveryReport& report) {
   auto listing = list_directory(dir);
   if (!listing) return tl::unexpected(listing.error());
   report.segments = listing->segments.size();
@@ -58,7 +160,19 @@ Result<RecoveredJournal> recover_journal(const std::string& dir, bool sync, Reco
     removed_any = true;
   }
 
+  for (const std::string& name : listing->creating) {
+    const std::string path = join_path(dir, name);
+    if (auto r = remove_file(path); !r) return tl::unexpected(r.error());
+    report.removed.push_back(path);
+    removed_any = true;
+  }
+
   std::vector<std::uint64_t>& segs = listing->segments;
+  if (auto r = set_aside_beyond_holes(dir, segs, window_bytes, report); !r) {
+    return tl::unexpected(r.error());
+  } else if (*r) {
+    removed_any = true;
+  }
   std::optional<SegmentScan> scan;
   ContinuedSegment cont;
   while (!segs.empty()) {
@@ -67,8 +181,10 @@ Result<RecoveredJournal> recover_journal(const std::string& dir, bool sync, Reco
     auto size = file_size(path);
     if (!size) return tl::unexpected(size.error());
     cont = ContinuedSegment{};
-    auto scanned = scan_segment(path, [&](const RecordHeader& h, std::span<const std::byte>,
-                                          std::uint64_t offset) {
+    std::optional<Jump> jump;
+    auto scanned = scan_noting_jump(path, jump, [&](const RecordHeader& h,
+                                                    std::span<const std::byte>,
+                                                    std::uint64_t offset) {
       IndexEntry e;
       if (cont.builder.add(static_cast<RecordType>(h.type), h.sequence, h.timestamp_ns, offset, e)) {
         cont.index.push_back(e);
@@ -89,6 +205,18 @@ Result<RecoveredJournal> recover_journal(const std::string& dir, bool sync, Reco
       report.removed.push_back(path);
       removed_any = true;
       segs.pop_back();
+      continue;
+    }
+    // A hole of zeros with valid records after it is what a crash leaves when later writes
+    // completed before earlier ones. Nothing after the hole was ever counted written (the writer
+    // counts only the completed prefix), so the journaler never released those records from the
+    // ring and writes them again: cut at the hole, say so, and look at the segment again.
+    if (!scanned->damage.empty() && jump && zero_filled(path, jump->from, jump->to)) {
+      if (auto r = trim_and_sync(path, jump->from, false); !r) return tl::unexpected(r.error());
+      report.crash_repairs.push_back(fmt::format(
+          "{}: cut {} bytes from offset {}: a hole of {} zero bytes (writes still in flight at a "
+          "crash) with records after it; they are written again from the channel",
+          path, *size - jump->from, jump->from, jump->to - jump->from));
       continue;
     }
     scan = std::move(*scanned);

@@ -40,6 +40,9 @@ struct RecoveredJournal {
 };
 
 // `sync`: fdatasync the newest segment (after cutting its tail) so that it counts as durable.
-Result<RecoveredJournal> recover_journal(const std::string& dir, bool sync, RecoveryReport& report);
+// `window_bytes`: how much of the journal's tail writes in flight at a crash may have touched
+// (segments in it are checked to follow each other; see set_aside_beyond_holes).
+Result<RecoveredJournal> recover_journal(const std::string& dir, bool sync,
+                                         std::uint64_t window_bytes, RecoveryReport& report);
 
 }  // namespace shmbus::journal

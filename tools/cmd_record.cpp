@@ -31,6 +31,7 @@ void print_recovery(std::FILE* err, const RecordOptions& o, const journal::Recov
                r.truncated_bytes, r.truncated_segment);
   }
   for (const auto& d : r.damage) fmt::print(err, "shmbus record: warning: damage: {}\n", d);
+  for (const auto& c : r.crash_repairs) fmt::print(err, "shmbus record: recovery: {}\n", c);
   for (const auto& f : r.removed) fmt::print(err, "shmbus record: removed leftover {}\n", f);
 }
 

@@ -289,5 +289,107 @@ TEST(JournalWriterRecovery, AReadOnlyOrForbiddenDirectoryIsPermissionDenied) {
       << out;
 }
 
+
+// Writes completing out of order, then a crash: a stretch never written (zeros) with records
+// after it. Nothing after the hole was counted written, so recovery cuts there and appending
+// continues at the hole's sequence.
+TEST(JournalWriterRecovery, AHoleOfZerosWithRecordsAfterItIsCutAtTheHole) {
+  TempDir dir;
+  const WriterOptions o = small_options(dir.path());
+  write_journal(o, 1, 60);
+  const std::string segment = segment_paths(dir.path())[0];
+  const ReadJournal before = read_journal(dir.path());
+  std::vector<std::byte> bytes = read_file(segment);
+  const std::uint64_t hole_from = before.records[29].offset;  // records 30..39 never written
+  const std::uint64_t hole_to = before.records[39].offset;
+  std::fill(bytes.begin() + static_cast<std::ptrdiff_t>(hole_from),
+            bytes.begin() + static_cast<std::ptrdiff_t>(hole_to), std::byte{0});
+  write_file(segment, bytes);
+
+  RecoveryReport report;
+  auto w = JournalWriter::open(o, &report);
+  ASSERT_TRUE(w) << w.error().message;
+  EXPECT_TRUE(report.damage.empty()) << ::testing::PrintToString(report.damage);
+  ASSERT_EQ(report.crash_repairs.size(), 1u);
+  EXPECT_NE(report.crash_repairs[0].find(std::to_string(hole_from)), std::string::npos)
+      << report.crash_repairs[0];
+  EXPECT_EQ(report.next_sequence, 30u);
+  EXPECT_EQ(std::filesystem::file_size(segment), hole_from);
+  for (std::uint64_t s = 30; s <= 70; ++s) append_or_wait(*w, s, 10, payload_for(s, size_for(s)));
+  ASSERT_TRUE(w->drain());
+  const ReadJournal after = read_journal(dir.path());
+  EXPECT_TRUE(no_damage(after));
+  expect_records(after, 1, 70, size_for);
+}
+
+// A flipped byte is not a hole: it stays reported damage, whatever follows it.
+TEST(JournalWriterRecovery, NonZeroGarbageBeforeRecordsIsDamageNotAHole) {
+  TempDir dir;
+  const WriterOptions o = small_options(dir.path());
+  write_journal(o, 1, 60);
+  const std::string segment = segment_paths(dir.path())[0];
+  const ReadJournal before = read_journal(dir.path());
+  std::vector<std::byte> bytes = read_file(segment);
+  const std::uint64_t from = before.records[29].offset;
+  const std::uint64_t to = before.records[39].offset;
+  std::fill(bytes.begin() + static_cast<std::ptrdiff_t>(from),
+            bytes.begin() + static_cast<std::ptrdiff_t>(to), std::byte{0});
+  bytes[from + 100] = std::byte{1};
+  write_file(segment, bytes);
+  RecoveryReport report;
+  auto w = JournalWriter::open(o, &report);
+  ASSERT_TRUE(w) << w.error().message;
+  EXPECT_TRUE(report.crash_repairs.empty());
+  EXPECT_EQ(report.damage.size(), 1u);
+  EXPECT_EQ(report.next_sequence, 61u);
+  EXPECT_EQ(read_file(segment), bytes) << "damage is never cut away";
+}
+
+// A segment whose predecessor ends short (the predecessor's last writes were in flight at the
+// crash) lies beyond a hole: it is set aside, not deleted, and the predecessor continues.
+TEST(JournalWriterRecovery, SegmentsBeyondAShortPredecessorAreSetAsideAndWrittenAgain) {
+  TempDir dir;
+  WriterOptions o = small_options(dir.path());
+  o.segment_bytes = 16 << 10;
+  write_journal(o, 1, 300);
+  const auto segments = segment_paths(dir.path());
+  ASSERT_GE(segments.size(), 4u);
+  // Cut the second-to-last-but-one segment short, as if its last buffer never reached the file.
+  const std::string short_one = segments[segments.size() - 3];
+  const auto short_size = std::filesystem::file_size(short_one);
+  std::filesystem::resize_file(short_one, short_size - 1000);
+
+  RecoveryReport report;
+  auto w = JournalWriter::open(o, &report);
+  ASSERT_TRUE(w) << w.error().message;
+  EXPECT_GE(report.crash_repairs.size(), 3u) << ::testing::PrintToString(report.crash_repairs);
+  for (std::size_t k = segments.size() - 2; k < segments.size(); ++k) {
+    EXPECT_FALSE(std::filesystem::exists(segments[k]));
+    EXPECT_TRUE(std::filesystem::exists(segments[k] + ".orphaned")) << "set aside, not deleted";
+  }
+  const std::uint64_t resume = report.next_sequence;
+  EXPECT_LT(resume, 300u);
+  for (std::uint64_t s = resume; s <= 320; ++s) {
+    append_or_wait(*w, s, 10, payload_for(s, size_for(s)));
+  }
+  ASSERT_TRUE(w->drain());
+  const ReadJournal after = read_journal(dir.path());
+  EXPECT_TRUE(no_damage(after));
+  expect_records(after, 1, 320, size_for);
+}
+
+TEST(JournalWriterRecovery, AHalfCreatedSegmentIsRemoved) {
+  TempDir dir;
+  const WriterOptions o = small_options(dir.path());
+  write_journal(o, 1, 20);
+  write_file(dir.file(segment_file_name(21) + ".creating"), std::vector<std::byte>(100));
+  RecoveryReport report;
+  auto w = JournalWriter::open(o, &report);
+  ASSERT_TRUE(w) << w.error().message;
+  EXPECT_EQ(report.removed.size(), 1u);
+  EXPECT_FALSE(std::filesystem::exists(dir.file(segment_file_name(21) + ".creating")));
+  EXPECT_EQ(report.next_sequence, 21u);
+}
+
 }  // namespace
 }  // namespace shmbus::journal::test
