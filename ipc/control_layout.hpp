@@ -132,8 +132,6 @@ struct ControlHeader {
   // between two loads of it and retry when they differ, so even the same process detaching and
   // re-attaching with another directory (same owner word) is never read torn.
   std::atomic<std::uint64_t> journal_dir_version;
-  // CLOCK_REALTIME of the journaler's last progress report (a statistic for tools).
-  std::atomic<std::int64_t> journal_heartbeat_ns;
   // The journal directory, an absolute path, NUL-terminated. Accessed only with atomic byte
   // loads and stores (std::atomic_ref), under journal_dir_version.
   char journal_dir[kJournalDirSize];
@@ -146,6 +144,8 @@ struct ControlHeader {
   // Every sequence <= journal_durable has also been fdatasync'ed (survives a power loss).
   // Release/acquire like journal_written. Never above journal_written.
   std::atomic<std::uint64_t> journal_durable;
+  // CLOCK_REALTIME of the journaler's last progress report (relaxed: a statistic for tools).
+  std::atomic<std::int64_t> journal_heartbeat_ns;
 };
 static_assert(offsetof(ControlHeader, gate_epoch) == 64);
 static_assert(offsetof(ControlHeader, evictions) == 128);
@@ -155,7 +155,7 @@ static_assert(offsetof(ControlHeader, producers) ==
               256 + kSubscriberSlots * sizeof(SubscriberSlot));
 static_assert(offsetof(ControlHeader, journal_owner) ==
               offsetof(ControlHeader, producers) + kProducerSlots * sizeof(ProducerSlot));
-static_assert(offsetof(ControlHeader, journal_dir) == offsetof(ControlHeader, journal_owner) + 24);
+static_assert(offsetof(ControlHeader, journal_dir) == offsetof(ControlHeader, journal_owner) + 16);
 static_assert(offsetof(ControlHeader, journal_written) ==
               offsetof(ControlHeader, journal_owner) + 9 * core::kCacheLine);
 static_assert(sizeof(ControlHeader) == offsetof(ControlHeader, journal_written) + core::kCacheLine);
