@@ -3,6 +3,7 @@
 // sequence once, in order, with the right payload, from the journal and then from the ring.
 #include <atomic>
 #include <chrono>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -28,16 +29,22 @@ const SizeRule kSizes{7, kPayloadIdBytes, 400};
 // Publishes messages 1..count (sequence s carries PayloadId{1, s - 1}) without ever waiting for
 // the ring: try_publish only. It keeps within half a lap of what the journaler has released, so
 // the only gate on the channel (the journaler's) never closes; a spill subscriber has none.
-// Returns how many try_publish calls were refused (must be none).
+// Returns how many try_publish calls were refused (must be none); throws if the journaler stops
+// releasing for 30 s.
 std::uint64_t publish_paced(Publisher& pub, const ChannelFiles& files,
                             const TestJournaler& journaler, std::uint64_t first,
                             std::uint64_t last) {
   std::uint64_t refused = 0;
   std::vector<std::byte> buf(kSizes.max_size);
   for (std::uint64_t seq = first; seq <= last; ++seq) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
     for (;;) {
       const std::uint64_t tail = __atomic_load_n(&files.ring().tail.position, __ATOMIC_ACQUIRE);
       if (tail < journaler.released_position() + kCapacity / 2) break;
+      if (std::chrono::steady_clock::now() > deadline) {
+        throw std::runtime_error("the journaler released nothing for 30 s at sequence " +
+                                 std::to_string(seq));
+      }
       std::this_thread::yield();
     }
     const PayloadId id{1, seq - 1};
@@ -116,7 +123,11 @@ TEST(SpillThreads, SubscriberLappedFiveTimesReceivesEverySequenceOnceWithoutSlow
 
   // 1. The subscriber does not poll at all while five capacities go by.
   const std::uint64_t n1 = messages_for_laps(5);
-  EXPECT_EQ(publish_paced(*pub, *files, *journaler.journaler(), 1, n1), 0u);
+  try {
+    EXPECT_EQ(publish_paced(*pub, *files, *journaler.journaler(), 1, n1), 0u);
+  } catch (const std::exception& e) {
+    FAIL() << e.what() << "; the journaler says: " << journaler.stop().value_or("nothing");
+  }
   Expectation expect(1);
   drain(*sub, expect, n1);
   EXPECT_EQ(expect.problem(), "");
@@ -126,10 +137,17 @@ TEST(SpillThreads, SubscriberLappedFiveTimesReceivesEverySequenceOnceWithoutSlow
   // 2. Five more capacities while it reads (and is lapped again whenever it falls behind).
   const std::uint64_t n2 = n1 + messages_for_laps(5);
   std::atomic<std::uint64_t> refused{0};
-  std::thread producer(
-      [&] { refused = publish_paced(*pub, *files, *journaler.journaler(), n1 + 1, n2); });
+  std::string producer_error;
+  std::thread producer([&] {
+    try {
+      refused = publish_paced(*pub, *files, *journaler.journaler(), n1 + 1, n2);
+    } catch (const std::exception& e) {
+      producer_error = e.what();
+    }
+  });
   drain(*sub, expect, n2);
   producer.join();
+  EXPECT_EQ(producer_error, "");
   EXPECT_EQ(refused.load(), 0u);
   EXPECT_EQ(expect.problem(), "");
   EXPECT_EQ(expect.next(), n2 + 1);

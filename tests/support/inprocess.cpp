@@ -118,16 +118,28 @@ Result<std::size_t> TestJournaler::step() {
   }
   std::size_t appended = 0;
   std::optional<Error> failed;
+  // The writer answers `busy` while every buffer is in flight or a rolled segment's writes are
+  // still completing: wait for completions and try again.
+  auto with_retry = [&](auto&& append) -> Result<void> {
+    for (;;) {
+      auto r = append();
+      if (r || r.error().code != ErrorCode::busy) return r;
+      if (auto reaped = writer_->reap(true); !reaped) return reaped;
+    }
+  };
   sub_->poll([&](const Message& m) {
     if (failed) return;
     const std::uint64_t next = writer_->next_sequence();
     if (next != 0 && m.sequence < next) return;  // already journaled (a resumed subscriber)
     if (m.lost_before > 0) {
-      auto gap = writer_->append_gap(m.sequence - m.lost_before, m.lost_before,
-                                     detail::realtime_ns());
+      auto gap = with_retry([&] {
+        return writer_->append_gap(m.sequence - m.lost_before, m.lost_before,
+                                   detail::realtime_ns());
+      });
       if (!gap) failed = gap.error();
     }
-    if (auto r = writer_->append(m.sequence, m.timestamp_ns, m.payload); !r) {
+    auto r = with_retry([&] { return writer_->append(m.sequence, m.timestamp_ns, m.payload); });
+    if (!r) {
       failed = r.error();
       return;
     }
