@@ -164,5 +164,73 @@ TEST(JournalerCrash, KilledTwentyTimesWhileAProducerRunsItLosesNothing) {
   EXPECT_GT(last_durable, 0u) << "the durable sequence never advanced";
 }
 
+TEST(JournalerCrash, AJournalerDownPastItsLivenessTimeoutIsEvictedAndWritesAGapOnRestart) {
+  ChannelGuard channel(test::unique_channel("jevict"));
+  TempDir dir("jevict");
+  ChannelOptions co;
+  co.capacity = 64 << 10;
+  co.max_message = 1024;
+  auto pub = Publisher::open(channel.name(), co);
+  ASSERT_TRUE(pub) << pub.error().message;
+  auto publish = [&](std::uint64_t from, std::uint64_t to) {
+    for (std::uint64_t counter = from; counter < to; ++counter) {
+      const test::PayloadId id{kProducer, counter};
+      Claim c;
+      ASSERT_EQ(pub->claim(test::payload_length(kRule, id), c, 20s), PublishStatus::ok);
+      test::fill_payload(c.span(), id);
+      ASSERT_EQ(pub->commit(c), PublishStatus::ok);
+    }
+  };
+  auto start = [&] {
+    return Child::spawn({SHMBUS_CLI, "record", channel.name(), "--dir", dir.path(),
+                         "--liveness-timeout-ms", "100", "--quiet"});
+  };
+  auto wait_journaled = [&](std::uint64_t seq, const Child& who) {
+    const auto deadline = std::chrono::steady_clock::now() + 20s;
+    while (pub->journaled_sequence() < seq) {
+      ASSERT_LT(std::chrono::steady_clock::now(), deadline) << who.output();
+      std::this_thread::sleep_for(1ms);
+    }
+  };
+  Child journaler = start();
+  auto mapping = detail::ChannelMapping::open(channel.name(), false, 1s);
+  ASSERT_TRUE(mapping) << mapping.error().message;
+  while (!detail::find_journal(**mapping)) std::this_thread::sleep_for(1ms);
+  publish(0, 100);
+  wait_journaled(100, journaler);
+  ::kill(journaler.pid(), SIGKILL);
+  ASSERT_TRUE(journaler.wait(10s));
+  // Past the dead journaler's liveness timeout the producer evicts its gate and laps it.
+  publish(100, 5000);
+  journaler = start();
+  wait_journaled(5000, journaler);
+
+  auto reader = JournalReader::open(dir.path());
+  ASSERT_TRUE(reader) << reader.error().message;
+  ASSERT_TRUE(reader->seek_sequence(1));
+  JournalRecord r;
+  std::uint64_t expected = 1, gaps = 0;
+  std::vector<std::byte> want;
+  while (reader->next(r) == ReadStatus::record) {
+    ASSERT_EQ(r.sequence, expected);
+    if (r.type == RecordType::gap) {
+      ++gaps;
+      EXPECT_EQ(r.sequence, 101u) << "the gap starts right after what was written before the kill";
+    } else {
+      const test::PayloadId id{kProducer, r.sequence - 1};
+      want.resize(test::payload_length(kRule, id));
+      test::fill_payload(want, id);
+      ASSERT_TRUE(std::equal(want.begin(), want.end(), r.payload.begin(), r.payload.end()));
+    }
+    expected = r.next_sequence();
+  }
+  EXPECT_EQ(expected, 5001u);
+  EXPECT_EQ(gaps, 1u);
+  ::kill(journaler.pid(), SIGTERM);
+  auto stopped = journaler.wait(10s);
+  ASSERT_TRUE(stopped);
+  EXPECT_TRUE(stopped->ok()) << stopped->describe();
+}
+
 }  // namespace
 }  // namespace shmbus::journal

@@ -212,6 +212,68 @@ TEST(Journaler, RestartSkipsWhatTheJournalHasAndRecordsWhatWasPublishedWhileDown
   }
 }
 
+TEST(Journaler, ALossyJournalerNeverSlowsTheProducerAndWritesAGapRecordForWhatItMissed) {
+  constexpr std::uint64_t kCount = 20'000;
+  const test::SizeRule rule{.seed = 5, .min_size = 16, .max_size = 128};
+  ChannelGuard channel(test::unique_channel("jlossy"));
+  TempDir dir("jlossy");
+  Publisher pub = open_channel(channel.name(), 64 << 10, 1024);
+  JournalerOptions jo;
+  jo.channel = channel.name();
+  jo.writer.dir = dir.path();
+  jo.lossy = true;
+  auto j = Journaler::open(jo);
+  ASSERT_TRUE(j) << j.error().message;
+  // The journaler looks in only every 2000 messages (a few steps of up to 256 records): the
+  // 64 KiB ring (~700 messages) laps it in between.
+  for (std::uint64_t counter = 0; counter < kCount; ++counter) {
+    const PayloadId id{1, counter};
+    Claim c;
+    ASSERT_EQ(pub.try_claim(test::payload_length(rule, id), c), PublishStatus::ok)
+        << "a lossy journaler must never hold the producer back (message " << counter << ")";
+    test::fill_payload(c.span(), id);
+    ASSERT_EQ(pub.commit(c), PublishStatus::ok);
+    if (counter % 2000 == 1999) {
+      for (int k = 0; k < 3; ++k) ASSERT_TRUE(j->step(0ms));
+    }
+  }
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (j->stats().written_sequence < kCount) {
+    ASSERT_TRUE(j->step(0ms));
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline);
+  }
+  const JournalerStats st = j->stats();
+  EXPECT_GT(st.gap_records, 0u);
+  EXPECT_GT(st.lost, 0u);
+
+  auto reader = JournalReader::open(dir.path());
+  ASSERT_TRUE(reader) << reader.error().message;
+  ASSERT_TRUE(reader->seek_sequence(1));
+  JournalRecord r;
+  std::uint64_t expected = 0, data = 0, lost = 0, gaps = 0;
+  while (reader->next(r) == ReadStatus::record) {
+    if (expected != 0) {
+      ASSERT_EQ(r.sequence, expected) << "the journal's sequence has a hole";
+    }
+    if (r.type == RecordType::gap) {
+      ++gaps;
+      lost += r.gap_count;
+    } else {
+      ++data;
+      std::vector<std::byte> want(test::payload_length(rule, {1, r.sequence - 1}));
+      test::fill_payload(want, {1, r.sequence - 1});
+      ASSERT_TRUE(std::equal(want.begin(), want.end(), r.payload.begin(), r.payload.end()))
+          << "sequence " << r.sequence;
+    }
+    if (expected == 0) expected = r.sequence;
+    expected = r.next_sequence();
+  }
+  EXPECT_EQ(expected, kCount + 1);
+  EXPECT_EQ(gaps, st.gap_records);
+  EXPECT_EQ(lost, st.lost);
+  EXPECT_EQ(data, st.recorded);
+}
+
 TEST(Journaler, ASecondJournalerOnTheChannelIsRefused) {
   ChannelGuard channel(test::unique_channel("jtwo"));
   TempDir a("jtwo-a"), b("jtwo-b");
