@@ -70,6 +70,8 @@ struct Journaler::State {
   JournalerStats stats;
   std::string last_error;
   bool append_failed = false;
+  bool told_blocked = false;  // on_blocked_wait was called for the current episode
+  bool abandoned = false;
 
   // Ring space is released once records are written, not once they are synced: holding the ring
   // for an fsync interval would gate the producers on the disk's flush latency. A process crash
@@ -138,13 +140,23 @@ struct Journaler::State {
   }
 
   // Runs an append; while every buffer is in flight (busy), waits for a write to complete and
-  // tries again. Waiting inside poll is fine: the records are not released, nobody overwrites them.
+  // tries again; while writes fail, waits for them to succeed (if the options say so). Waiting
+  // inside poll is fine: the records are not released, nobody overwrites them.
   template <class Append>
   Result<void> with_room(const Append& append) noexcept {
     for (;;) {
       Result<void> r = append();
-      if (r || r.error().code != ErrorCode::busy) return r;
-      if (auto reaped = writer->reap(true); !reaped) return reaped;
+      if (r) return r;
+      const bool waiting_for_writes = r.error().code == ErrorCode::busy;
+      const bool waiting_for_space = writer->blocked() && options.wait_while_blocked;
+      if (!waiting_for_writes && !waiting_for_space) return r;
+      if (waiting_for_space && options.should_stop && options.should_stop()) return r;
+      if (waiting_for_space && !told_blocked && options.on_blocked_wait) {
+        told_blocked = true;
+        options.on_blocked_wait(writer->last_error());
+      }
+      if (auto reaped = writer->reap(true); !reaped) return reaped;  // waits for an event
+      if (!writer->blocked()) told_blocked = false;
     }
   }
 
@@ -194,7 +206,7 @@ Journaler::Journaler(Journaler&&) noexcept = default;
 Journaler& Journaler::operator=(Journaler&&) noexcept = default;
 
 Journaler::~Journaler() {
-  if (!state_ || !state_->writer || !state_->sub) return;
+  if (!state_ || !state_->writer || !state_->sub || state_->abandoned) return;
   (void)drain(std::chrono::milliseconds(2000));
   detail::release_journal(detail::SubscriberAccess::channel(*state_->sub));
 }
@@ -300,6 +312,19 @@ Result<void> Journaler::drain(std::chrono::milliseconds timeout) {
   auto r = s.writer->drain(timeout);
   s.release_written();
   return r;
+}
+
+void Journaler::abandon() noexcept {
+  State& s = *state_;
+  s.abandoned = true;
+  // The subscriber is moved into an object that is never destroyed, so that its slot is never
+  // detached: it keeps gating at the last released cursor until its process is judged dead.
+  if (s.sub) {
+    try {
+      static_cast<void>(new Subscriber(std::move(*s.sub)));  // deliberately never deleted
+    } catch (...) {
+    }
+  }
 }
 
 JournalerStats Journaler::stats() const noexcept {

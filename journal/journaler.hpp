@@ -19,6 +19,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -38,6 +39,14 @@ struct JournalerOptions {
   StartFrom start = StartFrom::earliest;
   std::chrono::nanoseconds liveness_timeout = std::chrono::seconds(5);
   std::chrono::milliseconds open_timeout{2000};  // waiting for the channel to exist
+  // While writes fail (disk full, I/O errors), step() stops reading the channel; a batch already
+  // being read may find every buffer full. Then it waits, retrying, until the writes succeed again
+  // (true), or fails the step (false). Either way nothing is lost: records are released from the
+  // ring only once written. `should_stop`, when given, ends such a wait early (SIGTERM).
+  bool wait_while_blocked = true;
+  std::function<bool()> should_stop;
+  // Told (once per episode) when such a wait begins, with the writer's error.
+  std::function<void(const std::string&)> on_blocked_wait;
 };
 
 struct JournalerStats {
@@ -70,6 +79,13 @@ class Journaler {
   Result<void> run(const std::atomic<bool>& stop);
   // Waits until everything appended so far is written (and synced, if the policy syncs).
   Result<void> drain(std::chrono::milliseconds timeout = std::chrono::milliseconds(10'000));
+
+  // Stops without unregistering, as a crash would: the gate stays where the last written record
+  // left it, so producers wait for a successor (or, past the liveness timeout once this process
+  // has exited, evict it). For a process about to exit after a fatal error (shmbus record does):
+  // a journaler restarted within the liveness timeout then loses nothing. Nothing else may be
+  // called afterwards.
+  void abandon() noexcept;
 
   JournalerStats stats() const noexcept;
   const std::string& last_error() const noexcept;

@@ -69,7 +69,16 @@ bool parse_fsync_policy(const std::string& text, journal::WriterOptions& out) {
 int run_record(const RecordOptions& o, std::FILE* err) {
   install_stop_handlers();
   journal::RecoveryReport report;
-  auto opened = journal::Journaler::open(o.journaler, &report);
+  journal::JournalerOptions jo = o.journaler;
+  jo.wait_while_blocked = o.on_error == OnWriteError::wait;
+  jo.should_stop = [] { return stop_requested(); };
+  // A wait for disk space inside a step says so at once (the loop below says when it is over).
+  auto waited_blocked = std::make_shared<bool>(false);
+  jo.on_blocked_wait = [err, waited_blocked](const std::string& why) {
+    *waited_blocked = true;
+    fmt::print(err, "shmbus record: writes failing, holding the records and retrying: {}\n", why);
+  };
+  auto opened = journal::Journaler::open(jo, &report);
   if (!opened) {
     fmt::print(err, "shmbus record: {}\n", opened.error().message);
     return kExitFailure;
@@ -86,6 +95,9 @@ int run_record(const RecordOptions& o, std::FILE* err) {
     if (!r) {
       fmt::print(err, "shmbus record: {}\n", r.error().message);
       print_status(err, "stopped", j.stats());
+      // Leave the gate in place, as a crash would: a journaler restarted within the liveness
+      // timeout records everything this one could not.
+      j.abandon();
       return kExitFailure;
     }
     const journal::JournalerStats s = j.stats();
@@ -100,10 +112,12 @@ int run_record(const RecordOptions& o, std::FILE* err) {
       if (o.on_error == OnWriteError::exit && now - failing_since >= o.give_up_ms * 1'000'000) {
         fmt::print(err, "shmbus record: giving up after {} ms of failed writes\n", o.give_up_ms);
         print_status(err, "stopped", s);
+        j.abandon();  // as above
         return kExitFailure;
       }
-    } else if (failing_since != 0) {
+    } else if (failing_since != 0 || *waited_blocked) {
       failing_since = 0;
+      *waited_blocked = false;
       reported.clear();
       fmt::print(err, "shmbus record: writes succeed again; recording resumed\n");
     }
@@ -179,7 +193,8 @@ void add_record_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--on-error", s->on_error,
                   "wait: hold the records and retry failed writes (disk full) until they succeed; "
-                  "exit: exit 1 after --give-up-ms of failures")
+                  "exit: exit 1 after --give-up-ms of failures, leaving the gate in place so that "
+                  "a journaler restarted within --liveness-timeout-ms loses nothing")
       ->check(CLI::IsMember({"wait", "exit"}))
       ->capture_default_str();
   cmd->add_option("--give-up-ms", s->options.give_up_ms, "With --on-error exit")

@@ -232,5 +232,152 @@ TEST(JournalerCrash, AJournalerDownPastItsLivenessTimeoutIsEvictedAndWritesAGapO
   EXPECT_TRUE(stopped->ok()) << stopped->describe();
 }
 
+// A small tmpfs mounted over a fresh directory, unmounted at the end; empty path if mounting is
+// not allowed here.
+class SmallFileSystem {
+ public:
+  explicit SmallFileSystem(const char* size) : dir_("jfull") {
+    const std::string cmd = std::string("mount -t tmpfs -o size=") + size + " tmpfs " + dir_.path() +
+                            " 2>/dev/null";
+    mounted_ = std::system(cmd.c_str()) == 0;
+  }
+  ~SmallFileSystem() {
+    if (mounted_) std::system(("umount " + dir_.path()).c_str());
+  }
+  bool mounted() const { return mounted_; }
+  const std::string& path() const { return dir_.path(); }
+
+ private:
+  TempDir dir_;
+  bool mounted_ = false;
+};
+
+void fill_file(const std::string& path, std::size_t bytes) {
+  std::vector<char> zeros(bytes);
+  FILE* f = std::fopen(path.c_str(), "w");
+  ASSERT_NE(f, nullptr);
+  ASSERT_EQ(std::fwrite(zeros.data(), 1, zeros.size(), f), zeros.size());
+  ASSERT_EQ(std::fclose(f), 0);
+}
+
+TEST(JournalerCrash, AFullDiskHoldsTheRecordsAndRecordingResumesWhenSpaceIsFreed) {
+  constexpr std::uint64_t kCount = 20'000;
+  SmallFileSystem fs("4m");
+  if (!fs.mounted()) GTEST_SKIP() << "cannot mount a tmpfs here (needs root)";
+  ChannelGuard channel(test::unique_channel("jfull"));
+  ChannelOptions co;
+  co.capacity = 256 << 10;
+  co.max_message = 1024;
+  auto observer = Publisher::open(channel.name(), co);
+  ASSERT_TRUE(observer) << observer.error().message;
+  const std::string filler = fs.path() + "/filler";
+  fill_file(filler, 3 << 20);  // leaves about 1 MiB for the journal, which needs about 2.5 MiB
+  const std::string dir = fs.path() + "/journal";
+  Child journaler = Child::spawn({SHMBUS_CLI, "record", channel.name(), "--dir", dir,
+                                  "--segment-size", "512KiB", "--quiet"});
+  auto mapping = detail::ChannelMapping::open(channel.name(), false, 1s);
+  ASSERT_TRUE(mapping) << mapping.error().message;
+  while (!detail::find_journal(**mapping)) std::this_thread::sleep_for(1ms);
+  Child producer = Child::fork([&] {
+    auto pub = Publisher::open(channel.name(), co);
+    if (!pub) return 1;
+    for (std::uint64_t counter = 0; counter < kCount; ++counter) {
+      const test::PayloadId id{kProducer, counter};
+      Claim c;
+      if (pub->claim(test::payload_length(kRule, id), c, 60s) != PublishStatus::ok) return 2;
+      test::fill_payload(c.span(), id);
+      if (pub->commit(c) != PublishStatus::ok) return 3;
+    }
+    return 0;
+  });
+
+  // The disk fills: the journal stops short and stays there, holding the producer back.
+  std::uint64_t stuck_at = 0;
+  for (int i = 0; i < 100; ++i) {
+    std::this_thread::sleep_for(50ms);
+    const std::uint64_t now = observer->journaled_sequence();
+    if (now == stuck_at && now > 0) break;
+    stuck_at = now;
+  }
+  std::this_thread::sleep_for(300ms);
+  ASSERT_EQ(observer->journaled_sequence(), stuck_at) << "still moving: the disk never filled";
+  ASSERT_LT(stuck_at, kCount);
+  EXPECT_TRUE(producer.running()) << "the producer must be held back, not have lost records";
+  EXPECT_TRUE(journaler.running()) << "with --on-error wait the journaler waits";
+  Child verify = Child::spawn({SHMBUS_CLI, "journal", "verify", "--dir", dir});
+  auto verified = verify.wait(30s);
+  ASSERT_TRUE(verified);
+  EXPECT_TRUE(verified->ok()) << "nothing corrupted while the disk is full: " << verify.output();
+
+  ASSERT_EQ(::unlink(filler.c_str()), 0);
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (observer->journaled_sequence() < kCount) {
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "recording did not resume";
+    std::this_thread::sleep_for(5ms);
+  }
+  auto produced = producer.wait(30s);
+  ASSERT_TRUE(produced);
+  EXPECT_TRUE(produced->ok()) << produced->describe();
+  ::kill(journaler.pid(), SIGTERM);
+  auto stopped = journaler.wait(20s);
+  ASSERT_TRUE(stopped);
+  EXPECT_TRUE(stopped->ok()) << stopped->describe();
+  EXPECT_EQ(check_journal(dir), kCount);
+}
+
+TEST(JournalerCrash, WithOnErrorExitAFullDiskEndsTheJournalerAndARestartLosesNothing) {
+  constexpr std::uint64_t kCount = 20'000;
+  SmallFileSystem fs("4m");
+  if (!fs.mounted()) GTEST_SKIP() << "cannot mount a tmpfs here (needs root)";
+  ChannelGuard channel(test::unique_channel("jfullx"));
+  ChannelOptions co;
+  co.capacity = 256 << 10;
+  co.max_message = 1024;
+  auto pub = Publisher::open(channel.name(), co);
+  ASSERT_TRUE(pub) << pub.error().message;
+  const std::string filler = fs.path() + "/filler";
+  fill_file(filler, 3 << 20);
+  const std::string dir = fs.path() + "/journal";
+  Child journaler = Child::spawn({SHMBUS_CLI, "record", channel.name(), "--dir", dir,
+                                  "--segment-size", "512KiB", "--on-error", "exit",
+                                  "--give-up-ms", "100", "--quiet"});
+  auto mapping = detail::ChannelMapping::open(channel.name(), false, 1s);
+  ASSERT_TRUE(mapping) << mapping.error().message;
+  while (!detail::find_journal(**mapping)) std::this_thread::sleep_for(1ms);
+  std::uint64_t published = 0;
+  while (journaler.running() && published < kCount) {
+    const test::PayloadId id{kProducer, published};
+    Claim c;
+    const PublishStatus st = pub->claim(test::payload_length(kRule, id), c, 100ms);
+    if (st == PublishStatus::timed_out) continue;
+    ASSERT_EQ(st, PublishStatus::ok);
+    test::fill_payload(c.span(), id);
+    ASSERT_EQ(pub->commit(c), PublishStatus::ok);
+    ++published;
+  }
+  auto ended = journaler.wait(20s);
+  ASSERT_TRUE(ended) << "the journaler did not give up";
+  EXPECT_TRUE(ended->exited && ended->code == 1) << ended->describe();
+
+  ASSERT_EQ(::unlink(filler.c_str()), 0);
+  journaler = Child::spawn({SHMBUS_CLI, "record", channel.name(), "--dir", dir, "--segment-size",
+                            "512KiB", "--quiet"});
+  for (; published < kCount; ++published) {
+    const test::PayloadId id{kProducer, published};
+    Claim c;
+    ASSERT_EQ(pub->claim(test::payload_length(kRule, id), c, 30s), PublishStatus::ok);
+    test::fill_payload(c.span(), id);
+    ASSERT_EQ(pub->commit(c), PublishStatus::ok);
+  }
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (pub->journaled_sequence() < kCount) {
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << journaler.output();
+    std::this_thread::sleep_for(5ms);
+  }
+  ::kill(journaler.pid(), SIGTERM);
+  ASSERT_TRUE(journaler.wait(20s));
+  EXPECT_EQ(check_journal(dir), kCount);
+}
+
 }  // namespace
 }  // namespace shmbus::journal
