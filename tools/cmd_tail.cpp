@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 
 #include "tools/commands.hpp"
+#include "tools/line_output.hpp"
 #include "tools/pacer.hpp"
 #include "tools/signals.hpp"
 
@@ -20,28 +21,6 @@ namespace {
 // Sleep slice while idle: short enough that a stop request is seen promptly.
 constexpr std::int64_t kIdleSliceNs = 100'000'000;
 
-// Writes whole lines and flushes each one (tail feeds pipelines). Remembers the first failure;
-// after it nothing more is written.
-class LineWriter {
- public:
-  explicit LineWriter(std::FILE* out) : out_(out) {}
-
-  void write(const std::string& line) noexcept {
-    if (error_ != 0) return;
-    if (std::fwrite(line.data(), 1, line.size(), out_) != line.size() ||
-        std::fputc('\n', out_) == EOF || std::fflush(out_) != 0) {
-      error_ = errno != 0 ? errno : EIO;
-    }
-  }
-  void fail(int error) noexcept {
-    if (error_ == 0) error_ = error;
-  }
-  int error() const noexcept { return error_; }
-
- private:
-  std::FILE* out_;
-  int error_ = 0;
-};
 
 SubscriberOptions subscriber_options(const TailOptions& o) {
   SubscriberOptions so;
@@ -63,7 +42,7 @@ int run_tail(const TailOptions& o, std::FILE* out) {
     return kExitFailure;
   }
 
-  LineWriter writer(out);
+  LineOutput writer(out);
   std::uint64_t printed = 0;
   auto on_message = [&](const Message& m) noexcept {
     try {

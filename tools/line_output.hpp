@@ -1,4 +1,4 @@
-// Whole lines to a stream, each flushed (the journal commands feed pipelines). Remembers the first
+// Whole lines to a stream, each flushed (tail and the journal commands feed pipelines). Remembers the first
 // failure; after it nothing more is written. EPIPE means the reader went away: a normal end.
 #pragma once
 
@@ -19,6 +19,10 @@ class LineOutput {
       error_ = errno != 0 ? errno : EIO;
     }
     return error_ == 0;
+  }
+  // Records a failure found elsewhere (e.g. formatting ran out of memory): nothing more is written.
+  void fail(int error) noexcept {
+    if (error_ == 0) error_ = error;
   }
   int error() const noexcept { return error_; }
 

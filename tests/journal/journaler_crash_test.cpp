@@ -10,6 +10,7 @@
 
 #include "ipc/journal_link.hpp"
 #include "journal/reader.hpp"
+#include "tests/support/journal_files.hpp"
 #include "tests/support/payload.hpp"
 #include "tests/support/process.hpp"
 
@@ -20,22 +21,7 @@ using namespace std::chrono_literals;
 using test::Child;
 using test::ChannelGuard;
 
-class TempDir {
- public:
-  explicit TempDir(const std::string& tag) {
-    std::string pattern = "/var/tmp/shmbus-" + tag + "-XXXXXX";
-    path_ = ::mkdtemp(pattern.data());
-    if (path_.empty()) throw std::runtime_error("mkdtemp failed");
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using ::shmbus::test::TempDir;
 
 constexpr std::uint32_t kProducer = 5;
 const test::SizeRule kRule{.seed = 11, .min_size = 8, .max_size = 200};

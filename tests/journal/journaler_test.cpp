@@ -10,6 +10,7 @@
 
 #include "journal/journaler.hpp"
 #include "journal/reader.hpp"
+#include "tests/support/journal_files.hpp"
 #include "tests/support/payload.hpp"
 #include "tests/support/process.hpp"
 
@@ -20,23 +21,7 @@ using namespace std::chrono_literals;
 using test::ChannelGuard;
 using test::PayloadId;
 
-// A fresh directory under /var/tmp (a real disk: /tmp may be tmpfs elsewhere), removed at the end.
-class TempDir {
- public:
-  explicit TempDir(const std::string& tag) {
-    std::string pattern = "/var/tmp/shmbus-" + tag + "-XXXXXX";
-    path_ = ::mkdtemp(pattern.data());
-    if (path_.empty()) throw std::runtime_error("mkdtemp failed");
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using ::shmbus::test::TempDir;
 
 struct Seen {
   std::int64_t timestamp_ns;

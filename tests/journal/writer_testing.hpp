@@ -18,29 +18,11 @@
 #include "journal/format.hpp"
 #include "journal/segment_scan.hpp"
 #include "journal/writer.hpp"
+#include "tests/support/journal_files.hpp"
 
 namespace shmbus::journal::test {
 
-// A fresh directory under /tmp, removed with everything in it when the test ends.
-class TempDir {
- public:
-  explicit TempDir(const char* tag = "journal") {
-    std::string pattern = std::string("/tmp/shmbus-") + tag + "-XXXXXX";
-    char* made = ::mkdtemp(pattern.data());
-    if (made != nullptr) path_ = made;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
+using ::shmbus::test::TempDir;
 
 // Bytes that depend on the sequence, so a record read back proves which record it is.
 inline std::vector<std::byte> payload_for(std::uint64_t sequence, std::size_t size) {
