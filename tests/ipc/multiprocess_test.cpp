@@ -531,7 +531,9 @@ TEST(MultiProcess, NamedBlockSubscriberRestartedAfterKillResumesWithoutLoss) {
   EXPECT_EQ(o.result.at("lost"), "0") << o.output;
   EXPECT_EQ(o.result.at("last_seq"), str(n));
   const std::uint64_t resumed_at = field_u64(o.result, "first_seq");
-  EXPECT_GT(resumed_at, n / 3);
+  // The kill came after sequence n/3 was received; the position is published after each poll
+  // batch (at most 256 records), so the restart resumes at most one batch before it.
+  EXPECT_GT(resumed_at + 256, n / 3);
   EXPECT_EQ(r.missing, 0u) << "last missing sequence " << r.last_missing;
   EXPECT_EQ(r.more, 0u);
   if (r.twice > 0) {

@@ -44,6 +44,7 @@ void fill_payload(std::span<std::byte> out, PayloadId id) noexcept {
   store_le(head, id.producer, 4);
   store_le(head + 4, id.counter, 8);
   const std::size_t n = out.size();
+  if (n == 0) return;  // an empty span may have a null data(), which memcpy must not get
   std::memcpy(out.data(), head, n < kPayloadIdBytes ? n : kPayloadIdBytes);
   std::uint64_t state = mix(id.producer, id.counter);
   for (std::size_t off = kPayloadIdBytes; off < n; off += 8) {
