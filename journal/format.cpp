@@ -50,11 +50,18 @@ __attribute__((target("sse4.2"))) std::uint32_t crc32c_sse42(std::uint32_t crc,
 
 const bool kHaveSse42 = __builtin_cpu_supports("sse4.2");
 
+}  // namespace
+
+std::uint32_t record_crc_start(const RecordHeader& h) noexcept {
+  return crc32c(0, reinterpret_cast<const unsigned char*>(&h) + 4, kRecordHeaderSize - 4);
+}
+
+namespace {
+
+// crc32c(crc, ...) continues a finished crc: this is the CRC32C of bytes 4..31 and the payload as
+// one stream, the same value seal_record computes over the bytes laid out together.
 std::uint32_t record_crc(const RecordHeader& h, std::span<const std::byte> payload) noexcept {
-  const auto* p = reinterpret_cast<const unsigned char*>(&h);
-  std::uint32_t c = ~crc32c(~0u, p + 4, kRecordHeaderSize - 4);
-  c = crc32c(c, payload.data(), payload.size());
-  return mask_crc(c);
+  return mask_crc(crc32c(record_crc_start(h), payload.data(), payload.size()));
 }
 
 }  // namespace
@@ -74,6 +81,11 @@ void make_record_header(RecordHeader& h, RecordType type, std::uint64_t sequence
   h.flags = 0;
   h.reserved = 0;
   h.crc = record_crc(h, payload);
+}
+
+void seal_record(std::byte* record, std::uint32_t payload_length) noexcept {
+  const std::uint32_t crc = mask_crc(crc32c(record + 4, kRecordHeaderSize - 4 + payload_length));
+  std::memcpy(record, &crc, sizeof crc);
 }
 
 std::optional<std::string> check_record_fields(const RecordHeader& h) {

@@ -116,6 +116,13 @@ constexpr std::uint64_t padded_record_size(std::uint64_t payload_length) noexcep
 // Fills `header` (crc included) for a record with this payload.
 void make_record_header(RecordHeader& header, RecordType type, std::uint64_t sequence,
                         std::int64_t timestamp_ns, std::span<const std::byte> payload) noexcept;
+// The CRC32C of a record's header bytes 4..31: continue it over the payload with crc32c(crc, ...)
+// and mask the result to get the stored crc (for readers that take the payload in pieces).
+std::uint32_t record_crc_start(const RecordHeader& header) noexcept;
+// Computes and stores the crc of a record laid out contiguously at `record` (header then
+// `payload_length` payload bytes), the other header fields already filled in: the same value
+// make_record_header computes, in one pass over the bytes where they will be written.
+void seal_record(std::byte* record, std::uint32_t payload_length) noexcept;
 // Why a record header with its payload is not a valid record, or nullopt if it is.
 // `payload` must hold header.length bytes (the caller checks the length against the file first).
 std::optional<std::string> check_record(const RecordHeader& header,

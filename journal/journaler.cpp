@@ -18,10 +18,7 @@ namespace shmbus::journal {
 
 namespace {
 
-// The journaler never sleeps on the channel's futex: a sleeping subscriber makes every commit
-// wake it with a system call, which would cost the producers latency just because a journal is
-// attached. It naps instead; a journal may trail the live stream by this much when idle.
-constexpr auto kNap = std::chrono::microseconds(100);
+// (The journaler's idle nap is JournalerOptions::idle_nap; journaler.hpp says why it naps.)
 
 // The channel incarnation the journal's newest segment was written for (nullopt: empty journal
 // or unreadable header, which the writer's recovery reports).
@@ -73,6 +70,7 @@ struct Journaler::State {
   bool append_failed = false;
   bool told_blocked = false;  // on_blocked_wait was called for the current episode
   bool abandoned = false;
+  std::int64_t unflushed_since = 0;  // monotonic ns of the first append not yet flushed (0: none)
 
   // Ring space is released once records are written, not once they are synced: holding the ring
   // for an fsync interval would gate the producers on the disk's flush latency. A process crash
@@ -284,15 +282,25 @@ Result<std::size_t> Journaler::step(std::chrono::milliseconds idle_wait) {
       s.last_error = s.sub->last_error();  // skipped ahead; the loss arrives as a gap record
     }
   }
-  if (appended > 0) return appended;
+  const std::int64_t now = detail::monotonic_ns();
+  if (appended > 0) {
+    if (s.unflushed_since == 0) s.unflushed_since = now;
+    return appended;
+  }
 
-  // Nothing new: hand the partial buffer to the kernel so the journal does not lag, then nap.
-  if (auto r = s.writer->flush(); !r) return tl::unexpected(r.error());
+  // Nothing new: hand the partial buffer to the kernel once it has waited flush_interval (so the
+  // journal lags by at most that much, and a trickle of messages makes a few writes a second, not
+  // one per nap: every write is an interrupt somewhere), then nap.
+  if (s.unflushed_since != 0 &&
+      now - s.unflushed_since >= std::chrono::nanoseconds(s.options.flush_interval).count()) {
+    if (auto r = s.writer->flush(); !r) return tl::unexpected(r.error());
+    s.unflushed_since = 0;
+  }
   if (s.writer->blocked()) {
     s.last_error = s.writer->last_error();
     std::this_thread::sleep_for(std::min(idle_wait, s.options.writer.retry_interval));
   } else if (idle_wait.count() > 0) {
-    std::this_thread::sleep_for(kNap);
+    std::this_thread::sleep_for(s.options.idle_nap);
   }
   if (auto r = s.writer->reap(false); !r) return tl::unexpected(r.error());
   s.release_written();

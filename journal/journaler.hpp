@@ -39,6 +39,17 @@ struct JournalerOptions {
   StartFrom start = StartFrom::earliest;
   std::chrono::nanoseconds liveness_timeout = std::chrono::seconds(5);
   std::chrono::milliseconds open_timeout{2000};  // waiting for the channel to exist
+  // How long appended records may wait in a partly filled buffer when the channel goes quiet
+  // (full buffers are written at once). Bounds how far the files trail a trickle of messages;
+  // shorter means more, smaller writes.
+  std::chrono::microseconds flush_interval{1000};
+  // When it finds nothing to read, the journaler naps this long rather than sleeping on the
+  // channel's futex (a futex sleeper makes every commit pay a wake-up system call). Each wake-up
+  // is a timer interrupt and a context switch on a CPU that may run a producer: on 2 shared
+  // cores `shmbus bench journal` measured the producer-to-subscriber p99 at 2.3x to 4.3x of no
+  // journal with 100 us naps, 1.6x to 2.2x with 1 ms. The ring must hold what is published
+  // meanwhile (with flush_interval) or a gating journaler slows the producers.
+  std::chrono::microseconds idle_nap{1000};
   // While writes fail (disk full, I/O errors), step() stops reading the channel; a batch already
   // being read may find every buffer full. Then it waits, retrying, until the writes succeed again
   // (true), or fails the step (false). Either way nothing is lost: records are released from the

@@ -256,8 +256,7 @@ Result<std::optional<FoundRecord>> find_valid_record(FileWindow& file, std::uint
     }
     // The record checksum (as check_record computes it) fed chunk by chunk: a forged length of up
     // to 1 GiB must not make the search allocate that much.
-    std::uint32_t crc =
-        ~crc32c(~0u, reinterpret_cast<const unsigned char*>(&h) + 4, kRecordHeaderSize - 4);
+    std::uint32_t crc = record_crc_start(h);
     bool readable = true;
     for (std::uint64_t done = 0; done < h.length;) {
       const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(kCrcChunk, h.length - done));

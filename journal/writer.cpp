@@ -251,8 +251,15 @@ struct JournalWriter::State {
       if (auto r = roll(seq); !r) return r;
     }
 
-    RecordHeader header;
-    make_record_header(header, type, seq, ts, payload);
+    // The common case, a record that fits the current buffer, is written in place and its crc
+    // computed there in one pass; the others go through a header made beforehand.
+    const bool in_place = !big && cur >= 0 && cap - pool[cur].used >= size;
+    RecordHeader header{};
+    header.length = static_cast<std::uint32_t>(payload.size());
+    header.sequence = seq;
+    header.timestamp_ns = ts;
+    header.type = static_cast<std::uint16_t>(type);
+    if (!in_place) make_record_header(header, type, seq, ts, payload);
     const std::uint64_t last = seq + count - 1;
     IndexEntry entry;
     if (seg->builder.add(type, seq, ts, seg->end, entry) && seg->entry_count < seg->entry_capacity) {
@@ -262,7 +269,18 @@ struct JournalWriter::State {
     markers[0] = markers[1];
     markers[1] = Marker{appended + size, last};
 
-    if (big) {
+    if (in_place) {
+      Buffer& b = pool[cur];
+      std::byte* at = b.mem + b.used;
+      std::memcpy(at, &header, sizeof header);
+      if (!payload.empty()) std::memcpy(at + sizeof header, payload.data(), payload.size());
+      std::memset(at + sizeof header + payload.size(), 0, size - sizeof header - payload.size());
+      seal_record(at, header.length);
+      b.used += size;
+      appended += size;
+      seg->end += size;
+      if (b.used == cap) submit_current(Submit::keep);
+    } else if (big) {
       append_big(header, payload, size, std::move(temp));
     } else {
       static constexpr std::byte kZeros[kRecordAlignment] = {};

@@ -204,6 +204,9 @@ int run_journaler(const DemoConfig& cfg, DemoBoard& board, RoleReport& me) {
   jo.writer.dir = cfg.journal_dir;
   jo.writer.fsync = journal::FsyncPolicy::interval;
   jo.writer.segment_bytes = 8 << 20;
+  // The demo's ring holds about 2 ms of messages: nap and flush well within that.
+  jo.idle_nap = std::chrono::microseconds(100);
+  jo.flush_interval = std::chrono::microseconds(0);
   auto j = journal::Journaler::open(jo);
   if (!j) {
     fmt::print(stderr, "shmbus demo: journaler: {}\n", j.error().message);
