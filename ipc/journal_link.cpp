@@ -13,6 +13,7 @@ namespace {
 void store_dir(ControlHeader& ctl, const std::string& dir) noexcept {
   for (std::size_t i = 0; i < kJournalDirSize; ++i) {
     const char c = i < dir.size() ? dir[i] : '\0';
+    // relaxed: ordered by the seqlock's fence and release increment around this loop.
     std::atomic_ref<char>(ctl.journal_dir[i]).store(c, std::memory_order_relaxed);
   }
 }
@@ -20,6 +21,7 @@ void store_dir(ControlHeader& ctl, const std::string& dir) noexcept {
 std::string load_dir(ControlHeader& ctl) {
   char copy[kJournalDirSize];
   for (std::size_t i = 0; i < kJournalDirSize; ++i) {
+    // relaxed: ordered by the seqlock's acquire version load and fence around this loop.
     copy[i] = std::atomic_ref<char>(ctl.journal_dir[i]).load(std::memory_order_relaxed);
   }
   copy[kJournalDirSize - 1] = '\0';  // a garbage directory is still a bounded string
@@ -87,8 +89,8 @@ Result<void> claim_journal(ChannelMapping& channel, const std::string& absolute_
     const bool same_dir = load_dir(ctl) == absolute_dir;
     // Seqlock write side. relaxed RMW then release fence: the version turns odd before any byte
     // changes, for a reader whose fence-ordered second look may see a new byte.
-    ctl.journal_dir_version.fetch_add(1, std::memory_order_relaxed);
-    std::atomic_thread_fence(std::memory_order_release);
+    ctl.journal_dir_version.fetch_add(1, std::memory_order_relaxed);  // relaxed: fenced below
+    std::atomic_thread_fence(std::memory_order_release);  // release: odd version before the bytes
     store_dir(ctl, absolute_dir);
     // release: the bytes are written before the version turns even again.
     ctl.journal_dir_version.fetch_add(1, std::memory_order_release);

@@ -151,16 +151,21 @@ void fill_generated_payload(std::span<std::byte> out, std::uint64_t counter) noe
   }
 }
 
+ChannelOptions channel_options_for(std::uint64_t capacity,
+                                   std::optional<std::uint32_t> max_message) {
+  ChannelOptions channel;
+  channel.capacity = capacity;
+  if (max_message) {
+    channel.max_message = *max_message;
+  } else if (capacity / 4 > 32 && capacity / 4 - 32 < channel.max_message) {
+    channel.max_message = static_cast<std::uint32_t>(capacity / 4 - 32);
+  }
+  return channel;
+}
+
 int run_pub(const PubOptions& o, std::FILE* input) {
   install_stop_handlers();
-  ChannelOptions channel;
-  channel.capacity = o.capacity;
-  if (o.max_message) {
-    channel.max_message = *o.max_message;
-  } else if (o.capacity / 4 > 32 && o.capacity / 4 - 32 < channel.max_message) {
-    channel.max_message = static_cast<std::uint32_t>(o.capacity / 4 - 32);
-  }
-  auto pub = Publisher::open(o.channel, channel);
+  auto pub = Publisher::open(o.channel, channel_options_for(o.capacity, o.max_message));
   if (!pub) {
     fmt::print(stderr, "shmbus pub: {}\n", pub.error().message);
     return kExitFailure;

@@ -170,14 +170,7 @@ class ChannelSink final : public Sink {
 
 std::unique_ptr<Sink> make_sink(const ReplayOptions& o, std::FILE* out) {
   if (o.to_channel.empty()) return std::make_unique<LineSink>(out, o.format);
-  ChannelOptions channel;
-  channel.capacity = o.capacity;
-  if (o.max_message) {
-    channel.max_message = *o.max_message;
-  } else if (o.capacity / 4 > 32 && o.capacity / 4 - 32 < channel.max_message) {
-    channel.max_message = static_cast<std::uint32_t>(o.capacity / 4 - 32);
-  }
-  auto pub = Publisher::open(o.to_channel, channel);
+  auto pub = Publisher::open(o.to_channel, channel_options_for(o.capacity, o.max_message));
   if (!pub) {
     fmt::print(stderr, "shmbus replay: {}\n", pub.error().message);
     return nullptr;

@@ -54,6 +54,10 @@ struct PubOptions {
 // payload shorter than 8 bytes holds the low bytes of the counter.
 void fill_generated_payload(std::span<std::byte> out, std::uint64_t counter) noexcept;
 
+// The options a command creates a channel with: `capacity`, and `max_message` or else the
+// default (64 KiB) capped at what the capacity allows (capacity / 4 - 32). pub and replay share it.
+ChannelOptions channel_options_for(std::uint64_t capacity, std::optional<std::uint32_t> max_message);
+
 // Publishes `options.count` generated messages, or else one message per line of `input`.
 int run_pub(const PubOptions& options, std::FILE* input);
 void add_pub_command(CLI::App& app);
