@@ -83,7 +83,7 @@ Result<void> claim_journal(ChannelMapping& channel, const std::string& absolute_
     }
     // acq_rel: the winner alone writes the directory; it saw the previous owner's last stores.
     if (!ctl.journal_owner.compare_exchange_strong(owner, mine | kJournalClaiming,
-                                                   std::memory_order_acq_rel)) {
+                                                   std::memory_order_acq_rel)) {  // acq_rel: above
       continue;
     }
     const bool same_dir = load_dir(ctl) == absolute_dir;

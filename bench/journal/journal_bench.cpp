@@ -97,6 +97,21 @@ std::string fresh_name(const char* what, int round) {
   return fmt::format("bench.journal.{}.{}.{}", what, ::getpid(), round);
 }
 
+// A round's channel and journal directory, removed however the round ends.
+struct RoundScratch {
+  std::string channel;
+  std::string dir;
+  RoundScratch(const char* what, int round, const std::string& parent)
+      : channel(fresh_name(what, round)), dir(fmt::format("{}/{}", parent, channel)) {}
+  ~RoundScratch() {
+    (void)remove_channel(channel);
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+  }
+  RoundScratch(const RoundScratch&) = delete;
+  RoundScratch& operator=(const RoundScratch&) = delete;
+};
+
 Publisher create_channel(const std::string& name, std::uint64_t capacity,
                          std::uint32_t max_message) {
   ChannelOptions co;
@@ -147,8 +162,9 @@ JournalThroughput throughput_round(const JournalBenchConfig& cfg, std::size_t si
                                    const CpuPlan& cpus) {
   const std::uint64_t count =
       std::max<std::uint64_t>(1000, cfg.bytes / journal::padded_record_size(size));
-  const std::string channel = fresh_name("tput", round);
-  const std::string dir = fmt::format("{}/{}", cfg.dir, channel);
+  const RoundScratch scratch("tput", round, cfg.dir);
+  const std::string& channel = scratch.channel;
+  const std::string& dir = scratch.dir;
   create_channel(channel, 16 << 20, 64 << 10);
   SharedMapping shared(sizeof(RoundControl));
   auto& control = *new (shared.data()) RoundControl{};
@@ -178,9 +194,6 @@ JournalThroughput throughput_round(const JournalBenchConfig& cfg, std::size_t si
   } catch (const std::exception& e) {
     failure = e.what();
   }
-  (void)remove_channel(channel);
-  std::error_code ec;
-  std::filesystem::remove_all(dir, ec);
   if (!failure.empty()) throw std::runtime_error(fmt::format("{} B round: {}", size, failure));
   JournalThroughput t;
   t.size = size;
@@ -194,8 +207,9 @@ JournalThroughput throughput_round(const JournalBenchConfig& cfg, std::size_t si
 
 LatencyStats latency_round(const JournalBenchConfig& cfg, bool with_journal, int round,
                            const CpuPlan& cpus) {
-  const std::string channel = fresh_name(with_journal ? "lat-j" : "lat", round);
-  const std::string dir = fmt::format("{}/{}", cfg.dir, channel);
+  const RoundScratch scratch(with_journal ? "lat-j" : "lat", round, cfg.dir);
+  const std::string& channel = scratch.channel;
+  const std::string& dir = scratch.dir;
   create_channel(channel, 4 << 20, 64 << 10);
   SharedMapping shared(sizeof(RoundControl));
   auto& control = *new (shared.data()) RoundControl{};
@@ -269,9 +283,6 @@ LatencyStats latency_round(const JournalBenchConfig& cfg, bool with_journal, int
   } catch (const std::exception& e) {
     failure = e.what();
   }
-  (void)remove_channel(channel);
-  std::error_code ec;
-  std::filesystem::remove_all(dir, ec);
   if (!failure.empty()) {
     throw std::runtime_error(
         fmt::format("latency round ({} journal): {}", with_journal ? "with" : "without", failure));

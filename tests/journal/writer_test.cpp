@@ -199,17 +199,9 @@ TEST(JournalWriter, ARecordLargerThanASegmentGetsASegmentOfItsOwn) {
   auto w = JournalWriter::open(o);
   ASSERT_TRUE(w) << w.error().message;
   // A roll waits for the previous segment's writes: append says busy until they completed.
-  auto append = [&](std::uint64_t seq, std::size_t size) {
-    for (int tries = 0; tries < 1000; ++tries) {
-      auto r = w->append(seq, 1, payload_for(seq, size));
-      if (r || r.error().code != ErrorCode::busy) return r;
-      if (auto reaped = w->reap(true); !reaped) return reaped;
-    }
-    return Result<void>(tl::unexpected(Error{ErrorCode::timed_out, "still busy"}));
-  };
-  ASSERT_TRUE(append(1, 100));
-  ASSERT_TRUE(append(2, 100'000));
-  ASSERT_TRUE(append(3, 100));
+  append_or_wait(*w, 1, 1, payload_for(1, 100));
+  append_or_wait(*w, 2, 1, payload_for(2, 100'000));
+  append_or_wait(*w, 3, 1, payload_for(3, 100));
   ASSERT_TRUE(w->drain());
   const ReadJournal j = read_journal(dir.path());
   ASSERT_EQ(j.segments.size(), 3u);
