@@ -47,6 +47,8 @@ Result<ShmSegment> build_control(const std::string& name, std::uint64_t incarnat
   return seg;
 }
 
+}  // namespace
+
 std::optional<std::string> check_control(const ShmSegment& seg, std::uint64_t incarnation) {
   if (seg.size() < sizeof(ControlHeader)) return "control segment is too small";
   const auto* c = static_cast<const ControlHeader*>(seg.base());
@@ -66,8 +68,6 @@ std::optional<std::string> check_control(const ShmSegment& seg, std::uint64_t in
   if (c->slot_count != kSubscriberSlots) return "control segment has a bad slot count";
   return std::nullopt;
 }
-
-}  // namespace
 
 std::string ring_object_name(std::string_view channel) {
   return "shmbus." + std::string(channel);

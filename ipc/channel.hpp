@@ -8,6 +8,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -22,6 +23,8 @@ namespace shmbus::detail {
 std::string ring_object_name(std::string_view channel);
 std::string control_object_name(std::string_view channel, std::uint64_t incarnation);
 Result<void> check_channel_name(std::string_view channel);
+// Validates a mapped control segment for the ring's incarnation: a message, or nothing if usable.
+std::optional<std::string> check_control(const ShmSegment& segment, std::uint64_t incarnation);
 
 class ChannelMapping {
  public:
@@ -52,9 +55,12 @@ class ChannelMapping {
 
   // Producer registration (every publisher holds a slot; see ProducerSlot).
   Result<ProducerSlot*> take_producer_slot(const ProcessId& self);
-  void release_producer_slot(ProducerSlot* slot) noexcept;
+  // Frees the slot and adds what it published to the channel's retired totals.
+  void release_producer_slot(ProducerSlot* slot, std::uint64_t published,
+                             std::uint64_t published_bytes) noexcept;
 
  private:
+  void add_retired(std::uint64_t published, std::uint64_t bytes) noexcept;
   static Result<std::shared_ptr<ChannelMapping>> attach(std::string_view channel,
                                                         ShmSegment ring_segment);
 

@@ -7,12 +7,15 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "core/latency_histogram.hpp"
 #include "core/layout.hpp"
 
 namespace shmbus::detail {
 
 inline constexpr std::uint64_t kControlMagic = 0x4c52'5443'5342'4d48ULL;  // "HMBSCTRL"
-inline constexpr std::uint32_t kControlVersion = 2;  // 2: the journal section, `spilled`
+// 2: the journal section, `spilled`. 3: byte counters, retired producers' totals, latency
+// histograms (issue 4).
+inline constexpr std::uint32_t kControlVersion = 3;
 inline constexpr std::uint32_t kSubscriberSlots = 64;
 inline constexpr std::uint32_t kProducerSlots = 32;
 inline constexpr std::size_t kSubscriberNameSize = 64;
@@ -51,7 +54,8 @@ struct SubscriberSlot {
   std::atomic<std::uint64_t> owner;   // owner_word()
   std::uint32_t pid;
   std::uint8_t policy;                // shmbus::Policy
-  std::uint8_t reserved[3];
+  std::uint8_t flags;                 // kSlotLatencyHistogram
+  std::uint8_t reserved[2];
   std::uint64_t start_time;           // /proc/PID/stat field 22: pid + start time = one process
   std::int64_t attached_ns;           // CLOCK_REALTIME
   std::int64_t liveness_timeout_ns;
@@ -78,6 +82,10 @@ static_assert(offsetof(SubscriberSlot, spilled) == 2 * core::kCacheLine + 40);
 static_assert(offsetof(SubscriberSlot, evictions) == 3 * core::kCacheLine);
 static_assert(sizeof(SubscriberSlot) == 4 * core::kCacheLine);
 
+// SubscriberSlot::flags: the subscriber records its end-to-end latency in its histogram
+// (ControlHeader::latency, same index as the slot).
+inline constexpr std::uint8_t kSlotLatencyHistogram = 1;
+
 // A producer's registration. On multi-producer channels its in-flight claim bounds every other
 // producer: nobody claims beyond in_flight + capacity, so a producer preempted between claim and
 // commit is never lapped by the others and never writes into their records.
@@ -87,9 +95,12 @@ struct ProducerSlot {
   // A lower bound of the oldest position this producer has claimed and not yet committed, or
   // kNoClaim. Stored before the claim's CAS, cleared after its last commit.
   std::atomic<std::uint64_t> in_flight;
-  std::atomic<std::uint64_t> published;  // records committed (statistic)
+  // Statistics for tools, stored by the owner after each commit (relaxed: nothing is ordered by
+  // them). Folded into ControlHeader::retired_* when the slot is released.
+  std::atomic<std::uint64_t> published;        // records committed
   std::int64_t attached_ns;
-  std::uint64_t reserved[3];
+  std::atomic<std::uint64_t> published_bytes;  // payload bytes of those records
+  std::uint64_t reserved[2];
 };
 static_assert(sizeof(ProducerSlot) == core::kCacheLine);
 inline constexpr std::uint64_t kNoClaim = UINT64_MAX;
@@ -111,6 +122,10 @@ struct ControlHeader {
   alignas(core::kCacheLine) std::atomic<std::uint64_t> evictions;
   std::atomic<std::uint64_t> abandoned_repaired;  // sequences marked abandoned by repairers
   std::atomic<std::uint64_t> back_pressure_events;
+  // What producers that have left (closed, or found dead) had published: the channel's totals are
+  // these plus the live producer slots'. Added to by whoever frees the slot.
+  std::atomic<std::uint64_t> retired_published;
+  std::atomic<std::uint64_t> retired_bytes;
 
   // --- idle waiting: sleepers count themselves in, producers wake them through the futex word ---
   alignas(core::kCacheLine) std::atomic<std::uint32_t> waiters;
@@ -146,6 +161,10 @@ struct ControlHeader {
   std::atomic<std::uint64_t> journal_durable;
   // CLOCK_REALTIME of the journaler's last progress report (relaxed: a statistic for tools).
   std::atomic<std::int64_t> journal_heartbeat_ns;
+
+  // --- end-to-end latency histograms (issue 4), one per subscriber slot, written only by that
+  // slot's subscriber when it asked for one (kSlotLatencyHistogram); read by tools ---
+  alignas(core::kCacheLine) core::LatencyHistogram latency[kSubscriberSlots];
 };
 static_assert(offsetof(ControlHeader, gate_epoch) == 64);
 static_assert(offsetof(ControlHeader, evictions) == 128);
@@ -158,7 +177,12 @@ static_assert(offsetof(ControlHeader, journal_owner) ==
 static_assert(offsetof(ControlHeader, journal_dir) == offsetof(ControlHeader, journal_owner) + 16);
 static_assert(offsetof(ControlHeader, journal_written) ==
               offsetof(ControlHeader, journal_owner) + 9 * core::kCacheLine);
-static_assert(sizeof(ControlHeader) == offsetof(ControlHeader, journal_written) + core::kCacheLine);
+static_assert(offsetof(ControlHeader, latency) ==
+              offsetof(ControlHeader, journal_written) + core::kCacheLine);
+static_assert(sizeof(ControlHeader) ==
+              offsetof(ControlHeader, latency) + kSubscriberSlots * sizeof(core::LatencyHistogram));
+static_assert(offsetof(ProducerSlot, published_bytes) == 40);
+static_assert(offsetof(SubscriberSlot, flags) == 13);
 static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
 
 constexpr std::uint64_t control_fingerprint() noexcept {
@@ -166,7 +190,9 @@ constexpr std::uint64_t control_fingerprint() noexcept {
          (offsetof(SubscriberSlot, position) << 8) ^ (offsetof(ControlHeader, producers) << 40) ^
          (sizeof(ProducerSlot) << 24) ^ (offsetof(SubscriberSlot, spilled) << 56) ^
          (offsetof(ControlHeader, journal_owner) << 12) ^
-         (offsetof(ControlHeader, journal_written) << 4) ^ kControlVersion;
+         (offsetof(ControlHeader, journal_written) << 4) ^
+         (offsetof(ControlHeader, latency) << 20) ^ (sizeof(core::LatencyHistogram) << 48) ^
+         (offsetof(ControlHeader, retired_bytes) << 2) ^ kControlVersion;
 }
 
 inline constexpr std::size_t kControlSegmentSize = (sizeof(ControlHeader) + 4095) & ~std::size_t{4095};

@@ -3,6 +3,8 @@
 // that bound forever.
 #include "ipc/channel.hpp"
 
+#include <unistd.h>
+
 namespace shmbus::detail {
 
 std::uint64_t ChannelMapping::scan_gate_floor() const noexcept {
@@ -84,10 +86,16 @@ std::size_t ChannelMapping::evict_dead_subscribers() noexcept {
     const std::uint64_t start = owner_state(owner) == SlotState::active ? p.start_time : 0;
     if (process_alive(ProcessId{owner_pid(owner), start})) continue;
     // A dead producer's claim is repaired or skipped by readers; it no longer bounds anyone.
+    // Its totals are read before the slot is freed (a new owner zeroes them) and added to the
+    // channel's by whoever frees it. relaxed: statistics; the dead process changes them no more.
+    const std::uint64_t published = p.published.load(std::memory_order_relaxed);
+    const std::uint64_t bytes = p.published_bytes.load(std::memory_order_relaxed);  // relaxed: above
     // relaxed: the slot is freed with a release CAS below.
     p.in_flight.store(kNoClaim, std::memory_order_relaxed);
     // release: a new owner sees the cleared bound.
-    p.owner.compare_exchange_strong(owner, 0, std::memory_order_release);
+    if (p.owner.compare_exchange_strong(owner, 0, std::memory_order_release)) {
+      add_retired(published, bytes);
+    }
   }
   return evicted;
 }
@@ -108,6 +116,7 @@ Result<ProducerSlot*> ChannelMapping::take_producer_slot(const ProcessId& self) 
       // relaxed: published by the release store of the owner word below.
       p.in_flight.store(kNoClaim, std::memory_order_relaxed);
       p.published.store(0, std::memory_order_relaxed);  // relaxed: as in_flight above
+      p.published_bytes.store(0, std::memory_order_relaxed);  // relaxed: as in_flight above
       // release: peers that see the slot active see its start time.
       p.owner.store(owner_word(self.pid, SlotState::active), std::memory_order_release);
       return &p;
@@ -119,11 +128,24 @@ Result<ProducerSlot*> ChannelMapping::take_producer_slot(const ProcessId& self) 
                                                    " producer slots are in use"});
 }
 
-void ChannelMapping::release_producer_slot(ProducerSlot* slot) noexcept {
+void ChannelMapping::release_producer_slot(ProducerSlot* slot, std::uint64_t published,
+                                           std::uint64_t published_bytes) noexcept {
   if (slot == nullptr) return;
   // relaxed then release: the bound is cleared before the slot is seen free.
   slot->in_flight.store(kNoClaim, std::memory_order_relaxed);
-  slot->owner.store(0, std::memory_order_release);  // release: after the bound is cleared
+  // Peers free only the slots of dead processes, so the slot is still ours; the CAS keeps it so
+  // should a future path change that. acq_rel: the slot is freed once.
+  std::uint64_t mine = owner_word(static_cast<std::uint32_t>(::getpid()), SlotState::active);
+  if (slot->owner.compare_exchange_strong(mine, 0, std::memory_order_acq_rel)) {
+    add_retired(published, published_bytes);
+  }
+}
+
+void ChannelMapping::add_retired(std::uint64_t published, std::uint64_t bytes) noexcept {
+  // relaxed: statistics for tools; a reader summing them with the live slots may briefly miss a
+  // producer that is leaving, never count it twice (the slot is freed first).
+  control_->retired_published.fetch_add(published, std::memory_order_relaxed);
+  control_->retired_bytes.fetch_add(bytes, std::memory_order_relaxed);  // relaxed: above
 }
 
 }  // namespace shmbus::detail

@@ -129,7 +129,13 @@ void release_journal(ChannelMapping& channel) noexcept {
 }
 
 std::optional<JournalLink> find_journal(const ChannelMapping& channel) {
-  ControlHeader& ctl = channel.control();
+  return find_journal(channel.control());
+}
+
+std::optional<JournalLink> find_journal(const ControlHeader& control) {
+  // Loads only (std::atomic_ref needs a non-const object, never stores here), so a read-only
+  // mapping serves.
+  ControlHeader& ctl = const_cast<ControlHeader&>(control);
   auto owner = read_owner_and_dir(ctl);
   if (!owner) return std::nullopt;
   JournalLink link;

@@ -49,6 +49,8 @@ struct JournalLink {
 // The channel's journaler as the control segment describes it, or nothing when none is attached
 // (or one is attaching right now). Slow path: allocates, reads /proc.
 std::optional<JournalLink> find_journal(const ChannelMapping& channel);
+// The same from a control segment alone (tools' read-only mappings).
+std::optional<JournalLink> find_journal(const ControlHeader& control);
 
 // The journaler needs its own Subscriber's mapping (to claim the journal and publish progress)
 // without the public API exposing it.

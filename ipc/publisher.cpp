@@ -30,6 +30,7 @@ Result<Publisher> Publisher::open(std::string_view channel, const ChannelOptions
   p.writer_ = core::RingWriter(p.channel_->ring(), static_cast<std::uint16_t>(self.pid),
                                p.exclusive_);
   p.clock_ = std::make_unique<detail::PublishClock>();
+  p.counters_ = options.counters;
   return p;
 }
 
@@ -68,6 +69,8 @@ Publisher& Publisher::operator=(Publisher&& o) noexcept {
   slot_ = std::exchange(o.slot_, nullptr);
   outstanding_ = o.outstanding_;
   published_ = o.published_;
+  published_bytes_ = o.published_bytes_;
+  counters_ = o.counters_;
   back_pressured_tries_ = o.back_pressured_tries_;
   writer_ = o.writer_;
   clock_ = std::move(o.clock_);
@@ -80,7 +83,9 @@ Publisher& Publisher::operator=(Publisher&& o) noexcept {
 Publisher::~Publisher() { release_exclusive(); }
 
 void Publisher::release_exclusive() noexcept {
-  if (channel_) channel_->release_producer_slot(std::exchange(slot_, nullptr));
+  if (channel_) {
+    channel_->release_producer_slot(std::exchange(slot_, nullptr), published_, published_bytes_);
+  }
   if (!exclusive_ || !channel_) return;
   std::uint64_t mine = detail::pack_process(detail::self_process());
   // release: the next owner (which acquires the word) sees the tail we stored last.
@@ -200,8 +205,13 @@ void Publisher::claim_done() noexcept {
 
 PublishStatus Publisher::commit(Claim& claim) noexcept {
   const core::CommitStatus st = writer_.commit_with_header(claim.ticket_, claim.ticket_.timestamp_ns);
-  // relaxed: a statistic for tools.
-  if (st == core::CommitStatus::ok) slot_->published.store(++published_, std::memory_order_relaxed);
+  if (st == core::CommitStatus::ok && counters_) {
+    // relaxed: statistics for tools, on our own slot's line; nothing is ordered by them. Plain
+    // stores of our own running totals (we are the slot's only writer): no locked increment.
+    slot_->published.store(++published_, std::memory_order_relaxed);
+    published_bytes_ += claim.ticket_.length;
+    slot_->published_bytes.store(published_bytes_, std::memory_order_relaxed);  // relaxed: above
+  }
   claim_done();
   // relaxed: a hint; a sleeper that races this check re-checks within its sleep slice (1 ms).
   if (channel_->control().waiters.load(std::memory_order_relaxed) != 0) wake_waiters();

@@ -74,7 +74,7 @@ Result<ShmSegment> ShmSegment::create(const std::string& name, std::size_t size,
   }
 }
 
-Result<ShmSegment> ShmSegment::open(const std::string& name, bool writable) {
+Result<ShmSegment> ShmSegment::open(const std::string& name, bool writable, bool populate) {
   try {
     const auto mode = writable ? bip::read_write : bip::read_only;
     bip::shared_memory_object shm(bip::open_only, name.c_str(), mode);
@@ -86,7 +86,7 @@ Result<ShmSegment> ShmSegment::open(const std::string& name, bool writable) {
     ShmSegment seg;
     seg.region_ = bip::mapped_region(shm, mode, 0, static_cast<std::size_t>(size));
     seg.name_ = name;
-    prefault(seg.region_.get_address(), seg.region_.get_size(), writable);
+    if (populate) prefault(seg.region_.get_address(), seg.region_.get_size(), writable);
     return seg;
   } catch (const bip::interprocess_exception& e) {
     return tl::unexpected(

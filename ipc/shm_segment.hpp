@@ -20,8 +20,9 @@ class ShmSegment {
   // (a full /dev/shm fails here with no_space, not later with SIGBUS), maps it read-write.
   static Result<ShmSegment> create(const std::string& name, std::size_t size, unsigned mode);
 
-  // Opens and maps an existing object; not_found if it does not exist.
-  static Result<ShmSegment> open(const std::string& name, bool writable);
+  // Opens and maps an existing object; not_found if it does not exist. `populate` maps every page
+  // now (no page faults on the hot path later); tools that glance at a header skip it.
+  static Result<ShmSegment> open(const std::string& name, bool writable, bool populate = true);
 
   // Gives the object `from` the name `to` as well, atomically; false if `to` exists.
   static Result<bool> link(const std::string& from, const std::string& to);

@@ -241,6 +241,8 @@ std::size_t Subscriber::poll_journal(detail::MessageSink sink, std::size_t max_m
     if (rec.sequence < skip_below_) continue;  // walking up to StartFrom::sequence
     ++handed;
     ++spilled_;
+    // End to end, catch-up included: the journal kept the publish time.
+    if (latency_ != nullptr) core::record_latency(*latency_, delivery_now_ns() - rec.timestamp_ns);
     sink.call(sink.handler, Message{rec.sequence, rec.timestamp_ns, rec.payload, lost_before});
   }
   if (catching_up_) sync();

@@ -25,6 +25,7 @@
 
 #include <tl/expected.hpp>
 
+#include "core/latency_histogram.hpp"
 #include "core/ring.hpp"
 #include "core/ring_reader.hpp"
 
@@ -73,6 +74,9 @@ struct ChannelOptions {
   // One producer process at a time (enforced: a second publisher gets ErrorCode::busy while the
   // first one's process lives). Claims then need no compare-and-swap.
   bool single_producer = false;
+  // This publisher keeps its message and byte counters in the control segment (`shmbus stat`):
+  // two relaxed stores to its own cache line per commit. Off only to measure what they cost.
+  bool counters = true;
 };
 
 // A snapshot of a channel's identity, as the creator wrote it.
@@ -182,6 +186,8 @@ class Publisher {
   detail::ProducerSlot* slot_ = nullptr;  // our registration in the control segment
   std::uint32_t outstanding_ = 0;         // claims not yet committed or abandoned
   std::uint64_t published_ = 0;
+  std::uint64_t published_bytes_ = 0;
+  bool counters_ = true;
   std::uint32_t back_pressured_tries_ = 0;
 };
 
@@ -217,6 +223,11 @@ struct SubscriberOptions {
   // block subscriber's records stay in place, unoverwritten, until released; a named one resumed
   // after a crash starts at the last released cursor (at-least-once).
   bool manual_release = false;
+  // Records each message's end-to-end latency (publish timestamp to delivery) in this
+  // subscriber's histogram in the control segment, for `shmbus stat`. Costs a clock read (TSC)
+  // and two plain stores per message. The delivery time is read once per poll, before the first
+  // handler call, so a long handler does not inflate the latencies of the batch after it.
+  bool latency_histogram = false;
 };
 
 enum class PollStatus : std::uint8_t {
@@ -332,6 +343,12 @@ class Subscriber {
   bool catching_up_ = false;  // spill: delivering from the journal
   std::uint64_t spilled_ = 0;
   std::unique_ptr<detail::SpillState> spill_;  // spill policy only
+  // SubscriberOptions::latency_histogram: our histogram in the control segment, and the clock
+  // that reads delivery times (a TSC-extrapolated CLOCK_REALTIME, as publishers stamp with).
+  core::LatencyHistogram* latency_ = nullptr;
+  std::unique_ptr<detail::PublishClock> latency_clock_;
+  std::int64_t delivery_now_ns() noexcept;
+  std::uint32_t position_publishes_ = 0;  // heartbeats are refreshed every 1024th
 };
 
 template <class Handler>
@@ -346,10 +363,15 @@ std::size_t Subscriber::poll(Handler&& on_message, std::size_t max_messages) noe
     return poll_journal(sink, max_messages);
   }
   std::size_t handed = 0;
+  std::int64_t delivered_ns = 0;  // latency histogram: read once per poll, at the first message
   auto deliver = [&](const core::RecordView& r) {
     lost_ += r.lost_before;
     if (r.sequence < skip_below_) [[unlikely]] return;  // walking up to StartFrom::sequence
     ++handed;
+    if (latency_ != nullptr) [[unlikely]] {
+      if (delivered_ns == 0) delivered_ns = delivery_now_ns();
+      core::record_latency(*latency_, delivered_ns - r.timestamp_ns);
+    }
     on_message(Message{r.sequence, r.timestamp_ns, {r.payload, r.length}, r.lost_before});
   };
   std::size_t delivered = 0;

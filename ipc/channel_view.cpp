@@ -1,0 +1,50 @@
+#include "ipc/channel_view.hpp"
+
+#include "ipc/channel.hpp"
+
+namespace shmbus::detail {
+
+Result<ChannelView> ChannelView::open(std::string_view channel) {
+  if (auto ok = check_channel_name(channel); !ok) return tl::unexpected(ok.error());
+  ChannelView view;
+  view.name_ = std::string(channel);
+  const std::string ring_name = ring_object_name(channel);
+  view.ring_path_ = shm_path(ring_name);
+  auto ring = ShmSegment::open(ring_name, false, false);
+  if (!ring) {
+    if (ring.error().code == ErrorCode::not_found) {
+      ring.error().message = "channel '" + view.name_ + "' does not exist";
+    }
+    return tl::unexpected(ring.error());
+  }
+  const std::string where = "channel '" + view.name_ + "' (" + view.ring_path_ + "): ";
+  if (auto err = core::check_ring(ring->base(), ring->size())) {
+    const bool version = err->find("version") != std::string::npos ||
+                         err->find("fingerprint") != std::string::npos;
+    return tl::unexpected(
+        Error{version ? ErrorCode::version_mismatch : ErrorCode::corrupt, where + *err});
+  }
+  view.ring_segment_ = std::move(*ring);
+  // The view only ever loads through this reference; the mapping is read-only, so a store would
+  // fault rather than perturb the channel.
+  view.ring_ = core::RingRef::attach(view.ring_segment_.base());
+  const std::uint64_t incarnation = view.ring_.header->incarnation;
+  const std::string ctl_name = control_object_name(channel, incarnation);
+  view.control_path_ = shm_path(ctl_name);
+  auto ctl = ShmSegment::open(ctl_name, false, false);
+  if (!ctl) {
+    ctl.error().message = where + ctl.error().message;
+    return tl::unexpected(ctl.error());
+  }
+  if (auto err = check_control(*ctl, incarnation)) {
+    return tl::unexpected(Error{err->find("version") != std::string::npos
+                                    ? ErrorCode::version_mismatch
+                                    : ErrorCode::corrupt,
+                                where + *err + " (" + view.control_path_ + ")"});
+  }
+  view.control_segment_ = std::move(*ctl);
+  view.control_ = static_cast<const ControlHeader*>(view.control_segment_.base());
+  return view;
+}
+
+}  // namespace shmbus::detail
