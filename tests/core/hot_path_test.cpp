@@ -365,9 +365,9 @@ TEST(HotPath, RingClaimCommitAndPollMakeNoSystemCall) {
   }
 }
 
-// Publisher::try_claim + commit and Subscriber::poll (a block, a drop, a manual-release block
-// subscriber releasing after each poll, and a spill subscriber on the ring) over a real channel in
-// POSIX shared memory.
+// Publisher::try_claim + commit and Subscriber::poll (a block, a drop recording its latency
+// histogram, a manual-release block subscriber releasing after each poll, and a spill subscriber
+// on the ring) over a real channel in POSIX shared memory.
 int publish_and_poll(const std::string& name, bool single_producer) {
   (void)shmbus::remove_channel(name);
   shmbus::ChannelOptions options;
@@ -380,6 +380,7 @@ int publish_and_poll(const std::string& name, bool single_producer) {
   block_options.policy = shmbus::Policy::block;
   shmbus::SubscriberOptions drop_options;
   drop_options.policy = shmbus::Policy::drop;
+  drop_options.latency_histogram = true;
   auto block = shmbus::Subscriber::open(name, block_options);
   auto drop = shmbus::Subscriber::open(name, drop_options);
   if (!block || !drop) return 3;
