@@ -40,17 +40,25 @@ int run_and_print(std::vector<std::unique_ptr<Transport>> transports, const Benc
 }
 
 // shmbus's two channel kinds, then the baselines; `only` (when given) keeps the transports it
-// names and always the raw-shm baseline, which every ratio is measured against.
+// names and always the raw-shm baseline, which every ratio is measured against. `on_request`
+// transports (variants that measure what an option costs) run only when `only` names them.
 template <class Transport>
-std::vector<std::unique_ptr<Transport>> with_shmbus(std::unique_ptr<Transport> shared,
-                                                    std::unique_ptr<Transport> single,
-                                                    std::vector<std::unique_ptr<Transport>> rest,
-                                                    const std::vector<std::string>& only) {
+std::vector<std::unique_ptr<Transport>> with_shmbus(
+    std::unique_ptr<Transport> shared, std::unique_ptr<Transport> single,
+    std::vector<std::unique_ptr<Transport>> rest, const std::vector<std::string>& only,
+    std::vector<std::unique_ptr<Transport>> on_request = {}) {
   std::vector<std::unique_ptr<Transport>> all;
   all.push_back(std::move(shared));
   all.push_back(std::move(single));
+  for (auto& t : on_request) all.push_back(std::move(t));
   for (auto& t : rest) all.push_back(std::move(t));
-  if (only.empty()) return all;
+  if (only.empty()) {
+    std::erase_if(all, [&](const std::unique_ptr<Transport>& t) {
+      return t->name().find("-nocounters") != std::string::npos ||
+             t->name().find("-hist") != std::string::npos;
+    });
+    return all;
+  }
   std::erase_if(all, [&](const std::unique_ptr<Transport>& t) {
     const std::string name = t->name();
     return name != "raw-shm" && std::find(only.begin(), only.end(), name) == only.end();
@@ -96,9 +104,15 @@ int run_bench(const BenchOptions& options) {
   if (options.count) config.count = *options.count;
   config.warmup = std::min<std::uint64_t>(config.warmup, config.count);
   if (options.kind == "pingpong") {
+    // What the statistics cost: the same single-producer pingpong without the publishers'
+    // counters, and with latency histograms on both subscribers.
+    std::vector<std::unique_ptr<bench::PingPongTransport>> variants;
+    variants.push_back(bench::shmbus_pingpong_transport(bench::ShmbusVariant{true, false, false}));
+    variants.push_back(bench::shmbus_pingpong_transport(bench::ShmbusVariant{true, true, true}));
     return run_and_print(with_shmbus(bench::shmbus_pingpong_transport(false),
                                      bench::shmbus_pingpong_transport(true),
-                                     bench::baseline_pingpong_transports(), options.only),
+                                     bench::baseline_pingpong_transports(), options.only,
+                                     std::move(variants)),
                          options, config, [](auto& t, auto& c, auto& p) {
                            return bench::run_pingpong(t, c, p);
                          });
@@ -140,8 +154,11 @@ void add_bench_command(CLI::App& app) {
       ->check(CLI::Range(1, 99));
   cmd->add_option("--only", options->only,
                   "Run only these transports (repeatable; raw-shm always runs): shmbus, "
-                  "shmbus-sp, pipe, unix-socket, boost-mq")
-      ->check(CLI::IsMember({"shmbus", "shmbus-sp", "raw-shm", "pipe", "unix-socket", "boost-mq"}));
+                  "shmbus-sp, pipe, unix-socket, boost-mq; and, for pingpong only, "
+                  "shmbus-sp-nocounters (publishers keep no counters) and shmbus-sp-hist "
+                  "(subscribers record latency histograms), which run only when named")
+      ->check(CLI::IsMember({"shmbus", "shmbus-sp", "raw-shm", "pipe", "unix-socket", "boost-mq",
+                             "shmbus-sp-nocounters", "shmbus-sp-hist"}));
   cmd->add_flag("--json", options->json, "One JSON document on stdout instead of a table");
   cmd->callback([options] {
     const int code = run_bench(*options);

@@ -1,5 +1,7 @@
 #include "bench/harness/report.hpp"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include <nlohmann/json.hpp>
@@ -29,6 +31,14 @@ std::string cpus(const char* first_role, int first, const char* second_role, int
   return fmt::format("{} CPU {}, {} CPU {}", first_role, first, second_role, second);
 }
 
+// The transport column: as wide as the longest name plus a gap, at least 14.
+template <class Result>
+std::size_t name_width(const std::vector<Result>& results) {
+  std::size_t w = 12;
+  for (const Result& r : results) w = std::max(w, r.transport.size());
+  return w + 2;
+}
+
 }  // namespace
 
 std::string format_table(const PingPongReport& report) {
@@ -37,12 +47,13 @@ std::string format_table(const PingPongReport& report) {
       "pingpong: {} B messages, {} timed round trips after {} warm-up, median of {} round(s), {}\n",
       report.size, report.count, report.warmup, report.rounds,
       cpus("initiator", report.initiator_cpu, "responder", report.responder_cpu));
-  out += fmt::format("{:<14}{:>10}{:>10}{:>10}{:>10}{:>12}{:>10}{:>12}\n", "transport", "p50 ns",
-                     "p90 ns", "p99 ns", "p99.9 ns", "max ns", "p50/raw", "p99.9/raw");
+  const std::size_t w = name_width(report.results);
+  out += fmt::format("{:<{}}{:>10}{:>10}{:>10}{:>10}{:>12}{:>10}{:>12}\n", "transport", w,
+                     "p50 ns", "p90 ns", "p99 ns", "p99.9 ns", "max ns", "p50/raw", "p99.9/raw");
   for (const PingPongResult& r : report.results) {
     const LatencyStats& l = r.latency;
     out += fmt::format(
-        "{:<14}{:>10}{:>10}{:>10}{:>10}{:>12}{:>10}{:>12}\n", r.transport, l.p50_ns, l.p90_ns,
+        "{:<{}}{:>10}{:>10}{:>10}{:>10}{:>12}{:>10}{:>12}\n", r.transport, w, l.p50_ns, l.p90_ns,
         l.p99_ns, l.p999_ns, l.max_ns,
         ratio_cell(base, double(l.p50_ns), base ? double(base->latency.p50_ns) : 0),
         ratio_cell(base, double(l.p999_ns), base ? double(base->latency.p999_ns) : 0));
@@ -56,9 +67,10 @@ std::string format_table(const ThroughputReport& report) {
       "throughput: {} B messages, {:g} s per round, median of {} round(s), {}\n", report.size,
       report.duration_s, report.rounds,
       cpus("producer", report.producer_cpu, "consumer", report.consumer_cpu));
-  out += fmt::format("{:<14}{:>14}{:>12}{:>10}\n", "transport", "msgs/s", "MB/s", "x raw");
+  const std::size_t w = name_width(report.results);
+  out += fmt::format("{:<{}}{:>14}{:>12}{:>10}\n", "transport", w, "msgs/s", "MB/s", "x raw");
   for (const ThroughputResult& r : report.results) {
-    out += fmt::format("{:<14}{:>13.3f}M{:>12.1f}{:>10}\n", r.transport, r.msgs_per_s / 1e6,
+    out += fmt::format("{:<{}}{:>13.3f}M{:>12.1f}{:>10}\n", r.transport, w, r.msgs_per_s / 1e6,
                        r.mb_per_s,
                        ratio_cell(base, r.msgs_per_s, base ? base->msgs_per_s : 0));
   }

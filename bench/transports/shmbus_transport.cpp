@@ -19,10 +19,11 @@ std::string unique_name(const char* what) {
 }
 
 Publisher open_publisher(const std::string& name, std::uint64_t capacity, std::size_t size,
-                         bool single_producer) {
+                         bool single_producer, bool counters = true) {
   ChannelOptions co;
   co.capacity = capacity;
   co.single_producer = single_producer;
+  co.counters = counters;
   // Room for a whole batch of streamed messages in one claim (a batch is at most one maximum
   // frame), within the channel's limit of a quarter ring.
   const std::size_t batch_bytes = 32 * shmbus::core::frame_size(size);
@@ -33,8 +34,9 @@ Publisher open_publisher(const std::string& name, std::uint64_t capacity, std::s
   return std::move(*p);
 }
 
-Subscriber open_subscriber(const std::string& name) {
+Subscriber open_subscriber(const std::string& name, bool latency_histogram = false) {
   SubscriberOptions so;
+  so.latency_histogram = latency_histogram;
   so.policy = Policy::block;
   so.start = StartFrom::earliest;
   auto s = Subscriber::open(name, so);
@@ -55,8 +57,9 @@ void send_message(Publisher& pub, std::vector<std::byte>& message, std::uint64_t
 
 class PingPong final : public PingPongTransport {
  public:
-  explicit PingPong(bool single_producer) : single_producer_(single_producer) {}
-  std::string name() const override { return single_producer_ ? "shmbus-sp" : "shmbus"; }
+  explicit PingPong(const ShmbusVariant& variant)
+      : variant_(variant), single_producer_(variant.single_producer) {}
+  std::string name() const override { return variant_.name(); }
   void prepare(const BenchConfig& config) override {
     size_ = config.size;
     ping_ = unique_name("ping");
@@ -66,13 +69,13 @@ class PingPong final : public PingPongTransport {
     open_publisher(pong_, kCapacity, size_, single_producer_);
   }
   void as_initiator() override {
-    pub_.emplace(open_publisher(ping_, kCapacity, size_, single_producer_));
-    sub_.emplace(open_subscriber(pong_));
+    pub_.emplace(open_publisher(ping_, kCapacity, size_, single_producer_, variant_.counters));
+    sub_.emplace(open_subscriber(pong_, variant_.latency_histogram));
     message_.assign(size_, std::byte{0x5a});
   }
   void as_responder() override {
-    pub_.emplace(open_publisher(pong_, kCapacity, size_, single_producer_));
-    sub_.emplace(open_subscriber(ping_));
+    pub_.emplace(open_publisher(pong_, kCapacity, size_, single_producer_, variant_.counters));
+    sub_.emplace(open_subscriber(ping_, variant_.latency_histogram));
     message_.assign(size_, std::byte{0xa5});
   }
   void send(std::uint64_t seq) override { send_message(*pub_, message_, seq); }
@@ -102,6 +105,7 @@ class PingPong final : public PingPongTransport {
     return seq;
   }
 
+  ShmbusVariant variant_;
   bool single_producer_;
   std::size_t size_ = 64;
   std::string ping_, pong_;
@@ -200,8 +204,19 @@ class Stream final : public ThroughputTransport {
 
 }  // namespace
 
+std::string ShmbusVariant::name() const {
+  std::string n = single_producer ? "shmbus-sp" : "shmbus";
+  if (!counters) n += "-nocounters";
+  if (latency_histogram) n += "-hist";
+  return n;
+}
+
+std::unique_ptr<PingPongTransport> shmbus_pingpong_transport(const ShmbusVariant& variant) {
+  return std::make_unique<PingPong>(variant);
+}
+
 std::unique_ptr<PingPongTransport> shmbus_pingpong_transport(bool single_producer) {
-  return std::make_unique<PingPong>(single_producer);
+  return std::make_unique<PingPong>(ShmbusVariant{single_producer});
 }
 std::unique_ptr<ThroughputTransport> shmbus_throughput_transport(bool single_producer) {
   return std::make_unique<Stream>(single_producer);

@@ -2,14 +2,26 @@
 #pragma once
 
 #include <memory>
+#include <string>
 
 #include "bench/harness/transport.hpp"
 
 namespace shmbus::bench {
 
+// How shmbus is set up for a run. The variants beyond the channel kind exist to measure what the
+// statistics cost, side by side with the default in one run (`--only`).
+struct ShmbusVariant {
+  bool single_producer = false;
+  bool counters = true;            // ChannelOptions::counters (the default)
+  bool latency_histogram = false;  // SubscriberOptions::latency_histogram
+  // "shmbus" or "shmbus-sp", then "-nocounters" and/or "-hist".
+  std::string name() const;
+};
+
 // Pingpong over two channels (one each way), block subscribers, zero-copy claim/commit.
 // "shmbus" uses default (multi-producer) channels, "shmbus-sp" single-producer ones.
 std::unique_ptr<PingPongTransport> shmbus_pingpong_transport(bool single_producer);
+std::unique_ptr<PingPongTransport> shmbus_pingpong_transport(const ShmbusVariant& variant);
 // One channel, one producer, one block subscriber that copies each payload out.
 std::unique_ptr<ThroughputTransport> shmbus_throughput_transport(bool single_producer);
 
