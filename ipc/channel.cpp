@@ -50,7 +50,9 @@ Result<ShmSegment> build_control(const std::string& name, std::uint64_t incarnat
 }  // namespace
 
 std::optional<std::string> check_control(const ShmSegment& seg, std::uint64_t incarnation) {
-  if (seg.size() < sizeof(ControlHeader)) return "control segment is too small";
+  // The identity first (every version starts with it), so that an older build's smaller segment
+  // is reported as the version mismatch it is.
+  if (seg.size() < offsetof(ControlHeader, gate_epoch)) return "control segment is too small";
   const auto* c = static_cast<const ControlHeader*>(seg.base());
   if (c->magic != kControlMagic) return "control segment has a bad magic";
   if (c->version != kControlVersion || c->layout_fingerprint != control_fingerprint()) {
@@ -60,6 +62,7 @@ std::optional<std::string> check_control(const ShmSegment& seg, std::uint64_t in
                   c->version, c->layout_fingerprint, kControlVersion, control_fingerprint());
     return std::string(buf);
   }
+  if (seg.size() < sizeof(ControlHeader)) return "control segment is too small";
   // acquire: pairs with the creator's release of `ready`.
   if (c->ready.load(std::memory_order_acquire) != core::kReadyMarker) {
     return "control segment is not ready";

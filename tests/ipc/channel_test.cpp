@@ -19,6 +19,7 @@
 #include "core/layout.hpp"
 #include "ipc/control_layout.hpp"
 #include "shmbus/shmbus.hpp"
+#include "shmbus/stats.hpp"
 #include "tests/support/inprocess.hpp"
 #include "tests/support/process.hpp"
 #include "tests/support/segments.hpp"
@@ -257,6 +258,30 @@ TEST(Channel, RingOfAnotherLayoutVersionIsVersionMismatchNamingBothVersions) {
     EXPECT_EQ(sub.error().code, ErrorCode::version_mismatch) << sub.error().message;
     EXPECT_NE(sub.error().message.find(found), std::string::npos) << sub.error().message;
   }
+}
+
+// An older build's control segment is smaller than ours: its version is what differs, and that is
+// what the error must say (not "too small"), for openers and for tools alike.
+TEST(Channel, SmallerControlSegmentOfAnOlderVersionIsVersionMismatch) {
+  ChannelGuard ch(unique_channel("oldctl"));
+  ASSERT_TRUE(Publisher::open(ch.name(), small_options()));
+  auto files = ChannelFiles::open(ch.name(), true);
+  ASSERT_TRUE(files);
+  const std::string control = files->control_path();
+  files->control().version = detail::kControlVersion - 1;
+  files.reset();
+  ASSERT_EQ(::truncate(control.c_str(), offsetof(detail::ControlHeader, latency)), 0);
+  const std::string found = "version " + std::to_string(detail::kControlVersion - 1);
+  auto sub = Subscriber::open(ch.name(), sub_options(Policy::drop));
+  ASSERT_FALSE(sub);
+  EXPECT_EQ(sub.error().code, ErrorCode::version_mismatch) << sub.error().message;
+  EXPECT_NE(sub.error().message.find(found), std::string::npos) << sub.error().message;
+  auto pub = Publisher::open(ch.name(), small_options());
+  ASSERT_FALSE(pub);
+  EXPECT_EQ(pub.error().code, ErrorCode::version_mismatch) << pub.error().message;
+  auto stats = read_channel_stats(ch.name());
+  ASSERT_FALSE(stats);
+  EXPECT_EQ(stats.error().code, ErrorCode::version_mismatch) << stats.error().message;
 }
 
 TEST(Channel, RingOfAnotherLayoutFingerprintIsVersionMismatch) {
