@@ -28,6 +28,7 @@ SubscriberOptions subscriber_options(const TailOptions& o) {
   so.start = o.start;
   so.start_sequence = o.start_sequence;
   so.name = o.name;
+  so.latency_histogram = o.latency_histogram;
   return so;
 }
 
@@ -144,6 +145,9 @@ void add_tail_command(CLI::App& app) {
   sub->add_option("--name", s->options.name,
                   "Subscriber name: a named subscriber resumes where the last one of that name "
                   "stopped");
+  sub->add_flag("--latency-histogram", s->options.latency_histogram,
+                "Record each message's end-to-end latency in this subscriber's histogram, shown "
+                "by 'shmbus stat' (p50, p99, p99.9, max)");
   CLI::Option* timeout =
       sub->add_option("--timeout-ms", s->timeout_ms,
                       "Exit with code 2 if no message arrives for this long (default: wait "

@@ -73,6 +73,7 @@ struct TailOptions {
   RecordFormat format = RecordFormat::text;
   std::string name;  // a named subscriber resumes where the last one of that name stopped
   std::optional<std::int64_t> timeout_ms;  // exit 2 after this long without a message
+  bool latency_histogram = false;          // SubscriberOptions::latency_histogram
 };
 
 // Prints each record to `out` (one line each, flushed), until count, timeout, SIGINT or SIGTERM.

@@ -13,12 +13,14 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "core/layout.hpp"
 #include "shmbus/shmbus.hpp"
+#include "shmbus/stats.hpp"
 #include "tests/support/process.hpp"
 #include "tests/support/segments.hpp"
 
@@ -360,6 +362,38 @@ TEST(ObserveInspect, ADamagedRecordIsReportedByPosition) {
   EXPECT_EQ(r.status.code, 1) << r.out;
   EXPECT_NE(r.out.find("PROBLEM at position " + std::to_string(position)), std::string::npos)
       << r.out;
+}
+
+// `tail --latency-histogram` records every message it prints; stat shows the percentiles, in
+// order, from the histogram the named subscriber left behind.
+TEST(ObserveCli, StatShowsTheLatencyPercentilesOfAHistogramSubscriber) {
+  ChannelGuard ch(unique_channel("obslat"));
+  ASSERT_TRUE(cli({"pub", ch.name(), "--count", "1", "--quiet"}).status.ok());
+  Child tail = Child::spawn({SHMBUS_CLI, "tail", ch.name(), "--name", "timed",
+                             "--latency-histogram", "--count", "200", "--format", "json"});
+  // Published once the subscriber is attached (it starts at the next message).
+  for (int i = 0; i < 200; ++i) {
+    auto st = shmbus::read_channel_stats(ch.name());
+    if (st && !st->subscribers.empty()) break;
+    std::this_thread::sleep_for(10ms);
+  }
+  ASSERT_TRUE(cli({"pub", ch.name(), "--count", "200", "--rate", "20000", "--quiet"}).status.ok());
+  const auto status = tail.wait(10s);
+  ASSERT_TRUE(status && status->ok()) << tail.output();
+  const RunResult r = cli({"stat", ch.name(), "--json", "--interval-ms", "0"});
+  ASSERT_TRUE(r.status.ok()) << r.out;
+  const json j = json::parse(r.out);
+  const json* t = find_named(j["subscribers"], "name", "timed");
+  ASSERT_NE(t, nullptr) << r.out;
+  EXPECT_EQ((*t)["state"], "detached");
+  EXPECT_EQ((*t)["received"], 200);
+  const json& lat = (*t)["latency"];
+  ASSERT_TRUE(lat.is_object()) << r.out;
+  EXPECT_EQ(lat["count"], 200);
+  EXPECT_GT(lat["max_ns"].get<std::uint64_t>(), 0u);
+  EXPECT_LE(lat["p50_ns"].get<std::uint64_t>(), lat["p99_ns"].get<std::uint64_t>());
+  EXPECT_LE(lat["p99_ns"].get<std::uint64_t>(), lat["p999_ns"].get<std::uint64_t>());
+  EXPECT_LE(lat["p999_ns"].get<std::uint64_t>(), lat["max_ns"].get<std::uint64_t>());
 }
 
 TEST(ObserveCli, StatOfAMissingChannelFails) {
