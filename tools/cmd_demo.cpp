@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <memory>
 #include <new>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -19,9 +20,11 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include "shmbus/stats.hpp"
 #include "tools/commands.hpp"
 #include "tools/demo_payload.hpp"
 #include "tools/demo_roles.hpp"
+#include "tools/observe_format.hpp"
 #include "tools/pacer.hpp"
 #include "tools/signals.hpp"
 
@@ -191,6 +194,7 @@ class DemoRun {
         fmt::print(out_, "{:<10} FAIL: {}\n", c.role->name, why);
       }
     }
+    pass = cross_check_stats(totals) && pass;
     for (const Child& c : children_) {
       if (c.role->name != "journaler") continue;
       fmt::print(out_,
@@ -199,6 +203,51 @@ class DemoRun {
                  cfg_.journal_dir, c.report->last_sequence.load(), c.report->durable.load());
     }
     return pass;
+  }
+
+  // The channel's counters in shared memory (what `shmbus stat` reads) must agree with what each
+  // process counted itself: published messages, and every subscriber's received, lost, spilled.
+  bool cross_check_stats(const DemoTotals& totals) {
+    auto st = read_channel_stats(cfg_.channel);
+    if (!st) {
+      fmt::print(out_, "\nstat cross-check: FAIL: {}\n", st.error().message);
+      return false;
+    }
+    std::vector<std::string> mismatches;
+    if (st->published_messages != totals.published) {
+      mismatches.push_back(fmt::format("published {} in stat, {} by the publisher",
+                                       st->published_messages, totals.published));
+    }
+    std::size_t checked = 0;
+    for (const Child& c : children_) {
+      if (c.role->kind != RoleKind::sink || c.role->name == "journaler") continue;
+      const RoleReport& r = *c.report;
+      const auto it = std::find_if(st->subscribers.begin(), st->subscribers.end(),
+                                   [&](const SubscriberStats& s) { return s.name == c.role->policy; });
+      if (it == st->subscribers.end()) {
+        mismatches.push_back(fmt::format("no subscriber named {} in stat", c.role->policy));
+        continue;
+      }
+      ++checked;
+      // relaxed: the children have exited; their last stores are final.
+      const std::uint64_t received = r.count.load(std::memory_order_relaxed);
+      const std::uint64_t lost = r.lost.load(std::memory_order_relaxed);        // relaxed: above
+      const std::uint64_t spilled = r.spilled.load(std::memory_order_relaxed);  // relaxed: above
+      if (it->received != received || it->lost != lost || it->spilled != spilled) {
+        mismatches.push_back(fmt::format(
+            "{}: stat says received {} lost {} spilled {}, the process counted {} {} {}",
+            c.role->name, it->received, it->lost, it->spilled, received, lost, spilled));
+      }
+    }
+    if (mismatches.empty()) {
+      fmt::print(out_,
+                 "\nstat cross-check: ok (the control segment's counters agree with the "
+                 "processes': {} published, {} subscribers' received/lost/spilled)\n",
+                 st->published_messages, checked);
+      return true;
+    }
+    for (const std::string& m : mismatches) fmt::print(out_, "\nstat cross-check: FAIL: {}\n", m);
+    return false;
   }
 
   void add(const DemoRole& role, RoleReport& report) { children_.push_back(Child{&role, &report}); }
@@ -269,7 +318,21 @@ class DemoRun {
                      r.lost.load(std::memory_order_relaxed), pub > last ? pub - last : 0);  // relaxed: statistic
     }
     fmt::print(out_, "{}\n", line);
+    show_stat_half_way(pub);
     std::fflush(out_);
+  }
+
+  // Once, half way through: the channel as `shmbus stat` shows it to an operator, read from its
+  // shared memory like the tool does (rates over the last stats interval).
+  void show_stat_half_way(std::uint64_t published_now) {
+    auto now = read_channel_stats(cfg_.channel);
+    if (!now) return;
+    if (!stat_shown_ && published_now >= cfg_.messages / 2 && previous_stats_) {
+      fmt::print(out_, "\n--- half way: shmbus stat {} ---\n{}---\n\n", cfg_.channel,
+                 stat_text(*now, measure_rates(&*previous_stats_, *now), false));
+      stat_shown_ = true;
+    }
+    previous_stats_ = std::move(*now);
   }
 
   const DemoConfig& cfg_;
@@ -278,6 +341,8 @@ class DemoRun {
   std::vector<Child> children_;
   std::int64_t start_ns_ = 0;
   std::int64_t end_ns_ = 0;
+  std::optional<ChannelStats> previous_stats_;
+  bool stat_shown_ = false;
 };
 
 }  // namespace

@@ -69,6 +69,10 @@ int receive_demo_messages(const DemoConfig& cfg, DemoBoard& board, RoleReport& m
   SubscriberOptions so;
   so.policy = policy;
   so.start = StartFrom::earliest;
+  // Named after its policy, so that `shmbus stat` (and the demo's own cross-check) can tell the
+  // three apart; each records its end-to-end latency for stat's percentiles.
+  so.name = to_string(policy);
+  so.latency_histogram = true;
   auto sub = Subscriber::open(cfg.channel, so);
   // A spill subscriber needs the journaler attached, which starts alongside: give it a moment.
   for (int attempt = 0; !sub && policy == Policy::spill && attempt < 500; ++attempt) {
