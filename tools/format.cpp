@@ -86,6 +86,19 @@ std::string human_duration_ns(std::int64_t ns) {
   return fmt::format("{:.3f} s", v / 1e9);
 }
 
+std::string human_age(std::int64_t now_ns, std::int64_t then_ns) {
+  if (then_ns <= 0) return "never";
+  const double s = now_ns > then_ns ? static_cast<double>(now_ns - then_ns) / 1e9 : 0.0;
+  if (s < 60) return fmt::format("{:.1f} s ago", s);
+  if (s < 3600) return fmt::format("{:.1f} min ago", s / 60);
+  if (s < 48 * 3600) return fmt::format("{:.1f} h ago", s / 3600);
+  return fmt::format("{:.1f} d ago", s / 86400);
+}
+
+std::string human_rate(double per_second, const char* unit) {
+  return fmt::format("{} {}/s", human_count(per_second), unit);
+}
+
 std::string record_line(const Message& m, RecordFormat format) {
   if (format == RecordFormat::json) {
     nlohmann::ordered_json j;

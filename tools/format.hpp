@@ -33,6 +33,14 @@ std::string human_count(double value);
 // Nanoseconds as the largest fitting unit: "850 ns", "12.3 us", "4.56 ms", "2.001 s".
 std::string human_duration_ns(std::int64_t ns);
 
+// How long ago `then_ns` was at `now_ns` (both CLOCK_REALTIME ns): "0.3 s ago", "4.2 min ago",
+// "3.0 h ago", "2.5 d ago". "never" if then_ns <= 0 (no such event); a time slightly in the
+// future (clocks of two processes) counts as "0.0 s ago".
+std::string human_age(std::int64_t now_ns, std::int64_t then_ns);
+
+// A rate for a human: human_count(per_second) + " " + unit + "/s": "1.20 M msg/s", "950 msg/s".
+std::string human_rate(double per_second, const char* unit = "msg");
+
 enum class RecordFormat : std::uint8_t { text, json };
 
 // One line (without the newline) for a received message:
