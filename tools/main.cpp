@@ -6,6 +6,7 @@
 #include "tools/commands.hpp"
 #include "tools/record_command.hpp"
 #include "tools/journal_commands.hpp"
+#include "tools/observe_commands.hpp"
 
 namespace {
 
@@ -44,6 +45,11 @@ int main(int argc, char** argv) {
   shmbus::tools::add_record_command(app);
   shmbus::tools::add_journal_command(app);
   shmbus::tools::add_replay_command(app);
+  shmbus::tools::add_ls_command(app);
+  shmbus::tools::add_stat_command(app);
+  shmbus::tools::add_inspect_command(app);
+  shmbus::tools::add_rm_command(app);
+  shmbus::tools::add_gc_command(app);
 
   try {
     app.parse(argc, argv);
