@@ -13,10 +13,8 @@
 
 #include <nlohmann/json.hpp>
 
-// The formatting layer is compiled into this test: the test programs link the shmbus library,
-// not the command's.
-#include "tools/format.cpp"
-#include "tools/observe_format.cpp"
+#include "tools/format.hpp"
+#include "tools/observe_format.hpp"
 
 namespace {
 
