@@ -15,13 +15,14 @@ std::string describe(const char* fmt, unsigned long long a, unsigned long long b
   return buf;
 }
 
-// Whether any header in (position, end) carries its own position in its commit word (committed,
-// pending or being repaired): something of this lap was written after `position`.
-bool written_after(const RingRef& ring, std::uint64_t position, std::uint64_t end) {
+// Whether a record in (position, end) is committed in this lap (its commit word is its own
+// position, committed): records after an uncommitted claim were committed first.
+bool committed_after(const RingRef& ring, std::uint64_t position, std::uint64_t end) {
   for (std::uint64_t q = position + kFrameAlignment; q < end; q += kFrameAlignment) {
     // relaxed: only the word is compared; nothing is read through it.
-    const std::uint64_t word = ring.header_at(q)->commit.load(std::memory_order_relaxed);
-    if (((word & ~kCommitStateMask) ^ ring.key) == q) return true;
+    if (ring.header_at(q)->commit.load(std::memory_order_relaxed) == ring.committed(q)) {
+      return true;
+    }
   }
   return false;
 }
@@ -32,7 +33,9 @@ RingWalk walk_ring(const RingRef& ring, std::size_t keep) {
   RingWalk w;
   const TailWord head = ring.load_tail();
   w.head_position = head.position;
-  const TailWord start = earliest_retained(ring, 0);
+  // The margin readers use: a start a capacity / 8 ahead of the overwrite front is overtaken less
+  // often on a busy ring.
+  const TailWord start = earliest_retained(ring, ring.capacity / 8);
   std::uint64_t position = start.position;
   std::uint64_t expected = start.next_sequence;
   w.from_position = position;
@@ -52,6 +55,15 @@ RingWalk walk_ring(const RingRef& ring, std::size_t keep) {
     last.push_back(r);
   };
 
+  // Where the walk stops at a claim whose header it cannot trust for a length.
+  auto stop_pending = [&](std::uint64_t p) {
+    ++w.pending_records;
+    w.stopped_at_pending = p;
+    w.committed_beyond_pending = committed_after(ring, p, head.position);
+  };
+
+  constexpr int kMaxRereads = 1000;
+  int rereads = 0;
   while (position < head.position) {
     const RecordHeader* h = ring.header_at(position);
     // acquire: pairs with the producer's release store of the commit word (or a repairer's); the
@@ -63,30 +75,40 @@ RingWalk walk_ring(const RingRef& ring, std::size_t keep) {
       if (overwritten(position) ||
           (word_position > position && ((word_position - position) & ring.mask) == 0)) {
         w.overtaken = true;  // a later lap's record: the producers passed us
-      } else if (word == 0 ||
-                 (word_position < position && ((position - word_position) & ring.mask) == 0) ||
-                 !written_after(ring, position, head.position)) {
-        // Claimed, header not written yet (the commit writes it): the length is unknown, so the
-        // walk cannot step over it. The slot still holds what the previous lap left there: its
-        // header, or its payload when that lap was framed otherwise; with nothing of this lap
-        // written after it, this is a producer mid-message at the head, not garbage.
-        ++w.pending_records;
       } else {
-        w.problems.push_back({position, describe("commit word 0x%llx at position %llu belongs to "
-                                                 "no record of this ring",
-                                                 word, position)});
+        // Claimed, header not written yet (commit_with_header writes it with the commit): the
+        // slot still holds what the previous lap left there (its header, or its payload when
+        // that lap was framed otherwise), so the length is unknown and the walk cannot step over
+        // it. Commits are not in position order, so records after it may be committed already;
+        // a damaged word looks the same, and readers repair both as abandoned in time.
+        stop_pending(position);
       }
+      break;
+    }
+    if (state == kStateRepairing) {
+      // A repairer won the word first and writes length, type and sequence after it: the fields
+      // may still be the claim's old ones. As good as uncommitted until it commits.
+      stop_pending(position);
       break;
     }
     RecordHeader copy;
     std::memcpy(static_cast<void*>(&copy), h, sizeof copy);
     // acquire: as above. An unchanged word is not enough: a producer lapping us stores the
     // fields before the word, so the claim position decides whether the copy may be torn.
-    if (h->commit.load(std::memory_order_acquire) != word || overwritten(position)) {
+    const std::uint64_t again = h->commit.load(std::memory_order_acquire);
+    if (overwritten(position)) {
       w.overtaken = true;
       break;
     }
-    if (state != kStateCommitted && state != kStatePending && state != kStateRepairing) {
+    if (again != word) {
+      // A pending header changed meanwhile (committed, or taken by a repairer): look again. A
+      // word that keeps changing without any claim passing it is no writer's: stop there.
+      if (++rereads < kMaxRereads) continue;
+      stop_pending(position);
+      break;
+    }
+    rereads = 0;
+    if (state != kStateCommitted && state != kStatePending) {
       w.problems.push_back(
           {position, describe("record at position %llu has an unknown commit state %llu",
                               position, state)});
@@ -103,7 +125,9 @@ RingWalk walk_ring(const RingRef& ring, std::size_t keep) {
     r.type = copy.type;
     r.producer = copy.producer;
     r.timestamp_ns = copy.timestamp_ns;
-    r.pending = state != kStateCommitted;
+    // Pending: write_header() stores length and sequence before its pending word (release), so
+    // they are valid and the walk steps over the claim.
+    r.pending = state == kStatePending;
     if (copy.type == static_cast<std::uint16_t>(RecordType::padding)) {
       ++w.padding_records;
       keep_record(r);

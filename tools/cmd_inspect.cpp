@@ -74,15 +74,15 @@ Headers read_headers(const detail::ChannelView& view) {
   const core::TailWord tail = view.ring().load_tail();
   h.tail_position = tail.position;
   h.tail_next_sequence = tail.next_sequence;
-  h.exclusive_pid = r.exclusive_pid.load(std::memory_order_relaxed);
-  h.repaired_through = r.repaired_through.load(std::memory_order_relaxed);
+  h.exclusive_pid = r.exclusive_pid.load(std::memory_order_relaxed);  // relaxed: shown only
+  h.repaired_through = r.repaired_through.load(std::memory_order_relaxed);  // relaxed: shown only
   h.control_magic = c.magic;
   h.control_version = c.version;
   h.control_header_size = c.header_size;
   h.control_fingerprint = c.layout_fingerprint;
   h.control_incarnation = c.incarnation;
   h.control_slot_count = c.slot_count;
-  h.control_ready = c.ready.load(std::memory_order_acquire);
+  h.control_ready = c.ready.load(std::memory_order_acquire);  // acquire: as any opener
   return h;
 }
 
@@ -168,6 +168,11 @@ void print_json(const detail::ChannelView& view, const Headers& h, const Walked&
   walk["abandoned_records"] = w.walk.abandoned_records;
   walk["pending_records"] = w.walk.pending_records;
   walk["overtaken"] = w.walk.overtaken;
+  walk["start_margin"] = h.capacity / 8;
+  // null: the walk did not stop at an uncommitted claim.
+  walk["stopped_at_pending"] =
+      w.walk.stopped_at_pending == UINT64_MAX ? Json(nullptr) : Json(w.walk.stopped_at_pending);
+  walk["committed_beyond_pending"] = w.walk.committed_beyond_pending;
   walk["attempts"] = w.attempts;
   walk["problems"] = Json::array();
   for (const auto& p : w.walk.problems) {
@@ -254,10 +259,11 @@ void print_text(const detail::ChannelView& view, const Headers& h, const Walked&
 
   const core::RingWalk& k = w.walk;
   fmt::print(out,
-             "\nwalked positions {} to {} (head {}): {} data, {} padding, {} abandoned, {} "
-             "pending records\n",
-             k.from_position, k.to_position, k.head_position, k.data_records, k.padding_records,
-             k.abandoned_records, k.pending_records);
+             "\nwalked positions {} to {} (head {}; the start keeps the readers' margin of "
+             "capacity/8 = {} bytes from the overwrite front): {} data, {} padding, {} abandoned, "
+             "{} pending records\n",
+             k.from_position, k.to_position, k.head_position, h.capacity / 8, k.data_records,
+             k.padding_records, k.abandoned_records, k.pending_records);
   for (const std::string& line : walk_verdict(k)) fmt::print(out, "{}\n", line);
   if (k.overtaken) {
     fmt::print(out,
@@ -305,9 +311,13 @@ void add_inspect_command(CLI::App& app) {
       ->check(CLI::Range(std::size_t{0}, std::size_t{1'000'000}));
   sub->add_flag("--json", o->json, "One JSON object: ring, control, layout, records, walk");
   sub->footer(
-      "The walk checks every record from the earliest retained one to the head, as a reader "
-      "would: 'walk: OK, R records from seq A to B', or 'PROBLEM at position P: what' for each "
-      "problem. A walk overtaken by producers is retried 3 times, then reported as a note.\n"
+      "The walk checks every record from the earliest retained one (at least capacity/8 past the "
+      "overwrite front, the margin readers use) to the head, as a reader would: 'walk: OK, R "
+      "records from seq A to B', or 'PROBLEM at position P: what' for each problem. A walk "
+      "overtaken by producers is retried 3 times, then reported as a note. A walk that stops at "
+      "an uncommitted claim while later records are committed (a slow or dead producer, or a "
+      "damaged header; readers mark it abandoned after their abandon_timeout) says so in a "
+      "note; that is no problem.\n"
       "The channel is mapped read-only and never changed.\n"
       "Exit: 0 no problem; 1 the walk found problems or the channel cannot be opened; 2 bad "
       "arguments.");

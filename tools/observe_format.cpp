@@ -639,10 +639,17 @@ std::vector<std::string> walk_verdict(const core::RingWalk& walk) {
       lines.push_back(fmt::format("walk: OK, {} records from seq {} to {}", walk.data_records,
                                   walk.first_sequence, walk.last_sequence));
     }
-    return lines;
   }
   for (const core::WalkProblem& p : walk.problems) {
     lines.push_back(fmt::format("PROBLEM at position {}: {}", p.position, p.what));
+  }
+  // Not a problem: commits are not in position order, and readers repair a stalled claim.
+  if (walk.stopped_at_pending != UINT64_MAX && walk.committed_beyond_pending) {
+    lines.push_back(fmt::format(
+        "note: claim at position {} is not committed while later records are: a producer is "
+        "slow or died mid-message (readers mark it abandoned after their abandon_timeout), or "
+        "its header was damaged",
+        walk.stopped_at_pending));
   }
   return lines;
 }

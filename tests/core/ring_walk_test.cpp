@@ -1,9 +1,12 @@
 // The consistency walk behind `shmbus inspect` (core/ring_walk.hpp): what it counts and keeps on
-// healthy rings (empty, one lap, several laps, abandoned and pending claims), what it reports as a
-// problem (headers no writer produces), and that producers overwriting what it walks end the walk
-// as overtaken, never as a problem. Checked by position, sequence and header content against what
-// the test wrote. Single-threaded on heap memory, except WalkInterrupted (a fault handler plays
-// the producers in the middle of a walk, on guarded memory) and the one live test at the end.
+// healthy rings (empty, one lap, several laps from capacity/8 past the overwrite front, abandoned
+// and pending claims), that an uncommitted claim ends the walk as pending, never as a problem,
+// even with later records committed first (out-of-order commits of two producers, a batch's
+// padding written at claim time, a header being repaired, a damaged commit word), what it reports
+// as a problem (headers no writer produces), and that producers overwriting what it walks end the
+// walk as overtaken, never as a problem. Checked by position, sequence and header content against
+// what the test wrote. Single-threaded on heap memory, except WalkInterrupted (a fault handler
+// plays the producers in the middle of a walk, on guarded memory) and the one live test at the end.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -63,7 +66,8 @@ bool contains(const std::string& s, const std::string& part) {
 // included), in position order, as the walk should find it.
 class Script {
  public:
-  explicit Script(const TestRing& ring) : writer_(ring.ref(), kProducer) {}
+  explicit Script(const TestRing& ring, bool exclusive = false)
+      : writer_(ring.ref(), kProducer, exclusive) {}
 
   // Claims, writes (payload tagged with the sequence), commits.
   ClaimTicket publish(std::uint32_t length) {
@@ -84,6 +88,37 @@ class Script {
     note_padding(t);
     headers.push_back(record(t, RecordType::abandoned, t.timestamp_ns, false));
     return t;
+  }
+
+  // Claims the way a publisher does: begin() (the padding, if any), no header until commit().
+  ClaimTicket claim(std::uint32_t length, RingWriter* by = nullptr) {
+    RingWriter& w = by ? *by : writer_;
+    ClaimTicket t;
+    EXPECT_EQ(w.try_claim(length, UINT64_MAX, t), ClaimStatus::ok);
+    t.timestamp_ns = stamp(t.sequence);
+    w.begin(t, t.timestamp_ns);
+    note_padding(t);
+    return t;
+  }
+
+  // A batch claimed and begun the same way; the padding (if any) is written now.
+  std::vector<ClaimTicket> claim_batch(std::vector<std::uint32_t> lengths) {
+    std::vector<ClaimTicket> t(lengths.size());
+    EXPECT_EQ(writer_.try_claim_batch(lengths, UINT64_MAX, t), ClaimStatus::ok);
+    for (ClaimTicket& c : t) {
+      c.timestamp_ns = stamp(t[0].sequence);
+      writer_.begin(c, c.timestamp_ns);
+    }
+    note_padding(t[0]);
+    return t;
+  }
+
+  // Writes the payload and commits with the header (commit_with_header).
+  void commit(const ClaimTicket& t, RingWriter* by = nullptr) {
+    RingWriter& w = by ? *by : writer_;
+    fill_payload(t.payload, t.length, t.sequence);
+    EXPECT_EQ(w.commit_with_header(t, t.timestamp_ns), CommitStatus::ok);
+    headers.push_back(record(t, RecordType::data, t.timestamp_ns, false));
   }
 
   RingWriter& writer() { return writer_; }
@@ -114,12 +149,15 @@ class Script {
     headers.push_back(p);
   }
 
-  // The headers at or after `from`.
-  std::vector<WalkedRecord> from(std::uint64_t position) const {
+  // The headers at or after `from` and before `to`, in position order (commits need not be).
+  std::vector<WalkedRecord> from(std::uint64_t position, std::uint64_t to = UINT64_MAX) const {
     std::vector<WalkedRecord> out;
     for (const WalkedRecord& r : headers) {
-      if (r.position >= position) out.push_back(r);
+      if (r.position >= position && r.position < to) out.push_back(r);
     }
+    std::sort(out.begin(), out.end(), [](const WalkedRecord& a, const WalkedRecord& b) {
+      return a.position < b.position;
+    });
     return out;
   }
 
@@ -153,6 +191,22 @@ void expect_healthy(const RingWalk& w) {
   EXPECT_FALSE(w.overtaken);
 }
 
+// Healthy, and stopped at no uncommitted claim.
+void expect_complete(const RingWalk& w) {
+  expect_healthy(w);
+  EXPECT_EQ(w.stopped_at_pending, UINT64_MAX);
+  EXPECT_FALSE(w.committed_beyond_pending);
+}
+
+// Healthy, stopped at the uncommitted claim at `position`: one pending record, no problem.
+void expect_pending_at(const RingWalk& w, std::uint64_t position, bool committed_beyond) {
+  expect_healthy(w);
+  EXPECT_EQ(w.stopped_at_pending, position);
+  EXPECT_EQ(w.to_position, position);
+  EXPECT_EQ(w.pending_records, 1u);
+  EXPECT_EQ(w.committed_beyond_pending, committed_beyond);
+}
+
 // Lengths with every frame size from one to six half-lines, and the largest record.
 constexpr std::array<std::uint32_t, 18> kVaried = {0,   1,  31, 32, 33,  64,  100, 200, kMax,
                                                    5,   17, 96, 128, 150, 0,  77,  250, 1};
@@ -162,7 +216,7 @@ constexpr std::array<std::uint32_t, 18> kVaried = {0,   1,  31, 32, 33,  64,  10
 TEST(RingWalk, EmptyRingHasNoRecordsAndNoProblems) {
   TestRing ring(kCapacity, kMax);
   const RingWalk w = walk_ring(ring.ref(), 8);
-  expect_healthy(w);
+  expect_complete(w);
   EXPECT_EQ(w.from_position, 0u);
   EXPECT_EQ(w.to_position, 0u);
   EXPECT_EQ(w.head_position, 0u);
@@ -180,13 +234,13 @@ TEST(RingWalk, OneLapOfVariedRecordsIsWalkedFromSequenceOneToTheHead) {
   Script s(ring);
   for (std::uint32_t len : kVaried) s.publish(len);
   const std::uint64_t head = ring.ref().load_tail().position;
-  ASSERT_LT(head, kCapacity) << "the records must not wrap";
+  ASSERT_LE(head + kCapacity / 8, kCapacity) << "the walk must start at record 1";
   ASSERT_EQ(s.headers.size(), kVaried.size());
 
   for (std::size_t keep : {std::size_t{1}, std::size_t{5}, kVaried.size(), std::size_t{100}}) {
     SCOPED_TRACE("keep " + std::to_string(keep));
     const RingWalk w = walk_ring(ring.ref(), keep);
-    expect_healthy(w);
+    expect_complete(w);
     EXPECT_EQ(w.from_position, 0u);
     EXPECT_EQ(w.to_position, head);
     EXPECT_EQ(w.head_position, head);
@@ -209,7 +263,7 @@ TEST(RingWalk, KeepZeroKeepsNothingButCountsEverything) {
   Script s(ring);
   for (std::uint32_t len : kVaried) s.publish(len);
   const RingWalk w = walk_ring(ring.ref(), 0);
-  expect_healthy(w);
+  expect_complete(w);
   EXPECT_TRUE(w.last.empty());
   EXPECT_EQ(w.data_records, kVaried.size());
   EXPECT_EQ(w.first_sequence, 1u);
@@ -230,11 +284,12 @@ TEST(RingWalk, WrappedRingIsWalkedFromTheEarliestRetainedRecord) {
     const TailWord tail = ring.ref().load_tail();
     ASSERT_GT(tail.position, 2 * kCapacity);
     const RingWalk w = walk_ring(ring.ref(), 1000);
-    expect_healthy(w);
+    expect_complete(w);
     EXPECT_EQ(w.head_position, tail.position);
     EXPECT_EQ(w.to_position, tail.position);
-    // Not before the overwrite front, and not much after it: the walk covers most of a lap.
-    EXPECT_GE(w.from_position, tail.position - kCapacity);
+    // Not before the overwrite front plus the readers' margin (capacity/8), and not much after
+    // it: the walk covers most of a lap.
+    EXPECT_GE(w.from_position, tail.position - kCapacity + kCapacity / 8);
     EXPECT_LT(w.from_position, tail.position - kCapacity / 2);
 
     const std::vector<WalkedRecord> want = s.from(w.from_position);
@@ -286,7 +341,7 @@ TEST(RingWalk, AbandonedRecordsAreCountedApartFromDataAndAreNoProblem) {
   s.abandon(kMax);  // sequence 6
   s.publish(64);
   const RingWalk w = walk_ring(ring.ref(), 100);
-  expect_healthy(w);
+  expect_complete(w);
   EXPECT_EQ(w.data_records, 4u);
   EXPECT_EQ(w.abandoned_records, 3u);
   EXPECT_EQ(w.pending_records, 0u);
@@ -315,7 +370,11 @@ TEST(RingWalk, UncommittedClaimAtTheHeadIsPendingNotAProblem) {
       s.writer().begin(t, stamp(6));
     }
     const RingWalk w = walk_ring(ring.ref(), 3);
-    expect_healthy(w);
+    if (header_written) {
+      expect_complete(w);  // stepped over with the pending header's length
+    } else {
+      expect_pending_at(w, t.position, false);
+    }
     EXPECT_EQ(w.head_position, t.end);
     EXPECT_EQ(w.pending_records, 1u);
     EXPECT_EQ(w.data_records, 5u);
@@ -338,7 +397,7 @@ TEST(RingWalk, UncommittedClaimAtTheHeadIsPendingNotAProblem) {
       ASSERT_EQ(s.writer().commit_with_header(t, stamp(6)), CommitStatus::ok);
     }
     const RingWalk after = walk_ring(ring.ref(), 3);
-    expect_healthy(after);
+    expect_complete(after);
     EXPECT_EQ(after.pending_records, 0u);
     EXPECT_EQ(after.data_records, 6u);
     EXPECT_EQ(after.last_sequence, 6u);
@@ -357,18 +416,16 @@ TEST(RingWalk, UncommittedClaimOverThePreviousLapsHeaderIsPending) {
   s.writer().begin(t, stamp(t.sequence));
   ASSERT_EQ(ring.record_at(t.position).commit.load(), ring.ref().committed(t.position - kCapacity));
   const RingWalk w = walk_ring(ring.ref(), 1);
-  expect_healthy(w);
-  EXPECT_EQ(w.pending_records, 1u);
-  EXPECT_EQ(w.to_position, t.position);
+  expect_pending_at(w, t.position, false);
   EXPECT_EQ(w.last_sequence, 40u);
   ASSERT_EQ(w.last.size(), 1u);
   EXPECT_EQ(w.last[0].sequence, 40u);
 }
 
 // The same with the slot in the middle of the previous lap's payload (records of other sizes
-// then): the header of a claim not written yet holds whatever bytes that lap left there. At the
-// head nothing after it is written for this lap either, so it is a claim being written (the way
-// every publisher claims: begin(), then commit_with_header()), not garbage.
+// then): the header of a claim not written yet holds whatever bytes that lap left there. It is a
+// claim being written (the way every publisher claims: begin(), then commit_with_header()), with
+// nothing committed after it at the head.
 TEST(RingWalk, UncommittedClaimOverThePreviousLapsPayloadIsPending) {
   for (bool header_written : {false, true}) {
     SCOPED_TRACE(header_written ? "fields written, commit word not yet" : "no header yet");
@@ -391,20 +448,138 @@ TEST(RingWalk, UncommittedClaimOverThePreviousLapsPayloadIsPending) {
               t.position & ring.ref().mask)
         << "the slot must hold no lap's header";
     const RingWalk w = walk_ring(ring.ref(), 2);
-    expect_healthy(w);
-    EXPECT_EQ(w.pending_records, 1u);
+    expect_pending_at(w, t.position, false);
     EXPECT_EQ(w.head_position, t.end);
-    EXPECT_EQ(w.to_position, t.position);
     EXPECT_EQ(w.last_sequence, 33u);
     EXPECT_EQ(show(w.last), show(s.from(s.headers[s.headers.size() - 2].position)));
 
     ASSERT_EQ(s.writer().commit_with_header(t, stamp(t.sequence)), CommitStatus::ok);
     const RingWalk after = walk_ring(ring.ref(), 1);
-    expect_healthy(after);
+    expect_complete(after);
     EXPECT_EQ(after.pending_records, 0u);
     EXPECT_EQ(after.to_position, t.end);
     EXPECT_EQ(after.last_sequence, 34u);
   }
+}
+
+// What the walk read from `from` on, as the script wrote it, up to `to`: the data records
+// contiguous by sequence and tagged with it, the counts right.
+void expect_walked_as_written(const TestRing& ring, const Script& s, const RingWalk& w,
+                              std::uint64_t to) {
+  const std::vector<WalkedRecord> want = s.from(w.from_position, to);
+  ASSERT_FALSE(want.empty());
+  EXPECT_EQ(want.front().position, w.from_position) << "the walk starts on a record boundary";
+  EXPECT_EQ(show(w.last), show(want));
+  std::uint64_t data = 0;
+  std::uint64_t padding = 0;
+  std::uint64_t first = 0;
+  std::uint64_t last = 0;
+  for (const WalkedRecord& r : want) {
+    if (r.type == static_cast<std::uint16_t>(RecordType::padding)) {
+      ++padding;
+      continue;
+    }
+    if (first == 0) first = r.sequence;
+    if (last != 0) {
+      EXPECT_EQ(r.sequence, last + 1) << show(r);
+    }
+    last = r.sequence;
+    ++data;
+  }
+  EXPECT_EQ(w.data_records, data);
+  EXPECT_EQ(w.padding_records, padding);
+  EXPECT_EQ(w.first_sequence, first);
+  EXPECT_EQ(w.last_sequence, last);
+  expect_payloads_at(ring, w.last);
+}
+
+// Two producers on one (multi-producer) ring in its second lap, where the slots hold the previous
+// lap's payload: A claims first, B after it, and B commits first. The walk stops at A's claim as
+// pending, with a committed record beyond it; never a problem. Once A commits, it reaches the head.
+TEST(RingWalk, OutOfOrderCommitsOfTwoProducersStopAtTheFirstUncommittedClaim) {
+  TestRing ring(kCapacity, kMax);
+  Script s(ring);
+  RingWriter b(ring.ref(), kProducer);
+  for (int i = 0; i < 32; ++i) s.publish(96);  // lap 0: 128-byte frames
+  s.publish(32);                                // lap 1: a 64-byte frame at 4096
+  const ClaimTicket ta = s.claim(96);
+  const ClaimTicket tb = s.claim(200, &b);
+  ASSERT_EQ(ta.position, kCapacity + 64);  // in lap 0's record 1 payload
+  ASSERT_EQ(tb.position, ta.end);
+  ASSERT_EQ(tb.sequence, ta.sequence + 1);
+
+  // Both claimed, neither committed: pending at A, nothing committed after it.
+  RingWalk w = walk_ring(ring.ref(), 100);
+  expect_pending_at(w, ta.position, false);
+  EXPECT_EQ(w.head_position, tb.end);
+  EXPECT_EQ(w.last_sequence, 33u);
+  expect_walked_as_written(ring, s, w, ta.position);
+
+  s.commit(tb, &b);
+  w = walk_ring(ring.ref(), 100);
+  expect_pending_at(w, ta.position, true);
+  EXPECT_EQ(w.last_sequence, 33u);
+  expect_walked_as_written(ring, s, w, ta.position);
+
+  s.commit(ta);
+  w = walk_ring(ring.ref(), 100);
+  expect_complete(w);
+  EXPECT_EQ(w.to_position, tb.end);
+  EXPECT_EQ(w.pending_records, 0u);
+  EXPECT_EQ(w.last_sequence, tb.sequence);
+  expect_walked_as_written(ring, s, w, UINT64_MAX);
+}
+
+// One producer (exclusive writer), in the second lap where the slots hold lap 0's payload: claim
+// A is not committed yet when the next claim, a batch across the lap end, writes its padding at
+// claim time (begin()). The committed padding after A makes A a claim with a record committed
+// beyond it, not a problem. With A committed, the walk steps over the padding and stops at the
+// batch's first record at the next lap's start (whose slot holds lap 1's header); with the
+// batch's last record committed first, there is again a committed record beyond it.
+TEST(RingWalk, BatchAcrossTheLapEndWithItsPaddingWrittenIsPending) {
+  TestRing ring(kCapacity, kMax);
+  Script s(ring, /*exclusive=*/true);
+  for (int i = 0; i < 32; ++i) s.publish(96);  // lap 0: 128-byte frames
+  s.publish(32);                                // lap 1: a 64-byte frame, later slots off 128
+  for (int i = 0; i < 29; ++i) s.publish(96);  // up to 7872
+  const ClaimTicket a = s.claim(96);
+  ASSERT_EQ(a.position, 2 * kCapacity - 320);
+  const std::uint64_t word = ring.record_at(a.position).commit.load();
+  ASSERT_NE(((word & ~kCommitStateMask) ^ ring.ref().key) & ring.ref().mask,
+            a.position & ring.ref().mask)
+      << "A's slot must hold lap 0's payload, no header";
+  const std::vector<ClaimTicket> batch = s.claim_batch({96, 96, 96});
+  ASSERT_EQ(batch[0].start, a.end);
+  ASSERT_EQ(batch[0].position, 2 * kCapacity) << "the batch must cross the lap end";
+  ASSERT_EQ(ring.record_at(a.end).commit.load(), ring.ref().committed(a.end))
+      << "the padding is written at claim time";
+  ASSERT_EQ(ring.record_at(2 * kCapacity).commit.load(), ring.ref().committed(kCapacity));
+
+  RingWalk w = walk_ring(ring.ref(), 100);
+  expect_pending_at(w, a.position, true);
+  EXPECT_EQ(w.head_position, batch.back().end);
+  EXPECT_EQ(w.last_sequence, 62u);
+  expect_walked_as_written(ring, s, w, a.position);
+
+  s.commit(a);
+  w = walk_ring(ring.ref(), 100);
+  expect_pending_at(w, 2 * kCapacity, false);
+  EXPECT_EQ(w.padding_records, 1u);
+  EXPECT_EQ(w.last_sequence, a.sequence);
+  expect_walked_as_written(ring, s, w, 2 * kCapacity);
+
+  s.commit(batch[2]);
+  w = walk_ring(ring.ref(), 100);
+  expect_pending_at(w, 2 * kCapacity, true);
+  expect_walked_as_written(ring, s, w, 2 * kCapacity);
+
+  s.commit(batch[0]);
+  s.commit(batch[1]);
+  w = walk_ring(ring.ref(), 100);
+  expect_complete(w);
+  EXPECT_EQ(w.to_position, batch.back().end);
+  EXPECT_EQ(w.last_sequence, batch.back().sequence);
+  expect_walked_as_written(ring, s, w, UINT64_MAX);
 }
 
 // --- corruption ------------------------------------------------------------------------------
@@ -439,6 +614,21 @@ class WalkCorruption : public ::testing::Test {
     const std::vector<WalkedRecord> want(script_.headers.begin(),
                                          script_.headers.begin() + (kVictim - 1));
     EXPECT_EQ(show(w.last), show(want));
+    EXPECT_EQ(w.stopped_at_pending, UINT64_MAX);
+  }
+
+  // No problem: the walk stops at the victim as at an uncommitted claim, records 1..6 walked,
+  // the records after it committed.
+  void expect_pending_at_victim() {
+    const RingWalk w = walk_ring(ring_.ref(), 100);
+    expect_pending_at(w, victim_, true);
+    EXPECT_EQ(w.head_position, head_);
+    EXPECT_EQ(w.data_records, kVictim - 1);
+    EXPECT_EQ(w.first_sequence, 1u);
+    EXPECT_EQ(w.last_sequence, kVictim - 1);
+    const std::vector<WalkedRecord> want(script_.headers.begin(),
+                                         script_.headers.begin() + (kVictim - 1));
+    EXPECT_EQ(show(w.last), show(want));
   }
 
   TestRing ring_;
@@ -449,7 +639,7 @@ class WalkCorruption : public ::testing::Test {
 
 TEST_F(WalkCorruption, HealthyBeforeDamage) {
   const RingWalk w = walk_ring(ring_.ref(), 100);
-  expect_healthy(w);
+  expect_complete(w);
   EXPECT_EQ(w.data_records, 12u);
   EXPECT_EQ(w.to_position, head_);
   EXPECT_EQ(show(w.last), show(script_.headers));
@@ -470,19 +660,62 @@ TEST_F(WalkCorruption, UnknownCommitStateIsAProblem) {
   expect_stopped_at_victim("unknown commit state 7");
 }
 
-TEST_F(WalkCorruption, GarbageCommitWordIsAProblem) {
+// A commit word that is no record's (no lap's word for this slot, or no word at all) cannot be
+// told from a claim whose header is not written yet: the slot of such a claim holds whatever the
+// previous lap left, and commits after it need not wait for it. Readers take it for a stalled
+// claim and repair it as abandoned; the walk stops there as pending, with records committed
+// beyond it, and reports no problem.
+TEST_F(WalkCorruption, GarbageCommitWordIsAStalledClaimNotAProblem) {
   const RingRef ref = ring_.ref();
   for (std::uint64_t garbage :
        {ref.committed(victim_ + kFrameAlignment), ref.committed(victim_ - 2 * kFrameAlignment),
-        ref.committed(victim_ + kCapacity / 2), std::uint64_t{0x4141414141414141},
-        std::uint64_t{0xdeadbeefcafef00d}}) {
+        ref.committed(victim_ + kCapacity / 2), std::uint64_t{0},
+        std::uint64_t{0x4141414141414141}, std::uint64_t{0xdeadbeefcafef00d}}) {
     SCOPED_TRACE("commit word " + std::to_string(garbage));
     // No lap's word for this slot: its position differs from the victim's by no whole lap.
     const std::uint64_t word_position = (garbage & ~kCommitStateMask) ^ ref.key;
     ASSERT_NE((word_position - victim_) & ref.mask, 0u);
     victim().commit.store(garbage);
-    expect_stopped_at_victim("belongs to no record");
+    expect_pending_at_victim();
   }
+}
+
+// The same at the last record: nothing committed beyond it, as a claim being written at the head.
+TEST_F(WalkCorruption, GarbageCommitWordOfTheLastRecordIsPendingAtTheHead) {
+  const std::uint64_t last = script_.position_of(12);
+  ring_.record_at(last).commit.store(0x4141414141414141);
+  const RingWalk w = walk_ring(ring_.ref(), 100);
+  expect_pending_at(w, last, false);
+  EXPECT_EQ(w.data_records, 11u);
+  EXPECT_EQ(w.last_sequence, 11u);
+}
+
+// A repairer wins the word first (repairing) and writes length, type and sequence after it
+// (ring_repair.cpp): until it commits, the fields may be anything the claim's slot held. The walk
+// does not trust them: pending, no problem, even with fields no writer produces. Once the
+// repairer commits the record as abandoned, the walk goes on to the head.
+TEST_F(WalkCorruption, HeaderBeingRepairedIsPendingNotAProblem) {
+  const RingRef ref = ring_.ref();
+  const std::uint32_t length = victim().length;
+  victim().commit.store(commit_word(ref.key, victim_, kStateRepairing));
+  for (std::uint32_t stale : {length, kMax + 1, std::uint32_t{4000}}) {
+    SCOPED_TRACE("length " + std::to_string(stale));
+    victim().length = stale;
+    victim().sequence = 99;
+    expect_pending_at_victim();
+  }
+  // The repairer's field stores, then its commit.
+  victim().length = length;
+  victim().type = static_cast<std::uint16_t>(RecordType::abandoned);
+  victim().producer = 0;
+  victim().sequence = kVictim;
+  victim().commit.store(ref.committed(victim_));
+  const RingWalk w = walk_ring(ref, 100);
+  expect_complete(w);
+  EXPECT_EQ(w.to_position, head_);
+  EXPECT_EQ(w.abandoned_records, 1u);
+  EXPECT_EQ(w.data_records, 11u);
+  EXPECT_EQ(w.last_sequence, 12u);
 }
 
 // A length within max_message whose frame runs past the lap end: the last record of lap 0,
@@ -503,7 +736,10 @@ TEST(RingWalkCorruption, LengthPastTheLapEndIsAProblem) {
   EXPECT_TRUE(contains(w.problems[0].what, "runs past the end")) << w.problems[0].what;
   EXPECT_FALSE(w.overtaken);
   EXPECT_EQ(w.to_position, last.position);
-  EXPECT_EQ(w.data_records, 31u);
+  // The head is at the lap end: the walk starts capacity/8 past the overwrite front, at record 5.
+  EXPECT_EQ(w.from_position, kCapacity / 8);
+  EXPECT_EQ(w.first_sequence, kCapacity / 8 / 128 + 1);
+  EXPECT_EQ(w.data_records, 31u - kCapacity / 8 / 128);
   EXPECT_EQ(w.last_sequence, 31u);
   ASSERT_EQ(w.last.size(), 2u);
   EXPECT_EQ(w.last[1].sequence, 31u);
@@ -586,11 +822,15 @@ void on_fault(int sig, siginfo_t* info, void*) {
 
 class WalkInterrupted : public ::testing::Test {
  public:
-  // 16 pages; lap 0 holds records 1..512 in 128-byte frames, so the walk starts at position 0
-  // without reading the data area first. The victim, record 161, starts page 5.
+  // 16 pages; lap 0 holds records 1..512 in 128-byte frames and the head is at the lap end, so
+  // the walk starts at the checkpoint capacity/8 past the overwrite front (position 8192, record
+  // 65, on page 2), without reading the victim's page first. The victim, record 161, starts
+  // page 5.
   static constexpr std::uint64_t kBigCapacity = 1 << 16;
   static constexpr std::uint64_t kVictim = 161;
   static constexpr std::uint64_t kVictimPosition = (kVictim - 1) * 128;
+  static constexpr std::uint64_t kStart = kBigCapacity / 8;
+  static constexpr std::uint64_t kFirst = kStart / 128 + 1;  // the first record walked
 
   WalkInterrupted()
       : ring_(kBigCapacity, kMax, ringtest::Memory::guarded), writer_(ring_.ref(), kProducer) {
@@ -634,10 +874,12 @@ class WalkInterrupted : public ::testing::Test {
   void expect_overtaken_at_victim(const RingWalk& w) {
     EXPECT_TRUE(w.problems.empty()) << show(w.problems);
     EXPECT_TRUE(w.overtaken);
-    EXPECT_EQ(w.from_position, 0u);
+    EXPECT_EQ(w.from_position, kStart);
     EXPECT_EQ(w.head_position, kBigCapacity);
     EXPECT_EQ(w.to_position, kVictimPosition);
-    EXPECT_EQ(w.data_records, kVictim - 1);
+    EXPECT_EQ(w.stopped_at_pending, UINT64_MAX);
+    EXPECT_EQ(w.first_sequence, kFirst);
+    EXPECT_EQ(w.data_records, kVictim - kFirst);
     EXPECT_EQ(w.last_sequence, kVictim - 1);
     ASSERT_EQ(w.last.size(), 4u);
     EXPECT_EQ(w.last.back().sequence, kVictim - 1);
@@ -770,6 +1012,7 @@ TEST(RingWalkLive, ProducerLappingTheWalkEndsItAsOvertakenNeverAsAProblem) {
     }
     if (!w.overtaken && w.to_position < w.head_position) {
       EXPECT_GE(w.pending_records, 1u) << "a walk stops early only at a claim";
+      EXPECT_EQ(w.stopped_at_pending, w.to_position);
     }
   }
   producer.join();
@@ -782,8 +1025,8 @@ TEST(RingWalkLive, ProducerLappingTheWalkEndsItAsOvertakenNeverAsAProblem) {
   // Quiet again: the retained lap walks clean to the head.
   const TailWord tail = ref.load_tail();
   const RingWalk w = walk_ring(ref, 8);
-  expect_healthy(w);
-  EXPECT_GE(w.from_position, tail.position - kCapacity);
+  expect_complete(w);
+  EXPECT_GE(w.from_position, tail.position - kCapacity + kCapacity / 8);
   EXPECT_EQ(w.to_position, tail.position);
   EXPECT_EQ(w.last_sequence, tail.next_sequence - 1);
   EXPECT_EQ(w.data_records, (tail.position - w.from_position) / 128);

@@ -847,4 +847,30 @@ TEST(ObserveWords, WalkVerdictSaysOkOrListsEachProblem) {
   EXPECT_EQ(record_type_name(9), "unknown(9)");
 }
 
+// A walk that stopped at an uncommitted claim says so in a note when later records are committed
+// (a slow or dead producer, or a damaged header), and stays OK; at the head it says nothing.
+TEST(ObserveWords, WalkVerdictNotesAClaimWithCommittedRecordsBeyondIt) {
+  core::RingWalk walk;
+  walk.data_records = 6;
+  walk.first_sequence = 1;
+  walk.last_sequence = 6;
+  walk.pending_records = 1;
+  walk.stopped_at_pending = 416;
+  EXPECT_EQ(walk_verdict(walk), std::vector<std::string>{"walk: OK, 6 records from seq 1 to 6"});
+  walk.committed_beyond_pending = true;
+  EXPECT_EQ(walk_verdict(walk),
+            (std::vector<std::string>{
+                "walk: OK, 6 records from seq 1 to 6",
+                "note: claim at position 416 is not committed while later records are: a "
+                "producer is slow or died mid-message (readers mark it abandoned after their "
+                "abandon_timeout), or its header was damaged"}));
+  // A sequence break before it: the problem, then the note.
+  walk.problems.push_back({96, "record at position 96 has sequence 9 where 3 was expected"});
+  const std::vector<std::string> lines = walk_verdict(walk);
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(lines[0], "PROBLEM at position 96: record at position 96 has sequence 9 where 3 was "
+                      "expected");
+  EXPECT_EQ(lines[1].rfind("note: claim at position 416 ", 0), 0u) << lines[1];
+}
+
 }  // namespace
