@@ -158,8 +158,8 @@ inline void reset_latency(LatencyHistogram& h) noexcept {
   // relaxed (all stores below): single writer; a reader overlapping the reset sees some counters
   // old and some zero, which difference() clamps, and nothing else is published through them.
   h.count.store(0, std::memory_order_relaxed);
-  h.sum_ns.store(0, std::memory_order_relaxed);
-  h.max_ns.store(0, std::memory_order_relaxed);
+  h.sum_ns.store(0, std::memory_order_relaxed);  // relaxed: as above
+  h.max_ns.store(0, std::memory_order_relaxed);  // relaxed: as above
   for (std::uint64_t& r : h.reserved) r = 0;  // never read by anyone, so plain stores
   // relaxed: as above; each bucket is independent of the others.
   for (std::atomic<std::uint64_t>& b : h.buckets) b.store(0, std::memory_order_relaxed);
@@ -192,7 +192,7 @@ inline LatencySnapshot take_snapshot(const LatencyHistogram& h) noexcept {
   // relaxed: sum and max are independent statistics; no order is needed against the buckets (the
   // snapshot is allowed to be torn in time, see the top of the file).
   s.sum_ns = h.sum_ns.load(std::memory_order_relaxed);
-  s.max_ns = h.max_ns.load(std::memory_order_relaxed);
+  s.max_ns = h.max_ns.load(std::memory_order_relaxed);  // relaxed: as above
   for (std::uint32_t b = 0; b < kLatencyBuckets; ++b) {
     // relaxed: each counter only needs to be some recent value; coherence keeps it monotonic.
     s.buckets[b] = h.buckets[b].load(std::memory_order_relaxed);

@@ -1,6 +1,7 @@
 // read_channel_stats and friends (include/shmbus/stats.hpp): a snapshot of a channel through a
 // read-only ChannelView. Every value written by a peer is checked before it is used.
 #include <algorithm>
+#include <chrono>
 #include <cinttypes>
 #include <cstring>
 #include <filesystem>
@@ -20,6 +21,16 @@ using detail::SlotState;
 using detail::SubscriberSlot;
 
 constexpr std::string_view kRingPrefix = "shmbus.";
+// A creator makes the control segment before it links the ring: an object younger than this may be
+// a channel being created right now, never a leftover.
+constexpr auto kLeftoverMinAge = std::chrono::seconds(60);
+
+bool young(const std::filesystem::directory_entry& entry) {
+  std::error_code ec;
+  const auto written = entry.last_write_time(ec);
+  if (ec) return true;  // cannot tell: leave it
+  return std::filesystem::file_time_type::clock::now() - written < kLeftoverMinAge;
+}
 
 bool valid_policy(std::uint8_t p) noexcept {
   return p == static_cast<std::uint8_t>(Policy::block) ||
@@ -27,11 +38,32 @@ bool valid_policy(std::uint8_t p) noexcept {
          p == static_cast<std::uint8_t>(Policy::spill);
 }
 
-// The slot's name, if it is NUL-terminated within its field (anything else is garbage).
+// The slot's name, if it is NUL-terminated within its field and printable ASCII without spaces,
+// as Subscriber::open requires (anything else is garbage, and must not reach a terminal or JSON).
 std::optional<std::string> slot_name(const SubscriberSlot& s) {
   const char* end = static_cast<const char*>(std::memchr(s.name, '\0', sizeof s.name));
   if (end == nullptr) return std::nullopt;
-  return std::string(s.name, end);
+  std::string name(s.name, end);
+  for (const char c : name) {
+    if (c <= ' ' || c > '~') return std::nullopt;
+  }
+  return name;
+}
+
+// A process taking a slot right now (state `claiming`) is attached as far as gc is concerned.
+bool anyone_claiming(const ControlHeader& ctl) {
+  auto claiming_alive = [](std::uint64_t owner) {
+    return detail::owner_state(owner) == SlotState::claiming &&
+           detail::process_alive(detail::ProcessId{detail::owner_pid(owner), 0});
+  };
+  // acquire (both loops): as in read_subscriber / read_producer; only the owner word is used.
+  for (const SubscriberSlot& s : ctl.slots) {
+    if (claiming_alive(s.owner.load(std::memory_order_acquire))) return true;
+  }
+  for (const ProducerSlot& p : ctl.producers) {
+    if (claiming_alive(p.owner.load(std::memory_order_acquire))) return true;  // acquire: above
+  }
+  return false;
 }
 
 SubscriberState state_of(const SubscriberStats& st, SlotState slot_state,
@@ -106,6 +138,8 @@ std::optional<SubscriberStats> read_subscriber(const ControlHeader& ctl, std::ui
   return st;
 }
 
+// One producer slot's registration and counters (no /proc lookup: the caller checks liveness after
+// its pass over the slots, which must be short, see read_producers).
 std::optional<ProducerStats> read_producer(const ControlHeader& ctl, std::uint32_t index,
                                            bool& corrupt) {
   const ProducerSlot& p = ctl.producers[index];
@@ -120,7 +154,6 @@ std::optional<ProducerStats> read_producer(const ControlHeader& ctl, std::uint32
   st.slot = index;
   st.pid = detail::owner_pid(owner);
   st.start_time = p.start_time;
-  st.alive = detail::process_alive(detail::ProcessId{st.pid, st.start_time});
   st.attached_ns = p.attached_ns;
   // relaxed: statistics, as in read_subscriber.
   st.published = p.published.load(std::memory_order_relaxed);
@@ -148,9 +181,49 @@ std::optional<JournalStats> read_journal(const ControlHeader& ctl) {
   if (written == 0) return std::nullopt;
   JournalStats j;
   j.written_sequence = written;
+  // acquire: as journal_written above.
   j.durable_sequence = std::min(written, ctl.journal_durable.load(std::memory_order_acquire));
   j.heartbeat_ns = ctl.journal_heartbeat_ns.load(std::memory_order_relaxed);  // relaxed: stat
   return j;
+}
+
+struct Retired {
+  std::uint64_t published = 0;
+  std::uint64_t bytes = 0;
+  bool operator==(const Retired&) const = default;
+};
+
+Retired read_retired(const ControlHeader& ctl) noexcept {
+  // acquire: pairs with add_retired's release; totals seen grown mean the leaving producer's
+  // slot is seen freed, so it is not counted twice.
+  return Retired{ctl.retired_published.load(std::memory_order_acquire),
+                 ctl.retired_bytes.load(std::memory_order_acquire)};  // acquire: as above
+}
+
+// The producer slots and the channel's totals (the retired totals plus every slot's). A producer
+// that leaves during the pass would be in neither: the totals are read again after the pass and
+// the pass repeated if they moved, so the channel's counters never go backwards between reads.
+void read_producers(const ControlHeader& ctl, ChannelStats& st) {
+  for (int attempt = 0; attempt < 8; ++attempt) {
+    const Retired before = read_retired(ctl);
+    st.producers.clear();
+    st.corrupt_slots = 0;
+    st.published_messages = before.published;
+    st.published_bytes = before.bytes;
+    for (std::uint32_t i = 0; i < detail::kProducerSlots; ++i) {
+      bool corrupt = false;
+      if (auto p = read_producer(ctl, i, corrupt)) {
+        st.published_messages += p->published;
+        st.published_bytes += p->published_bytes;
+        st.producers.push_back(*p);
+      }
+      st.corrupt_slots += corrupt ? 1 : 0;
+    }
+    if (read_retired(ctl) == before) break;
+  }
+  for (ProducerStats& p : st.producers) {
+    p.alive = detail::process_alive(detail::ProcessId{p.pid, p.start_time});
+  }
 }
 
 }  // namespace
@@ -193,19 +266,8 @@ Result<ChannelStats> read_channel_stats(std::string_view channel) {
   st.back_pressure_events = ctl.back_pressure_events.load(std::memory_order_relaxed);
   st.evictions = ctl.evictions.load(std::memory_order_relaxed);                    // relaxed: stat
   st.abandoned_repaired = ctl.abandoned_repaired.load(std::memory_order_relaxed);  // relaxed: stat
-  st.published_messages = ctl.retired_published.load(std::memory_order_relaxed);   // relaxed: stat
-  st.published_bytes = ctl.retired_bytes.load(std::memory_order_relaxed);          // relaxed: stat
-
+  read_producers(ctl, st);
   bool corrupt = false;
-  for (std::uint32_t i = 0; i < detail::kProducerSlots; ++i) {
-    corrupt = false;
-    if (auto p = read_producer(ctl, i, corrupt)) {
-      st.published_messages += p->published;
-      st.published_bytes += p->published_bytes;
-      st.producers.push_back(*p);
-    }
-    st.corrupt_slots += corrupt ? 1 : 0;
-  }
   for (std::uint32_t i = 0; i < detail::kSubscriberSlots; ++i) {
     corrupt = false;
     if (auto s = read_subscriber(ctl, i, head, ring.capacity, corrupt)) {
@@ -223,7 +285,7 @@ Result<ChannelStats> read_channel_stats(std::string_view channel) {
   if (const std::uint64_t owner = h.exclusive_pid.load(std::memory_order_acquire); owner != 0) {
     anyone = anyone || detail::process_alive(detail::unpack_process(owner));
   }
-  st.abandoned = !anyone;
+  st.abandoned = !anyone && !anyone_claiming(ctl);
   return st;
 }
 
@@ -242,50 +304,99 @@ std::vector<std::string> list_channels() {
   return names;
 }
 
+namespace {
+
+bool all_hex(std::string_view s) {
+  return s.size() == 16 && std::all_of(s.begin(), s.end(), [](char c) {
+           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+         });
+}
+
+// The parts of a shared-memory object's name after "shmbus.", when it has the exact shape of one
+// of the library's non-ring objects: <channel>.tmp.<pid>.<16 hex> (a creator's temporary ring) or
+// <channel>.ctl.<16 hex> (a control segment). A channel name may itself end in ".ctl" or ".tmp",
+// so the shape is matched from the end.
+struct ObjectName {
+  bool temporary = false;
+  std::string channel;
+  std::string incarnation;  // 16 hex digits
+  std::uint32_t pid = 0;    // temporaries only
+};
+
+std::optional<ObjectName> parse_object_name(std::string_view rest) {
+  if (rest.size() < 22) return std::nullopt;
+  const std::string_view hex = rest.substr(rest.size() - 16);
+  if (!all_hex(hex) || rest[rest.size() - 17] != '.') return std::nullopt;
+  const std::string_view head = rest.substr(0, rest.size() - 17);
+  if (head.ends_with(".ctl") && head.size() > 4) {
+    return ObjectName{false, std::string(head.substr(0, head.size() - 4)), std::string(hex), 0};
+  }
+  // <channel>.tmp.<pid>
+  const auto dot = head.rfind('.');
+  if (dot == std::string_view::npos || dot == 0) return std::nullopt;
+  const std::string_view digits = head.substr(dot + 1);
+  const std::string_view before = head.substr(0, dot);
+  if (digits.empty() || digits.size() > 9 || !before.ends_with(".tmp") || before.size() <= 4 ||
+      !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return std::nullopt;
+  }
+  return ObjectName{true, std::string(before.substr(0, before.size() - 4)), std::string(hex),
+                    static_cast<std::uint32_t>(std::stoul(std::string(digits)))};
+}
+
+}  // namespace
+
 std::vector<ShmLeftover> list_leftovers() {
   std::vector<ShmLeftover> out;
   const std::filesystem::path dir = std::filesystem::path(detail::shm_path("x")).parent_path();
+  struct Found {
+    std::string file;
+    ObjectName name;
+    bool young;
+  };
+  std::vector<Found> found;
   std::error_code ec;
   for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
     const std::string file = entry.path().filename().string();
     if (!file.starts_with(kRingPrefix)) continue;
-    const std::string rest = file.substr(kRingPrefix.size());
-    if (const auto ctl = rest.rfind(".ctl."); ctl != std::string::npos) {
-      // shmbus.<channel>.ctl.<incarnation>: a leftover when the ring is gone or is another
-      // incarnation's.
-      const std::string channel = rest.substr(0, ctl);
-      const std::string hex = rest.substr(ctl + 5);
-      auto ring = detail::ShmSegment::open(detail::ring_object_name(channel), false, false);
-      if (!ring) {
-        if (ring.error().code == ErrorCode::not_found) {
-          out.push_back({file, "control segment of channel '" + channel + "', which is gone"});
-        }
-        continue;
-      }
-      const auto* h = static_cast<const core::RingHeader*>(ring->base());
-      if (ring->size() < sizeof(core::RingHeader) || h->magic != core::kRingMagic) continue;
-      char mine[17];
-      std::snprintf(mine, sizeof mine, "%016" PRIx64, h->incarnation);
-      if (hex != mine) {
-        out.push_back({file, "control segment of an earlier incarnation of channel '" + channel +
-                                 "'"});
+    if (auto name = parse_object_name(std::string_view(file).substr(kRingPrefix.size()))) {
+      found.push_back({file, std::move(*name), young(entry)});
+    }
+  }
+  // A creation in progress: its temporary ring's creator runs. Its control segment (made first)
+  // is not a leftover however long the creator takes.
+  auto being_created = [&](const ObjectName& ctl) {
+    return std::any_of(found.begin(), found.end(), [&](const Found& f) {
+      return f.name.temporary && f.name.channel == ctl.channel &&
+             f.name.incarnation == ctl.incarnation &&
+             detail::process_alive(detail::ProcessId{f.name.pid, 0});
+    });
+  };
+  for (const Found& f : found) {
+    if (f.young) continue;
+    if (f.name.temporary) {
+      if (!detail::process_alive(detail::ProcessId{f.name.pid, 0})) {
+        out.push_back({f.file, "unfinished creation by pid " + std::to_string(f.name.pid) +
+                                   ", which died"});
       }
       continue;
     }
-    if (const auto tmp = rest.rfind(".tmp."); tmp != std::string::npos) {
-      // shmbus.<channel>.tmp.<pid>.<incarnation>: a creation that never finished, if its
-      // creator is gone.
-      const std::string tail = rest.substr(tmp + 5);
-      const auto dot = tail.find('.');
-      std::uint32_t pid = 0;
-      try {
-        pid = static_cast<std::uint32_t>(std::stoul(tail.substr(0, dot)));
-      } catch (const std::exception&) {
-        continue;
+    if (being_created(f.name)) continue;
+    auto ring = detail::ShmSegment::open(detail::ring_object_name(f.name.channel), false, false);
+    if (!ring) {
+      if (ring.error().code == ErrorCode::not_found) {
+        out.push_back(
+            {f.file, "control segment of channel '" + f.name.channel + "', which is gone"});
       }
-      if (!detail::process_alive(detail::ProcessId{pid, 0})) {
-        out.push_back({file, "unfinished creation by pid " + std::to_string(pid) + ", which died"});
-      }
+      continue;
+    }
+    const auto* h = static_cast<const core::RingHeader*>(ring->base());
+    if (ring->size() < sizeof(core::RingHeader) || h->magic != core::kRingMagic) continue;
+    char mine[17];
+    std::snprintf(mine, sizeof mine, "%016" PRIx64, h->incarnation);
+    if (f.name.incarnation != mine) {
+      out.push_back({f.file, "control segment of an earlier incarnation of channel '" +
+                                 f.name.channel + "'"});
     }
   }
   std::sort(out.begin(), out.end(),
@@ -295,9 +406,8 @@ std::vector<ShmLeftover> list_leftovers() {
 
 Result<void> remove_leftover(std::string_view object) {
   const std::string name(object);
-  if (!name.starts_with(kRingPrefix) ||
-      (name.find(".ctl.") == std::string::npos && name.find(".tmp.") == std::string::npos) ||
-      name.find('/') != std::string::npos) {
+  if (!name.starts_with(kRingPrefix) || name.find('/') != std::string::npos ||
+      !parse_object_name(std::string_view(name).substr(kRingPrefix.size()))) {
     return tl::unexpected(
         Error{ErrorCode::invalid_argument, "'" + name + "' is not a shmbus leftover object"});
   }

@@ -85,15 +85,19 @@ std::size_t ChannelMapping::evict_dead_subscribers() noexcept {
     // A claiming slot's start time is not written yet: judge it by its pid alone.
     const std::uint64_t start = owner_state(owner) == SlotState::active ? p.start_time : 0;
     if (process_alive(ProcessId{owner_pid(owner), start})) continue;
-    // A dead producer's claim is repaired or skipped by readers; it no longer bounds anyone.
+    // A dead producer's claim is repaired or skipped by readers; once its slot is free it bounds
+    // nobody (scan_gate_floor skips free slots, and the next owner resets the bound). The bound
+    // is not cleared here first: if a peer frees the slot meanwhile and a new producer takes it,
+    // that store would wipe the new producer's bound.
     // Its totals are read before the slot is freed (a new owner zeroes them) and added to the
-    // channel's by whoever frees it. relaxed: statistics; the dead process changes them no more.
+    // channel's by whoever frees it; a claiming slot's counters are still the previous owner's,
+    // who added them when it left. relaxed: statistics; the dead process changes them no more.
+    const bool counted = owner_state(owner) == SlotState::active;
     const std::uint64_t published = p.published.load(std::memory_order_relaxed);
     const std::uint64_t bytes = p.published_bytes.load(std::memory_order_relaxed);  // relaxed: above
-    // relaxed: the slot is freed with a release CAS below.
-    p.in_flight.store(kNoClaim, std::memory_order_relaxed);
-    // release: a new owner sees the cleared bound.
-    if (p.owner.compare_exchange_strong(owner, 0, std::memory_order_release)) {
+    // acq_rel: the slot is freed once, by whoever wins; the winner's totals then go out with
+    // add_retired's release.
+    if (p.owner.compare_exchange_strong(owner, 0, std::memory_order_acq_rel) && counted) {
       add_retired(published, bytes);
     }
   }
@@ -131,21 +135,24 @@ Result<ProducerSlot*> ChannelMapping::take_producer_slot(const ProcessId& self) 
 void ChannelMapping::release_producer_slot(ProducerSlot* slot, std::uint64_t published,
                                            std::uint64_t published_bytes) noexcept {
   if (slot == nullptr) return;
-  // relaxed then release: the bound is cleared before the slot is seen free.
-  slot->in_flight.store(kNoClaim, std::memory_order_relaxed);
-  // Peers free only the slots of dead processes, so the slot is still ours; the CAS keeps it so
-  // should a future path change that. acq_rel: the slot is freed once.
+  // Only a slot that is still ours: a forked child destroying the parent's Publisher must not
+  // touch the parent's registration. relaxed: only this process writes an owner word it holds.
   std::uint64_t mine = owner_word(static_cast<std::uint32_t>(::getpid()), SlotState::active);
-  if (slot->owner.compare_exchange_strong(mine, 0, std::memory_order_acq_rel)) {
+  if (slot->owner.load(std::memory_order_relaxed) != mine) return;
+  // relaxed, then the CAS's release: the bound is cleared before the slot is seen free.
+  slot->in_flight.store(kNoClaim, std::memory_order_relaxed);
+  // acq_rel: the slot is freed once (a peer frees only a dead owner's).
+  if (slot->owner.compare_exchange_strong(mine, 0, std::memory_order_acq_rel)) {  // acq_rel: above
     add_retired(published, published_bytes);
   }
 }
 
 void ChannelMapping::add_retired(std::uint64_t published, std::uint64_t bytes) noexcept {
-  // relaxed: statistics for tools; a reader summing them with the live slots may briefly miss a
-  // producer that is leaving, never count it twice (the slot is freed first).
-  control_->retired_published.fetch_add(published, std::memory_order_relaxed);
-  control_->retired_bytes.fetch_add(bytes, std::memory_order_relaxed);  // relaxed: above
+  // release: pairs with read_channel_stats' acquire loads of the totals; a reader that sees them
+  // grown also sees the slot freed (by the CAS before this), so it never counts a producer
+  // twice. It re-reads the totals after its pass over the slots to not miss one either.
+  control_->retired_published.fetch_add(published, std::memory_order_release);
+  control_->retired_bytes.fetch_add(bytes, std::memory_order_release);  // release: above
 }
 
 }  // namespace shmbus::detail

@@ -115,6 +115,14 @@ Result<Subscriber> Subscriber::open(std::string_view channel, const SubscriberOp
   if (options.name.size() >= detail::kSubscriberNameSize) {
     return tl::unexpected(Error{ErrorCode::invalid_argument, "subscriber name is too long"});
   }
+  // Tools print names to terminals, JSON and Prometheus: printable ASCII only, no spaces.
+  for (const char c : options.name) {
+    if (c <= ' ' || c > '~') {
+      return tl::unexpected(Error{ErrorCode::invalid_argument,
+                                  "subscriber name '" + options.name +
+                                      "': use printable ASCII without spaces"});
+    }
+  }
   const bool gating = options.policy == Policy::block;
   auto mapping = ChannelMapping::open(channel, gating, options.open_timeout);
   if (!mapping) return tl::unexpected(mapping.error());
@@ -173,6 +181,8 @@ Result<Subscriber> Subscriber::open(std::string_view channel, const SubscriberOp
   }
   // relaxed: published by the release store of the owner word below.
   slot->dead_since_ns.store(0, std::memory_order_relaxed);
+  // relaxed: as above; a reused slot must not show its previous occupant's last sign of life.
+  slot->heartbeat_ns.store(slot->attached_ns, std::memory_order_relaxed);
   std::memset(slot->name, 0, sizeof slot->name);
   std::memcpy(slot->name, options.name.data(), options.name.size());
 
@@ -306,7 +316,7 @@ void Subscriber::publish_position() noexcept {
   // A busy subscriber never idles, where the heartbeat is otherwise refreshed: refresh it every
   // 1024th batch too (a clock read, about 35 ns, amortised). relaxed: a statistic for tools.
   if ((++position_publishes_ & 1023) == 0) {
-    s.heartbeat_ns.store(detail::realtime_ns(), std::memory_order_relaxed);
+    s.heartbeat_ns.store(detail::realtime_ns(), std::memory_order_relaxed);  // relaxed: above
   }
   published_position_ = reader_.position();
   // relaxed: counters for tools; the position's release store below orders them too.
@@ -331,6 +341,11 @@ void Subscriber::release(const Cursor& cursor) noexcept {
   s.received.store(cursor.received, std::memory_order_relaxed);  // relaxed: as above
   s.lost.store(cursor.lost, std::memory_order_relaxed);          // relaxed: as above
   s.spilled.store(cursor.spilled, std::memory_order_relaxed);    // relaxed: as above
+  // A manual-release subscriber's batches do not publish positions: its heartbeat is refreshed
+  // here, every 1024th release (relaxed: a statistic for tools).
+  if ((++position_publishes_ & 1023) == 0) {
+    s.heartbeat_ns.store(detail::realtime_ns(), std::memory_order_relaxed);  // relaxed: above
+  }
   // release: the application is done with every record before this position (the journaler:
   // their writes completed); a producer that acquires it may overwrite them.
   s.position.store(cursor.position, std::memory_order_release);

@@ -225,8 +225,10 @@ struct SubscriberOptions {
   bool manual_release = false;
   // Records each message's end-to-end latency (publish timestamp to delivery) in this
   // subscriber's histogram in the control segment, for `shmbus stat`. Costs a clock read (TSC)
-  // and two plain stores per message. The delivery time is read once per poll, before the first
-  // handler call, so a long handler does not inflate the latencies of the batch after it.
+  // per poll and three plain stores per message. The delivery time is read once per poll, before
+  // the first handler call, so a long handler does not inflate the latencies of the batch after
+  // it; a message published after that read (a block poll keeps reading while handlers run) gets
+  // a fresh one. Messages caught up from the journal (spill) each get their own.
   bool latency_histogram = false;
 };
 
@@ -363,13 +365,13 @@ std::size_t Subscriber::poll(Handler&& on_message, std::size_t max_messages) noe
     return poll_journal(sink, max_messages);
   }
   std::size_t handed = 0;
-  std::int64_t delivered_ns = 0;  // latency histogram: read once per poll, at the first message
+  std::int64_t delivered_ns = 0;  // latency histogram: read at the first message (see options)
   auto deliver = [&](const core::RecordView& r) {
     lost_ += r.lost_before;
     if (r.sequence < skip_below_) [[unlikely]] return;  // walking up to StartFrom::sequence
     ++handed;
     if (latency_ != nullptr) [[unlikely]] {
-      if (delivered_ns == 0) delivered_ns = delivery_now_ns();
+      if (delivered_ns < r.timestamp_ns) delivered_ns = delivery_now_ns();
       core::record_latency(*latency_, delivered_ns - r.timestamp_ns);
     }
     on_message(Message{r.sequence, r.timestamp_ns, {r.payload, r.length}, r.lost_before});

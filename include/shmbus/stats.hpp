@@ -112,7 +112,9 @@ Result<ChannelStats> read_channel_stats(std::string_view channel);
 std::vector<std::string> list_channels();
 
 // A shared-memory object that belongs to no usable channel: a control segment whose ring is gone
-// or was re-created, or a creator's temporary ring whose process died mid-creation.
+// or was re-created, or a creator's temporary ring whose process died mid-creation. Objects
+// written less than a minute ago are never listed: a creator makes the control segment before it
+// links the ring, so a young one may belong to a channel being created.
 struct ShmLeftover {
   std::string object;  // the object's name (without /dev/shm/)
   std::string why;

@@ -9,6 +9,8 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <optional>
+#include <ctime>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -376,13 +378,61 @@ TEST(ChannelStats, GarbageSlotsAreCountedNotTrusted) {
   ctl.slots[42].policy = 1;
   ctl.slots[42].owner.store(detail::owner_word(1, detail::SlotState::detached));
   ctl.producers[20].owner.store(detail::owner_word(1, static_cast<detail::SlotState>(7)));
+  // A name with a terminal escape in it never reaches a terminal.
+  std::memcpy(ctl.slots[43].name, "\x1b[2J", 5);
+  ctl.slots[43].policy = 1;
+  ctl.slots[43].owner.store(detail::owner_word(1, detail::SlotState::detached));
   auto st = read_channel_stats(ch.name());
   ASSERT_TRUE(st) << st.error().message;
-  EXPECT_EQ(st->corrupt_slots, 4u);
+  EXPECT_EQ(st->corrupt_slots, 5u);
   EXPECT_EQ(st->subscribers.size(), 1u);
   EXPECT_EQ(st->producers.size(), 1u);
-  for (int i : {40, 41, 42}) ctl.slots[i].owner.store(0);
+  for (int i : {40, 41, 42, 43}) ctl.slots[i].owner.store(0);
   ctl.producers[20].owner.store(0);
+}
+
+TEST(ChannelStats, ASubscriberNameMustBePrintableWithoutSpaces) {
+  ChannelGuard ch(unique_channel("names"));
+  ASSERT_TRUE(Publisher::open(ch.name(), small_channel()));
+  for (const char* bad : {"two words", "tab\there", "esc\x1b"}) {
+    SubscriberOptions o;
+    o.name = bad;
+    auto sub = Subscriber::open(ch.name(), o);
+    ASSERT_FALSE(sub) << bad;
+    EXPECT_EQ(sub.error().code, ErrorCode::invalid_argument);
+  }
+}
+
+// A forked child that destroys the Publisher it inherited must leave the parent's registration
+// (and its counters) alone: only the process that holds a producer slot frees it.
+TEST(ChannelStats, AForkedChildDroppingAnInheritedPublisherLeavesTheParentsSlot) {
+  ChannelGuard ch(unique_channel("forkpub"));
+  std::optional<Publisher> pub;
+  {
+    auto p = Publisher::open(ch.name(), small_channel());
+    ASSERT_TRUE(p);
+    pub.emplace(std::move(*p));
+  }
+  std::vector<std::byte> payload(kSize);
+  for (int i = 0; i < 5; ++i) ASSERT_EQ(pub->try_publish(payload), PublishStatus::ok);
+  Child child = Child::fork([&] {
+    pub.reset();
+    return 0;
+  });
+  auto status = child.wait(std::chrono::seconds(10));
+  ASSERT_TRUE(status && status->ok());
+  auto st = read_channel_stats(ch.name());
+  ASSERT_TRUE(st);
+  ASSERT_EQ(st->producers.size(), 1u);
+  EXPECT_EQ(st->producers[0].pid, static_cast<std::uint32_t>(::getpid()));
+  EXPECT_EQ(st->published_messages, 5u);  // not 10: the child added nothing to the totals
+  ASSERT_EQ(pub->try_publish(payload), PublishStatus::ok);
+  pub.reset();
+  st = read_channel_stats(ch.name());
+  ASSERT_TRUE(st);
+  EXPECT_TRUE(st->producers.empty());
+  EXPECT_EQ(st->published_messages, 6u);
+  EXPECT_EQ(st->published_bytes, 6u * kSize);
 }
 
 TEST(ChannelStats, MissingChannelIsNotFound) {
@@ -408,6 +458,15 @@ TEST(ChannelStats, LeftoversAreFoundAndRemoved) {
     return std::any_of(found.begin(), found.end(),
                        [&](const ShmLeftover& l) { return l.object == name; });
   };
+  // Just written: they may belong to a channel being created, so they are not leftovers yet.
+  EXPECT_FALSE(has(ctl));
+  EXPECT_FALSE(has(tmp));
+  // Two minutes old.
+  for (const std::string& name : {ctl, tmp}) {
+    const timespec old[2] = {{::time(nullptr) - 120, 0}, {::time(nullptr) - 120, 0}};
+    ASSERT_EQ(::utimensat(AT_FDCWD, ("/dev/shm/" + name).c_str(), old, 0), 0) << name;
+  }
+  found = list_leftovers();
   EXPECT_TRUE(has(ctl));
   EXPECT_TRUE(has(tmp));
   EXPECT_TRUE(remove_leftover(ctl));
@@ -417,6 +476,39 @@ TEST(ChannelStats, LeftoversAreFoundAndRemoved) {
   found = list_leftovers();
   EXPECT_FALSE(has(ctl));
   EXPECT_FALSE(has(tmp));
+}
+
+// Names are matched by their exact shape from the end (a channel may be called "x.ctl"), and a
+// control segment whose creation is still running is no leftover however old it is.
+TEST(ChannelStats, LeftoverNamesAreParsedFromTheEndAndCreationsInProgressAreKept) {
+  const std::string channel = unique_channel("left2") + ".ctl";
+  const std::string incarnation = "0123456789abcdef";
+  // A dead creator's temporary ring of channel "<...>.ctl": a temporary, not a control segment.
+  const std::string dead_tmp = "shmbus." + channel + ".tmp.4194303." + incarnation;
+  // A live creator (this process) still building channel2: its control segment stays.
+  const std::string channel2 = unique_channel("left3");
+  const std::string live_tmp = "shmbus." + channel2 + ".tmp." + std::to_string(::getpid()) + "." +
+                               incarnation;
+  const std::string live_ctl = "shmbus." + channel2 + ".ctl." + incarnation;
+  for (const std::string& name : {dead_tmp, live_tmp, live_ctl}) {
+    const int fd = ::shm_open(name.c_str(), O_CREAT | O_EXCL | O_RDWR, 0600);
+    ASSERT_GE(fd, 0) << name;
+    ::close(fd);
+    const timespec old[2] = {{::time(nullptr) - 120, 0}, {::time(nullptr) - 120, 0}};
+    ASSERT_EQ(::utimensat(AT_FDCWD, ("/dev/shm/" + name).c_str(), old, 0), 0) << name;
+  }
+  const auto found = list_leftovers();
+  auto why = [&](const std::string& name) -> std::string {
+    for (const ShmLeftover& l : found) {
+      if (l.object == name) return l.why;
+    }
+    return "";
+  };
+  EXPECT_NE(why(dead_tmp).find("unfinished creation by pid 4194303"), std::string::npos)
+      << why(dead_tmp);
+  EXPECT_EQ(why(live_tmp), "");
+  EXPECT_EQ(why(live_ctl), "");
+  for (const std::string& name : {dead_tmp, live_tmp, live_ctl}) ::shm_unlink(name.c_str());
 }
 
 }  // namespace
