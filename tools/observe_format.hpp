@@ -121,7 +121,8 @@ std::string record_type_name(std::uint16_t type);
 
 // The verdict lines of a walk, without newlines: "walk: OK, R records from seq A to B" (R data
 // records; "walk: OK, 0 records" for an empty ring), or one "PROBLEM at position P: what" per
-// problem.
+// problem; then a "note: claim at position P is not committed while later records are: ..." line
+// when the walk stopped at such a claim.
 std::vector<std::string> walk_verdict(const core::RingWalk& walk);
 
 // --- tables -------------------------------------------------------------------------------------
