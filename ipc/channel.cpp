@@ -106,7 +106,13 @@ Result<std::shared_ptr<ChannelMapping>> ChannelMapping::open_or_create(
   if (auto ok = check_channel_name(channel); !ok) return tl::unexpected(ok.error());
   const std::string ring_name = ring_object_name(channel);
   for (int attempt = 0; attempt < 3; ++attempt) {
-    if (ShmSegment::exists(ring_name)) return open(channel, true, options.open_timeout);
+    if (ShmSegment::exists(ring_name)) {
+      // It exists, so it is complete (creation links a finished ring): one try, no waiting. A gc
+      // may remove it between the check and the open; then we create it.
+      auto existing = open(channel, true, std::chrono::milliseconds(0));
+      if (existing || existing.error().code != ErrorCode::not_found) return existing;
+      continue;
+    }
 
     const ProcessId self = self_process();
     core::RingParams params;
@@ -130,7 +136,8 @@ Result<std::shared_ptr<ChannelMapping>> ChannelMapping::open_or_create(
     char tmp[96];
     std::snprintf(tmp, sizeof tmp, "%s.tmp.%u.%016" PRIx64, ring_name.c_str(), self.pid,
                   params.incarnation);
-    auto ring = ShmSegment::create(tmp, core::ring_segment_size(options.capacity), options.mode);
+    auto ring = ShmSegment::create(tmp, core::ring_segment_size(options.capacity), options.mode,
+                                   Use::use);
     if (!ring) {
       ShmSegment::remove(ctl_name);
       return tl::unexpected(ring.error());
@@ -166,7 +173,7 @@ Result<std::shared_ptr<ChannelMapping>> ChannelMapping::open(std::string_view ch
   const std::string ring_name = ring_object_name(channel);
   const std::int64_t deadline = monotonic_ns() + timeout.count() * 1'000'000;
   for (;;) {
-    auto ring = ShmSegment::open(ring_name, writable_ring);
+    auto ring = ShmSegment::open(ring_name, writable_ring, true, Use::use);
     if (ring) {
       auto m = attach(channel, std::move(*ring));
       if (m) (*m)->ring_writable_ = writable_ring;

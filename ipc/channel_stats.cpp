@@ -1,5 +1,8 @@
 // read_channel_stats and friends (include/shmbus/stats.hpp): a snapshot of a channel through a
 // read-only ChannelView. Every value written by a peer is checked before it is used.
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cinttypes>
@@ -402,6 +405,30 @@ std::vector<ShmLeftover> list_leftovers() {
   std::sort(out.begin(), out.end(),
             [](const ShmLeftover& a, const ShmLeftover& b) { return a.object < b.object; });
   return out;
+}
+
+Result<bool> remove_channel_if_abandoned(std::string_view channel, bool dry_run) {
+  if (auto ok = detail::check_channel_name(channel); !ok) return tl::unexpected(ok.error());
+  const std::string ring_name = detail::ring_object_name(channel);
+  auto locked = detail::try_lock_unused(ring_name);
+  if (!locked) return tl::unexpected(locked.error());
+  if (*locked < 0) return false;  // a process maps it
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{*locked};
+  auto st = read_channel_stats(channel);
+  if (!st) return tl::unexpected(st.error());
+  if (!st->abandoned) return false;
+  // The name must still name the object we locked (not a channel created since).
+  struct stat ours {}, named {};
+  if (::fstat(closer.fd, &ours) != 0 ||
+      ::stat(detail::shm_path(ring_name).c_str(), &named) != 0 || ours.st_ino != named.st_ino) {
+    return false;
+  }
+  if (dry_run) return true;
+  if (auto removed = remove_channel(channel); !removed) return tl::unexpected(removed.error());
+  return true;
 }
 
 Result<void> remove_leftover(std::string_view object) {

@@ -1,12 +1,16 @@
 #include "ipc/shm_segment.hpp"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
+#include <thread>
+#include <utility>
 
 #include <boost/interprocess/shared_memory_object.hpp>
 
@@ -46,7 +50,57 @@ void prefault(void* base, std::size_t size, bool writable) noexcept {
 
 std::string shm_path(const std::string& name) { return "/dev/shm/" + name; }
 
-Result<ShmSegment> ShmSegment::create(const std::string& name, std::size_t size, unsigned mode) {
+ShmSegment::ShmSegment(ShmSegment&& other) noexcept { *this = std::move(other); }
+
+ShmSegment& ShmSegment::operator=(ShmSegment&& other) noexcept {
+  if (this == &other) return *this;
+  if (use_fd_ >= 0) ::close(use_fd_);
+  region_ = std::move(other.region_);
+  name_ = std::move(other.name_);
+  use_fd_ = std::exchange(other.use_fd_, -1);
+  return *this;
+}
+
+ShmSegment::~ShmSegment() {
+  if (use_fd_ >= 0) ::close(use_fd_);
+}
+
+Result<bool> ShmSegment::hold_use_lock(int fd) {
+  // Our own descriptor of the very object we mapped (the name may point elsewhere by now).
+  const int held = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (held < 0) return tl::unexpected(os_error("cannot lock", name_, errno));
+  // A gc holds the exclusive lock only while it checks and unlinks (milliseconds): wait it out,
+  // without blocking forever on a stuck one.
+  for (int attempt = 0;; ++attempt) {
+    if (::flock(held, LOCK_SH | LOCK_NB) == 0) break;
+    const int err = errno;
+    if ((err != EWOULDBLOCK && err != EINTR) || attempt == 2000) {
+      ::close(held);
+      return tl::unexpected(os_error("cannot lock", name_, err));
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds(500));
+  }
+  struct stat st {};
+  if (::fstat(held, &st) != 0 || st.st_nlink == 0) {
+    ::close(held);
+    return false;  // removed between our open and our lock
+  }
+  use_fd_ = held;
+  return true;
+}
+
+Result<int> try_lock_unused(const std::string& name) {
+  const int fd = ::open(shm_path(name).c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return tl::unexpected(os_error("cannot open", name, errno));
+  if (::flock(fd, LOCK_EX | LOCK_NB) == 0) return fd;
+  const int err = errno;
+  ::close(fd);
+  if (err == EWOULDBLOCK) return -1;
+  return tl::unexpected(os_error("cannot lock", name, err));
+}
+
+Result<ShmSegment> ShmSegment::create(const std::string& name, std::size_t size, unsigned mode,
+                                      Use use) {
   try {
     bip::permissions perm(mode);
     bip::shared_memory_object shm(bip::create_only, name.c_str(), bip::read_write, perm);
@@ -67,6 +121,15 @@ Result<ShmSegment> ShmSegment::create(const std::string& name, std::size_t size,
     ShmSegment seg;
     seg.region_ = bip::mapped_region(shm, bip::read_write, 0, size);
     seg.name_ = name;
+    if (use == Use::use) {
+      auto held = seg.hold_use_lock(fd);
+      if (!held || !*held) {
+        bip::shared_memory_object::remove(name.c_str());
+        return tl::unexpected(held ? Error{ErrorCode::system, "cannot lock new shared memory '" +
+                                                                  shm_path(name) + "'"}
+                                   : held.error());
+      }
+    }
     prefault(seg.region_.get_address(), size, true);
     return seg;
   } catch (const bip::interprocess_exception& e) {
@@ -74,7 +137,8 @@ Result<ShmSegment> ShmSegment::create(const std::string& name, std::size_t size,
   }
 }
 
-Result<ShmSegment> ShmSegment::open(const std::string& name, bool writable, bool populate) {
+Result<ShmSegment> ShmSegment::open(const std::string& name, bool writable, bool populate,
+                                    Use use) {
   try {
     const auto mode = writable ? bip::read_write : bip::read_only;
     bip::shared_memory_object shm(bip::open_only, name.c_str(), mode);
@@ -86,6 +150,14 @@ Result<ShmSegment> ShmSegment::open(const std::string& name, bool writable, bool
     ShmSegment seg;
     seg.region_ = bip::mapped_region(shm, mode, 0, static_cast<std::size_t>(size));
     seg.name_ = name;
+    if (use == Use::use) {
+      auto held = seg.hold_use_lock(shm.get_mapping_handle().handle);
+      if (!held) return tl::unexpected(held.error());
+      if (!*held) {
+        return tl::unexpected(Error{ErrorCode::not_found, "shared memory '" + shm_path(name) +
+                                                              "' was removed while being opened"});
+      }
+    }
     if (populate) prefault(seg.region_.get_address(), seg.region_.get_size(), writable);
     return seg;
   } catch (const bip::interprocess_exception& e) {

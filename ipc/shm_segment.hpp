@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 
 #include <boost/interprocess/mapped_region.hpp>
@@ -12,17 +13,29 @@
 
 namespace shmbus::detail {
 
+// How a process maps a channel's ring: as a user of the channel, it holds a shared flock(2) on the
+// object for as long as the mapping lives. The kernel drops it when the process dies, so "some
+// process uses this channel" is a lock that cannot outlive its holder; `shmbus gc` takes the
+// exclusive lock before it removes a channel (remove_channel_if_abandoned). Tools only look.
+enum class Use : std::uint8_t { look, use };
+
 class ShmSegment {
  public:
   ShmSegment() = default;
+  ShmSegment(ShmSegment&& other) noexcept;
+  ShmSegment& operator=(ShmSegment&& other) noexcept;
+  ~ShmSegment();
 
   // Creates `name`, which must not exist, with `mode` (umask does not apply), allocates every page
   // (a full /dev/shm fails here with no_space, not later with SIGBUS), maps it read-write.
-  static Result<ShmSegment> create(const std::string& name, std::size_t size, unsigned mode);
+  static Result<ShmSegment> create(const std::string& name, std::size_t size, unsigned mode,
+                                   Use use = Use::look);
 
-  // Opens and maps an existing object; not_found if it does not exist. `populate` maps every page
-  // now (no page faults on the hot path later); tools that glance at a header skip it.
-  static Result<ShmSegment> open(const std::string& name, bool writable, bool populate = true);
+  // Opens and maps an existing object; not_found if it does not exist (or, with Use::use, was
+  // removed while it was being opened). `populate` maps every page now (no page faults on the hot
+  // path later); tools that glance at a header skip it.
+  static Result<ShmSegment> open(const std::string& name, bool writable, bool populate = true,
+                                 Use use = Use::look);
 
   // Gives the object `from` the name `to` as well, atomically; false if `to` exists.
   static Result<bool> link(const std::string& from, const std::string& to);
@@ -34,9 +47,18 @@ class ShmSegment {
   const std::string& name() const noexcept { return name_; }
 
  private:
+  // Use::use: keeps a descriptor of the object with the shared lock; false if the object has been
+  // unlinked meanwhile (a gc removed it between our open and our lock).
+  Result<bool> hold_use_lock(int fd);
+
   boost::interprocess::mapped_region region_;
   std::string name_;
+  int use_fd_ = -1;  // holds the shared use lock (Use::use), closed with the segment
 };
+
+// Tries to take the exclusive use lock of an object: a descriptor holding it (close it to release)
+// when no process uses the object, -1 when one does (EWOULDBLOCK), an error otherwise.
+Result<int> try_lock_unused(const std::string& name);
 
 // Path of a shared-memory object's name in the file system (Linux: /dev/shm).
 std::string shm_path(const std::string& name);

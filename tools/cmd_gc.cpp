@@ -89,13 +89,19 @@ int run_gc(const GcOptions& o, std::FILE* out) {
         continue;
       }
       if (!stats->abandoned) continue;
-      if (!o.dry_run) {
-        if (auto removed = remove_channel(name); !removed) {
-          if (removed.error().code == ErrorCode::not_found) continue;
-          fmt::print(stderr, "shmbus gc: {}\n", removed.error().message);
-          failed = true;
-          continue;
-        }
+      // Checked again under the ring's exclusive lock, which also sees a process that maps the
+      // channel without a slot yet (opening it right now).
+      auto removed = remove_channel_if_abandoned(name, o.dry_run);
+      if (!removed) {
+        if (removed.error().code == ErrorCode::not_found) continue;
+        fmt::print(stderr, "shmbus gc: {}\n", removed.error().message);
+        failed = true;
+        continue;
+      }
+      if (!*removed) {
+        fmt::print(stderr, "shmbus gc: skipping channel '{}': no process is registered, but one "
+                           "maps it (opening it right now?)\n", name);
+        continue;
       }
       fmt::print(out, "{} channel {}\n", verb, name);
       ++channels;

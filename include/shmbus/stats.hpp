@@ -123,4 +123,12 @@ std::vector<ShmLeftover> list_leftovers();
 // Removes one leftover object by name (gc). not_found if it is already gone.
 Result<void> remove_leftover(std::string_view object);
 
+// gc's removal: removes `channel` only if it is abandoned AND no process maps it as a user (every
+// Publisher and Subscriber holds a shared lock on the ring while it maps it, which the kernel
+// drops when the process dies). It holds the exclusive lock while it checks and unlinks, so no
+// process can start using the channel in between; one that opened it just before finds it removed
+// and opens (or creates) the channel anew. True if it removed the channel (with `dry_run`: would
+// have), false if the channel is in use.
+Result<bool> remove_channel_if_abandoned(std::string_view channel, bool dry_run = false);
+
 }  // namespace shmbus

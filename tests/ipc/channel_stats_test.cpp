@@ -330,6 +330,49 @@ TEST(ChannelStats, AChannelWhoseProcessesAllDiedIsAbandoned) {
   EXPECT_NE(std::find(names.begin(), names.end(), ch.name()), names.end());
 }
 
+// gc removes a channel only when no process maps it: a process that has opened the channel but
+// holds no slot (as while it is still opening it) keeps it, through the ring's use lock.
+TEST(ChannelStats, GcKeepsAChannelThatAProcessMapsWithoutASlot) {
+  ChannelGuard ch(unique_channel("inuse"));
+  Child creator = Child::fork([&] { return publish(ch.name(), 3); });
+  auto created = creator.wait(std::chrono::seconds(10));
+  ASSERT_TRUE(created && created->ok());
+  Child holder = Child::fork([&] {
+    SubscriberOptions o;
+    o.policy = Policy::drop;
+    auto sub = Subscriber::open(ch.name(), o);
+    if (!sub) return 1;
+    // Leave the slot, keep the mapping: registered nowhere, yet using the channel.
+    auto files = test::ChannelFiles::open(ch.name(), true);
+    if (!files) return 2;
+    for (auto& slot : files->control().slots) slot.owner.store(0);
+    std::printf("READY\n");
+    std::fflush(stdout);
+    ::pause();
+    return 0;
+  });
+  ASSERT_TRUE(holder.wait_for_line("READY", std::chrono::seconds(10))) << holder.output();
+  auto st = read_channel_stats(ch.name());
+  ASSERT_TRUE(st);
+  EXPECT_TRUE(st->abandoned);  // nobody registered, creator gone...
+  auto removed = remove_channel_if_abandoned(ch.name());
+  ASSERT_TRUE(removed) << removed.error().message;
+  EXPECT_FALSE(*removed);  // ...but a process maps it
+  EXPECT_TRUE(test::ChannelFiles::open(ch.name()).has_value());
+  holder.kill_hard();  // the kernel drops its lock
+  removed = remove_channel_if_abandoned(ch.name(), true);
+  ASSERT_TRUE(removed);
+  EXPECT_TRUE(*removed);
+  EXPECT_TRUE(test::ChannelFiles::open(ch.name()).has_value());  // a dry run removes nothing
+  removed = remove_channel_if_abandoned(ch.name());
+  ASSERT_TRUE(removed);
+  EXPECT_TRUE(*removed);
+  EXPECT_FALSE(test::ChannelFiles::open(ch.name()).has_value());
+  // A publisher afterwards simply creates the channel anew.
+  auto pub = Publisher::open(ch.name(), small_channel());
+  ASSERT_TRUE(pub) << pub.error().message;
+}
+
 // Tools need read permission only: a process that may not write either segment reads the stats.
 TEST(ChannelStats, ReadPermissionIsEnough) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root to switch to an unprivileged user";
