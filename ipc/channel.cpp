@@ -72,6 +72,27 @@ std::optional<std::string> check_control(const ShmSegment& seg, std::uint64_t in
   return std::nullopt;
 }
 
+Result<void> validate_ring(const ShmSegment& ring, const std::string& where) {
+  if (auto err = core::check_ring(ring.base(), ring.size())) {
+    const bool version = err->find("version") != std::string::npos ||
+                         err->find("fingerprint") != std::string::npos;
+    return tl::unexpected(
+        Error{version ? ErrorCode::version_mismatch : ErrorCode::corrupt, where + *err});
+  }
+  return {};
+}
+
+Result<void> validate_control(const ShmSegment& control, std::uint64_t incarnation,
+                              const std::string& where) {
+  if (auto err = check_control(control, incarnation)) {
+    return tl::unexpected(Error{err->find("version") != std::string::npos
+                                    ? ErrorCode::version_mismatch
+                                    : ErrorCode::corrupt,
+                                where + *err + " (" + shm_path(control.name()) + ")"});
+  }
+  return {};
+}
+
 std::string ring_object_name(std::string_view channel) {
   return "shmbus." + std::string(channel);
 }
@@ -194,12 +215,7 @@ Result<std::shared_ptr<ChannelMapping>> ChannelMapping::attach(std::string_view 
                                                                ShmSegment ring_segment) {
   const std::string where = "channel '" + std::string(channel) + "' (" +
                             shm_path(ring_segment.name()) + "): ";
-  if (auto err = core::check_ring(ring_segment.base(), ring_segment.size())) {
-    const bool version = err->find("version") != std::string::npos ||
-                         err->find("fingerprint") != std::string::npos;
-    return tl::unexpected(
-        Error{version ? ErrorCode::version_mismatch : ErrorCode::corrupt, where + *err});
-  }
+  if (auto ok = validate_ring(ring_segment, where); !ok) return tl::unexpected(ok.error());
   auto mapping = std::make_shared<ChannelMapping>();
   mapping->ring_ = core::RingRef::attach(ring_segment.base());
   const std::uint64_t incarnation = mapping->ring_.header->incarnation;
@@ -209,12 +225,7 @@ Result<std::shared_ptr<ChannelMapping>> ChannelMapping::attach(std::string_view 
     ctl.error().message = where + ctl.error().message;
     return tl::unexpected(ctl.error());
   }
-  if (auto err = check_control(*ctl, incarnation)) {
-    return tl::unexpected(Error{err->find("version") != std::string::npos
-                                    ? ErrorCode::version_mismatch
-                                    : ErrorCode::corrupt,
-                                where + *err + " (" + shm_path(ctl_name) + ")"});
-  }
+  if (auto ok = validate_control(*ctl, incarnation, where); !ok) return tl::unexpected(ok.error());
   mapping->ring_segment_ = std::move(ring_segment);
   mapping->control_segment_ = std::move(*ctl);
   mapping->control_ = static_cast<ControlHeader*>(mapping->control_segment_.base());

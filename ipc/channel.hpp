@@ -25,6 +25,11 @@ std::string control_object_name(std::string_view channel, std::uint64_t incarnat
 Result<void> check_channel_name(std::string_view channel);
 // Validates a mapped control segment for the ring's incarnation: a message, or nothing if usable.
 std::optional<std::string> check_control(const ShmSegment& segment, std::uint64_t incarnation);
+// check_ring / check_control as the Error an opener returns: version_mismatch or corrupt, the
+// message prefixed with `where` (the channel and its ring's path) and naming the segment.
+Result<void> validate_ring(const ShmSegment& ring, const std::string& where);
+Result<void> validate_control(const ShmSegment& control, std::uint64_t incarnation,
+                              const std::string& where);
 
 class ChannelMapping {
  public:

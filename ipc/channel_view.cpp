@@ -18,12 +18,7 @@ Result<ChannelView> ChannelView::open(std::string_view channel) {
     return tl::unexpected(ring.error());
   }
   const std::string where = "channel '" + view.name_ + "' (" + view.ring_path_ + "): ";
-  if (auto err = core::check_ring(ring->base(), ring->size())) {
-    const bool version = err->find("version") != std::string::npos ||
-                         err->find("fingerprint") != std::string::npos;
-    return tl::unexpected(
-        Error{version ? ErrorCode::version_mismatch : ErrorCode::corrupt, where + *err});
-  }
+  if (auto ok = validate_ring(*ring, where); !ok) return tl::unexpected(ok.error());
   view.ring_segment_ = std::move(*ring);
   // The view only ever loads through this reference; the mapping is read-only, so a store would
   // fault rather than perturb the channel.
@@ -36,12 +31,7 @@ Result<ChannelView> ChannelView::open(std::string_view channel) {
     ctl.error().message = where + ctl.error().message;
     return tl::unexpected(ctl.error());
   }
-  if (auto err = check_control(*ctl, incarnation)) {
-    return tl::unexpected(Error{err->find("version") != std::string::npos
-                                    ? ErrorCode::version_mismatch
-                                    : ErrorCode::corrupt,
-                                where + *err + " (" + view.control_path_ + ")"});
-  }
+  if (auto ok = validate_control(*ctl, incarnation, where); !ok) return tl::unexpected(ok.error());
   view.control_segment_ = std::move(*ctl);
   view.control_ = static_cast<const ControlHeader*>(view.control_segment_.base());
   return view;
