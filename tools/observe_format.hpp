@@ -21,7 +21,7 @@
 
 namespace shmbus::tools {
 
-// --- rates --------------------------------------------------------------------------------------
+// --- rates (observe_format.cpp) -----------------------------------------------------------------
 
 // What changed between two reads of one channel, per second of CLOCK_MONOTONIC between them.
 struct ChannelRates {
@@ -48,7 +48,7 @@ ChannelRates measure_rates(const ChannelStats* before, const ChannelStats& after
 // count per second over [since_ns, now_ns] (CLOCK_REALTIME); 0 if that span is not positive.
 double average_rate(std::uint64_t count, std::int64_t since_ns, std::int64_t now_ns) noexcept;
 
-// --- latency ------------------------------------------------------------------------------------
+// --- latency (observe_format.cpp) ---------------------------------------------------------------
 
 struct LatencySummary {
   std::uint64_t count = 0;
@@ -60,7 +60,7 @@ struct LatencySummary {
 };
 LatencySummary summarize_latency(const core::LatencySnapshot& snapshot) noexcept;
 
-// --- words --------------------------------------------------------------------------------------
+// --- words (observe_format.cpp) -----------------------------------------------------------------
 
 // "none" (no journaler ever attached), "recording" (its process runs) or "stopped".
 const char* journal_status(const ChannelStats& stats) noexcept;
@@ -87,7 +87,7 @@ struct LiveProcess {
 };
 std::vector<LiveProcess> live_processes(const ChannelStats& stats);
 
-// --- stat ---------------------------------------------------------------------------------------
+// --- stat (stat_json.cpp, stat_prometheus.cpp, stat_text.cpp) -----------------------------------
 
 // One JSON document, on one line without a newline (the schema is in docs/observability.md).
 std::string stat_json(const ChannelStats& stats, const ChannelRates& rates);
@@ -102,7 +102,7 @@ std::string stat_text(const ChannelStats& stats, const ChannelRates& rates, bool
 // A label value escaped for the exposition format: backslash, double quote and newline.
 std::string escape_label_value(std::string_view value);
 
-// --- ls -----------------------------------------------------------------------------------------
+// --- ls (observe_format.cpp) --------------------------------------------------------------------
 
 // One channel of the listing: its latest read and rates, or the reason it cannot be read.
 struct LsEntry {
@@ -114,7 +114,7 @@ struct LsEntry {
 std::string ls_json(const std::vector<LsEntry>& entries);  // one line, no newline
 std::string ls_text(const std::vector<LsEntry>& entries);  // a table, ending in a newline
 
-// --- inspect ------------------------------------------------------------------------------------
+// --- inspect (observe_format.cpp) ---------------------------------------------------------------
 
 // "data", "padding", "abandoned", or "unknown(N)".
 std::string record_type_name(std::uint16_t type);
@@ -125,7 +125,7 @@ std::string record_type_name(std::uint16_t type);
 // when the walk stopped at such a claim.
 std::vector<std::string> walk_verdict(const core::RingWalk& walk);
 
-// --- tables -------------------------------------------------------------------------------------
+// --- tables (stat_text.cpp) ---------------------------------------------------------------------
 
 enum class Align : std::uint8_t { left, right };
 
