@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tests/support/command.hpp"
 #include "tests/support/process.hpp"
 
 namespace {
@@ -21,47 +22,25 @@ using namespace std::chrono_literals;
 using shmbus::test::ChannelGuard;
 using shmbus::test::Child;
 using shmbus::test::ExitStatus;
+using shmbus::test::lines_of;
+using shmbus::test::RunResult;
+using shmbus::test::run_command;
+using shmbus::test::with_stderr_captured;
 using shmbus::test::unique_channel;
-
-struct RunResult {
-  ExitStatus status;
-  std::string out;  // whatever the child wrote to the pipe
-};
-
-// Runs argv to completion (killing it after `timeout`) and returns its exit status and stdout.
-RunResult run(const std::vector<std::string>& argv, std::chrono::milliseconds timeout = 10s) {
-  Child child = Child::spawn(argv);
-  const auto status = child.wait(timeout);
-  if (!status) {
-    ADD_FAILURE() << "timed out after " << timeout.count() << " ms: " << argv.front() << " ...\n"
-                  << "output so far:\n"
-                  << child.output();
-    child.kill_hard();
-    return {ExitStatus{}, child.output()};
-  }
-  return {*status, child.output()};
-}
 
 // `shmbus ARGS...`, capturing stdout.
 RunResult cli(std::initializer_list<std::string> args, std::chrono::milliseconds timeout = 10s) {
   std::vector<std::string> argv{SHMBUS_CLI};
   argv.insert(argv.end(), args);
-  return run(argv, timeout);
+  return run_command(argv, timeout);
 }
 
 // `shmbus ARGS...`, capturing stderr (stdout is discarded).
 RunResult cli_stderr(std::initializer_list<std::string> args,
                      std::chrono::milliseconds timeout = 10s) {
-  std::vector<std::string> argv{"/bin/sh", "-c", "exec \"$0\" \"$@\" 2>&1 >/dev/null", SHMBUS_CLI};
+  std::vector<std::string> argv{SHMBUS_CLI};
   argv.insert(argv.end(), args);
-  return run(argv, timeout);
-}
-
-std::vector<std::string> lines_of(const std::string& text) {
-  std::vector<std::string> lines;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);) lines.push_back(line);
-  return lines;
+  return run_command(with_stderr_captured(argv), timeout);
 }
 
 unsigned hex_byte(const std::string& hex, std::size_t index) {
@@ -109,7 +88,7 @@ TEST(Cli, PubCountCreatesChannelAndTailJsonPrintsEveryGeneratedRecord) {
 TEST(Cli, PubPublishesStdinLinesAndTailTextShowsThemInOrder) {
   ChannelGuard channel(unique_channel("cli-lines"));
   const RunResult pub =
-      run({"/bin/sh", "-c", "printf 'hello\\nworld\\n' | \"$0\" pub \"$1\"", SHMBUS_CLI,
+      run_command({"/bin/sh", "-c", "printf 'hello\\nworld\\n' | \"$0\" pub \"$1\"", SHMBUS_CLI,
            channel.name()});
   ASSERT_TRUE(pub.status.ok()) << pub.status.describe();
 

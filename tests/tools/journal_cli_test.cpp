@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tests/support/command.hpp"
 #include "tests/support/journal_files.hpp"
 #include "tests/support/process.hpp"
 
@@ -23,42 +24,22 @@ using shmbus::test::Child;
 using shmbus::test::ExitStatus;
 using shmbus::test::SegmentBuilder;
 using shmbus::test::TempDir;
+using shmbus::test::lines_of;
+using shmbus::test::RunResult;
+using shmbus::test::run_command;
+using shmbus::test::with_stderr_captured;
 using shmbus::test::journal_payload;
 using shmbus::test::unique_channel;
 
-struct RunResult {
-  ExitStatus status;
-  std::string out;
-};
-
-RunResult run(const std::vector<std::string>& argv, std::chrono::milliseconds timeout = 20s) {
-  Child child = Child::spawn(argv);
-  const auto status = child.wait(timeout);
-  if (!status) {
-    ADD_FAILURE() << "timed out: " << argv.at(1) << "\n" << child.output();
-    child.kill_hard();
-    return {ExitStatus{}, child.output()};
-  }
-  return {*status, child.output()};
-}
-
 RunResult cli(std::vector<std::string> args) {
   args.insert(args.begin(), SHMBUS_CLI);
-  return run(args);
+  return run_command(args);
 }
 
 // stderr only (stdout discarded).
 RunResult cli_stderr(std::vector<std::string> args) {
-  std::vector<std::string> argv{"/bin/sh", "-c", "exec \"$0\" \"$@\" 2>&1 >/dev/null", SHMBUS_CLI};
-  argv.insert(argv.end(), args.begin(), args.end());
-  return run(argv);
-}
-
-std::vector<std::string> lines_of(const std::string& text) {
-  std::vector<std::string> lines;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);) lines.push_back(line);
-  return lines;
+  args.insert(args.begin(), SHMBUS_CLI);
+  return run_command(with_stderr_captured(args));
 }
 
 std::string hex(const std::vector<std::byte>& bytes) {

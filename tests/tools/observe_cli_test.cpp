@@ -21,6 +21,7 @@
 #include "core/layout.hpp"
 #include "shmbus/shmbus.hpp"
 #include "shmbus/stats.hpp"
+#include "tests/support/command.hpp"
 #include "tests/support/process.hpp"
 #include "tests/support/segments.hpp"
 
@@ -30,32 +31,16 @@ using namespace std::chrono_literals;
 using shmbus::test::ChannelGuard;
 using shmbus::test::Child;
 using shmbus::test::ExitStatus;
+using shmbus::test::lines_of;
+using shmbus::test::RunResult;
+using shmbus::test::run_command;
 using shmbus::test::unique_channel;
 using json = nlohmann::json;
-
-struct RunResult {
-  ExitStatus status;
-  std::string out;
-};
 
 RunResult cli(const std::vector<std::string>& args, std::chrono::milliseconds timeout = 20s) {
   std::vector<std::string> argv{SHMBUS_CLI};
   argv.insert(argv.end(), args.begin(), args.end());
-  Child child = Child::spawn(argv);
-  const auto status = child.wait(timeout);
-  if (!status) {
-    ADD_FAILURE() << "timed out: shmbus " << args.front() << "\n" << child.output();
-    child.kill_hard();
-    return {ExitStatus{}, child.output()};
-  }
-  return {*status, child.output()};
-}
-
-std::vector<std::string> lines_of(const std::string& text) {
-  std::vector<std::string> lines;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);) lines.push_back(line);
-  return lines;
+  return run_command(argv, timeout);
 }
 
 constexpr std::uint64_t kCount = 5000;  // about ten laps of the 64 KiB ring

@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tests/support/command.hpp"
 #include "tools/format.hpp"
 #include "tools/observe_format.hpp"
 
@@ -607,12 +608,7 @@ std::size_t column_of(const std::string& line, const std::string& word) {
   return at;
 }
 
-std::vector<std::string> lines_of(const std::string& text) {
-  std::vector<std::string> lines;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);) lines.push_back(line);
-  return lines;
-}
+using shmbus::test::lines_of;
 
 TEST(ObserveHuman, RenderTableAlignsColumnsAndLeavesNoTrailingSpaces) {
   const std::string t =
