@@ -381,6 +381,49 @@ TEST(ObserveCli, StatShowsTheLatencyPercentilesOfAHistogramSubscriber) {
   EXPECT_LE(lat["p999_ns"].get<std::uint64_t>(), lat["max_ns"].get<std::uint64_t>());
 }
 
+// --watch --json: one JSON document per refresh, rates over each interval, until SIGTERM (exit 0).
+TEST(ObserveCli, StatWatchPrintsOneDocumentPerIntervalUntilTerminated) {
+  ChannelGuard ch(unique_channel("obswatch"));
+  ASSERT_TRUE(cli({"pub", ch.name(), "--count", "1", "--quiet"}).status.ok());
+  // A publisher at 2000 msg/s for the whole watch.
+  Child pub = Child::spawn({SHMBUS_CLI, "pub", ch.name(), "--count", "4000", "--rate", "2000",
+                            "--quiet"});
+  for (int i = 0; i < 500; ++i) {  // until it publishes
+    auto st = shmbus::read_channel_stats(ch.name());
+    if (st && st->published_messages > 10) break;
+    std::this_thread::sleep_for(10ms);
+  }
+  Child watch = Child::spawn({SHMBUS_CLI, "stat", ch.name(), "--watch", "0.2", "--json",
+                              "--interval-ms", "100"});
+  std::vector<json> docs;
+  for (int i = 0; i < 4; ++i) {
+    auto line = watch.read_line(5s);
+    ASSERT_TRUE(line) << watch.output();
+    docs.push_back(json::parse(*line));
+  }
+  ASSERT_EQ(::kill(watch.pid(), SIGTERM), 0);
+  const auto status = watch.wait(5s);
+  ASSERT_TRUE(status && status->ok()) << (status ? status->describe() : "still running");
+  // Each document's rate is its interval's messages over its interval: summed over the last three
+  // they must give back the growth of published_messages between the first and the last.
+  double counted = 0;
+  std::uint64_t last_published = 0;
+  for (std::size_t i = 0; i < docs.size(); ++i) {
+    const json& d = docs[i];
+    EXPECT_EQ(d["channel"], ch.name());
+    EXPECT_EQ(d["rates_measured"], true);
+    EXPECT_GT(d["interval_s"].get<double>(), 0.05);
+    EXPECT_GE(d["published_messages"].get<std::uint64_t>(), last_published);
+    last_published = d["published_messages"].get<std::uint64_t>();
+    if (i > 0) counted += d["messages_per_s"].get<double>() * d["interval_s"].get<double>();
+  }
+  const double grown = static_cast<double>(docs.back()["published_messages"].get<std::uint64_t>() -
+                                           docs.front()["published_messages"].get<std::uint64_t>());
+  EXPECT_GT(grown, 0);
+  EXPECT_NEAR(counted, grown, 1.0 + grown * 1e-6);
+  pub.kill_hard();
+}
+
 TEST(ObserveCli, StatOfAMissingChannelFails) {
   const RunResult r = cli({"stat", "t-no-such-" + std::to_string(::getpid())});
   EXPECT_EQ(r.status.code, 1);
