@@ -61,7 +61,7 @@ bool anyone_claiming(const ControlHeader& ctl) {
   };
   // acquire (both loops): as in read_subscriber / read_producer; only the owner word is used.
   for (const SubscriberSlot& s : ctl.slots) {
-    if (claiming_alive(s.owner.load(std::memory_order_acquire))) return true;
+    if (claiming_alive(s.owner.load(std::memory_order_acquire))) return true;  // acquire: above
   }
   for (const ProducerSlot& p : ctl.producers) {
     if (claiming_alive(p.owner.load(std::memory_order_acquire))) return true;  // acquire: above

@@ -93,8 +93,9 @@ std::size_t ChannelMapping::evict_dead_subscribers() noexcept {
     // channel's by whoever frees it; a claiming slot's counters are still the previous owner's,
     // who added them when it left. relaxed: statistics; the dead process changes them no more.
     const bool counted = owner_state(owner) == SlotState::active;
+    // relaxed (both): as said above.
     const std::uint64_t published = p.published.load(std::memory_order_relaxed);
-    const std::uint64_t bytes = p.published_bytes.load(std::memory_order_relaxed);  // relaxed: above
+    const std::uint64_t bytes = p.published_bytes.load(std::memory_order_relaxed);  // relaxed
     // acq_rel: the slot is freed once, by whoever wins; the winner's totals then go out with
     // add_retired's release.
     if (p.owner.compare_exchange_strong(owner, 0, std::memory_order_acq_rel) && counted) {
@@ -138,7 +139,7 @@ void ChannelMapping::release_producer_slot(ProducerSlot* slot, std::uint64_t pub
   // Only a slot that is still ours: a forked child destroying the parent's Publisher must not
   // touch the parent's registration. relaxed: only this process writes an owner word it holds.
   std::uint64_t mine = owner_word(static_cast<std::uint32_t>(::getpid()), SlotState::active);
-  if (slot->owner.load(std::memory_order_relaxed) != mine) return;
+  if (slot->owner.load(std::memory_order_relaxed) != mine) return;  // relaxed: above
   // relaxed, then the CAS's release: the bound is cleared before the slot is seen free.
   slot->in_flight.store(kNoClaim, std::memory_order_relaxed);
   // acq_rel: the slot is freed once (a peer frees only a dead owner's).
