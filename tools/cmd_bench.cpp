@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
+#include <iterator>
 #include <cstdio>
 #include <iostream>
 
@@ -50,15 +51,10 @@ std::vector<std::unique_ptr<Transport>> with_shmbus(
   std::vector<std::unique_ptr<Transport>> all;
   all.push_back(std::move(shared));
   all.push_back(std::move(single));
-  for (auto& t : on_request) all.push_back(std::move(t));
   for (auto& t : rest) all.push_back(std::move(t));
-  if (only.empty()) {
-    std::erase_if(all, [&](const std::unique_ptr<Transport>& t) {
-      return t->name().find("-nocounters") != std::string::npos ||
-             t->name().find("-hist") != std::string::npos;
-    });
-    return all;
-  }
+  if (only.empty()) return all;
+  all.insert(all.begin() + 2, std::make_move_iterator(on_request.begin()),
+             std::make_move_iterator(on_request.end()));
   std::erase_if(all, [&](const std::unique_ptr<Transport>& t) {
     const std::string name = t->name();
     return name != "raw-shm" && std::find(only.begin(), only.end(), name) == only.end();

@@ -213,6 +213,37 @@ constexpr std::array<std::uint32_t, 18> kVaried = {0,   1,  31, 32, 33,  64,  10
 
 // --- healthy rings ---------------------------------------------------------------------------
 
+// What the walk read from `from` on, as the script wrote it, up to `to`: the data records
+// contiguous by sequence and tagged with it, the counts right.
+void expect_walked_as_written(const TestRing& ring, const Script& s, const RingWalk& w,
+                              std::uint64_t to) {
+  const std::vector<WalkedRecord> want = s.from(w.from_position, to);
+  ASSERT_FALSE(want.empty());
+  EXPECT_EQ(want.front().position, w.from_position) << "the walk starts on a record boundary";
+  EXPECT_EQ(show(w.last), show(want));
+  std::uint64_t data = 0;
+  std::uint64_t padding = 0;
+  std::uint64_t first = 0;
+  std::uint64_t last = 0;
+  for (const WalkedRecord& r : want) {
+    if (r.type == static_cast<std::uint16_t>(RecordType::padding)) {
+      ++padding;
+      continue;
+    }
+    if (first == 0) first = r.sequence;
+    if (last != 0) {
+      EXPECT_EQ(r.sequence, last + 1) << show(r);
+    }
+    last = r.sequence;
+    ++data;
+  }
+  EXPECT_EQ(w.data_records, data);
+  EXPECT_EQ(w.padding_records, padding);
+  EXPECT_EQ(w.first_sequence, first);
+  EXPECT_EQ(w.last_sequence, last);
+  expect_payloads_at(ring, w.last);
+}
+
 TEST(RingWalk, EmptyRingHasNoRecordsAndNoProblems) {
   TestRing ring(kCapacity, kMax);
   const RingWalk w = walk_ring(ring.ref(), 8);
@@ -292,35 +323,11 @@ TEST(RingWalk, WrappedRingIsWalkedFromTheEarliestRetainedRecord) {
     EXPECT_GE(w.from_position, tail.position - kCapacity + kCapacity / 8);
     EXPECT_LT(w.from_position, tail.position - kCapacity / 2);
 
-    const std::vector<WalkedRecord> want = s.from(w.from_position);
-    ASSERT_FALSE(want.empty());
-    EXPECT_EQ(want.front().position, w.from_position) << "the walk starts on a record boundary";
-    EXPECT_EQ(show(w.last), show(want));
-    std::uint64_t data = 0;
-    std::uint64_t padding = 0;
-    std::uint64_t first = 0;
-    std::uint64_t last = 0;
-    for (const WalkedRecord& r : want) {
-      if (r.type == static_cast<std::uint16_t>(RecordType::padding)) {
-        ++padding;
-        continue;
-      }
-      if (first == 0) first = r.sequence;
-      if (last != 0) {
-        EXPECT_EQ(r.sequence, last + 1) << show(r);
-      }
-      last = r.sequence;
-      ++data;
-    }
-    EXPECT_EQ(w.data_records, data);
-    EXPECT_EQ(w.padding_records, padding);
-    EXPECT_EQ(w.first_sequence, first);
-    EXPECT_EQ(w.last_sequence, last);
+    expect_walked_as_written(ring, s, w, UINT64_MAX);
     EXPECT_EQ(w.last_sequence, tail.next_sequence - 1);
     EXPECT_EQ(w.abandoned_records, 0u);
     EXPECT_EQ(w.pending_records, 0u);
-    expect_payloads_at(ring, w.last);
-    if (padding > 0) ++walks_with_padding;
+    if (w.padding_records > 0) ++walks_with_padding;
   }
   std::uint64_t paddings_written = 0;
   for (const WalkedRecord& r : s.headers) {
@@ -460,37 +467,6 @@ TEST(RingWalk, UncommittedClaimOverThePreviousLapsPayloadIsPending) {
     EXPECT_EQ(after.to_position, t.end);
     EXPECT_EQ(after.last_sequence, 34u);
   }
-}
-
-// What the walk read from `from` on, as the script wrote it, up to `to`: the data records
-// contiguous by sequence and tagged with it, the counts right.
-void expect_walked_as_written(const TestRing& ring, const Script& s, const RingWalk& w,
-                              std::uint64_t to) {
-  const std::vector<WalkedRecord> want = s.from(w.from_position, to);
-  ASSERT_FALSE(want.empty());
-  EXPECT_EQ(want.front().position, w.from_position) << "the walk starts on a record boundary";
-  EXPECT_EQ(show(w.last), show(want));
-  std::uint64_t data = 0;
-  std::uint64_t padding = 0;
-  std::uint64_t first = 0;
-  std::uint64_t last = 0;
-  for (const WalkedRecord& r : want) {
-    if (r.type == static_cast<std::uint16_t>(RecordType::padding)) {
-      ++padding;
-      continue;
-    }
-    if (first == 0) first = r.sequence;
-    if (last != 0) {
-      EXPECT_EQ(r.sequence, last + 1) << show(r);
-    }
-    last = r.sequence;
-    ++data;
-  }
-  EXPECT_EQ(w.data_records, data);
-  EXPECT_EQ(w.padding_records, padding);
-  EXPECT_EQ(w.first_sequence, first);
-  EXPECT_EQ(w.last_sequence, last);
-  expect_payloads_at(ring, w.last);
 }
 
 // Two producers on one (multi-producer) ring in its second lap, where the slots hold the previous
