@@ -277,12 +277,15 @@ TEST(JournalerCrash, AFullDiskHoldsTheRecordsAndRecordingResumesWhenSpaceIsFreed
     return 0;
   });
 
-  // The disk fills: the journal stops short and stays there, holding the producer back.
+  // The disk fills: the journal stops short and stays there, holding the producer back. Stuck
+  // means unchanged for half a second: on a loaded 2-core machine (the sanitizer build under
+  // ctest -j2) the journaler can miss a 50 ms sample while it is merely descheduled.
   std::uint64_t stuck_at = 0;
-  for (int i = 0; i < 100; ++i) {
+  int unchanged = 0;
+  for (int i = 0; i < 400 && unchanged < 10; ++i) {
     std::this_thread::sleep_for(50ms);
     const std::uint64_t now = observer->journaled_sequence();
-    if (now == stuck_at && now > 0) break;
+    unchanged = now == stuck_at && now > 0 ? unchanged + 1 : 0;
     stuck_at = now;
   }
   std::this_thread::sleep_for(300ms);
