@@ -47,7 +47,7 @@
 #include <cstdint>
 #include <type_traits>
 
-#include "core/layout.hpp"
+#include "layout.hpp"
 
 namespace shmbus::core {
 

@@ -154,6 +154,21 @@ static_assert(sizeof(RingHeader) <= kRingDataOffset);
 // A digest of every size and offset above. Two builds whose layouts differ in any of them (another
 // compiler, another packing, an edited struct without a version bump) compute different values and
 // refuse each other's segments with a message naming both.
+// A digest of a layout's sizes and offsets (FNV-1a over their bytes), stored in a segment's
+// header by its creator and compared by every opener. The ring's and the control segment's
+// (ipc/control_layout.hpp) fingerprints are this function over their own parts.
+template <std::size_t N>
+constexpr std::uint64_t fingerprint(const std::uint64_t (&parts)[N]) noexcept {
+  std::uint64_t h = 0xcbf29ce484222325ULL;
+  for (std::uint64_t p : parts) {
+    for (int i = 0; i < 8; ++i) {
+      h ^= (p >> (8 * i)) & 0xff;
+      h *= 0x100000001b3ULL;
+    }
+  }
+  return h;
+}
+
 constexpr std::uint64_t layout_fingerprint() noexcept {
   constexpr std::uint64_t parts[] = {
       sizeof(RecordHeader),          offsetof(RecordHeader, length),
@@ -164,14 +179,7 @@ constexpr std::uint64_t layout_fingerprint() noexcept {
       kRingDataOffset,               kCheckpoints,
       kLayoutVersion,
   };
-  std::uint64_t h = 0xcbf29ce484222325ULL;  // FNV-1a over the parts
-  for (std::uint64_t p : parts) {
-    for (int i = 0; i < 8; ++i) {
-      h ^= (p >> (8 * i)) & 0xff;
-      h *= 0x100000001b3ULL;
-    }
-  }
-  return h;
+  return fingerprint(parts);
 }
 
 constexpr std::uint64_t ring_segment_size(std::uint64_t capacity) noexcept {

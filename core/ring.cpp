@@ -1,5 +1,5 @@
-#include "core/ring.hpp"
-#include "core/ring_reader.hpp"
+#include "ring.hpp"
+#include "ring_reader.hpp"
 
 #include <immintrin.h>
 
@@ -132,9 +132,9 @@ TailWord RingRef::load_tail() const noexcept {
   for (;;) {
     // acquire on all three: the two sequence loads bracket the position load in this thread's
     // order, so equal sequences mean no claim landed in between.
-    const std::uint64_t s1 = __atomic_load_n(&header->tail.next_sequence, __ATOMIC_ACQUIRE);
-    const std::uint64_t p = __atomic_load_n(&header->tail.position, __ATOMIC_ACQUIRE);
-    const std::uint64_t s2 = __atomic_load_n(&header->tail.next_sequence, __ATOMIC_ACQUIRE);
+    const std::uint64_t s1 = claimed_sequence(std::memory_order_acquire);  // acquire: above
+    const std::uint64_t p = claimed_position(std::memory_order_acquire);   // acquire: above
+    const std::uint64_t s2 = claimed_sequence(std::memory_order_acquire);  // acquire: above
     if (s1 == s2) return TailWord{p, s1};
   }
 }
@@ -214,10 +214,8 @@ ClaimStatus RingWriter::reserve(std::uint64_t bytes, std::uint64_t count, std::u
   // Relaxed loads: an exclusive writer knows the tail; a shared one's torn guess only makes the
   // first CAS fail, which returns the real value.
   TailWord cur = exclusive_ ? local_tail_
-                            : TailWord{__atomic_load_n(&ring_.header->tail.position,
-                                                       __ATOMIC_RELAXED),
-                                       __atomic_load_n(&ring_.header->tail.next_sequence,
-                                                       __ATOMIC_RELAXED)};
+                            : TailWord{ring_.claimed_position(std::memory_order_relaxed),
+                                       ring_.claimed_sequence(std::memory_order_relaxed)};
   for (;;) {
     if (!is_frame_aligned(cur.position)) return ClaimStatus::corrupt;
     const std::uint64_t offset = cur.position & ring_.mask;

@@ -24,7 +24,8 @@
 #include <span>
 #include <string>
 
-#include "core/layout.hpp"
+#include "layout.hpp"
+#include "ring_ref.hpp"
 
 namespace shmbus::core {
 
@@ -50,36 +51,6 @@ void format_ring(void* base, const RingParams& params);
 // layout fingerprint, capacity and size agreement, ready marker. Returns a message that names what
 // differs (expected and found), or nothing when the segment is usable.
 std::optional<std::string> check_ring(const void* base, std::size_t size);
-
-// A validated view of a ring. Cheap to copy; does not own the memory.
-struct RingRef {
-  RingHeader* header = nullptr;
-  std::byte* data = nullptr;
-  std::uint64_t capacity = 0;
-  std::uint64_t mask = 0;
-  std::uint32_t max_message = 0;
-  std::uint64_t key = 0;
-
-  // Only after check_ring() said the segment is usable.
-  static RingRef attach(void* base) noexcept;
-
-  RecordHeader* header_at(std::uint64_t position) const noexcept {
-    return reinterpret_cast<RecordHeader*>(data + (position & mask));
-  }
-  std::uint64_t committed(std::uint64_t position) const noexcept {
-    return commit_word(key, position, kStateCommitted);
-  }
-  // The highest position any producer has claimed. Producers change it only by CAS on the whole
-  // tail word; loading one half is a consistent 8-byte read of it.
-  std::uint64_t claimed_position() const noexcept {
-    // acquire: a reader that sees a claim also sees what was ordered before that claim (the
-    // release fence in try_claim pairs with the acquire fence in poll_copy's validation).
-    return __atomic_load_n(&header->tail.position, __ATOMIC_ACQUIRE);
-  }
-  // Both halves, consistent, without writing (read-only mappings cannot CAS): the sequence changes
-  // with every claim, so an unchanged sequence around the position load means no claim between.
-  TailWord load_tail() const noexcept;
-};
 
 enum class ClaimStatus : std::uint8_t {
   ok,
@@ -157,25 +128,6 @@ class RingWriter {
   bool exclusive_ = false;
   bool vector_tail_store_ = false;  // a 16-byte SSE store is atomic on this CPU
   TailWord local_tail_{0, 1};  // exclusive writers: the tail as we last stored it
-};
-
-// What a reader saw at its position.
-enum class ReadState : std::uint8_t {
-  ready,      // a committed record is there
-  empty,      // nothing committed yet (or a claim still being written)
-  lapped,     // the producers have overwritten it (only non-gating readers)
-  corrupt,    // a committed header failed validation
-};
-
-// A record as the reader hands it on. `payload` points into the ring (in-place polls) or into the
-// reader's copy buffer (copying polls); valid until the next poll call.
-struct RecordView {
-  std::uint64_t sequence;
-  std::int64_t timestamp_ns;
-  std::uint32_t length;
-  RecordType type;
-  const std::byte* payload;
-  std::uint64_t lost_before;  // sequences lost immediately before this one (0 if none)
 };
 
 // Validates a committed header at `position`: type, length, lap bounds. Returns a message or

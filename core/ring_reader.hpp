@@ -7,14 +7,35 @@
 // Both allocate nothing, lock nothing and make no system call.
 #pragma once
 
+#include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 
-#include "core/layout.hpp"
-#include "core/ring.hpp"
-#include "core/ring_repair.hpp"
+#include "layout.hpp"
+#include "ring_ref.hpp"
 
 namespace shmbus::core {
+
+// What a reader saw at its position.
+enum class ReadState : std::uint8_t {
+  ready,      // a committed record is there
+  empty,      // nothing committed yet (or a claim still being written)
+  lapped,     // the producers have overwritten it (only non-gating readers)
+  corrupt,    // a committed header failed validation
+};
+
+// A record as the reader hands it on. `payload` points into the ring (in-place polls) or into the
+// reader's copy buffer (copying polls); valid until the next poll call.
+struct RecordView {
+  std::uint64_t sequence;
+  std::int64_t timestamp_ns;
+  std::uint32_t length;
+  RecordType type;
+  const std::byte* payload;
+  std::uint64_t lost_before;  // sequences lost immediately before this one (0 if none)
+};
+
 
 // Functions that read what a producer may be overwriting at the same time. The race is by design
 // (what they read is validated afterwards, seqlock style), so ThreadSanitizer is told not to look.
@@ -64,24 +85,14 @@ class RingReader {
   // Adds sequences lost elsewhere (a spill subscriber's journal gap records) to that report.
   void note_lost(std::uint64_t count) noexcept { pending_lost_ += count; }
 
+  // Skips `bytes` of padding (no sequence) at the current position.
+  void skip_padding(std::uint64_t bytes) noexcept { position_ += bytes; }
+
   // Skips one claim whose producer never committed: `frame` bytes holding sequence `sequence`.
   void skip_abandoned(std::uint64_t frame_bytes, std::uint64_t sequence) noexcept {
     if (sequence >= next_sequence_) pending_lost_ += sequence - next_sequence_ + 1;
     position_ += frame_bytes;
     next_sequence_ = sequence + 1;
-  }
-
-  // Skips, without writing, a stalled claim another process will never commit (read-only
-  // mappings cannot repair it in place).
-  void skip_stall(const StallAnalysis& a) noexcept {
-    for (int i = 0; i < a.count; ++i) {
-      const StallPiece& p = a.pieces[i];
-      if (p.count == 0) {
-        position_ += p.bytes;
-      } else {
-        skip_abandoned(p.bytes, p.first_sequence + p.count - 1);
-      }
-    }
   }
 
   // The commit word at the current position (for stall detection on the slow path).
@@ -208,8 +219,8 @@ class RingReader {
     // them came from a producer that lapped us, that producer's claim (ordered before its writes
     // by the release fence after its claim) is visible here.
     std::atomic_thread_fence(std::memory_order_acquire);
-    if (__atomic_load_n(&ring_.header->tail.position, __ATOMIC_RELAXED) >
-        batch_start + ring_.capacity) {
+    // relaxed: the fence above orders it after the copies.
+    if (ring_.claimed_position(std::memory_order_relaxed) > batch_start + ring_.capacity) {
       return ReadState::lapped;
     }
     return stop;

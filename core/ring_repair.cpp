@@ -1,7 +1,9 @@
-#include "core/ring_repair.hpp"
+#include "ring_repair.hpp"
 
 #include <algorithm>
 #include <cstring>
+
+#include "ring.hpp"
 
 namespace shmbus::core {
 namespace {

@@ -15,8 +15,9 @@
 #include <cstdint>
 #include <optional>
 
-#include "core/layout.hpp"
-#include "core/ring.hpp"
+#include "layout.hpp"
+#include "ring_reader.hpp"
+#include "ring_ref.hpp"
 
 namespace shmbus::core {
 
@@ -44,5 +45,18 @@ std::optional<StallAnalysis> analyze_stall(const RingRef& ring, std::uint64_t po
 // Writes the analysis into the ring (needs a writable mapping). Returns the number of sequences
 // this call marked abandoned (0 if the producer or another repairer got there first).
 std::uint64_t repair_stall(const RingRef& ring, const StallAnalysis& analysis) noexcept;
+
+// Moves `reader` past the analysed claim without writing (read-only mappings cannot repair it in
+// place); its sequences are reported as lost before the next record.
+inline void skip_stall(RingReader& reader, const StallAnalysis& analysis) noexcept {
+  for (int i = 0; i < analysis.count; ++i) {
+    const StallPiece& p = analysis.pieces[i];
+    if (p.count == 0) {
+      reader.skip_padding(p.bytes);
+    } else {
+      reader.skip_abandoned(p.bytes, p.first_sequence + p.count - 1);
+    }
+  }
+}
 
 }  // namespace shmbus::core

@@ -1,4 +1,4 @@
-#include "core/ring_walk.hpp"
+#include "ring_walk.hpp"
 
 #include <atomic>
 #include <cstdio>

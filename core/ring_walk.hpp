@@ -20,7 +20,7 @@
 #include <string>
 #include <vector>
 
-#include "core/ring.hpp"
+#include "ring.hpp"
 
 namespace shmbus::core {
 

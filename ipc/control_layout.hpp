@@ -186,13 +186,21 @@ static_assert(offsetof(SubscriberSlot, flags) == 13);
 static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
 
 constexpr std::uint64_t control_fingerprint() noexcept {
-  return (std::uint64_t{sizeof(ControlHeader)} << 32) ^ (sizeof(SubscriberSlot) << 16) ^
-         (offsetof(SubscriberSlot, position) << 8) ^ (offsetof(ControlHeader, producers) << 40) ^
-         (sizeof(ProducerSlot) << 24) ^ (offsetof(SubscriberSlot, spilled) << 56) ^
-         (offsetof(ControlHeader, journal_owner) << 12) ^
-         (offsetof(ControlHeader, journal_written) << 4) ^
-         (offsetof(ControlHeader, latency) << 20) ^ (sizeof(core::LatencyHistogram) << 48) ^
-         (offsetof(ControlHeader, retired_bytes) << 2) ^ kControlVersion;
+  constexpr std::uint64_t parts[] = {
+      sizeof(ControlHeader),
+      offsetof(ControlHeader, producers),
+      offsetof(ControlHeader, journal_owner),
+      offsetof(ControlHeader, journal_written),
+      offsetof(ControlHeader, retired_bytes),
+      offsetof(ControlHeader, latency),
+      sizeof(SubscriberSlot),
+      offsetof(SubscriberSlot, position),
+      offsetof(SubscriberSlot, spilled),
+      sizeof(ProducerSlot),
+      sizeof(core::LatencyHistogram),
+      kControlVersion,
+  };
+  return core::fingerprint(parts);
 }
 
 inline constexpr std::size_t kControlSegmentSize = (sizeof(ControlHeader) + 4095) & ~std::size_t{4095};

@@ -150,8 +150,4 @@ std::optional<JournalLink> find_journal(const ControlHeader& control) {
   return link;
 }
 
-ChannelMapping& SubscriberAccess::channel(Subscriber& subscriber) noexcept {
-  return *subscriber.channel_;
-}
-
 }  // namespace shmbus::detail

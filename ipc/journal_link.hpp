@@ -1,6 +1,6 @@
 // The link between a channel and its journaler, kept in the control segment's journal section
 // (ControlHeader::journal_*): who records the channel, into which directory, and how far the
-// journal files reach. The journaler (journal::Journaler, `shmbus record`) is the only writer;
+// journal files reach. The journaler (Journaler in ipc/journaler.hpp, `shmbus record`) is the only writer;
 // publishers read it to wait for durability, spill subscribers to catch up from the files.
 //
 // Invariants:
@@ -51,11 +51,5 @@ struct JournalLink {
 std::optional<JournalLink> find_journal(const ChannelMapping& channel);
 // The same from a control segment alone (tools' read-only mappings).
 std::optional<JournalLink> find_journal(const ControlHeader& control);
-
-// The journaler needs its own Subscriber's mapping (to claim the journal and publish progress)
-// without the public API exposing it.
-struct SubscriberAccess {
-  static ChannelMapping& channel(Subscriber& subscriber) noexcept;
-};
 
 }  // namespace shmbus::detail

@@ -3,39 +3,23 @@
 // one release store. Gating readers are consulted through a cached floor that is re-scanned only
 // when the gate epoch changes or the cached floor says the ring is full.
 #include <algorithm>
+#include <cstring>
 #include <thread>
 
-#include "ipc/channel.hpp"
+#include <fmt/format.h>
+
 #include "ipc/futex.hpp"
-#include "ipc/publish_clock.hpp"
-#include "shmbus/shmbus.hpp"
+#include "ipc/publisher_state.hpp"
+#include "shmbus/publisher.hpp"
 
 namespace shmbus {
 
 using detail::ChannelMapping;
 
-Result<Publisher> Publisher::open(std::string_view channel, const ChannelOptions& options) {
-  auto mapping = ChannelMapping::open_or_create(channel, options);
-  if (!mapping) return tl::unexpected(mapping.error());
-  Publisher p;
-  p.channel_ = std::move(*mapping);
-  const detail::ProcessId self = detail::self_process();
-  if (p.channel_->info().single_producer) {
-    if (auto owned = take_exclusive(*p.channel_, self); !owned) return tl::unexpected(owned.error());
-    p.exclusive_ = true;
-  }
-  auto slot = p.channel_->take_producer_slot(self);
-  if (!slot) return tl::unexpected(slot.error());
-  p.slot_ = *slot;
-  p.writer_ = core::RingWriter(p.channel_->ring(), static_cast<std::uint16_t>(self.pid),
-                               p.exclusive_);
-  p.clock_ = std::make_unique<detail::PublishClock>();
-  p.counters_ = options.counters;
-  return p;
-}
+namespace {
 
-Result<void> Publisher::take_exclusive(detail::ChannelMapping& channel,
-                                       const detail::ProcessId& self) {
+// Takes the single-producer ownership of the channel: from nobody, or from a dead process.
+Result<void> take_exclusive(ChannelMapping& channel, const detail::ProcessId& self) {
   core::RingHeader& h = *channel.ring().header;
   const std::uint64_t mine = detail::pack_process(self);
   for (int attempt = 0; attempt < 100; ++attempt) {
@@ -44,10 +28,9 @@ Result<void> Publisher::take_exclusive(detail::ChannelMapping& channel,
     if (owner != 0) {
       const detail::ProcessId holder = detail::unpack_process(owner);
       if (holder.pid == self.pid || detail::process_alive(holder)) {
-        return tl::unexpected(Error{ErrorCode::busy,
-                                    "channel '" + channel.info().name +
-                                        "' is single-producer and pid " +
-                                        std::to_string(holder.pid) + " publishes to it"});
+        return tl::unexpected(Error{
+            ErrorCode::busy, fmt::format("channel '{}' is single-producer and pid {} publishes to it",
+                                         channel.info().name, holder.pid)});
       }
     }
     // acq_rel: the winner alone owns the channel's claims from here on, and sees the tail the
@@ -56,72 +39,93 @@ Result<void> Publisher::take_exclusive(detail::ChannelMapping& channel,
       return {};
     }
   }
-  return tl::unexpected(Error{ErrorCode::busy, "channel '" + channel.info().name +
-                                                   "': cannot take the producer ownership"});
+  return tl::unexpected(Error{
+      ErrorCode::busy,
+      fmt::format("channel '{}': cannot take the producer ownership", channel.info().name)});
 }
 
-Publisher::Publisher(Publisher&& o) noexcept { *this = std::move(o); }
+}  // namespace
 
-Publisher& Publisher::operator=(Publisher&& o) noexcept {
-  if (this == &o) return *this;
-  release_exclusive();
-  channel_ = std::move(o.channel_);
-  slot_ = std::exchange(o.slot_, nullptr);
-  outstanding_ = o.outstanding_;
-  published_ = o.published_;
-  published_bytes_ = o.published_bytes_;
-  counters_ = o.counters_;
-  back_pressured_tries_ = o.back_pressured_tries_;
-  writer_ = o.writer_;
-  clock_ = std::move(o.clock_);
-  gate_epoch_ = o.gate_epoch_;
-  gate_floor_ = o.gate_floor_;
-  exclusive_ = std::exchange(o.exclusive_, false);
-  return *this;
-}
-
-Publisher::~Publisher() { release_exclusive(); }
-
-void Publisher::release_exclusive() noexcept {
-  if (channel_) {
-    channel_->release_producer_slot(std::exchange(slot_, nullptr), published_, published_bytes_);
+Result<Publisher> Publisher::open(std::string_view channel, const ChannelOptions& options) {
+  auto mapping = ChannelMapping::open_or_create(channel, options);
+  if (!mapping) return tl::unexpected(mapping.error());
+  Publisher p;
+  p.state_ = std::make_unique<detail::PublisherState>();
+  detail::PublisherState& s = *p.state_;
+  s.channel = std::move(*mapping);
+  const detail::ProcessId self = detail::self_process();
+  if (s.channel->info().single_producer) {
+    if (auto owned = take_exclusive(*s.channel, self); !owned) return tl::unexpected(owned.error());
+    s.exclusive = true;
   }
-  if (!exclusive_ || !channel_) return;
-  std::uint64_t mine = detail::pack_process(detail::self_process());
-  // release: the next owner (which acquires the word) sees the tail we stored last.
-  channel_->ring().header->exclusive_pid.compare_exchange_strong(
-      mine, 0, std::memory_order_release);  // release: see above
-  exclusive_ = false;
+  auto slot = s.channel->take_producer_slot(self);
+  if (!slot) return tl::unexpected(slot.error());
+  s.slot = *slot;
+  s.writer = core::RingWriter(s.channel->ring(), static_cast<std::uint16_t>(self.pid), s.exclusive);
+  s.counters = options.counters;
+  return p;
 }
 
-const ChannelInfo& Publisher::info() const noexcept { return channel_->info(); }
+Publisher::Publisher(Publisher&&) noexcept = default;
+Publisher& Publisher::operator=(Publisher&&) noexcept = default;
+Publisher::~Publisher() = default;
 
-std::uint64_t Publisher::gate_floor() noexcept {
+namespace detail {
+
+PublisherState::~PublisherState() {
+  if (!channel) return;
+  channel->release_producer_slot(slot, published, published_bytes);
+  if (!exclusive) return;
+  std::uint64_t mine = pack_process(self_process());
+  // release: the next owner (which acquires the word) sees the tail we stored last.
+  channel->ring().header->exclusive_pid.compare_exchange_strong(
+      mine, 0, std::memory_order_release);  // release: see above
+}
+
+std::uint64_t PublisherState::current_gate_floor() noexcept {
   // seq_cst: a subscriber registers (RMW on the epoch) then loads the tail; either our load sees
   // its registration or its tail load sees our earlier claims (see Subscriber::open).
-  const std::uint64_t epoch = channel_->control().gate_epoch.load(std::memory_order_seq_cst);
-  if (epoch != gate_epoch_) {
-    gate_epoch_ = epoch;
-    gate_floor_ = channel_->scan_gate_floor();
+  const std::uint64_t epoch = channel->control().gate_epoch.load(std::memory_order_seq_cst);
+  if (epoch != gate_epoch) {
+    gate_epoch = epoch;
+    gate_floor = channel->scan_gate_floor();
   }
-  return gate_floor_;
+  return gate_floor;
 }
 
-std::uint64_t Publisher::refresh_gate() noexcept {
-  gate_epoch_ = UINT64_MAX;
-  return gate_floor();
+std::uint64_t PublisherState::refresh_gate() noexcept {
+  gate_epoch = UINT64_MAX;
+  return current_gate_floor();
 }
 
-bool Publisher::wait_for_gate(std::uint64_t end) noexcept {
-  // A subscriber registered while we claimed and needs space we already hold: wait for it to move
-  // (or to be evicted if its process dies). Rare: only a registration racing a claim.
+void PublisherState::wait_for_gate(std::uint64_t end) noexcept {
+  // Rare: only a registration racing a claim. Waits for that subscriber to move (or to be
+  // evicted if its process dies).
   for (std::uint32_t spins = 0;; ++spins) {
     const std::uint64_t floor = refresh_gate();
-    if (floor == UINT64_MAX || end <= floor + channel_->ring().capacity) return true;
-    if ((spins & 1023) == 1023) channel_->evict_dead_subscribers();
+    if (floor == UINT64_MAX || end <= floor + channel->ring().capacity) return;
+    if ((spins & 1023) == 1023) channel->evict_dead_subscribers();
     std::this_thread::yield();
   }
 }
+
+void PublisherState::claim_done() noexcept {
+  // release: our bound goes only after the commit stores before it.
+  if (--outstanding == 0 && !exclusive) {
+    slot->in_flight.store(kNoClaim, std::memory_order_release);  // release: above
+  }
+}
+
+void PublisherState::wake_waiters() noexcept {
+  auto& ctl = channel->control();
+  // release: a sleeper that wakes and sees the new word also sees our commit.
+  ctl.wake_word.fetch_add(1, std::memory_order_release);
+  futex_wake_all(ctl.wake_word);
+}
+
+}  // namespace detail
+
+const ChannelInfo& Publisher::info() const noexcept { return state_->channel->info(); }
 
 PublishStatus Publisher::try_claim(std::uint32_t size, Claim& claim) noexcept {
   return try_claim_batch({&size, 1}, {&claim, 1});
@@ -130,6 +134,7 @@ PublishStatus Publisher::try_claim(std::uint32_t size, Claim& claim) noexcept {
 PublishStatus Publisher::try_claim_batch(std::span<const std::uint32_t> sizes,
                                          std::span<Claim> claims) noexcept {
   if (sizes.size() > kMaxBatch || claims.size() < sizes.size()) return PublishStatus::too_large;
+  detail::PublisherState& s = *state_;
   // Uninitialised on purpose: zeroing 64 tickets would cost more than the claim itself.
   union TicketStorage {
     TicketStorage() noexcept {}
@@ -138,45 +143,51 @@ PublishStatus Publisher::try_claim_batch(std::span<const std::uint32_t> sizes,
   TicketStorage storage[kMaxBatch];
   static_assert(sizeof(TicketStorage) == sizeof(core::ClaimTicket));
   const std::span<core::ClaimTicket> out(&storage[0].ticket, sizes.size());
-  const bool track = !exclusive_ && outstanding_ == 0;
+  const bool track = !s.exclusive && s.outstanding == 0;
   if (track) {
     // Announce a lower bound of where this claim will start before making it, so that no other
     // producer laps it while we write (see ProducerSlot). relaxed load: any tail value read now
     // is at or below our claim's start. release store: made visible before the claim by the
     // CAS's full barrier; scan_gate_floor loads the tail before the slots.
-    slot_->in_flight.store(
-        __atomic_load_n(&channel_->ring().header->tail.position, __ATOMIC_RELAXED),
-        std::memory_order_release);  // release: see above
+    s.slot->in_flight.store(s.channel->ring().claimed_position(std::memory_order_relaxed),
+                            std::memory_order_release);  // release: see above
   }
-  core::ClaimStatus st = writer_.try_claim_batch(sizes, gate_floor(), out);
+  core::ClaimStatus st = s.writer.try_claim_batch(sizes, s.current_gate_floor(), out);
   if (st == core::ClaimStatus::back_pressured) {
     // The cached floor may be stale: look at the positions again.
-    st = writer_.try_claim_batch(sizes, refresh_gate(), out);
+    st = s.writer.try_claim_batch(sizes, s.refresh_gate(), out);
   }
   if (st != core::ClaimStatus::ok) {
     // release: nothing was claimed; our bound goes.
-    if (track) slot_->in_flight.store(detail::kNoClaim, std::memory_order_release);
+    if (track) s.slot->in_flight.store(detail::kNoClaim, std::memory_order_release);
     if (st == core::ClaimStatus::too_large) return PublishStatus::too_large;
     if (st == core::ClaimStatus::corrupt) return PublishStatus::corrupt;
     // relaxed: a statistic.
-    channel_->control().back_pressure_events.fetch_add(1, std::memory_order_relaxed);
+    s.channel->control().back_pressure_events.fetch_add(1, std::memory_order_relaxed);
     // Dead processes may hold the floor: look for them now and then (reads /proc).
-    if ((++back_pressured_tries_ & 1023) == 0) channel_->evict_dead_subscribers();
+    if ((++s.back_pressured_tries & 1023) == 0) s.channel->evict_dead_subscribers();
     return PublishStatus::back_pressured;
   }
-  outstanding_ += static_cast<std::uint32_t>(sizes.size());
+  s.outstanding += static_cast<std::uint32_t>(sizes.size());
   // seq_cst: ordered after the claim CAS; a registration we did not see before claiming is seen
-  // here (see gate_floor), and we hold the payload back until that subscriber has room.
-  if (channel_->control().gate_epoch.load(std::memory_order_seq_cst) != gate_epoch_) {
-    wait_for_gate(out.back().end);
+  // here (see current_gate_floor), and we hold the payload back until that subscriber has room.
+  if (s.channel->control().gate_epoch.load(std::memory_order_seq_cst) != s.gate_epoch) {
+    s.wait_for_gate(out.back().end);
   }
   // One clock read for the whole batch: it is the claim's time.
-  const std::int64_t now = clock_->now_ns();
+  const std::int64_t now = s.clock.now_ns();
   for (std::size_t i = 0; i < sizes.size(); ++i) {
     // The header is written with the commit (commit_with_header): one move of its cache line.
-    out[i].timestamp_ns = now;
-    writer_.begin(out[i], now);
-    claims[i].ticket_ = out[i];
+    const core::ClaimTicket& t = out[i];
+    s.writer.begin(t, now);
+    Claim& c = claims[i];
+    c.payload_ = t.payload;
+    c.length_ = t.length;
+    c.sequence_ = t.sequence;
+    c.position_ = t.position;
+    c.start_ = t.start;
+    c.end_ = t.end;
+    c.timestamp_ns_ = now;
   }
   return PublishStatus::ok;
 }
@@ -191,59 +202,51 @@ PublishStatus Publisher::claim(std::uint32_t size, Claim& claim,
     const std::int64_t now = detail::monotonic_ns();
     if (deadline == 0) deadline = now + timeout.count();
     if (now >= deadline) return PublishStatus::timed_out;
-    if ((spins & 4095) == 4095) channel_->evict_dead_subscribers();
+    if ((spins & 4095) == 4095) state_->channel->evict_dead_subscribers();
     std::this_thread::yield();
   }
 }
 
-void Publisher::claim_done() noexcept {
-  // release: our bound goes only after the commit stores before it.
-  if (--outstanding_ == 0 && !exclusive_) {
-    slot_->in_flight.store(detail::kNoClaim, std::memory_order_release);  // release: above
-  }
-}
-
 PublishStatus Publisher::commit(Claim& claim) noexcept {
-  const core::CommitStatus st = writer_.commit_with_header(claim.ticket_, claim.ticket_.timestamp_ns);
-  if (st == core::CommitStatus::ok && counters_) {
+  detail::PublisherState& s = *state_;
+  const core::ClaimTicket ticket{claim.payload_, claim.length_, claim.position_, claim.sequence_,
+                                 claim.start_,   claim.end_,    claim.timestamp_ns_};
+  const core::CommitStatus st = s.writer.commit_with_header(ticket, claim.timestamp_ns_);
+  if (st == core::CommitStatus::ok && s.counters) {
     // relaxed: statistics for tools, on our own slot's line; nothing is ordered by them. Plain
     // stores of our own running totals (we are the slot's only writer): no locked increment.
-    slot_->published.store(++published_, std::memory_order_relaxed);
-    published_bytes_ += claim.ticket_.length;
-    slot_->published_bytes.store(published_bytes_, std::memory_order_relaxed);  // relaxed: above
+    s.slot->published.store(++s.published, std::memory_order_relaxed);
+    s.published_bytes += claim.length_;
+    s.slot->published_bytes.store(s.published_bytes, std::memory_order_relaxed);  // relaxed: above
   }
-  claim_done();
+  s.claim_done();
   // relaxed: a hint; a sleeper that races this check re-checks within its sleep slice (1 ms).
-  if (channel_->control().waiters.load(std::memory_order_relaxed) != 0) wake_waiters();
+  if (s.channel->control().waiters.load(std::memory_order_relaxed) != 0) s.wake_waiters();
   return st == core::CommitStatus::ok ? PublishStatus::ok : PublishStatus::abandoned;
 }
 
 void Publisher::abandon(Claim& claim) noexcept {
-  writer_.abandon(claim.ticket_);
-  claim_done();
+  detail::PublisherState& s = *state_;
+  s.writer.abandon(core::ClaimTicket{claim.payload_, claim.length_, claim.position_,
+                                     claim.sequence_, claim.start_, claim.end_,
+                                     claim.timestamp_ns_});
+  s.claim_done();
   // relaxed: as in commit.
-  if (channel_->control().waiters.load(std::memory_order_relaxed) != 0) wake_waiters();
-}
-
-void Publisher::wake_waiters() noexcept {
-  auto& ctl = channel_->control();
-  // release: a sleeper that wakes and sees the new word also sees our commit.
-  ctl.wake_word.fetch_add(1, std::memory_order_release);
-  detail::futex_wake_all(ctl.wake_word);
+  if (s.channel->control().waiters.load(std::memory_order_relaxed) != 0) s.wake_waiters();
 }
 
 std::uint64_t Publisher::durable_sequence() const noexcept {
   // acquire: pairs with the journaler's release in publish_journal_progress.
-  return channel_->control().journal_durable.load(std::memory_order_acquire);
+  return state_->channel->control().journal_durable.load(std::memory_order_acquire);
 }
 
 std::uint64_t Publisher::journaled_sequence() const noexcept {
   // acquire: as in durable_sequence.
-  return channel_->control().journal_written.load(std::memory_order_acquire);
+  return state_->channel->control().journal_written.load(std::memory_order_acquire);
 }
 
 bool Publisher::wait_durable(std::uint64_t sequence, std::chrono::nanoseconds timeout) noexcept {
-  auto& ctl = channel_->control();
+  auto& ctl = state_->channel->control();
   const std::int64_t start = detail::monotonic_ns();
   const std::int64_t deadline = start + timeout.count();
   std::int64_t next_alive_check = start;

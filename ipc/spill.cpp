@@ -13,17 +13,15 @@
 // boundary up to exactly the next expected sequence, discarding what the journal already gave.
 //
 // Nothing here is on the hot path: it runs only while catching up, and it opens and reads files,
-// reads /proc and allocates. The ring path (Subscriber::poll in shmbus.hpp) only tests
-// `catching_up_`.
+// reads /proc and allocates. The ring path (Subscriber::poll in shmbus/subscriber.hpp) only
+// tests PollState::catching_up.
 #include <string>
 
-#include "core/ring_reader.hpp"
-#include "ipc/channel.hpp"
+#include "core/ring.hpp"
 #include "ipc/journal_link.hpp"
-#include "ipc/spill.hpp"
-#include "shmbus/shmbus.hpp"
+#include "ipc/subscriber_state.hpp"
 
-namespace shmbus {
+namespace shmbus::detail {
 namespace {
 
 // How often a catch-up that waits for the journaler looks at /proc to see whether it still lives.
@@ -33,58 +31,58 @@ std::string str(std::uint64_t v) { return std::to_string(v); }
 
 }  // namespace
 
-void Subscriber::start_catch_up() noexcept {
-  detail::SpillState& sp = *spill_;
+void SubscriberSlowState::start_catch_up(PollState& poll) noexcept {
+  SpillState& sp = *spill;
   // Losses the ring reader counted (abandoned claims) but has not reported yet go with the
   // journal's next message.
-  sp.pending_lost += reader_.pending_lost();
-  reader_ = core::RingReader(channel_->ring(), reader_.position(), reader_.next_sequence());
+  sp.pending_lost += poll.reader.pending_lost();
+  poll.reader = core::RingReader(channel->ring(), poll.reader.position(), poll.reader.next_sequence());
   sp.positioned = false;
   sp.refreshed = false;
-  catching_up_ = true;
+  poll.catching_up = true;
 }
 
-bool Subscriber::journal_ready() const noexcept {
+bool SubscriberSlowState::journal_ready(const PollState& poll) const noexcept {
   // acquire: pairs with the journaler's release in publish_journal_progress.
-  return channel_->control().journal_written.load(std::memory_order_acquire) >=
-         reader_.next_sequence();
+  return channel->control().journal_written.load(std::memory_order_acquire) >=
+         poll.reader.next_sequence();
 }
 
-bool Subscriber::catch_up_ready() noexcept {
-  return journal_ready() || !journaler_alive() || try_rejoin(false);
+bool SubscriberSlowState::catch_up_ready(PollState& poll) noexcept {
+  return journal_ready(poll) || !journaler_alive() || try_rejoin(poll, false);
 }
 
-bool Subscriber::journaler_alive() noexcept {
-  detail::SpillState& sp = *spill_;
-  auto& ctl = channel_->control();
+bool SubscriberSlowState::journaler_alive() noexcept {
+  SpillState& sp = *spill;
+  auto& ctl = channel->control();
   // acquire: a settled owner word comes with its directory (see claim_journal).
   const std::uint64_t owner = ctl.journal_owner.load(std::memory_order_acquire);
   if (owner == 0) return sp.journaler_alive = false;
-  if ((owner & detail::kJournalClaiming) != 0) return true;  // one is attaching; it will report
-  const std::int64_t now = detail::monotonic_ns();
+  if ((owner & kJournalClaiming) != 0) return true;  // one is attaching; it will report
+  const std::int64_t now = monotonic_ns();
   if (owner != sp.owner_word) {
     // Another journaler attached (a restart): it may record elsewhere.
-    const auto link = detail::find_journal(*channel_);
+    const auto link = find_journal(*channel);
     if (!link) return sp.journaler_alive = false;
     if (link->dir != sp.dir) {
       sp.journal.reset();
       sp.dir = link->dir;
       sp.positioned = false;
     }
-    sp.owner_word = detail::pack_process(link->owner);
+    sp.owner_word = pack_process(link->owner);
     sp.next_alive_check_ns = now + kAliveCheckIntervalNs;
     return sp.journaler_alive = link->alive;
   }
   if (now >= sp.next_alive_check_ns) {
-    sp.journaler_alive = detail::process_alive(detail::unpack_process(owner));
+    sp.journaler_alive = process_alive(unpack_process(owner));
     sp.next_alive_check_ns = now + kAliveCheckIntervalNs;
   }
   return sp.journaler_alive;
 }
 
-bool Subscriber::try_rejoin(bool need_margin) noexcept {
-  const core::RingRef& ring = channel_->ring();
-  const std::uint64_t expected = reader_.next_sequence();
+bool SubscriberSlowState::try_rejoin(PollState& poll, bool need_margin) noexcept {
+  const core::RingRef& ring = channel->ring();
+  const std::uint64_t expected = poll.reader.next_sequence();
   const core::TailWord tail = ring.load_tail();
   if (expected > tail.next_sequence) return false;  // not published yet (garbage, really)
   // A boundary at or before the record carrying `expected`, still in the ring.
@@ -102,51 +100,52 @@ bool Subscriber::try_rejoin(bool need_margin) noexcept {
     std::size_t n = 0;
     const core::ReadState st =
         walker.poll_copy(discard, static_cast<std::size_t>(expected - walker.next_sequence()),
-                         copy_buffer_.get(), copy_buffer_size_, n);
+                         poll.copy_buffer, poll.copy_buffer_size, n);
     if (st == core::ReadState::lapped || st == core::ReadState::corrupt) return false;
     if (walker.position() == before) return false;  // a claim not committed yet: later
   }
-  detail::SpillState& sp = *spill_;
-  reader_ = core::RingReader(ring, walker.position(), expected);
-  reader_.note_lost(sp.pending_lost);
+  SpillState& sp = *spill;
+  poll.reader = core::RingReader(ring, walker.position(), expected);
+  poll.reader.note_lost(sp.pending_lost);
   sp.pending_lost = 0;
   sp.positioned = false;
-  catching_up_ = false;
-  note_progress();
+  poll.catching_up = false;
+  note_progress(poll);
   return true;
 }
 
-void Subscriber::spill_fallback(const std::string& why) noexcept {
-  const std::uint64_t expected = reader_.next_sequence();
-  if (try_rejoin(false)) return;  // the ring still has it after all: nothing lost
-  detail::SpillState& sp = *spill_;
-  const core::RingRef& ring = channel_->ring();
+void SubscriberSlowState::spill_fallback(PollState& poll, const std::string& why) noexcept {
+  const std::uint64_t expected = poll.reader.next_sequence();
+  if (try_rejoin(poll, false)) return;  // the ring still has it after all: nothing lost
+  SpillState& sp = *spill;
+  const core::RingRef& ring = channel->ring();
   core::TailWord b = core::earliest_retained(ring, ring.capacity / 8);
   if (b.next_sequence < expected) b = ring.load_tail();  // never backwards
-  reader_ = core::RingReader(ring, b.position, expected);
-  reader_.note_lost(sp.pending_lost);
+  poll.reader = core::RingReader(ring, b.position, expected);
+  poll.reader.note_lost(sp.pending_lost);
   sp.pending_lost = 0;
-  reader_.skip_to(b);  // counts what lies between as lost, reported by the next message
+  poll.reader.skip_to(b);  // counts what lies between as lost, reported by the next message
   sp.positioned = false;
-  catching_up_ = false;
-  status_ = PollStatus::journal_unavailable;
+  poll.catching_up = false;
+  poll.status = PollStatus::journal_unavailable;
   const std::uint64_t skipped = b.next_sequence > expected ? b.next_sequence - expected : 0;
-  last_error_ = "channel '" + channel_->info().name + "': spill subscriber at sequence " +
+  last_error = "channel '" + channel->info().name + "': spill subscriber at sequence " +
                 str(expected) + ": " + why + "; continuing in the ring at sequence " +
-                str(reader_.next_sequence()) + ", " + str(skipped) + " sequences lost";
-  note_progress();
+                str(poll.reader.next_sequence()) + ", " + str(skipped) + " sequences lost";
+  note_progress(poll);
 }
 
-std::size_t Subscriber::poll_journal(detail::MessageSink sink, std::size_t max_messages) noexcept {
+std::size_t SubscriberSlowState::poll_journal(PollState& poll, MessageSink sink,
+                                              std::size_t max_messages) noexcept {
   // Back to the ring as soon as it holds our next sequence with room to spare.
-  if (try_rejoin(true)) return 0;
-  detail::SpillState& sp = *spill_;
-  const core::RingRef& ring = channel_->ring();
-  auto& ctl = channel_->control();
-  std::uint64_t expected = reader_.next_sequence();
+  if (try_rejoin(poll, true)) return 0;
+  SpillState& sp = *spill;
+  const core::RingRef& ring = channel->ring();
+  auto& ctl = channel->control();
+  std::uint64_t expected = poll.reader.next_sequence();
   // The ring reader keeps the expected sequence (next_sequence(), cursor(), the slot); its
   // position stays where the ring lapped us until we rejoin.
-  auto sync = [&] { reader_ = core::RingReader(ring, reader_.position(), expected); };
+  auto sync = [&] { poll.reader = core::RingReader(ring, poll.reader.position(), expected); };
   std::string failure;
   std::size_t handed = 0;
   // acquire: pairs with the journaler's release in publish_journal_progress: the files hold
@@ -158,7 +157,7 @@ std::size_t Subscriber::poll_journal(detail::MessageSink sink, std::size_t max_m
       // producers, so what it has not written is normally still there); else wait for the
       // journaler, unless it is gone.
       sync();
-      if (try_rejoin(false)) break;
+      if (try_rejoin(poll, false)) break;
       // acquire: as above.
       written = ctl.journal_written.load(std::memory_order_acquire);
       if (expected <= written) continue;
@@ -169,13 +168,13 @@ std::size_t Subscriber::poll_journal(detail::MessageSink sink, std::size_t max_m
     }
     if (!sp.journal) {
       if (sp.dir.empty()) {
-        const auto link = detail::find_journal(*channel_);
+        const auto link = find_journal(*channel);
         if (!link) {
           failure = "no journaler is attached to the channel any more";
           break;
         }
         sp.dir = link->dir;
-        sp.owner_word = detail::pack_process(link->owner);
+        sp.owner_word = pack_process(link->owner);
       }
       auto opened = journal::JournalReader::open(sp.dir);
       if (!opened) {
@@ -236,20 +235,25 @@ std::size_t Subscriber::poll_journal(detail::MessageSink sink, std::size_t max_m
     if (rec.sequence < expected) continue;  // before what we need
     const std::uint64_t lost_before = sp.pending_lost;
     sp.pending_lost = 0;
-    lost_ += lost_before;
+    poll.lost += lost_before;
     ++expected;
-    if (rec.sequence < skip_below_) continue;  // walking up to StartFrom::sequence
+    if (rec.sequence < poll.skip_below) continue;  // walking up to StartFrom::sequence
     ++handed;
-    ++spilled_;
+    ++poll.spilled;
     // End to end, catch-up included: the journal kept the publish time.
-    if (latency_ != nullptr) core::record_latency(*latency_, delivery_now_ns() - rec.timestamp_ns);
+    if (poll.latency != nullptr) core::record_latency(*poll.latency, latency_clock->now_ns() - rec.timestamp_ns);
     sink.call(sink.handler, Message{rec.sequence, rec.timestamp_ns, rec.payload, lost_before});
   }
-  if (catching_up_) sync();
-  received_ += handed;
-  if (!failure.empty()) spill_fallback(failure);
-  if (catching_up_) note_progress();
+  if (poll.catching_up) sync();
+  poll.received += handed;
+  if (!failure.empty()) spill_fallback(poll, failure);
+  if (poll.catching_up) note_progress(poll);
   return handed;
 }
 
-}  // namespace shmbus
+std::size_t poll_journal(PollState& poll, SubscriberSlowState& slow, MessageSink sink,
+                         std::size_t max_messages) noexcept {
+  return slow.poll_journal(poll, sink, max_messages);
+}
+
+}  // namespace shmbus::detail

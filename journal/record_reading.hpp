@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "journal/format.hpp"
-#include "shmbus/shmbus.hpp"
+#include "shmbus/result.hpp"
 
 namespace shmbus::journal::detail {
 

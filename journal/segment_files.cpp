@@ -235,6 +235,14 @@ std::optional<SegmentHead> read_segment_head(const std::string& path) {
   return head;
 }
 
+std::optional<std::uint64_t> journal_incarnation(const std::string& dir) {
+  const auto listing = list_directory(dir);
+  if (!listing || listing->segments.empty()) return std::nullopt;
+  const auto head = read_segment_head(join_path(dir, segment_file_name(listing->segments.back())));
+  if (!head) return std::nullopt;
+  return head->header.channel_incarnation;
+}
+
 Result<void> remove_file(const std::string& path) {
   if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
     return tl::unexpected(os_error(errno, fmt::format("cannot remove {}", path)));

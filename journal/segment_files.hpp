@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "journal/format.hpp"
-#include "shmbus/shmbus.hpp"
+#include "shmbus/result.hpp"
 
 namespace shmbus::journal {
 
@@ -80,6 +80,10 @@ struct SegmentHead {
   std::optional<std::int64_t> first_data_time_ns;
 };
 std::optional<SegmentHead> read_segment_head(const std::string& path);
+
+// The channel incarnation the journal in `dir` was written for, from its newest segment's header.
+// Nothing for an empty journal or an unreadable header (the writer's recovery reports those).
+std::optional<std::uint64_t> journal_incarnation(const std::string& dir);
 
 // Removes a file; a file already gone is fine.
 Result<void> remove_file(const std::string& path);

@@ -10,7 +10,7 @@
 #include <cstdint>
 #include <span>
 
-#include "shmbus/shmbus.hpp"
+#include "shmbus/result.hpp"
 
 namespace shmbus::journal {
 

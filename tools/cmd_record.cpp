@@ -1,4 +1,4 @@
-// shmbus record: the journaler as a process. Everything it does is journal::Journaler; this file
+// shmbus record: the journaler as a process. Everything it does is Journaler; this file
 // turns flags into options and prints what happened.
 #include <chrono>
 #include <memory>
@@ -35,7 +35,7 @@ void print_recovery(std::FILE* err, const RecordOptions& o, const journal::Recov
   for (const auto& f : r.removed) fmt::print(err, "shmbus record: removed leftover {}\n", f);
 }
 
-void print_status(std::FILE* err, const char* what, const journal::JournalerStats& s) {
+void print_status(std::FILE* err, const char* what, const JournalerStats& s) {
   fmt::print(err,
              "shmbus record: {}: {} records, {} gap record(s) ({} lost), {} duplicate(s) "
              "skipped, written through seq {}, durable through seq {}{}\n",
@@ -69,7 +69,7 @@ bool parse_fsync_policy(const std::string& text, journal::WriterOptions& out) {
 int run_record(const RecordOptions& o, std::FILE* err) {
   install_stop_handlers();
   journal::RecoveryReport report;
-  journal::JournalerOptions jo = o.journaler;
+  JournalerOptions jo = o.journaler;
   jo.wait_while_blocked = o.on_error == OnWriteError::wait;
   jo.should_stop = [] { return stop_requested(); };
   // A wait for disk space inside a step says so at once (the loop below says when it is over).
@@ -78,12 +78,12 @@ int run_record(const RecordOptions& o, std::FILE* err) {
     *waited_blocked = true;
     fmt::print(err, "shmbus record: writes failing, holding the records and retrying: {}\n", why);
   };
-  auto opened = journal::Journaler::open(jo, &report);
+  auto opened = Journaler::open(jo, &report);
   if (!opened) {
     fmt::print(err, "shmbus record: {}\n", opened.error().message);
     return kExitFailure;
   }
-  journal::Journaler& j = *opened;
+  Journaler& j = *opened;
   if (!o.quiet) print_recovery(err, o, report);
 
   const auto status_every = std::chrono::duration<double>(o.status_interval_s);
@@ -100,7 +100,7 @@ int run_record(const RecordOptions& o, std::FILE* err) {
       j.abandon();
       return kExitFailure;
     }
-    const journal::JournalerStats s = j.stats();
+    const JournalerStats s = j.stats();
     if (s.blocked) {
       const std::int64_t now = monotonic_now_ns();
       if (failing_since == 0) failing_since = now;

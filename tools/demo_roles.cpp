@@ -5,7 +5,7 @@
 
 #include <fmt/format.h>
 
-#include "journal/journaler.hpp"
+#include "ipc/journaler.hpp"
 #include "journal/reader.hpp"
 #include "shmbus/shmbus.hpp"
 #include "tools/demo_payload.hpp"
@@ -203,7 +203,7 @@ void check_journal(const DemoConfig& cfg, std::uint64_t& bad, std::uint64_t& ord
 
 // The journaler: records every message, then reads its journal back and checks every record.
 int run_journaler(const DemoConfig& cfg, DemoBoard& board, RoleReport& me) {
-  journal::JournalerOptions jo;
+  JournalerOptions jo;
   jo.channel = cfg.channel;
   jo.writer.dir = cfg.journal_dir;
   jo.writer.fsync = journal::FsyncPolicy::interval;
@@ -211,14 +211,14 @@ int run_journaler(const DemoConfig& cfg, DemoBoard& board, RoleReport& me) {
   // The demo's ring holds about 2 ms of messages: nap and flush well within that.
   jo.idle_nap = std::chrono::microseconds(100);
   jo.flush_interval = std::chrono::microseconds(0);
-  auto j = journal::Journaler::open(jo);
+  auto j = Journaler::open(jo);
   if (!j) {
     fmt::print(stderr, "shmbus demo: journaler: {}\n", j.error().message);
     return 1;
   }
   me.state.store(RoleState::ready, std::memory_order_relaxed);  // relaxed: progress display only
   auto report = [&] {
-    const journal::JournalerStats st = j->stats();
+    const JournalerStats st = j->stats();
     // relaxed: statistics (see RoleReport).
     me.count.store(st.recorded, std::memory_order_relaxed);
     me.lost.store(st.lost, std::memory_order_relaxed);  // relaxed: statistic

@@ -1,11 +1,11 @@
-// shmbus record CHANNEL --dir DIR: runs the journaler as a process (see journal/journaler.hpp).
+// shmbus record CHANNEL --dir DIR: runs the journaler as a process (see ipc/journaler.hpp).
 #pragma once
 
 #include <cstdint>
 #include <cstdio>
 #include <string>
 
-#include "journal/journaler.hpp"
+#include "ipc/journaler.hpp"
 
 namespace CLI {
 class App;
@@ -20,7 +20,7 @@ enum class OnWriteError : std::uint8_t {
 };
 
 struct RecordOptions {
-  journal::JournalerOptions journaler;  // channel, writer.dir, fsync, segments, retention, ...
+  JournalerOptions journaler;  // channel, writer.dir, fsync, segments, retention, ...
   OnWriteError on_error = OnWriteError::wait;
   std::int64_t give_up_ms = 0;       // with exit: how long writes may fail first
   double status_interval_s = 0;      // print a status line to stderr this often (0: never)

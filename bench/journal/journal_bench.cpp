@@ -19,7 +19,7 @@
 #include "bench/harness/shared_mapping.hpp"
 #include "bench/harness/stats.hpp"
 #include "journal/format.hpp"
-#include "journal/journaler.hpp"
+#include "ipc/journaler.hpp"
 #include "shmbus/shmbus.hpp"
 
 namespace shmbus::bench {
@@ -122,14 +122,14 @@ Publisher create_channel(const std::string& name, std::uint64_t capacity,
   return std::move(*p);
 }
 
-journal::Journaler open_journaler(const std::string& channel, const std::string& dir, bool direct) {
-  journal::JournalerOptions jo;
+Journaler open_journaler(const std::string& channel, const std::string& dir, bool direct) {
+  JournalerOptions jo;
   jo.channel = channel;
   jo.writer.dir = dir;
   jo.writer.direct = direct;
   jo.writer.fsync = journal::FsyncPolicy::never;
   jo.writer.segment_bytes = 1ull << 30;
-  auto j = journal::Journaler::open(jo);
+  auto j = Journaler::open(jo);
   if (!j) throw std::runtime_error("journaler: " + j.error().message);
   return std::move(*j);
 }
@@ -240,7 +240,7 @@ LatencyStats latency_round(const JournalBenchConfig& cfg, bool with_journal, int
       auto pub = Publisher::open(channel);
       if (!pub) throw std::runtime_error(pub.error().message);
       std::atomic<bool> stop{false};
-      std::optional<journal::Journaler> journaler;
+      std::optional<Journaler> journaler;
       std::thread journal_thread;
       std::string journal_error;
       if (with_journal) {

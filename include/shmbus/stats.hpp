@@ -13,8 +13,9 @@
 #include <string_view>
 #include <vector>
 
-#include "core/latency_histogram.hpp"
-#include "shmbus/shmbus.hpp"
+#include "detail/core_headers.hpp"
+#include "options.hpp"
+#include "result.hpp"
 
 namespace shmbus {
 

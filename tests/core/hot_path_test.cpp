@@ -389,8 +389,8 @@ int publish_and_poll(const std::string& name, bool single_producer) {
   auto manual = shmbus::Subscriber::open(name, manual_options);
   // A spill subscriber needs a journaler attached; this one only has to exist (the spill reader
   // is never lapped here, so it never opens the journal).
-  if (!manual ||
-      !shmbus::detail::claim_journal(shmbus::detail::SubscriberAccess::channel(*block), "/none")) {
+  auto journal_side = shmbus::detail::ChannelMapping::open(name, false, std::chrono::seconds(1));
+  if (!manual || !journal_side || !shmbus::detail::claim_journal(**journal_side, "/none")) {
     return 3;
   }
   shmbus::SubscriberOptions spill_options;

@@ -394,7 +394,7 @@ TEST(RingRepair, ReadOnlyReaderSkipsAStalledClaimWithoutWriting) {
   EXPECT_EQ(drain_inplace(r, got), ReadState::empty);
   const auto a = analyze_stall(ref, r.position(), r.next_sequence());
   ASSERT_TRUE(a.has_value());
-  r.skip_stall(*a);
+  skip_stall(r, *a);
   EXPECT_EQ(r.position(), t.end);
   EXPECT_EQ(r.next_sequence(), 2u);
   EXPECT_EQ(drain_inplace(r, got), ReadState::empty);
@@ -425,7 +425,7 @@ TEST(RingRepair, ReadOnlyReaderSkipsADeadPaddedClaimWithoutWriting) {
   const auto a = analyze_stall(ref, r.position(), r.next_sequence());
   ASSERT_TRUE(a.has_value());
   ASSERT_EQ(a->count, 2);
-  r.skip_stall(*a);
+  skip_stall(r, *a);
   EXPECT_EQ(r.position(), 8320u);
   EXPECT_EQ(r.next_sequence(), 66u);
   got.clear();

@@ -496,7 +496,7 @@ TEST(HostileRing, RandomDataAreaNeverCrashesAReader) {
         ASSERT_GE(a->count, 1);
         ASSERT_LE(a->count, 2);
         RingReader skipper(ref, in_place.position(), in_place.next_sequence());
-        skipper.skip_stall(*a);
+        skip_stall(skipper, *a);
         repair_stall(ref, *a);
       }
       (void)find_boundary(ref, pos);

@@ -185,18 +185,23 @@ TEST(JournalLink, RelativeOrOverlongDirectoryIsInvalidArgument) {
   EXPECT_FALSE(detail::find_journal(*m)) << "a refused claim attaches nothing";
 }
 
-TEST(JournalLink, SubscriberAccessReachesTheSubscribersOwnMapping) {
+TEST(JournalLink, AJournalerOnItsOwnMappingIsSeenThroughEveryOtherMappingOfTheChannel) {
   ChannelGuard ch(unique_channel("jacc"));
   auto pub = Publisher::open(ch.name(), small_options());
   ASSERT_TRUE(pub);
-  auto sub = Subscriber::open(ch.name(), sub_options(Policy::block));
-  ASSERT_TRUE(sub);
-  ChannelMapping& m = detail::SubscriberAccess::channel(*sub);
+  auto journaler_side = ChannelMapping::open(ch.name(), false, std::chrono::seconds(1));
+  ASSERT_TRUE(journaler_side);
+  ChannelMapping& m = **journaler_side;
   EXPECT_EQ(m.info().incarnation, pub->info().incarnation);
-  ASSERT_TRUE(detail::claim_journal(m, "/via/subscriber"));
-  detail::publish_journal_progress(m, 3, 3);
-  EXPECT_EQ(pub->durable_sequence(), 3u);
+  ASSERT_TRUE(detail::claim_journal(m, "/via/own/mapping"));
+  // A spill subscriber (its own mapping) finds the journaler attached.
+  auto spill = Subscriber::open(ch.name(), sub_options(Policy::spill));
+  ASSERT_TRUE(spill) << spill.error().message;
+  detail::publish_journal_progress(m, 3, 2);
+  EXPECT_EQ(pub->journaled_sequence(), 3u);
+  EXPECT_EQ(pub->durable_sequence(), 2u);
   detail::release_journal(m);
+  EXPECT_FALSE(pub->wait_durable(3, std::chrono::milliseconds(10))) << "no journaler is attached";
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <cstring>
 #include <iterator>
 
+#include "ipc/channel.hpp"
 #include "ipc/journal_link.hpp"
 #include "ipc/process.hpp"
 #include "journal/writer.hpp"
@@ -67,8 +68,10 @@ Result<std::unique_ptr<TestJournaler>> TestJournaler::open(const TestJournalerOp
   auto sub = Subscriber::open(o.channel, so);
   if (!sub) return tl::unexpected(sub.error());
   j->sub_.emplace(std::move(*sub));
-  if (auto claimed = detail::claim_journal(detail::SubscriberAccess::channel(*j->sub_), o.dir);
-      !claimed) {
+  auto channel = detail::ChannelMapping::open(o.channel, false, so.open_timeout);
+  if (!channel) return tl::unexpected(channel.error());
+  j->channel_ = std::move(*channel);
+  if (auto claimed = detail::claim_journal(*j->channel_, o.dir); !claimed) {
     return tl::unexpected(claimed.error());
   }
   journal::WriterOptions wo;
@@ -81,7 +84,7 @@ Result<std::unique_ptr<TestJournaler>> TestJournaler::open(const TestJournalerOp
   auto writer = journal::JournalWriter::open(wo);
   if (!writer) return tl::unexpected(writer.error());
   j->writer_ = std::make_unique<journal::JournalWriter>(std::move(*writer));
-  detail::publish_journal_progress(detail::SubscriberAccess::channel(*j->sub_),
+  detail::publish_journal_progress(*j->channel_,
                                    j->writer_->written_sequence(),
                                    j->writer_->durable_sequence());
   return j;
@@ -94,7 +97,7 @@ TestJournaler::~TestJournaler() {
     (void)writer_->drain();
     release_written();
   }
-  detail::release_journal(detail::SubscriberAccess::channel(*sub_));
+  detail::release_journal(*channel_);
 }
 
 std::uint64_t TestJournaler::written() const { return writer_->written_sequence(); }
@@ -108,7 +111,7 @@ void TestJournaler::release_written() {
     released_position_.store(pending_[done - 1].cursor.position);
     pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(done));
   }
-  detail::publish_journal_progress(detail::SubscriberAccess::channel(*sub_), written,
+  detail::publish_journal_progress(*channel_, written,
                                    writer_->durable_sequence());
 }
 

@@ -49,10 +49,13 @@ void PrintTo(ErrorCode code, std::ostream* os);
 namespace shmbus::journal {
 class JournalWriter;
 }
+namespace shmbus::detail {
+class ChannelMapping;
+}
 
 namespace shmbus::test {
 
-// A journaler for tests (the real one is journal::Journaler, `shmbus record`): a named block
+// A journaler for tests (the real one is Journaler in ipc/journaler.hpp, `shmbus record`): a named block
 // subscriber with manual release that appends every message to a journal::JournalWriter in
 // `dir`, releases the ring only once the writes holding its records have completed, and reports
 // its progress in the channel's control segment (detail::publish_journal_progress).
@@ -84,6 +87,7 @@ class TestJournaler {
   TestJournaler() = default;
   void release_written();
 
+  std::shared_ptr<detail::ChannelMapping> channel_;  // where the journal link lives
   std::optional<Subscriber> sub_;
   std::unique_ptr<journal::JournalWriter> writer_;
   struct Pending {

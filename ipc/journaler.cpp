@@ -1,7 +1,6 @@
-#include "journal/journaler.hpp"
-
-#include <fcntl.h>
-#include <unistd.h>
+// The journaler (ipc/journaler.hpp): a manual-release subscriber whose records go to a
+// journal::JournalWriter, releasing ring space only behind what the files hold.
+#include "ipc/journaler.hpp"
 
 #include <array>
 #include <filesystem>
@@ -13,38 +12,18 @@
 #include "ipc/channel.hpp"
 #include "ipc/journal_link.hpp"
 #include "ipc/process.hpp"
+#include "journal/segment_files.hpp"
 
-namespace shmbus::journal {
+namespace shmbus {
 
-namespace {
-
-// (The journaler's idle nap is JournalerOptions::idle_nap; journaler.hpp says why it naps.)
-
-// The channel incarnation the journal's newest segment was written for (nullopt: empty journal
-// or unreadable header, which the writer's recovery reports).
-std::optional<std::uint64_t> stored_incarnation(const std::string& dir) {
-  std::error_code ec;
-  std::uint64_t newest = 0;
-  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
-    if (auto first = parse_segment_file_name(entry.path().filename().string())) {
-      newest = std::max(newest, *first);
-    }
-  }
-  if (ec || newest == 0) return std::nullopt;
-  const std::string path = dir + "/" + segment_file_name(newest);
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return std::nullopt;
-  SegmentHeader h;
-  const ssize_t n = ::pread(fd, &h, sizeof h, 0);
-  ::close(fd);
-  if (n != static_cast<ssize_t>(sizeof h) || check_segment_header(h)) return std::nullopt;
-  return h.channel_incarnation;
-}
-
-}  // namespace
+using journal::JournalWriter;
 
 struct Journaler::State {
   JournalerOptions options;
+  // The channel as the journaler mapped it: the journal link (claim, progress, release) lives in
+  // its control segment. The subscriber maps the same channel; open() checks it is the same
+  // incarnation.
+  std::shared_ptr<detail::ChannelMapping> channel;
   std::optional<Subscriber> sub;
   std::optional<JournalWriter> writer;
   std::string absolute_dir;
@@ -104,7 +83,7 @@ struct Journaler::State {
     if (written != published_written || durable != published_durable) {
       published_written = written;
       published_durable = durable;
-      detail::publish_journal_progress(detail::SubscriberAccess::channel(*sub), written, durable);
+      detail::publish_journal_progress(*channel, written, durable);
     }
   }
 
@@ -178,9 +157,19 @@ struct Journaler::State {
     sub.reset();
     auto reopened = open_subscriber(options, expected);
     if (!reopened) return tl::unexpected(reopened.error());
+    if (auto same = check_same_channel(*reopened); !same) return same;
     sub.emplace(std::move(*reopened));
     marks_size = 0;
     return {};
+  }
+
+  // The subscriber must read the channel the journaler mapped: not a re-creation of its name.
+  Result<void> check_same_channel(const Subscriber& subscriber) const {
+    if (subscriber.info().incarnation == channel->info().incarnation) return {};
+    return tl::unexpected(Error{
+        ErrorCode::busy, fmt::format("channel '{}' was re-created while the journaler opened it; "
+                                     "start it again",
+                                     options.channel)});
   }
 
   static Result<Subscriber> open_subscriber(const JournalerOptions& o, std::uint64_t expected) {
@@ -207,10 +196,11 @@ Journaler& Journaler::operator=(Journaler&&) noexcept = default;
 Journaler::~Journaler() {
   if (!state_ || !state_->writer || !state_->sub || state_->abandoned) return;
   (void)drain(std::chrono::milliseconds(2000));
-  detail::release_journal(detail::SubscriberAccess::channel(*state_->sub));
+  detail::release_journal(*state_->channel);
 }
 
-Result<Journaler> Journaler::open(const JournalerOptions& options, RecoveryReport* report) {
+Result<Journaler> Journaler::open(const JournalerOptions& options,
+                                  journal::RecoveryReport* report) {
   Journaler j;
   State& s = *j.state_;
   s.options = options;
@@ -224,9 +214,9 @@ Result<Journaler> Journaler::open(const JournalerOptions& options, RecoveryRepor
   // which starts there.
   auto channel = detail::ChannelMapping::open(options.channel, false, options.open_timeout);
   if (!channel) return tl::unexpected(channel.error());
-  const ChannelInfo info = (*channel)->info();
-  channel->reset();
-  const std::optional<std::uint64_t> stored = stored_incarnation(options.writer.dir);
+  s.channel = std::move(*channel);
+  const ChannelInfo& info = s.channel->info();
+  const std::optional<std::uint64_t> stored = journal::journal_incarnation(options.writer.dir);
   if (stored && *stored != 0 && *stored != info.incarnation) {
     return tl::unexpected(Error{
         ErrorCode::invalid_argument,
@@ -235,27 +225,20 @@ Result<Journaler> Journaler::open(const JournalerOptions& options, RecoveryRepor
                     "started again at 1, so record it into a new directory",
                     s.absolute_dir, options.channel, *stored, info.incarnation)});
   }
-  WriterOptions wo = options.writer;
+  journal::WriterOptions wo = options.writer;
   wo.channel = options.channel;
   wo.incarnation = info.incarnation;
   auto writer = JournalWriter::open(wo, report);
   if (!writer) return tl::unexpected(writer.error());
   s.writer.emplace(std::move(*writer));
   s.expected = s.writer->next_sequence();
-  s.max_record_bytes = padded_record_size(info.max_message);
+  s.max_record_bytes = journal::padded_record_size(info.max_message);
 
   auto sub = State::open_subscriber(options, s.expected);
   if (!sub) return tl::unexpected(sub.error());
   s.sub.emplace(std::move(*sub));
-  if (s.sub->info().incarnation != info.incarnation) {
-    return tl::unexpected(Error{ErrorCode::busy, "channel '" + options.channel +
-                                                     "' was re-created while the journaler "
-                                                     "opened it; start it again"});
-  }
-
-  if (auto claimed = detail::claim_journal(detail::SubscriberAccess::channel(*s.sub),
-                                           s.absolute_dir);
-      !claimed) {
+  if (auto same = s.check_same_channel(*s.sub); !same) return tl::unexpected(same.error());
+  if (auto claimed = detail::claim_journal(*s.channel, s.absolute_dir); !claimed) {
     return tl::unexpected(claimed.error());
   }
   s.release_written();
@@ -351,4 +334,4 @@ const std::string& Journaler::last_error() const noexcept {
   return state_->writer->blocked() ? state_->writer->last_error() : state_->last_error;
 }
 
-}  // namespace shmbus::journal
+}  // namespace shmbus

@@ -1,10 +1,10 @@
 // The journaler: a subscriber of one channel that writes every record to a journal directory.
 // `shmbus record` runs it as a process; an application can run it on a thread of its own.
 //
-//   journal::JournalerOptions o;
+//   shmbus::JournalerOptions o;
 //   o.channel = "md.eurusd";
 //   o.writer.dir = "/var/lib/shmbus/md.eurusd";
-//   auto j = journal::Journaler::open(o).value();
+//   auto j = shmbus::Journaler::open(o).value();
 //   std::atomic<bool> stop{false};
 //   j.run(stop);  // until stop is set; drains what it holds before returning
 //
@@ -26,13 +26,13 @@
 #include "journal/writer.hpp"
 #include "shmbus/shmbus.hpp"
 
-namespace shmbus::journal {
+namespace shmbus {
 
 struct JournalerOptions {
   std::string channel;
   // Where and how to write: dir, segment size, retention, fsync policy, O_DIRECT, buffers.
   // channel and incarnation are filled in by the journaler.
-  WriterOptions writer;
+  journal::WriterOptions writer;
   std::string name = "journal";  // the subscriber name a restart resumes under
   bool lossy = false;            // drop policy + gap records instead of gating the producers
   // A new journal (empty directory) starts at the earliest record the ring still holds.
@@ -74,7 +74,8 @@ class Journaler {
  public:
   // Recovers the directory (report says what was cut or found damaged), opens the channel as a
   // named subscriber and registers as the channel's journaler (one per channel: busy otherwise).
-  static Result<Journaler> open(const JournalerOptions& options, RecoveryReport* report = nullptr);
+  static Result<Journaler> open(const JournalerOptions& options,
+                                journal::RecoveryReport* report = nullptr);
 
   Journaler(Journaler&&) noexcept;
   Journaler& operator=(Journaler&&) noexcept;
@@ -107,4 +108,4 @@ class Journaler {
   std::unique_ptr<State> state_;
 };
 
-}  // namespace shmbus::journal
+}  // namespace shmbus

@@ -8,7 +8,7 @@
 #include <random>
 #include <thread>
 
-#include "journal/journaler.hpp"
+#include "ipc/journaler.hpp"
 #include "journal/reader.hpp"
 #include "tests/support/journal_files.hpp"
 #include "tests/support/payload.hpp"

@@ -1,0 +1,73 @@
+// What a channel, a publisher and a subscriber are opened with, and what a channel says of itself.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+namespace shmbus {
+
+// What a slow subscriber does to the producers.
+enum class Policy : std::uint8_t {
+  block = 1,  // lossless: gates the producers, which see back-pressure when it falls a lap behind
+  drop = 2,   // never slows producers; lost messages are counted by sequence gap and reported
+  spill = 3,  // never slows producers; catches up from the journal (needs a journaler)
+};
+const char* to_string(Policy policy) noexcept;
+
+enum class StartFrom : std::uint8_t {
+  latest,    // the next message published
+  earliest,  // the oldest message still in the ring
+  sequence,  // SubscriberOptions::start_sequence (or the earliest retained if it is gone)
+};
+
+struct ChannelOptions {
+  std::uint64_t capacity = 4 << 20;      // data bytes, a power of two
+  std::uint32_t max_message = 64 << 10;  // largest payload; at most capacity / 4 - 32
+  unsigned mode = 0660;                  // file mode of the ring; subscribers need write access
+                                         // to the control segment, whose mode adds write to
+                                         // every class that may read
+  std::chrono::milliseconds open_timeout{2000};  // waiting for a channel being created
+  // One producer process at a time (enforced: a second publisher gets ErrorCode::busy while the
+  // first one's process lives). Claims then need no compare-and-swap.
+  bool single_producer = false;
+  // This publisher keeps its message and byte counters in the control segment (`shmbus stat`):
+  // two relaxed stores to its own cache line per commit. Off only to measure what they cost.
+  bool counters = true;
+};
+
+// A snapshot of a channel's identity, as the creator wrote it.
+struct ChannelInfo {
+  std::string name;
+  std::uint64_t capacity = 0;
+  std::uint32_t max_message = 0;
+  std::uint64_t incarnation = 0;
+  bool single_producer = false;
+};
+
+struct SubscriberOptions {
+  Policy policy = Policy::block;
+  StartFrom start = StartFrom::latest;
+  std::uint64_t start_sequence = 0;
+  // A named subscriber resumes where the last process under that name stopped.
+  std::string name;
+  // A block subscriber whose process has died is evicted once it has not moved for this long.
+  std::chrono::nanoseconds liveness_timeout = std::chrono::seconds(5);
+  // A claim not committed for this long is marked abandoned (and its sequence counted lost).
+  std::chrono::nanoseconds abandon_timeout = std::chrono::seconds(1);
+  std::chrono::milliseconds open_timeout{2000};
+  // poll() never publishes how far this subscriber has read: release(cursor()) does, when the
+  // application is done with the records (the journaler: when their writes have completed). A
+  // block subscriber's records stay in place, unoverwritten, until released; a named one resumed
+  // after a crash starts at the last released cursor (at-least-once).
+  bool manual_release = false;
+  // Records each message's end-to-end latency (publish timestamp to delivery) in this
+  // subscriber's histogram in the control segment, for `shmbus stat`. Costs a clock read (TSC)
+  // per poll and three plain stores per message. The delivery time is read once per poll, before
+  // the first handler call, so a long handler does not inflate the latencies of the batch after
+  // it; a message published after that read (a block poll keeps reading while handlers run) gets
+  // a fresh one. Messages caught up from the journal (spill) each get their own.
+  bool latency_histogram = false;
+};
+
+}  // namespace shmbus

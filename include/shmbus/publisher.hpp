@@ -1,0 +1,109 @@
+// The producer side of a channel: claim space in the ring, write in place, commit.
+//
+//   auto pub = shmbus::Publisher::open("md.eurusd").value();
+//   shmbus::Claim c;
+//   if (pub.try_claim(64, c) == shmbus::PublishStatus::ok) { fill(c.data(), 64); pub.commit(c); }
+//
+// Hot-path calls (claim, commit, publish) return a PublishStatus, never throw, allocate nothing,
+// take no lock and make no system call (tests/core/hot_path_test.cpp counts them).
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string_view>
+
+#include "options.hpp"
+#include "result.hpp"
+
+namespace shmbus {
+
+enum class PublishStatus : std::uint8_t {
+  ok,
+  back_pressured,  // a block subscriber has not freed the space; nothing was claimed
+  too_large,       // above the channel's max_message; nothing was claimed
+  timed_out,       // a blocking call gave up; nothing was claimed
+  abandoned,       // the claim was held past the abandon timeout and a peer marked it abandoned
+  corrupt,         // the channel's claim word holds garbage (a peer wrote into the ring)
+};
+const char* to_string(PublishStatus status) noexcept;
+
+namespace detail {
+struct PublisherState;  // ipc/publisher_state.hpp
+}
+
+// Space claimed in the ring. Write `size()` bytes at `data()`, then commit (or abandon) it.
+class Claim {
+ public:
+  std::byte* data() const noexcept { return payload_; }
+  std::uint32_t size() const noexcept { return length_; }
+  std::span<std::byte> span() const noexcept { return {payload_, length_}; }
+  std::uint64_t sequence() const noexcept { return sequence_; }
+
+ private:
+  friend class Publisher;
+  std::byte* payload_ = nullptr;
+  std::uint32_t length_ = 0;
+  std::uint64_t sequence_ = 0;
+  // Where the claim lies in the ring, and its time, for commit and abandon.
+  std::uint64_t position_ = 0;
+  std::uint64_t start_ = 0;
+  std::uint64_t end_ = 0;
+  std::int64_t timestamp_ns_ = 0;
+};
+
+class Publisher {
+ public:
+  // Opens the channel, creating it with `options` if it does not exist.
+  static Result<Publisher> open(std::string_view channel, const ChannelOptions& options = {});
+
+  // A moved-from Publisher may only be destroyed or assigned to.
+  Publisher(Publisher&&) noexcept;
+  Publisher& operator=(Publisher&&) noexcept;
+  ~Publisher();  // gives up the producer slot (and a single-producer channel's ownership)
+
+  [[nodiscard]] PublishStatus try_claim(std::uint32_t size, Claim& claim) noexcept;
+  // Claims up to kMaxBatch records at once: one tail update and one timestamp for all of them,
+  // consecutive sequences, at most one maximum-size frame (max_message + 32 bytes) in all.
+  // Commit (or abandon) each claim, in order. Every claim must be committed or abandoned: on a
+  // multi-producer channel an open claim holds the other producers back after a lap.
+  static constexpr std::size_t kMaxBatch = 64;
+  [[nodiscard]] PublishStatus try_claim_batch(std::span<const std::uint32_t> sizes,
+                                              std::span<Claim> claims) noexcept;
+  // Spins (then yields) while back-pressured, up to `timeout`.
+  [[nodiscard]] PublishStatus claim(std::uint32_t size, Claim& claim,
+                                    std::chrono::nanoseconds timeout) noexcept;
+  [[nodiscard]] PublishStatus commit(Claim& claim) noexcept;
+  void abandon(Claim& claim) noexcept;
+
+  // Copying helpers: claim, copy, commit.
+  [[nodiscard]] PublishStatus try_publish(std::span<const std::byte> payload) noexcept;
+  [[nodiscard]] PublishStatus publish(std::span<const std::byte> payload,
+                                      std::chrono::nanoseconds timeout) noexcept;
+
+  const ChannelInfo& info() const noexcept;
+
+  // Durability, as reported by the channel's journaler (`shmbus record`, see docs/architecture.md):
+  // every sequence <= journaled_sequence() is in the journal files (survives a crash of any
+  // process), every sequence <= durable_sequence() is also fdatasync'ed (survives a power loss).
+  // The last values the current or most recent journaler reported; 0 if the channel never had
+  // one. One acquire load each.
+  std::uint64_t durable_sequence() const noexcept;
+  std::uint64_t journaled_sequence() const noexcept;
+  // Waits until `sequence` (e.g. Claim::sequence() of a committed message) is durable. True at
+  // once if it already is. False when `timeout` passes first, or as soon as no live journaler is
+  // attached (none, or its process died): nothing would ever make it durable. Spins for a few
+  // microseconds, then sleeps in slices growing to 1 ms polling the control segment (no futex:
+  // the journaler's progress is not worth a system call on its side). Not a hot-path call.
+  bool wait_durable(std::uint64_t sequence, std::chrono::nanoseconds timeout) noexcept;
+
+ private:
+  Publisher() = default;
+  // Every call above is out of line, so all of the state sits behind one pointer: the public
+  // header shows no internals and the defaulted moves are correct.
+  std::unique_ptr<detail::PublisherState> state_;
+};
+
+}  // namespace shmbus

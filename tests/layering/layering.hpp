@@ -1,0 +1,33 @@
+// The floors of the source tree and which may include which. A file may include headers from its
+// own floor and the floors below it, never from above:
+//
+//   core      core/                      the ring over any memory
+//   result    include/shmbus/result.hpp  Error and Result, usable by every floor
+//   journal   journal/                   the journal's files                (core, result)
+//   public    include/shmbus/            the installed API                  (core, result)
+//   ipc       ipc/                       channels, Publisher, Subscriber    (core, result, journal, public)
+//   bench     bench/                     harnesses                          (all of the above)
+//   tools     tools/                     the `shmbus` command               (all of the above)
+//   tests     tests/, examples/          anything
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace shmbus::layering {
+
+struct Violation {
+  std::string file;      // relative to the root
+  int line = 0;
+  std::string included;  // the header it reaches, relative to the root
+  std::string message;   // the whole complaint, ready to print
+};
+
+// Reads every C++ source and header under `root` (core, journal, ipc, include, bench, tools) and
+// returns each include that reaches a header of a higher floor. Includes are resolved as the
+// compiler does: beside the including file, then from the root, then from root/include; an
+// include that resolves to nothing in the tree (a system or third-party header) is not ours.
+std::vector<Violation> check_tree(const std::filesystem::path& root);
+
+}  // namespace shmbus::layering

@@ -1,0 +1,114 @@
+#include "tests/layering/layering.hpp"
+
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+namespace shmbus::layering {
+namespace {
+
+namespace fs = std::filesystem;
+
+// A scratch source tree, removed at the end of the test.
+class Tree {
+ public:
+  Tree() : root_(fs::temp_directory_path() / ("shmbus-layering-" + std::to_string(::getpid()))) {
+    fs::remove_all(root_);
+    fs::create_directories(root_);
+  }
+  ~Tree() { fs::remove_all(root_); }
+  void write(const std::string& rel, const std::string& text) {
+    fs::create_directories((root_ / rel).parent_path());
+    std::ofstream(root_ / rel) << text;
+  }
+  void append(const std::string& rel, const std::string& text) {
+    std::ofstream(root_ / rel, std::ios::app) << text;
+  }
+  // The real tree's floors, copied in.
+  void copy_source() {
+    for (const char* dir : {"core", "journal", "ipc", "include", "bench", "tools"}) {
+      fs::copy(fs::path(SHMBUS_SOURCE_DIR) / dir, root_ / dir, fs::copy_options::recursive);
+    }
+  }
+  const fs::path& root() const { return root_; }
+
+ private:
+  fs::path root_;
+};
+
+TEST(Layering, TheSourceTreeKeepsItsFloors) {
+  for (const Violation& v : check_tree(SHMBUS_SOURCE_DIR)) ADD_FAILURE() << v.message;
+}
+
+TEST(Layering, AnIncludeFromCoreIntoIpcPlantedInTheRealTreeIsReported) {
+  Tree tree;
+  tree.copy_source();
+  ASSERT_TRUE(check_tree(tree.root()).empty());
+  tree.append("core/ring.hpp", "#include \"ipc/channel.hpp\"\n");
+  const auto found = check_tree(tree.root());
+  ASSERT_EQ(found.size(), 1u);
+  EXPECT_EQ(found[0].file, "core/ring.hpp");
+  EXPECT_EQ(found[0].included, "ipc/channel.hpp");
+  EXPECT_NE(found[0].message.find("from floor core, which may include only core"),
+            std::string::npos)
+      << found[0].message;
+}
+
+TEST(Layering, TheJournalMayUseResultButNotTheWholeApi) {
+  Tree tree;
+  tree.write("include/shmbus/result.hpp", "#pragma once\n");
+  tree.write("include/shmbus/shmbus.hpp", "#pragma once\n#include \"result.hpp\"\n");
+  tree.write("journal/writer.cpp", "#include \"shmbus/result.hpp\"\n#include <vector>\n");
+  EXPECT_TRUE(check_tree(tree.root()).empty());
+  tree.write("journal/reader.cpp", "#include <shmbus/shmbus.hpp>\n");
+  const auto found = check_tree(tree.root());
+  ASSERT_EQ(found.size(), 1u);
+  EXPECT_EQ(found[0].file, "journal/reader.cpp");
+  EXPECT_EQ(found[0].line, 1);
+  EXPECT_EQ(found[0].included, "include/shmbus/shmbus.hpp");
+}
+
+TEST(Layering, TheJournalMayNotReachTheJournalerAboveIt) {
+  Tree tree;
+  tree.write("ipc/journaler.hpp", "#pragma once\n#include \"journal/writer.hpp\"\n");
+  tree.write("journal/writer.hpp", "#pragma once\n");
+  tree.write("journal/retention.cpp", "// retention\n\n#include \"ipc/journaler.hpp\"\n");
+  const auto found = check_tree(tree.root());
+  ASSERT_EQ(found.size(), 1u);
+  EXPECT_EQ(found[0].file, "journal/retention.cpp");
+  EXPECT_EQ(found[0].line, 3);
+}
+
+TEST(Layering, ASiblingIncludeResolvesBesideItsFile) {
+  Tree tree;
+  tree.write("core/ring.hpp", "#include \"layout.hpp\"\n");
+  tree.write("core/layout.hpp", "#pragma once\n");
+  tree.write("ipc/layout.hpp", "#pragma once\n");  // the same name higher up is not reached
+  EXPECT_TRUE(check_tree(tree.root()).empty());
+}
+
+TEST(Layering, ThePublicHeadersMayNotReachIpc) {
+  Tree tree;
+  tree.write("ipc/channel.hpp", "#pragma once\n");
+  tree.write("include/shmbus/subscriber.hpp", "#include \"ipc/channel.hpp\"\n");
+  const auto found = check_tree(tree.root());
+  ASSERT_EQ(found.size(), 1u);
+  EXPECT_EQ(found[0].file, "include/shmbus/subscriber.hpp");
+}
+
+TEST(Layering, ToolsMayUseEveryFloorButNotTests) {
+  Tree tree;
+  tree.write("ipc/channel.hpp", "#pragma once\n");
+  tree.write("tests/support/process.hpp", "#pragma once\n");
+  tree.write("tools/cmd_ls.cpp", "#include \"ipc/channel.hpp\"\n");
+  EXPECT_TRUE(check_tree(tree.root()).empty());
+  tree.write("tools/cmd_stat.cpp", "#include \"tests/support/process.hpp\"\n");
+  EXPECT_EQ(check_tree(tree.root()).size(), 1u);
+}
+
+}  // namespace
+}  // namespace shmbus::layering
