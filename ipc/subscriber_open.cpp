@@ -192,70 +192,71 @@ StartPoint start_point(const core::RingRef& ring, const SubscriberSlot& slot, bo
   return {ring.load_tail(), false};
 }
 
-}  // namespace
-
-Result<Subscriber> Subscriber::open(std::string_view channel, const SubscriberOptions& options) {
-  if (auto named = check_subscriber_name(options.name); !named) {
-    return tl::unexpected(named.error());
-  }
-  const bool gating = options.policy == Policy::block;
-  auto mapping = ChannelMapping::open(channel, gating, options.open_timeout);
-  if (!mapping) return tl::unexpected(mapping.error());
+// Maps the channel: the ring read-write only for a gating reader (a drop or spill reader can
+// never write it). A spill reader also needs a journaler attached.
+Result<std::shared_ptr<ChannelMapping>> map_channel(std::string_view channel,
+                                                    const SubscriberOptions& options) {
+  auto mapping = ChannelMapping::open(channel, options.policy == Policy::block,
+                                      options.open_timeout);
+  if (!mapping) return mapping;
   if (options.policy == Policy::spill) {
     if (auto linked = require_journaler(**mapping, channel); !linked) {
       return tl::unexpected(linked.error());
     }
   }
+  return mapping;
+}
 
-  Subscriber sub;
-  sub.state_ = std::make_unique<detail::SubscriberSlowState>();
-  detail::PollState& poll = sub.poll_;
-  detail::SubscriberSlowState& slow = *sub.state_;
-  slow.channel = std::move(*mapping);
+// Everything that follows from the options alone: policy, timeouts, the copy buffer of a reader
+// that validates copies (drop and spill), the spill state.
+void prepare(detail::PollState& poll, detail::SubscriberSlowState& slow,
+             std::shared_ptr<ChannelMapping> channel, const SubscriberOptions& options) {
+  slow.channel = std::move(channel);
   slow.abandon_timeout_ns = options.abandon_timeout.count();
   if (options.policy == Policy::spill) slow.spill.emplace();
   poll.policy = options.policy;
   poll.manual_release = options.manual_release;
-  const core::RingRef& ring = slow.channel->ring();
-  if (!gating) {
-    poll.copy_buffer_size = std::max<std::size_t>(64 << 10, 2 * core::frame_size(ring.max_message));
+  if (options.policy != Policy::block) {
+    const std::uint32_t max_message = slow.channel->ring().max_message;
+    poll.copy_buffer_size = std::max<std::size_t>(64 << 10, 2 * core::frame_size(max_message));
     slow.copy_buffer = std::make_unique<std::byte[]>(poll.copy_buffer_size);
     poll.copy_buffer = slow.copy_buffer.get();
   }
+}
 
-  const detail::ProcessId self = detail::self_process();
-  auto taken = take_any_slot(*slow.channel, options.name, self);
-  if (!taken) return tl::unexpected(taken.error());
-  auto [slot, resumed] = *taken;
-  slow.slot = slot;
-  describe_slot(*slot, self, options);
-  auto& ctl = slow.channel->control();
+// Takes the slot we were given for this process: who holds it, and its latency histogram.
+void occupy(detail::PollState& poll, detail::SubscriberSlowState& slow, SubscriberSlot& slot,
+            const detail::ProcessId& self, const SubscriberOptions& options) {
+  slow.slot = &slot;
+  describe_slot(slot, self, options);
   if (options.latency_histogram) {
     // Ours alone from here on (we hold the slot); zeroed before tools see the flag, which the
-    // owner word's release store below publishes.
-    poll.latency = &ctl.latency[slot - ctl.slots];
+    // owner word's release store (activate) publishes.
+    auto& ctl = slow.channel->control();
+    poll.latency = &ctl.latency[&slot - ctl.slots];
     core::reset_latency(*poll.latency);
     slow.latency_clock.emplace();
   }
+}
 
-  const StartPoint point = start_point(ring, *slot, resumed, options);
+// Puts the reader where it starts (start_point), walking up to StartFrom::sequence from the
+// boundary before it, or, when that sequence is gone from the ring, catching up from the journal
+// (spill) or counting what lies between as lost.
+Result<void> place_reader(detail::PollState& poll, detail::SubscriberSlowState& slow,
+                          bool resumed, const SubscriberOptions& options) {
+  const core::RingRef& ring = slow.channel->ring();
+  const StartPoint point = start_point(ring, *slow.slot, resumed, options);
   const core::TailWord start = point.at;
   if (!core::is_frame_aligned(start.position)) {
-    slot->owner.store(0, std::memory_order_release);  // release: hand the slot back
-    slow.slot = nullptr;
     return tl::unexpected(Error{
-        ErrorCode::corrupt, fmt::format("channel '{}': the ring's tail position {} is not "
-                                        "frame-aligned",
-                                        channel, start.position)});
+        ErrorCode::corrupt,
+        fmt::format("channel '{}': the ring's tail position {} is not frame-aligned",
+                    slow.channel->info().name, start.position)});
   }
   poll.reader = core::RingReader(ring, start.position, start.next_sequence);
-  if (options.start == StartFrom::sequence && !point.from_slot) {
-    poll.skip_below = options.start_sequence;  // walk from the boundary up to it
-  }
-  if (options.start == StartFrom::sequence && !resumed &&
-      start.next_sequence > options.start_sequence) {
-    // The sequence asked for is gone from the ring: the journal has it (spill), or what lies
-    // between it and where we start is lost.
+  if (options.start != StartFrom::sequence) return {};
+  if (!point.from_slot) poll.skip_below = options.start_sequence;
+  if (!resumed && start.next_sequence > options.start_sequence) {
     poll.reader = core::RingReader(ring, start.position, options.start_sequence);
     if (poll.policy == Policy::spill) {
       slow.start_catch_up(poll);
@@ -263,19 +264,52 @@ Result<Subscriber> Subscriber::open(std::string_view channel, const SubscriberOp
       poll.reader.skip_to(start);
     }
   }
+  return {};
+}
+
+// Makes the slot active: counters carried over from a resumed slot, the position stored, then the
+// owner word that lets producers and tools see it; a gating reader then announces itself.
+void activate(detail::PollState& poll, detail::SubscriberSlowState& slow,
+              const detail::ProcessId& self, bool resumed) {
+  SubscriberSlot& slot = *slow.slot;
   if (resumed) {
     // relaxed: our own slot's counters, carried over from the process that left it.
-    poll.received = slot->received.load(std::memory_order_relaxed);
-    poll.lost = slot->lost.load(std::memory_order_relaxed);        // relaxed: our slot
-    poll.spilled = slot->spilled.load(std::memory_order_relaxed);  // relaxed: our slot
+    poll.received = slot.received.load(std::memory_order_relaxed);
+    poll.lost = slot.lost.load(std::memory_order_relaxed);        // relaxed: our slot
+    poll.spilled = slot.spilled.load(std::memory_order_relaxed);  // relaxed: our slot
   } else {
     // relaxed: published by the release store of the owner word below.
-    slot->evictions.store(0, std::memory_order_relaxed);
+    slot.evictions.store(0, std::memory_order_relaxed);
   }
   slow.publish_position(poll);
   // release: producers that see the slot active see its policy and position.
-  slot->owner.store(owner_word(self.pid, SlotState::active), std::memory_order_release);
-  if (gating) slow.announce_gate(poll, resumed);
+  slot.owner.store(owner_word(self.pid, SlotState::active), std::memory_order_release);
+  if (poll.policy == Policy::block) slow.announce_gate(poll, resumed);
+}
+
+}  // namespace
+
+Result<Subscriber> Subscriber::open(std::string_view channel, const SubscriberOptions& options) {
+  if (auto named = check_subscriber_name(options.name); !named) {
+    return tl::unexpected(named.error());
+  }
+  auto mapping = map_channel(channel, options);
+  if (!mapping) return tl::unexpected(mapping.error());
+  Subscriber sub;
+  sub.state_ = std::make_unique<detail::SubscriberSlowState>();
+  prepare(sub.poll_, *sub.state_, std::move(*mapping), options);
+
+  const detail::ProcessId self = detail::self_process();
+  auto taken = take_any_slot(*sub.state_->channel, options.name, self);
+  if (!taken) return tl::unexpected(taken.error());
+  const auto [slot, resumed] = *taken;
+  occupy(sub.poll_, *sub.state_, *slot, self, options);
+  if (auto placed = place_reader(sub.poll_, *sub.state_, resumed, options); !placed) {
+    slot->owner.store(0, std::memory_order_release);  // release: hand the slot back
+    sub.state_->slot = nullptr;                        // nothing to detach
+    return tl::unexpected(placed.error());
+  }
+  activate(sub.poll_, *sub.state_, self, resumed);
   return sub;
 }
 
