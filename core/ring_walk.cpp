@@ -1,19 +1,13 @@
 #include "ring_walk.hpp"
 
 #include <atomic>
-#include <cstdio>
 #include <cstring>
 #include <deque>
 
+#include <fmt/format.h>
+
 namespace shmbus::core {
 namespace {
-
-std::string describe(const char* fmt, unsigned long long a, unsigned long long b = 0,
-                     unsigned long long c = 0) {
-  char buf[200];
-  std::snprintf(buf, sizeof buf, fmt, a, b, c);
-  return buf;
-}
 
 // Whether a record in (position, end) is committed in this lap (its commit word is its own
 // position, committed): records after an uncommitted claim were committed first.
@@ -35,7 +29,8 @@ RingWalk walk_ring(const RingRef& ring, std::size_t keep) {
   w.head_position = head.position;
   // The margin readers use: a start a capacity / 8 ahead of the overwrite front is overtaken less
   // often on a busy ring.
-  const TailWord start = earliest_retained(ring, ring.capacity / 8);
+  w.start_margin = ring.capacity / 8;
+  const TailWord start = earliest_retained(ring, w.start_margin);
   std::uint64_t position = start.position;
   std::uint64_t expected = start.next_sequence;
   w.from_position = position;
@@ -110,8 +105,8 @@ RingWalk walk_ring(const RingRef& ring, std::size_t keep) {
     rereads = 0;
     if (state != kStateCommitted && state != kStatePending) {
       w.problems.push_back(
-          {position, describe("record at position %llu has an unknown commit state %llu",
-                              position, state)});
+          {position, fmt::format("record at position {} has an unknown commit state {}",
+                                 position, state)});
       break;
     }
     if (auto err = check_record(ring, position, copy)) {
@@ -136,8 +131,8 @@ RingWalk walk_ring(const RingRef& ring, std::size_t keep) {
     }
     if (copy.sequence != expected) {
       w.problems.push_back(
-          {position, describe("record at position %llu has sequence %llu where %llu was expected",
-                              position, copy.sequence, expected)});
+          {position, fmt::format("record at position {} has sequence {} where {} was expected",
+                                 position, copy.sequence, expected)});
     }
     if (w.first_sequence == 0) w.first_sequence = copy.sequence;
     w.last_sequence = copy.sequence;

@@ -42,6 +42,7 @@ struct WalkProblem {
 
 struct RingWalk {
   std::uint64_t from_position = 0;  // where the walk started (earliest retained, margin capacity/8)
+  std::uint64_t start_margin = 0;   // that margin: bytes ahead of the overwrite front, capacity / 8
   std::uint64_t to_position = 0;    // where it stopped (the head, unless it stopped early)
   std::uint64_t head_position = 0;  // the claim word's position when the walk began
   std::uint64_t first_sequence = 0; // of the first record walked (0: none)

@@ -248,6 +248,7 @@ TEST(RingWalk, EmptyRingHasNoRecordsAndNoProblems) {
   TestRing ring(kCapacity, kMax);
   const RingWalk w = walk_ring(ring.ref(), 8);
   expect_complete(w);
+  EXPECT_EQ(w.start_margin, kCapacity / 8);
   EXPECT_EQ(w.from_position, 0u);
   EXPECT_EQ(w.to_position, 0u);
   EXPECT_EQ(w.head_position, 0u);
@@ -320,7 +321,8 @@ TEST(RingWalk, WrappedRingIsWalkedFromTheEarliestRetainedRecord) {
     EXPECT_EQ(w.to_position, tail.position);
     // Not before the overwrite front plus the readers' margin (capacity/8), and not much after
     // it: the walk covers most of a lap.
-    EXPECT_GE(w.from_position, tail.position - kCapacity + kCapacity / 8);
+    EXPECT_EQ(w.start_margin, kCapacity / 8);
+    EXPECT_GE(w.from_position, tail.position - kCapacity + w.start_margin);
     EXPECT_LT(w.from_position, tail.position - kCapacity / 2);
 
     expect_walked_as_written(ring, s, w, UINT64_MAX);
