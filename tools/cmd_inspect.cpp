@@ -23,7 +23,7 @@ using Json = nlohmann::ordered_json;
 
 std::string hex(std::uint64_t v) { return fmt::format("0x{:016x}", v); }
 
-std::string flags_words(const detail::RingHeaderReport& ring) {
+std::string flags_words(const shmbus::detail::RingHeaderReport& ring) {
   if (ring.unknown_flags) return fmt::format("{:#x}", ring.flags);
   if (ring.single_producer) return fmt::format("{} (single producer)", ring.flags);
   return fmt::format("{} (multi-producer)", ring.flags);
@@ -42,10 +42,10 @@ Json record_json(const core::WalkedRecord& r) {
   return j;
 }
 
-void print_json(const detail::ChannelInspection& report, std::FILE* out) {
-  const detail::RingHeaderReport& h = report.ring;
-  const detail::ControlHeaderReport& c = report.control;
-  const detail::ChannelLayoutReport& l = report.layout;
+void print_json(const shmbus::detail::ChannelInspection& report, std::FILE* out) {
+  const shmbus::detail::RingHeaderReport& h = report.ring;
+  const shmbus::detail::ControlHeaderReport& c = report.control;
+  const shmbus::detail::ChannelLayoutReport& l = report.layout;
   const core::RingWalk& k = report.walk;
   Json j;
   j["channel"] = report.channel;
@@ -120,10 +120,10 @@ void print_json(const detail::ChannelInspection& report, std::FILE* out) {
   fmt::print(out, "{}\n", j.dump());
 }
 
-void print_text(const detail::ChannelInspection& report, std::size_t records, std::FILE* out) {
-  const detail::RingHeaderReport& h = report.ring;
-  const detail::ControlHeaderReport& c = report.control;
-  const detail::ChannelLayoutReport& l = report.layout;
+void print_text(const shmbus::detail::ChannelInspection& report, std::size_t records, std::FILE* out) {
+  const shmbus::detail::RingHeaderReport& h = report.ring;
+  const shmbus::detail::ControlHeaderReport& c = report.control;
+  const shmbus::detail::ChannelLayoutReport& l = report.layout;
   using Rows = std::vector<std::vector<std::string>>;
   const std::vector<Align> kv{Align::left, Align::left};
   fmt::print(out, "channel {}\n\nring header ({})\n", report.channel, l.ring_path);
@@ -213,7 +213,7 @@ void print_text(const detail::ChannelInspection& report, std::size_t records, st
 int run_inspect(const InspectOptions& o, std::FILE* out) {
   std::signal(SIGPIPE, SIG_IGN);
   try {
-    const auto report = detail::inspect_channel(o.channel, o.records);
+    const auto report = shmbus::detail::inspect_channel(o.channel, o.records);
     if (!report) {
       fmt::print(stderr, "shmbus inspect: {}\n", report.error().message);
       return kExitFailure;
@@ -254,7 +254,7 @@ void add_inspect_command(CLI::App& app) {
       "The channel is mapped read-only and never changed.\n"
       "Exit: 0 no problem; 1 the walk found problems or the channel cannot be opened; 2 bad "
       "arguments.",
-      detail::kInspectWalkRetries));
+      shmbus::detail::kInspectWalkRetries));
   sub->callback([o] {
     const int code = run_inspect(*o, stdout);
     if (code != kExitOk) throw CLI::RuntimeError(code);
