@@ -13,6 +13,7 @@
 
 #include <fmt/format.h>
 
+#include "journal/continuity.hpp"
 #include "journal/record_reading.hpp"
 
 namespace shmbus::journal {
@@ -23,27 +24,6 @@ namespace {
 constexpr int kFirstDataProbeLimit = 1024;
 // An index larger than this is not a journaler's (2 KiB per MiB of segment): ignored.
 constexpr std::uint64_t kMaxIndexBytes = 64 << 20;
-
-Result<std::vector<SegmentInfo>> list_segments(const std::string& dir) {
-  DIR* d = ::opendir(dir.c_str());
-  if (d == nullptr) return tl::unexpected(detail::file_error("cannot open journal directory", dir, errno));
-  std::vector<SegmentInfo> out;
-  errno = 0;
-  while (const dirent* e = ::readdir(d)) {
-    const auto first = parse_segment_file_name(e->d_name);
-    if (!first) continue;
-    struct stat st {};
-    if (::fstatat(::dirfd(d), e->d_name, &st, 0) != 0 || !S_ISREG(st.st_mode)) continue;  // removed meanwhile
-    out.push_back(SegmentInfo{dir + "/" + e->d_name, *first, static_cast<std::uint64_t>(st.st_size)});
-  }
-  const int err = errno;
-  ::closedir(d);
-  if (err != 0) return tl::unexpected(detail::file_error("cannot list journal directory", dir, err));
-  std::sort(out.begin(), out.end(), [](const SegmentInfo& a, const SegmentInfo& b) {
-    return a.first_sequence < b.first_sequence;
-  });
-  return out;
-}
 
 // The valid index entries of a segment, in increasing sequence and offset order. A missing,
 // foreign or damaged index yields fewer entries (or none): the index is only a hint.
@@ -80,16 +60,37 @@ std::vector<IndexEntry> load_index(const std::string& dir, std::uint64_t first_s
 
 }  // namespace
 
+Result<std::vector<SegmentInfo>> list_segments(const std::string& dir) {
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return tl::unexpected(detail::file_error("cannot open journal directory", dir, errno));
+  std::vector<SegmentInfo> out;
+  errno = 0;
+  while (const dirent* e = ::readdir(d)) {
+    const auto first = parse_segment_file_name(e->d_name);
+    if (!first) continue;
+    struct stat st {};
+    if (::fstatat(::dirfd(d), e->d_name, &st, 0) != 0 || !S_ISREG(st.st_mode)) continue;  // removed meanwhile
+    out.push_back(SegmentInfo{dir + "/" + e->d_name, *first, static_cast<std::uint64_t>(st.st_size)});
+  }
+  const int err = errno;
+  ::closedir(d);
+  if (err != 0) return tl::unexpected(detail::file_error("cannot list journal directory", dir, err));
+  std::sort(out.begin(), out.end(), [](const SegmentInfo& a, const SegmentInfo& b) {
+    return a.first_sequence < b.first_sequence;
+  });
+  return out;
+}
+
 struct JournalReader::State {
   std::string dir;
   std::vector<SegmentInfo> segments;
 
   // The position: segment `seg`, at `offset`, where a record with sequence `expected` is due.
-  // offset 0: at the segment's start, its header not yet read; expected 0: whatever the segment
-  // begins with (after open or a seek: nothing before it was read).
+  // offset 0: at the segment's start, its header not yet read; expected kUnknownSequence:
+  // whatever the segment begins with (after open or a seek: nothing before it was read).
   std::size_t seg = 0;
   std::uint64_t offset = 0;
-  std::uint64_t expected = 0;
+  std::uint64_t expected = kUnknownSequence;
   detail::FileWindow file;  // open on segments[seg] once its header was read
   std::uint64_t peeked_size = 0;  // bytes of the record peek() returned last
   std::uint64_t peeked_next = 0;  // and the sequence after it
@@ -108,7 +109,7 @@ struct JournalReader::State {
     file.close();
     seg = segment;
     offset = 0;
-    expected = 0;
+    expected = kUnknownSequence;
     removed_segment.clear();
     torn_path.clear();
   }
@@ -124,13 +125,14 @@ struct JournalReader::State {
   // failure returns the status to report, with the position unchanged.
   std::optional<ReadStatus> enter_segment() {
     const SegmentInfo& s = segments[seg];
-    if (expected != 0 && s.first_sequence != expected) {
+    if (const auto broken = segment_break(expected, s.first_sequence)) {
       if (!removed_segment.empty()) {
         return damaged(fmt::format(
             "journal segment '{}' was removed (retention) while the reader was in it, expecting "
             "sequence {}; the next retained segment '{}' begins at sequence {}: sequences {}..{} "
             "are gone (seek to continue)",
-            removed_segment, expected, s.path, s.first_sequence, expected, s.first_sequence - 1));
+            removed_segment, broken->expected_sequence, s.path, broken->first_sequence,
+            broken->expected_sequence, broken->first_sequence - 1));
       }
       const std::string before =
           seg > 0 ? fmt::format(" after segment '{}' ended at offset {}", segments[seg - 1].path,
@@ -138,7 +140,7 @@ struct JournalReader::State {
                   : std::string();
       return damaged(fmt::format(
           "journal segment '{}' begins at sequence {}, but sequence {} was expected{} (offset {})",
-          s.path, s.first_sequence, expected, before, kSegmentHeaderSize));
+          s.path, broken->first_sequence, broken->expected_sequence, before, broken->offset));
     }
     // The journaler creates a segment and then writes its header page: not there yet is the end.
     if (newest() && s.file_bytes < kSegmentHeaderSize) return ReadStatus::end;
@@ -148,7 +150,7 @@ struct JournalReader::State {
     if (!header) {
       file.close();
       return damaged(fmt::format("{} (offset 0, expected sequence {})", header.error().message,
-                                 expected != 0 ? expected : s.first_sequence));
+                                 expected != kUnknownSequence ? expected : s.first_sequence));
     }
     offset = kSegmentHeaderSize;
     expected = header->first_sequence;
@@ -223,7 +225,7 @@ struct JournalReader::State {
       // older one it lost nothing only if the next segment continues at the expected sequence.
       if (newest()) return ReadStatus::end;
       const SegmentInfo& next = segments[seg + 1];
-      if (next.first_sequence != expected) {
+      if (segment_break(expected, next.first_sequence)) {
         return damaged(fmt::format(
             "journal segment '{}': offset {}: {} at the end of the segment (expected sequence {}), "
             "and the next segment '{}' begins at sequence {}",
@@ -242,11 +244,11 @@ struct JournalReader::State {
     const bool anywhere = limit == UINT64_MAX;
     if (offset == 0) {  // the segment does not continue the sequence, or its header is bad
       if (!anywhere) return false;
-      if (expected != 0 && segments[seg].first_sequence != expected) {
-        expected = 0;  // accept the sequence it begins at
+      if (segment_break(expected, segments[seg].first_sequence)) {
+        expected = kUnknownSequence;  // accept the sequence it begins at
       } else {
         ++seg;
-        expected = 0;
+        expected = kUnknownSequence;
       }
       removed_segment.clear();
       return true;
@@ -270,7 +272,7 @@ struct JournalReader::State {
       file.close();
       ++seg;
       offset = 0;
-      expected = 0;
+      expected = kUnknownSequence;
       return true;
     }
     if ((*found)->header.sequence > limit) return false;
@@ -292,7 +294,7 @@ struct JournalReader::State {
     reset_position(i);
     if (enter_segment()) {
       offset = 0;
-      expected = 0;
+      expected = kUnknownSequence;
       return;
     }
     const auto entries = load_index(dir, segments[i].first_sequence, file.limit());
@@ -441,7 +443,7 @@ Result<void> JournalReader::refresh() {
   // Retention removed the reader's segment. next() moves on if the next retained segment
   // continues at the expected sequence (nothing was lost), else reports damaged, naming it.
   s.file.close();
-  if (s.expected == 0) s.expected = current;
+  if (s.expected == kUnknownSequence) s.expected = current;
   s.offset = 0;
   s.removed_segment = current_path;
   return {};

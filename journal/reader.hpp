@@ -9,6 +9,8 @@
 // reported as ReadStatus::damaged with a message naming the segment, offset and expected sequence;
 // the reader never skips it silently. An invalid record at the very end of the newest segment is
 // the journaler's unfinished write (or a torn tail after a crash): that is ReadStatus::end.
+// A segment that does not begin where the one before it ended (journal/continuity.hpp) is damage
+// too, reported at its first record's offset.
 // A read error (EIO) is reported like damage: ReadStatus::damaged with the system's message.
 #pragma once
 
@@ -28,6 +30,11 @@ struct SegmentInfo {
   std::uint64_t first_sequence;  // from the file name (checked against the header)
   std::uint64_t file_bytes;      // size when the directory was last listed
 };
+
+// The segment files of `dir` (regular files named as segments), oldest first, with their sizes now.
+// A directory with no segment is a valid, empty journal; a missing or unreadable directory is an
+// error naming it (not_found / permission_denied).
+Result<std::vector<SegmentInfo>> list_segments(const std::string& dir);
 
 // One record as read from the journal.
 struct JournalRecord {
@@ -52,8 +59,7 @@ enum class ReadStatus : std::uint8_t {
 
 class JournalReader {
  public:
-  // Lists the directory's segments. A directory with no segment is a valid, empty journal; a
-  // missing or unreadable directory is an error (not_found / permission_denied).
+  // Lists the directory's segments (list_segments, with its errors).
   static Result<JournalReader> open(const std::string& dir);
 
   JournalReader(JournalReader&&) noexcept;

@@ -1,5 +1,6 @@
 // Walking one segment file from its header to its end, checking every record: the common ground of
-// recovery (the writer finds where to continue), `shmbus journal verify|info` and index rebuilds.
+// recovery (the writer finds where to continue), journal::verify (journal/verify.hpp) and index
+// rebuilds.
 //
 // A torn tail (bytes after the last valid record that hold no valid record at all: the writer died
 // mid-write, or is still writing) is told apart from damage (an invalid record followed by valid
@@ -39,7 +40,8 @@ struct SegmentScan {
   // Past damage the scan resumes at the next valid record, so these describe the whole file; they
   // equal valid_end and next_sequence when there is no damage.
   std::uint64_t last_record_end = 0;  // offset just past the last valid record anywhere
-  std::uint64_t end_sequence = 0;     // the sequence after the last valid record anywhere
+  std::uint64_t end_sequence = 0;     // the sequence after the last valid record anywhere: where
+                                      // the next segment must begin (journal/continuity.hpp)
 };
 
 // Called for every valid record while scanning (index rebuilds, dump), in file order, including

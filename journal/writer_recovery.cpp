@@ -11,6 +11,7 @@
 
 #include <fmt/format.h>
 
+#include "journal/continuity.hpp"
 #include "journal/segment_files.hpp"
 #include "journal/segment_scan.hpp"
 
@@ -96,9 +97,11 @@ std::uint64_t contiguous_end(const std::string& path, const SegmentScan& scan,
   return scan.end_sequence;
 }
 
-// Each segment must end where the next one begins. Writes to several segments can be in flight at
-// a crash (rolls do not wait for the previous segment's writes), so a segment can end short while
-// later segments are complete: those lie beyond a hole. Nothing in them was counted written, so
+// Each segment must begin where the one before it ended (segment_break, journal/continuity.hpp),
+// the end here being the contiguous_end: records past a hole of zeros were never counted written.
+// Writes to several segments can be in flight at a crash (rolls do not wait for the previous
+// segment's writes), so a segment can end short while later segments are complete: those lie
+// beyond a hole. Nothing in them was counted written, so
 // the journaler writes their records again from the channel; they are set aside (renamed, not
 // deleted: their records are valid) and reported. Only the tail of the journal can be in that
 // state: the walk stops once it has looked at `window_bytes` of segments.
@@ -113,7 +116,7 @@ Result<bool> set_aside_beyond_holes(const std::string& dir, std::vector<std::uin
     if (!prev) continue;  // a bad header is reported when that segment is read
     looked += prev->file_bytes;
     const std::uint64_t end = contiguous_end(prev_path, *prev, jump);
-    if (end != segs[i]) {
+    if (segment_break(end, segs[i])) {
       first_break = i - 1;
       report.crash_repairs.push_back(fmt::format(
           "{} ends at sequence {}, before the next segment's first sequence {} (writes still in "

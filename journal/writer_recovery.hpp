@@ -3,11 +3,22 @@
 // without a segment), scans the newest segment, cuts its torn tail, reports damage in the middle
 // and rebuilds its index. The result says where appending continues.
 //
-// Safety rules (LESSONS.md, Journals): the recovery point is the end of the last valid record the
-// scan saw, never a position taken from names or the index; bytes are only cut when nothing valid
-// follows them; a segment with damage is left as it is and appending continues in a new segment
-// (appending after damage would bury it between valid records). Recovery is idempotent: a crash
-// during it leaves a directory the next recovery handles the same way.
+// The rules that keep recovery from losing or hiding records:
+// - Appending continues after the last valid record the scan saw, never at a position taken from
+//   file names, sizes or the index: those are written apart from the records (an index write can
+//   complete before the records it points at; a file's size counts its torn tail), so they can
+//   run ahead of what really was written.
+// - Bytes are cut only when nothing valid follows them (a torn tail), or when they start at a
+//   hole of zeros, which only writes still in flight at a crash leave (what follows the hole was
+//   never counted written and is written again from the channel). Other invalid bytes with valid
+//   records after them are damage and stay.
+// - A segment with damage is left as it is and appending continues in a new segment: appending
+//   after damage would bury it between valid records.
+// - Each segment begins where the one before it ended (journal/continuity.hpp). Segments after
+//   one that ends short (writes in flight at a crash) are set aside, and their records are written
+//   again from the channel.
+// - Recovery is idempotent: a crash during it leaves a directory the next recovery handles the
+//   same way.
 #pragma once
 
 #include <cstdint>

@@ -1,9 +1,10 @@
 // shmbus journal info|verify|dump: what a journal directory holds, whether it is intact, and its
-// records. info and verify scan every segment (journal/segment_scan.hpp); dump reads through
-// JournalReader, as replay does.
+// records. info and verify print the report of journal::verify (journal/verify.hpp); dump reads
+// through JournalReader, as replay does.
 #include <csignal>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -12,7 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "journal/reader.hpp"
-#include "journal/segment_scan.hpp"
+#include "journal/verify.hpp"
 #include "tools/commands.hpp"
 #include "tools/journal_commands.hpp"
 #include "tools/line_output.hpp"
@@ -20,28 +21,18 @@
 namespace shmbus::tools {
 namespace {
 
-using journal::SegmentInfo;
-using journal::SegmentScan;
+using journal::JournalReport;
+using journal::JournalTotals;
+using journal::SegmentReport;
 
-struct ScannedSegment {
-  SegmentInfo info;
-  Result<SegmentScan> scan;
-};
-
-// Lists the directory and scans each segment. Prints the error and returns nothing if the
-// directory cannot be listed.
-std::optional<std::vector<ScannedSegment>> scan_journal(const std::string& dir,
-                                                        const char* command) {
-  auto reader = journal::JournalReader::open(dir);
-  if (!reader) {
-    fmt::print(stderr, "shmbus journal {}: {}\n", command, reader.error().message);
+// The report of the journal in `dir`, or nothing after printing why the directory cannot be read.
+std::optional<JournalReport> verify_journal(const std::string& dir, const char* command) {
+  auto report = journal::verify(dir);
+  if (!report) {
+    fmt::print(stderr, "shmbus journal {}: {}\n", command, report.error().message);
     return std::nullopt;
   }
-  std::vector<ScannedSegment> out;
-  for (const SegmentInfo& info : reader->segments()) {
-    out.push_back(ScannedSegment{info, journal::scan_segment(info.path)});
-  }
-  return out;
+  return std::move(*report);
 }
 
 std::string file_name(const std::string& path) {
@@ -49,208 +40,137 @@ std::string file_name(const std::string& path) {
   return slash == std::string::npos ? path : path.substr(slash + 1);
 }
 
-// The last sequence a scanned segment holds, if it holds any record.
-std::optional<std::uint64_t> last_sequence(const SegmentScan& s) {
-  if (s.end_sequence <= s.header.first_sequence) return std::nullopt;
-  return s.end_sequence - 1;
+std::string time_range(const SegmentReport& s) {
+  if (!s.first_time_ns) return "no data records";
+  return fmt::format("{} .. {}", iso8601_utc_ns(*s.first_time_ns), iso8601_utc_ns(*s.last_time_ns));
 }
 
-std::string time_range(const SegmentScan& s) {
-  if (s.data_records == 0) return "no data records";
-  return fmt::format("{} .. {}", iso8601_utc_ns(s.first_time_ns), iso8601_utc_ns(s.last_time_ns));
+std::string sequence_range(const JournalTotals& t) {
+  return t.first_sequence ? fmt::format("sequences {}..{}", *t.first_sequence, *t.last_sequence)
+                          : std::string("no records");
+}
+
+const char* plural(std::uint64_t n) { return n == 1 ? "" : "s"; }
+
+template <class T>
+nlohmann::ordered_json or_null(const std::optional<T>& value) {
+  return value ? nlohmann::ordered_json(*value) : nlohmann::ordered_json();
 }
 
 // --- info ---------------------------------------------------------------------------------------
 
-struct Totals {
-  std::uint64_t segments = 0, bytes = 0, data = 0, gaps = 0, lost = 0;
-  std::optional<std::uint64_t> first, last;
-};
-
-Totals add_up(const std::vector<ScannedSegment>& segments) {
-  Totals t;
-  for (const auto& s : segments) {
-    ++t.segments;
-    t.bytes += s.info.file_bytes;
-    if (!s.scan) continue;
-    t.data += s.scan->data_records;
-    t.gaps += s.scan->gap_records;
-    t.lost += s.scan->lost_sequences;
-    if (const auto last = last_sequence(*s.scan)) {
-      if (!t.first) t.first = s.scan->header.first_sequence;
-      t.last = *last;
-    }
-  }
-  return t;
-}
-
-void print_info_json(const std::string& dir, const std::vector<ScannedSegment>& segments,
-                     std::FILE* out) {
+void print_info_json(const std::string& dir, const JournalReport& report, std::FILE* out) {
   nlohmann::ordered_json j;
   j["dir"] = dir;
   j["segments"] = nlohmann::ordered_json::array();
-  for (const auto& s : segments) {
+  for (const SegmentReport& s : report.segments) {
     nlohmann::ordered_json e;
-    e["file"] = file_name(s.info.path);
-    e["bytes"] = s.info.file_bytes;
-    if (!s.scan) {
-      e["error"] = s.scan.error().message;
+    e["file"] = file_name(s.path);
+    e["bytes"] = s.file_bytes;
+    if (s.error) {
+      e["error"] = s.error->message;
     } else {
-      const SegmentScan& sc = *s.scan;
-      e["first_sequence"] = sc.header.first_sequence;
-      const auto last = last_sequence(sc);
-      e["last_sequence"] = last ? nlohmann::ordered_json(*last) : nlohmann::ordered_json();
-      e["first_time_ns"] = sc.data_records ? nlohmann::ordered_json(sc.first_time_ns) : nullptr;
-      e["last_time_ns"] = sc.data_records ? nlohmann::ordered_json(sc.last_time_ns) : nullptr;
-      e["records"] = sc.data_records;
-      e["gap_records"] = sc.gap_records;
-      e["lost_sequences"] = sc.lost_sequences;
-      e["torn_tail_bytes"] = sc.torn_tail ? sc.file_bytes - sc.last_record_end : 0;
-      e["damage"] = sc.damage.size();
-      e["channel"] = std::string(sc.header.channel);
-      e["created_ns"] = sc.header.created_ns;
+      e["first_sequence"] = s.first_sequence;
+      e["last_sequence"] = or_null(s.last_sequence);
+      e["first_time_ns"] = or_null(s.first_time_ns);
+      e["last_time_ns"] = or_null(s.last_time_ns);
+      e["records"] = s.data_records;
+      e["gap_records"] = s.gap_records;
+      e["lost_sequences"] = s.lost_sequences;
+      e["torn_tail_bytes"] = s.torn_tail ? s.torn_tail->bytes : 0;
+      e["damage"] = s.damaged_records.size();
+      e["channel"] = s.channel;
+      e["created_ns"] = s.created_ns;
     }
     j["segments"].push_back(std::move(e));
   }
-  const Totals t = add_up(segments);
+  const JournalTotals& t = report.totals;
   nlohmann::ordered_json tj;
   tj["segments"] = t.segments;
-  tj["first_sequence"] = t.first ? nlohmann::ordered_json(*t.first) : nullptr;
-  tj["last_sequence"] = t.last ? nlohmann::ordered_json(*t.last) : nullptr;
+  tj["first_sequence"] = or_null(t.first_sequence);
+  tj["last_sequence"] = or_null(t.last_sequence);
   tj["bytes"] = t.bytes;
-  tj["records"] = t.data;
-  tj["gap_records"] = t.gaps;
-  tj["lost_sequences"] = t.lost;
+  tj["records"] = t.data_records;
+  tj["gap_records"] = t.gap_records;
+  tj["lost_sequences"] = t.lost_sequences;
   j["totals"] = std::move(tj);
   fmt::print(out, "{}\n", j.dump());
 }
 
-void print_info_text(const std::string& dir, const std::vector<ScannedSegment>& segments,
-                     std::FILE* out) {
-  const Totals t = add_up(segments);
-  const std::string seqs = t.first ? fmt::format("sequences {}..{}", *t.first, *t.last)
-                                   : std::string("no records");
+void print_info_text(const std::string& dir, const JournalReport& report, std::FILE* out) {
+  const JournalTotals& t = report.totals;
   fmt::print(out, "journal {}: {} segment{}, {}, {} records, {} gap records ({} sequences lost), {}\n",
-             dir, t.segments, t.segments == 1 ? "" : "s", seqs, t.data, t.gaps, t.lost,
-             human_bytes(static_cast<double>(t.bytes)));
-  for (const auto& s : segments) {
-    const std::string name = file_name(s.info.path);
-    if (!s.scan) {
-      fmt::print(out, "  {}  unreadable: {}\n", name, s.scan.error().message);
+             dir, t.segments, plural(t.segments), sequence_range(t), t.data_records,
+             t.gap_records, t.lost_sequences, human_bytes(static_cast<double>(t.bytes)));
+  for (const SegmentReport& s : report.segments) {
+    const std::string name = file_name(s.path);
+    if (s.error) {
+      fmt::print(out, "  {}  unreadable: {}\n", name, s.error->message);
       continue;
     }
-    const SegmentScan& sc = *s.scan;
-    const auto last = last_sequence(sc);
     std::string line = fmt::format(
         "  {}  {}  {}  {}  {} records  {} gaps ({} lost)", name,
-        last ? fmt::format("seq {}..{}", sc.header.first_sequence, *last) : std::string("empty"),
-        time_range(sc), human_bytes(static_cast<double>(s.info.file_bytes)), sc.data_records,
-        sc.gap_records, sc.lost_sequences);
-    if (sc.torn_tail) line += fmt::format("  torn tail {} bytes", sc.file_bytes - sc.last_record_end);
-    if (!sc.damage.empty()) line += fmt::format("  DAMAGE at {} places", sc.damage.size());
+        s.last_sequence ? fmt::format("seq {}..{}", s.first_sequence, *s.last_sequence)
+                        : std::string("empty"),
+        time_range(s), human_bytes(static_cast<double>(s.file_bytes)), s.data_records,
+        s.gap_records, s.lost_sequences);
+    if (s.torn_tail) line += fmt::format("  torn tail {} bytes", s.torn_tail->bytes);
+    if (!s.damaged_records.empty()) {
+      line += fmt::format("  DAMAGE at {} places", s.damaged_records.size());
+    }
     fmt::print(out, "{}\n", line);
   }
 }
 
 // --- verify -------------------------------------------------------------------------------------
 
-struct Problem {
-  std::string segment;
-  std::uint64_t offset;
-  std::uint64_t expected_sequence;
-  std::string what;
-};
-
-struct TornTail {
-  std::string segment;
-  std::uint64_t offset;
-  std::uint64_t bytes;
-};
-
 constexpr const char* kTornTailNote =
     "a torn tail: bytes after the last record that hold no valid record (the journaler's "
     "unfinished write, or a crash); not damage";
 
-struct Verdict {
-  std::vector<Problem> damage;
-  std::vector<TornTail> torn;
-};
-
-Verdict judge(const std::vector<ScannedSegment>& segments) {
-  Verdict v;
-  // Where the previous segment left the sequence (0: unknown, e.g. it could not be read, so the
-  // next segment is not blamed for it).
-  std::uint64_t expected = 0;
-  for (const ScannedSegment& s : segments) {
-    const std::string& path = s.info.path;
-    if (!s.scan) {
-      v.damage.push_back(Problem{path, 0, expected != 0 ? expected : s.info.first_sequence,
-                                 s.scan.error().message});
-      expected = 0;
-      continue;
-    }
-    const SegmentScan& sc = *s.scan;
-    if (expected != 0 && sc.header.first_sequence != expected) {
-      v.damage.push_back(Problem{
-          path, journal::kSegmentHeaderSize, expected,
-          fmt::format("the segment begins at sequence {}, but the previous segment ends before "
-                      "sequence {}",
-                      sc.header.first_sequence, expected)});
-    }
-    for (const auto& d : sc.damage) {
-      v.damage.push_back(Problem{path, d.offset, d.expected_sequence, d.what});
-    }
-    if (sc.torn_tail) v.torn.push_back(TornTail{path, sc.last_record_end, sc.file_bytes - sc.last_record_end});
-    expected = sc.end_sequence;
-  }
-  return v;
-}
-
-void print_verify_text(const std::vector<ScannedSegment>& segments, const Verdict& v,
-                       std::FILE* out) {
-  for (const auto& p : v.damage) {
+void print_verify_text(const JournalReport& report, std::FILE* out) {
+  for (const auto& p : report.damage) {
     fmt::print(out, "DAMAGE {} offset {} expected sequence {}: {}\n", p.segment, p.offset,
                p.expected_sequence, p.what);
   }
-  for (const auto& t : v.torn) {
-    fmt::print(out, "torn tail {} offset {} ({} bytes): {}\n", t.segment, t.offset, t.bytes,
-               kTornTailNote);
+  for (const SegmentReport& s : report.segments) {
+    if (!s.torn_tail) continue;
+    fmt::print(out, "torn tail {} offset {} ({} bytes): {}\n", s.path, s.torn_tail->offset,
+               s.torn_tail->bytes, kTornTailNote);
   }
-  const Totals totals = add_up(segments);
-  const std::string seqs = totals.first
-                               ? fmt::format("sequences {}..{}", *totals.first, *totals.last)
-                               : std::string("no records");
-  if (v.damage.empty()) {
+  const JournalTotals& t = report.totals;
+  if (report.intact()) {
     fmt::print(out, "ok: {} segment{}, {}, every checksum and sequence verified, no damage\n",
-               totals.segments, totals.segments == 1 ? "" : "s", seqs);
+               t.segments, plural(t.segments), sequence_range(t));
   } else {
-    fmt::print(out, "DAMAGED: {} damaged place{} in {} segment{} ({})\n", v.damage.size(),
-               v.damage.size() == 1 ? "" : "s", totals.segments, totals.segments == 1 ? "" : "s",
-               seqs);
+    fmt::print(out, "DAMAGED: {} damaged place{} in {} segment{} ({})\n", report.damage.size(),
+               plural(report.damage.size()), t.segments, plural(t.segments), sequence_range(t));
   }
 }
 
-void print_verify_json(const std::string& dir, const std::vector<ScannedSegment>& segments,
-                       const Verdict& v, std::FILE* out) {
-  const Totals totals = add_up(segments);
+void print_verify_json(const std::string& dir, const JournalReport& report, std::FILE* out) {
+  const JournalTotals& t = report.totals;
   nlohmann::ordered_json j;
   j["dir"] = dir;
-  j["ok"] = v.damage.empty();
-  j["segments"] = totals.segments;
-  j["first_sequence"] = totals.first ? nlohmann::ordered_json(*totals.first) : nullptr;
-  j["last_sequence"] = totals.last ? nlohmann::ordered_json(*totals.last) : nullptr;
+  j["ok"] = report.intact();
+  j["segments"] = t.segments;
+  j["first_sequence"] = or_null(t.first_sequence);
+  j["last_sequence"] = or_null(t.last_sequence);
   j["damage"] = nlohmann::ordered_json::array();
-  for (const auto& p : v.damage) {
+  for (const auto& p : report.damage) {
     j["damage"].push_back({{"segment", p.segment},
                            {"offset", p.offset},
                            {"expected_sequence", p.expected_sequence},
                            {"what", p.what}});
   }
   j["torn_tails"] = nlohmann::ordered_json::array();
-  for (const auto& t : v.torn) {
-    j["torn_tails"].push_back(
-        {{"segment", t.segment}, {"offset", t.offset}, {"bytes", t.bytes}, {"damage", false},
-         {"note", kTornTailNote}});
+  for (const SegmentReport& s : report.segments) {
+    if (!s.torn_tail) continue;
+    j["torn_tails"].push_back({{"segment", s.path},
+                               {"offset", s.torn_tail->offset},
+                               {"bytes", s.torn_tail->bytes},
+                               {"damage", false},
+                               {"note", kTornTailNote}});
   }
   fmt::print(out, "{}\n", j.dump());
 }
@@ -264,27 +184,26 @@ std::string data_line(const journal::JournalRecord& r, RecordFormat format) {
 }  // namespace
 
 int run_journal_info(const JournalInfoOptions& o, std::FILE* out) {
-  const auto segments = scan_journal(o.dir, "info");
-  if (!segments) return kExitFailure;
+  const auto report = verify_journal(o.dir, "info");
+  if (!report) return kExitFailure;
   if (o.json) {
-    print_info_json(o.dir, *segments, out);
+    print_info_json(o.dir, *report, out);
   } else {
-    print_info_text(o.dir, *segments, out);
+    print_info_text(o.dir, *report, out);
   }
   return std::fflush(out) == 0 ? kExitOk : kExitFailure;
 }
 
 int run_journal_verify(const JournalVerifyOptions& o, std::FILE* out) {
-  const auto segments = scan_journal(o.dir, "verify");
-  if (!segments) return kExitFailure;
-  const Verdict v = judge(*segments);
+  const auto report = verify_journal(o.dir, "verify");
+  if (!report) return kExitFailure;
   if (o.json) {
-    print_verify_json(o.dir, *segments, v, out);
+    print_verify_json(o.dir, *report, out);
   } else {
-    print_verify_text(*segments, v, out);
+    print_verify_text(*report, out);
   }
   std::fflush(out);
-  return v.damage.empty() ? kExitOk : kExitFailure;
+  return report->intact() ? kExitOk : kExitFailure;
 }
 
 int run_journal_dump(const JournalDumpOptions& o, std::FILE* out) {

@@ -29,16 +29,17 @@ struct JournalInfoOptions {
   std::string dir;
   bool json = false;
 };
-// Per segment: file, first..last sequence, time range, bytes, records, gaps; then totals.
+// Prints journal::verify's report (journal/verify.hpp) as a description: per segment file,
+// first..last sequence, time range, bytes, records, gaps; then totals.
 int run_journal_info(const JournalInfoOptions& options, std::FILE* out);
 
 struct JournalVerifyOptions {
   std::string dir;
   bool json = false;
 };
-// Checks every record's checksum and sequence in every segment, and the sequence from segment to
-// segment. Exit 0 if there is no damage (a torn tail at the end of the newest segment is reported
-// but is not damage), 1 otherwise.
+// Prints journal::verify's verdict: every record's checksum and sequence in every segment, and the
+// sequence from segment to segment (journal/continuity.hpp). Exit 0 if there is no damage (a torn
+// tail at the end of the newest segment is reported but is not damage), 1 otherwise.
 int run_journal_verify(const JournalVerifyOptions& options, std::FILE* out);
 
 struct JournalDumpOptions {

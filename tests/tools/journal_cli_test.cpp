@@ -176,6 +176,53 @@ TEST(JournalCli, InfoJsonListsEverySegmentWithSequencesTimesRecordsAndGaps) {
   EXPECT_NE(text.out.find("seq 11..20"), std::string::npos) << text.out;
 }
 
+TEST(JournalCli, InfoTextIsASummaryLineAndOneLinePerSegmentWithItsTornTail) {
+  CliJournal j;
+  const auto& last = j.segments[0].records().back();  // sequence 10
+  shmbus::test::truncate_file(j.segments[0].path(), last.offset + 20);
+  const RunResult r = cli({"journal", "info", "--dir", j.dir.path()});
+  ASSERT_TRUE(r.status.ok()) << r.status.describe() << "\n" << r.out;
+  EXPECT_EQ(r.out,
+            "journal " + j.dir.path() +
+                ": 2 segments, sequences 1..20, 17 records, 1 gap records (2 sequences lost), "
+                "8.99 KiB\n"
+                "  00000000000000000001.journal  seq 1..9  2026-11-27T10:00:00.001000000Z .. "
+                "2026-11-27T10:00:00.009000000Z  4.44 KiB  7 records  1 gaps (2 lost)  torn tail "
+                "20 bytes\n"
+                "  00000000000000000011.journal  seq 11..20  2026-11-27T10:00:00.011000000Z .. "
+                "2026-11-27T10:00:00.020000000Z  4.55 KiB  10 records  0 gaps (0 lost)\n");
+}
+
+TEST(JournalCli, AnUnreadableSegmentIsSaidByInfoAndIsDamageToVerifyWithoutBlamingTheNext) {
+  CliJournal j;
+  SegmentBuilder c(j.dir.path(), 21, 2);
+  c.data(21, kBase + 21'000'000, "x");
+  c.write();
+  shmbus::test::flip_byte(j.segments[1].path(), 3);  // the magic
+  const std::string why =
+      "journal segment '" + j.segments[1].path() + "': not a shmbus journal segment (bad magic)";
+
+  const RunResult info = cli({"journal", "info", "--dir", j.dir.path(), "--json"});
+  ASSERT_TRUE(info.status.ok()) << info.status.describe() << "\n" << info.out;
+  const auto v = nlohmann::json::parse(info.out);
+  ASSERT_EQ(v.at("segments").size(), 3u);
+  EXPECT_EQ(v.at("segments")[1].dump(),
+            nlohmann::json({{"bytes", j.segments[1].size()},
+                            {"error", why},
+                            {"file", segment_file_name(11)}})
+                .dump());
+  EXPECT_EQ(v.at("totals").at("records").get<std::uint64_t>(), 9u);
+  EXPECT_EQ(v.at("totals").at("last_sequence").get<std::uint64_t>(), 21u);
+
+  const RunResult verify = cli({"journal", "verify", "--dir", j.dir.path(), "--json"});
+  EXPECT_EQ(verify.status.code, 1);
+  EXPECT_EQ(verify.out, "{\"dir\":\"" + j.dir.path() +
+                            "\",\"ok\":false,\"segments\":3,\"first_sequence\":1,\"last_sequence\":21,"
+                            "\"damage\":[{\"segment\":\"" + j.segments[1].path() +
+                            "\",\"offset\":0,\"expected_sequence\":11,\"what\":\"" + why +
+                            "\"}],\"torn_tails\":[]}\n");
+}
+
 // Checks one JSON line of a data record against what the builder wrote.
 void expect_data_line(const nlohmann::json& line, std::uint64_t seq) {
   EXPECT_EQ(line.at("seq").get<std::uint64_t>(), seq);
