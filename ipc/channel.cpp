@@ -112,10 +112,11 @@ Result<void> check_channel_name(std::string_view channel) {
     ok_chars = false;
   }
   if (!ok_chars) {
-    return tl::unexpected(Error{ErrorCode::invalid_argument,
-                                fmt::format("bad channel name '{}': use 1-48 of [A-Za-z0-9._-], not "
-                                            "starting with '.' or '-'",
-                                            channel)});
+    return tl::unexpected(
+        Error{ErrorCode::invalid_argument,
+              fmt::format("bad channel name '{}': use 1-48 of [A-Za-z0-9._-], not starting with "
+                          "'.' or '-'",
+                          channel)});
   }
   return {};
 }

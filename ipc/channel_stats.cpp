@@ -379,7 +379,8 @@ std::vector<ShmLeftover> list_leftovers() {
     if (f.young) continue;
     if (f.name.temporary) {
       if (!detail::process_alive(detail::ProcessId{f.name.pid, 0})) {
-        out.push_back({f.file, fmt::format("unfinished creation by pid {}, which died", f.name.pid)});
+        out.push_back(
+            {f.file, fmt::format("unfinished creation by pid {}, which died", f.name.pid)});
       }
       continue;
     }
@@ -387,16 +388,17 @@ std::vector<ShmLeftover> list_leftovers() {
     auto ring = detail::ShmSegment::open(detail::ring_object_name(f.name.channel), false, false);
     if (!ring) {
       if (ring.error().code == ErrorCode::not_found) {
-        out.push_back(
-            {f.file, fmt::format("control segment of channel '{}', which is gone", f.name.channel)});
+        out.push_back({f.file, fmt::format("control segment of channel '{}', which is gone",
+                                           f.name.channel)});
       }
       continue;
     }
     const auto* h = static_cast<const core::RingHeader*>(ring->base());
     if (ring->size() < sizeof(core::RingHeader) || h->magic != core::kRingMagic) continue;
     if (f.name.incarnation != fmt::format("{:016x}", h->incarnation)) {
-      out.push_back({f.file, fmt::format("control segment of an earlier incarnation of channel '{}'",
-                                         f.name.channel)});
+      out.push_back(
+          {f.file, fmt::format("control segment of an earlier incarnation of channel '{}'",
+                               f.name.channel)});
     }
   }
   std::sort(out.begin(), out.end(),
@@ -432,8 +434,8 @@ Result<void> remove_leftover(std::string_view object) {
   const std::string name(object);
   if (!name.starts_with(kRingPrefix) || name.find('/') != std::string::npos ||
       !parse_object_name(std::string_view(name).substr(kRingPrefix.size()))) {
-    return tl::unexpected(
-        Error{ErrorCode::invalid_argument, fmt::format("'{}' is not a shmbus leftover object", name)});
+    return tl::unexpected(Error{ErrorCode::invalid_argument,
+                                fmt::format("'{}' is not a shmbus leftover object", name)});
   }
   if (!detail::ShmSegment::exists(name)) {
     return tl::unexpected(Error{ErrorCode::not_found, fmt::format("'{}' does not exist", name)});

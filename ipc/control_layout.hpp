@@ -1,6 +1,6 @@
 // The control segment: everything subscribers and tools write about a channel, kept apart from the
-// data ring so that a drop subscriber can map the ring read-only. One per channel incarnation, named
-// after the ring and the incarnation (control_object_name in ipc/channel.hpp).
+// data ring so that a drop subscriber can map the ring read-only. One per channel incarnation,
+// named after the ring and the incarnation (control_object_name in ipc/channel.hpp).
 // docs/architecture.md draws it.
 #pragma once
 

@@ -110,8 +110,8 @@ Result<void> claim_journal(ChannelMapping& channel, const std::string& absolute_
     ctl.journal_owner.store(mine, std::memory_order_release);
     return {};
   }
-  return tl::unexpected(Error{ErrorCode::busy,
-                              fmt::format("channel '{}': cannot take the journal ownership", name)});
+  return tl::unexpected(
+      Error{ErrorCode::busy, fmt::format("channel '{}': cannot take the journal ownership", name)});
 }
 
 void publish_journal_progress(ChannelMapping& channel, std::uint64_t written,

@@ -25,14 +25,16 @@ Error os_error(const std::string& what, const std::string& name, int err) {
   if (err == ENOENT) code = ErrorCode::not_found;
   if (err == EACCES || err == EPERM || err == EROFS) code = ErrorCode::permission_denied;
   if (err == ENOSPC || err == ENOMEM || err == EFBIG) code = ErrorCode::no_space;
-  return Error{code, fmt::format("{} shared memory '{}': {}", what, shm_path(name), std::strerror(err))};
+  return Error{code,
+               fmt::format("{} shared memory '{}': {}", what, shm_path(name), std::strerror(err))};
 }
 
 Error boost_error(const std::string& what, const std::string& name,
                   const bip::interprocess_exception& e) {
   const int err = e.get_native_error();
   if (err != 0) return os_error(what, name, err);
-  return Error{ErrorCode::system, fmt::format("{} shared memory '{}': {}", what, shm_path(name), e.what())};
+  return Error{ErrorCode::system,
+               fmt::format("{} shared memory '{}': {}", what, shm_path(name), e.what())};
 }
 
 // Maps every page now, so that the first message through a page costs no page fault (a few
@@ -155,9 +157,9 @@ Result<ShmSegment> ShmSegment::open(const std::string& name, bool writable, bool
       auto held = seg.hold_use_lock(shm.get_mapping_handle().handle);
       if (!held) return tl::unexpected(held.error());
       if (!*held) {
-        return tl::unexpected(
-            Error{ErrorCode::not_found,
-                  fmt::format("shared memory '{}' was removed while being opened", shm_path(name))});
+        return tl::unexpected(Error{
+            ErrorCode::not_found,
+            fmt::format("shared memory '{}' was removed while being opened", shm_path(name))});
       }
     }
     if (populate) prefault(seg.region_.get_address(), seg.region_.get_size(), writable);

@@ -20,7 +20,8 @@ namespace {
 std::string describe(const std::vector<LiveProcess>& live) {
   std::string out;
   for (const LiveProcess& p : live) {
-    fmt::format_to(std::back_inserter(out), "{}pid {} ({})", out.empty() ? "" : ", ", p.pid, p.role);
+    fmt::format_to(std::back_inserter(out), "{}pid {} ({})", out.empty() ? "" : ", ", p.pid,
+                   p.role);
   }
   return out;
 }

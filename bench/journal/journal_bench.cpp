@@ -84,7 +84,9 @@ double direct_write_mb_per_s(const std::string& dir, std::uint64_t bytes) {
     }
     written += static_cast<std::uint64_t>(n);
   }
-  if (failure.empty() && ::fdatasync(fd) != 0) failure = errno_text(fmt::format("fdatasync {}", path));
+  if (failure.empty() && ::fdatasync(fd) != 0) {
+    failure = errno_text(fmt::format("fdatasync {}", path));
+  }
   const std::uint64_t elapsed = now_ns() - start;
   ::close(fd);
   ::unlink(path.c_str());
@@ -179,7 +181,9 @@ JournalThroughput throughput_round(const JournalBenchConfig& cfg, std::size_t si
         if (!r) throw std::runtime_error(fmt::format("journaler: {}", r.error().message));
       }
       control.done_ns = now_ns();
-      if (auto r = j.drain(); !r) throw std::runtime_error(fmt::format("drain: {}", r.error().message));
+      if (auto r = j.drain(); !r) {
+        throw std::runtime_error(fmt::format("drain: {}", r.error().message));
+      }
     });
     Child producer = spawn_child("producer", cpus.initiator_cpu, cpus.shared_cpu,
                                  control.second_error, [&] {
@@ -272,7 +276,9 @@ LatencyStats latency_round(const JournalBenchConfig& cfg, bool with_journal, int
         // relaxed: a request flag; the thread's join orders everything after it.
         stop.store(true, std::memory_order_relaxed);
         journal_thread.join();
-        if (!journal_error.empty()) throw std::runtime_error(fmt::format("journaler: {}", journal_error));
+        if (!journal_error.empty()) {
+          throw std::runtime_error(fmt::format("journaler: {}", journal_error));
+        }
         if (pub->journaled_sequence() < count) {
           throw std::runtime_error("the journaler did not keep up with the latency run");
         }
