@@ -1,6 +1,7 @@
 // In-process microbenchmarks of the hot path, on a heap ring (core) and on a real channel (ipc).
 // Cross-process figures come from `shmbus bench`; these isolate the instruction cost.
 #include <benchmark/benchmark.h>
+#include <fmt/format.h>
 
 #include <cstdlib>
 #include <cstring>
@@ -84,7 +85,7 @@ BENCHMARK(BM_CorePublishPoll)->ArgsProduct({{8, 64, 1024}, {0, 1}})->ArgNames({"
 
 // The same through the public API on a real channel (adds the gate epoch check and clock read).
 void BM_ChannelPublishPoll(benchmark::State& state) {
-  const std::string name = "bench.micro." + std::to_string(::getpid());
+  const std::string name = fmt::format("bench.micro.{}", ::getpid());
   shmbus::ChannelOptions co;
   co.capacity = 1 << 22;
   auto pub = shmbus::Publisher::open(name, co);

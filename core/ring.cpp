@@ -3,19 +3,14 @@
 
 #include <immintrin.h>
 
-#include <cstdio>
+#include <fmt/format.h>
+
 #include <string>
 
 namespace shmbus::core {
 namespace {
 
 constexpr bool is_power_of_two(std::uint64_t v) { return v != 0 && (v & (v - 1)) == 0; }
-
-std::string format(const char* fmt, auto... args) {
-  char buf[256];
-  std::snprintf(buf, sizeof buf, fmt, args...);
-  return buf;
-}
 
 unsigned __int128 pack(TailWord t) noexcept {
   unsigned __int128 v;
@@ -32,20 +27,17 @@ TailWord unpack(unsigned __int128 v) noexcept {
 
 std::optional<std::string> check_params(const RingParams& p) {
   if (!is_power_of_two(p.capacity) || p.capacity < kMinCapacity || p.capacity > kMaxCapacity) {
-    return format("capacity %llu is not a power of two between %llu and %llu bytes",
-                  static_cast<unsigned long long>(p.capacity),
-                  static_cast<unsigned long long>(kMinCapacity),
-                  static_cast<unsigned long long>(kMaxCapacity));
+    return fmt::format("capacity {} is not a power of two between {} and {} bytes", p.capacity,
+                       kMinCapacity, kMaxCapacity);
   }
   // A record must fit in a quarter lap so that padding at the lap end never starves a claim.
   const std::uint64_t largest = p.capacity / 4 - kRecordHeaderSize;
   if (p.max_message == 0 || p.max_message > largest) {
-    return format("max message %u must be between 1 and %llu bytes for capacity %llu",
-                  p.max_message, static_cast<unsigned long long>(largest),
-                  static_cast<unsigned long long>(p.capacity));
+    return fmt::format("max message {} must be between 1 and {} bytes for capacity {}",
+                       p.max_message, largest, p.capacity);
   }
   if (std::strlen(p.name) >= sizeof(RingHeader::name)) {
-    return format("channel name is longer than %zu bytes", sizeof(RingHeader::name) - 1);
+    return fmt::format("channel name is longer than {} bytes", sizeof(RingHeader::name) - 1);
   }
   return std::nullopt;
 }
@@ -79,25 +71,23 @@ void format_ring(void* base, const RingParams& p) {
 
 std::optional<std::string> check_ring(const void* base, std::size_t size) {
   if (size < kRingDataOffset) {
-    return format("segment is %zu bytes, smaller than a ring header (%zu)", size,
-                  kRingDataOffset);
+    return fmt::format("segment is {} bytes, smaller than a ring header ({})", size,
+                       kRingDataOffset);
   }
   const auto* h = static_cast<const RingHeader*>(base);
   if (h->magic != kRingMagic) {
-    return format("not a shmbus ring (magic %016llx, expected %016llx)",
-                  static_cast<unsigned long long>(h->magic),
-                  static_cast<unsigned long long>(kRingMagic));
+    return fmt::format("not a shmbus ring (magic {:016x}, expected {:016x})", h->magic,
+                       kRingMagic);
   }
   if (h->layout_version != kLayoutVersion) {
-    return format("layout version %u, this build reads version %u", h->layout_version,
-                  kLayoutVersion);
+    return fmt::format("layout version {}, this build reads version {}", h->layout_version,
+                       kLayoutVersion);
   }
   if (h->header_size != sizeof(RingHeader) || h->layout_fingerprint != layout_fingerprint()) {
-    return format(
-        "layout fingerprint %016llx (header %u bytes) differs from this build's %016llx (%zu "
+    return fmt::format(
+        "layout fingerprint {:016x} (header {} bytes) differs from this build's {:016x} ({} "
         "bytes): written by an incompatible build",
-        static_cast<unsigned long long>(h->layout_fingerprint), h->header_size,
-        static_cast<unsigned long long>(layout_fingerprint()), sizeof(RingHeader));
+        h->layout_fingerprint, h->header_size, layout_fingerprint(), sizeof(RingHeader));
   }
   // acquire: pairs with format_ring's release; the identity fields above are final.
   if (h->ready.load(std::memory_order_acquire) != kReadyMarker) {
@@ -107,10 +97,10 @@ std::optional<std::string> check_ring(const void* base, std::size_t size) {
   p.capacity = h->capacity;
   p.max_message = h->max_message;
   p.name = "";
-  if (auto err = check_params(p)) return "header declares a bad geometry: " + *err;
+  if (auto err = check_params(p)) return fmt::format("header declares a bad geometry: {}", *err);
   if (ring_segment_size(h->capacity) != size) {
-    return format("segment is %zu bytes but its header declares %llu", size,
-                  static_cast<unsigned long long>(ring_segment_size(h->capacity)));
+    return fmt::format("segment is {} bytes but its header declares {}", size,
+                       ring_segment_size(h->capacity));
   }
   if ((h->commit_key & kCommitStateMask) != 0) return std::string("header has a bad commit key");
   return std::nullopt;
@@ -339,9 +329,8 @@ std::optional<std::string> check_record(const RingRef& ring, std::uint64_t posit
   switch (static_cast<RecordType>(h.type)) {
     case RecordType::padding:
       if (std::uint64_t{h.length} + kRecordHeaderSize != room) {
-        return format("padding at position %llu has length %u, expected %llu",
-                      static_cast<unsigned long long>(position), h.length,
-                      static_cast<unsigned long long>(room - kRecordHeaderSize));
+        return fmt::format("padding at position {} has length {}, expected {}", position,
+                           h.length, room - kRecordHeaderSize);
       }
       return std::nullopt;
     case RecordType::data:
@@ -349,17 +338,16 @@ std::optional<std::string> check_record(const RingRef& ring, std::uint64_t posit
       if (h.type == static_cast<std::uint16_t>(RecordType::data) ? h.length > ring.max_message
                                                                   : frame_size(h.length) >
                                                                         frame_size(ring.max_message)) {
-        return format("record at position %llu has length %u above the maximum %u",
-                      static_cast<unsigned long long>(position), h.length, ring.max_message);
+        return fmt::format("record at position {} has length {} above the maximum {}", position,
+                           h.length, ring.max_message);
       }
       if (frame_size(h.length) > room) {
-        return format("record at position %llu (length %u) runs past the end of the ring",
-                      static_cast<unsigned long long>(position), h.length);
+        return fmt::format("record at position {} (length {}) runs past the end of the ring",
+                           position, h.length);
       }
       return std::nullopt;
   }
-  return format("record at position %llu has unknown type %u",
-                static_cast<unsigned long long>(position), h.type);
+  return fmt::format("record at position {} has unknown type {}", position, h.type);
 }
 
 namespace {

@@ -1,9 +1,8 @@
 #include "ipc/channel.hpp"
 
+#include <fmt/format.h>
 #include <unistd.h>
 
-#include <cinttypes>
-#include <cstdio>
 #include <cstring>
 #include <random>
 #include <thread>
@@ -56,11 +55,10 @@ std::optional<std::string> check_control(const ShmSegment& seg, std::uint64_t in
   const auto* c = static_cast<const ControlHeader*>(seg.base());
   if (c->magic != kControlMagic) return "control segment has a bad magic";
   if (c->version != kControlVersion || c->layout_fingerprint != control_fingerprint()) {
-    char buf[160];
-    std::snprintf(buf, sizeof buf, "control segment layout version %u (fingerprint %016" PRIx64
-                  ") differs from this build's %u (%016" PRIx64 ")",
-                  c->version, c->layout_fingerprint, kControlVersion, control_fingerprint());
-    return std::string(buf);
+    return fmt::format(
+        "control segment layout version {} (fingerprint {:016x}) differs from this build's {} "
+        "({:016x})",
+        c->version, c->layout_fingerprint, kControlVersion, control_fingerprint());
   }
   if (seg.size() < sizeof(ControlHeader)) return "control segment is too small";
   // acquire: pairs with the creator's release of `ready`.
@@ -77,7 +75,8 @@ Result<void> validate_ring(const ShmSegment& ring, const std::string& where) {
     const bool version = err->find("version") != std::string::npos ||
                          err->find("fingerprint") != std::string::npos;
     return tl::unexpected(
-        Error{version ? ErrorCode::version_mismatch : ErrorCode::corrupt, where + *err});
+        Error{version ? ErrorCode::version_mismatch : ErrorCode::corrupt,
+              fmt::format("{}{}", where, *err)});
   }
   return {};
 }
@@ -88,19 +87,17 @@ Result<void> validate_control(const ShmSegment& control, std::uint64_t incarnati
     return tl::unexpected(Error{err->find("version") != std::string::npos
                                     ? ErrorCode::version_mismatch
                                     : ErrorCode::corrupt,
-                                where + *err + " (" + shm_path(control.name()) + ")"});
+                                fmt::format("{}{} ({})", where, *err, shm_path(control.name()))});
   }
   return {};
 }
 
 std::string ring_object_name(std::string_view channel) {
-  return "shmbus." + std::string(channel);
+  return fmt::format("shmbus.{}", channel);
 }
 
 std::string control_object_name(std::string_view channel, std::uint64_t incarnation) {
-  char hex[17];
-  std::snprintf(hex, sizeof hex, "%016" PRIx64, incarnation);
-  return "shmbus." + std::string(channel) + ".ctl." + hex;
+  return fmt::format("shmbus.{}.ctl.{:016x}", channel, incarnation);
 }
 
 Result<void> check_channel_name(std::string_view channel) {
@@ -115,9 +112,11 @@ Result<void> check_channel_name(std::string_view channel) {
     ok_chars = false;
   }
   if (!ok_chars) {
-    return tl::unexpected(Error{ErrorCode::invalid_argument,
-                                "bad channel name '" + std::string(channel) +
-                                    "': use 1-48 of [A-Za-z0-9._-], not starting with '.' or '-'"});
+    return tl::unexpected(
+        Error{ErrorCode::invalid_argument,
+              fmt::format("bad channel name '{}': use 1-48 of [A-Za-z0-9._-], not starting with "
+                          "'.' or '-'",
+                          channel)});
   }
   return {};
 }
@@ -147,25 +146,27 @@ Result<std::shared_ptr<ChannelMapping>> ChannelMapping::open_or_create(
     params.name = name.c_str();
     params.single_producer = options.single_producer;
     if (auto err = core::check_params(params)) {
-      return tl::unexpected(Error{ErrorCode::invalid_argument, "channel '" + name + "': " + *err});
+      return tl::unexpected(
+          Error{ErrorCode::invalid_argument, fmt::format("channel '{}': {}", name, *err)});
     }
 
     const std::string ctl_name = control_object_name(channel, params.incarnation);
     auto ctl = build_control(ctl_name, params.incarnation, options.mode);
     if (!ctl) return tl::unexpected(ctl.error());
 
-    char tmp[96];
-    std::snprintf(tmp, sizeof tmp, "%s.tmp.%u.%016" PRIx64, ring_name.c_str(), self.pid,
-                  params.incarnation);
-    auto ring = ShmSegment::create(tmp, core::ring_segment_size(options.capacity), options.mode,
-                                   Use::use);
+    // Built under a private name and linked to ring_name only once formatted, so that an opener
+    // never sees a half-built ring.
+    const std::string staging_name =
+        fmt::format("{}.tmp.{}.{:016x}", ring_name, self.pid, params.incarnation);
+    auto ring = ShmSegment::create(staging_name, core::ring_segment_size(options.capacity),
+                                   options.mode, Use::use);
     if (!ring) {
       ShmSegment::remove(ctl_name);
       return tl::unexpected(ring.error());
     }
     core::format_ring(ring->base(), params);
-    auto linked = ShmSegment::link(tmp, ring_name);
-    ShmSegment::remove(tmp);
+    auto linked = ShmSegment::link(staging_name, ring_name);
+    ShmSegment::remove(staging_name);
     if (!linked) {
       ShmSegment::remove(ctl_name);
       return tl::unexpected(linked.error());
@@ -202,8 +203,8 @@ Result<std::shared_ptr<ChannelMapping>> ChannelMapping::open(std::string_view ch
     }
     if (ring.error().code != ErrorCode::not_found || monotonic_ns() >= deadline) {
       if (ring.error().code == ErrorCode::not_found) {
-        ring.error().message = "channel '" + std::string(channel) + "' does not exist (" +
-                               ring.error().message + ")";
+        ring.error().message =
+            fmt::format("channel '{}' does not exist ({})", channel, ring.error().message);
       }
       return tl::unexpected(ring.error());
     }
@@ -213,8 +214,8 @@ Result<std::shared_ptr<ChannelMapping>> ChannelMapping::open(std::string_view ch
 
 Result<std::shared_ptr<ChannelMapping>> ChannelMapping::attach(std::string_view channel,
                                                                ShmSegment ring_segment) {
-  const std::string where = "channel '" + std::string(channel) + "' (" +
-                            shm_path(ring_segment.name()) + "): ";
+  const std::string where =
+      fmt::format("channel '{}' ({}): ", channel, shm_path(ring_segment.name()));
   if (auto ok = validate_ring(ring_segment, where); !ok) return tl::unexpected(ok.error());
   auto mapping = std::make_shared<ChannelMapping>();
   mapping->ring_ = core::RingRef::attach(ring_segment.base());
@@ -222,7 +223,7 @@ Result<std::shared_ptr<ChannelMapping>> ChannelMapping::attach(std::string_view 
   const std::string ctl_name = control_object_name(channel, incarnation);
   auto ctl = ShmSegment::open(ctl_name, true);
   if (!ctl) {
-    ctl.error().message = where + ctl.error().message;
+    ctl.error().message = fmt::format("{}{}", where, ctl.error().message);
     return tl::unexpected(ctl.error());
   }
   if (auto ok = validate_control(*ctl, incarnation, where); !ok) return tl::unexpected(ok.error());
@@ -251,7 +252,8 @@ Result<void> remove_channel(std::string_view channel) {
       detail::ShmSegment::remove(detail::control_object_name(channel, h->incarnation));
     }
   } else if (ring.error().code == ErrorCode::not_found) {
-    return tl::unexpected(Error{ErrorCode::not_found, "channel '" + std::string(channel) + "' does not exist"});
+    return tl::unexpected(
+        Error{ErrorCode::not_found, fmt::format("channel '{}' does not exist", channel)});
   }
   detail::ShmSegment::remove(ring_name);
   return {};

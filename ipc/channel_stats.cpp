@@ -1,11 +1,11 @@
 // read_channel_stats and friends (include/shmbus/stats.hpp): a snapshot of a channel through a
 // read-only ChannelView. Every value written by a peer is checked before it is used.
+#include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
-#include <cinttypes>
 #include <cstring>
 #include <filesystem>
 #include <system_error>
@@ -379,8 +379,8 @@ std::vector<ShmLeftover> list_leftovers() {
     if (f.young) continue;
     if (f.name.temporary) {
       if (!detail::process_alive(detail::ProcessId{f.name.pid, 0})) {
-        out.push_back({f.file, "unfinished creation by pid " + std::to_string(f.name.pid) +
-                                   ", which died"});
+        out.push_back(
+            {f.file, fmt::format("unfinished creation by pid {}, which died", f.name.pid)});
       }
       continue;
     }
@@ -388,18 +388,17 @@ std::vector<ShmLeftover> list_leftovers() {
     auto ring = detail::ShmSegment::open(detail::ring_object_name(f.name.channel), false, false);
     if (!ring) {
       if (ring.error().code == ErrorCode::not_found) {
-        out.push_back(
-            {f.file, "control segment of channel '" + f.name.channel + "', which is gone"});
+        out.push_back({f.file, fmt::format("control segment of channel '{}', which is gone",
+                                           f.name.channel)});
       }
       continue;
     }
     const auto* h = static_cast<const core::RingHeader*>(ring->base());
     if (ring->size() < sizeof(core::RingHeader) || h->magic != core::kRingMagic) continue;
-    char mine[17];
-    std::snprintf(mine, sizeof mine, "%016" PRIx64, h->incarnation);
-    if (f.name.incarnation != mine) {
-      out.push_back({f.file, "control segment of an earlier incarnation of channel '" +
-                                 f.name.channel + "'"});
+    if (f.name.incarnation != fmt::format("{:016x}", h->incarnation)) {
+      out.push_back(
+          {f.file, fmt::format("control segment of an earlier incarnation of channel '{}'",
+                               f.name.channel)});
     }
   }
   std::sort(out.begin(), out.end(),
@@ -435,11 +434,11 @@ Result<void> remove_leftover(std::string_view object) {
   const std::string name(object);
   if (!name.starts_with(kRingPrefix) || name.find('/') != std::string::npos ||
       !parse_object_name(std::string_view(name).substr(kRingPrefix.size()))) {
-    return tl::unexpected(
-        Error{ErrorCode::invalid_argument, "'" + name + "' is not a shmbus leftover object"});
+    return tl::unexpected(Error{ErrorCode::invalid_argument,
+                                fmt::format("'{}' is not a shmbus leftover object", name)});
   }
   if (!detail::ShmSegment::exists(name)) {
-    return tl::unexpected(Error{ErrorCode::not_found, "'" + name + "' does not exist"});
+    return tl::unexpected(Error{ErrorCode::not_found, fmt::format("'{}' does not exist", name)});
   }
   detail::ShmSegment::remove(name);
   return {};

@@ -1,6 +1,7 @@
 // The control segment: everything subscribers and tools write about a channel, kept apart from the
-// data ring so that a drop subscriber can map the ring read-only. One per channel incarnation, named
-// after the ring and the incarnation (see channel_names.hpp). docs/architecture.md draws it.
+// data ring so that a drop subscriber can map the ring read-only. One per channel incarnation,
+// named after the ring and the incarnation (control_object_name in ipc/channel.hpp).
+// docs/architecture.md draws it.
 #pragma once
 
 #include <atomic>
@@ -13,8 +14,8 @@
 namespace shmbus::detail {
 
 inline constexpr std::uint64_t kControlMagic = 0x4c52'5443'5342'4d48ULL;  // "HMBSCTRL"
-// 2: the journal section, `spilled`. 3: byte counters, retired producers' totals, latency
-// histograms (issue 4).
+// 2: the journal section, `spilled`. 3: byte counters, retired producers' totals, the
+// per-subscriber end-to-end latency histograms.
 inline constexpr std::uint32_t kControlVersion = 3;
 inline constexpr std::uint32_t kSubscriberSlots = 64;
 inline constexpr std::uint32_t kProducerSlots = 32;
@@ -134,7 +135,7 @@ struct ControlHeader {
   alignas(core::kCacheLine) SubscriberSlot slots[kSubscriberSlots];
   ProducerSlot producers[kProducerSlots];
 
-  // --- the journal (issue 3): one journaler per channel records every message to files
+  // --- the journal: one journaler per channel records every message to files
   // (`shmbus record`). Written by the journaler only, through ipc/journal_link.hpp; read by
   // publishers (durability waits), spill subscribers (catch-up) and tools. ---
   // Identity, rewritten only when a journaler attaches: the owner word and the directory.
@@ -162,7 +163,7 @@ struct ControlHeader {
   // CLOCK_REALTIME of the journaler's last progress report (relaxed: a statistic for tools).
   std::atomic<std::int64_t> journal_heartbeat_ns;
 
-  // --- end-to-end latency histograms (issue 4), one per subscriber slot, written only by that
+  // --- end-to-end latency histograms, one per subscriber slot, written only by that
   // slot's subscriber when it asked for one (kSlotLatencyHistogram); read by tools ---
   alignas(core::kCacheLine) core::LatencyHistogram latency[kSubscriberSlots];
 };

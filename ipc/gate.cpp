@@ -3,6 +3,7 @@
 // that bound forever.
 #include "ipc/channel.hpp"
 
+#include <fmt/format.h>
 #include <unistd.h>
 
 namespace shmbus::detail {
@@ -128,9 +129,9 @@ Result<ProducerSlot*> ChannelMapping::take_producer_slot(const ProcessId& self) 
     }
     evict_dead_subscribers();  // frees dead producers' slots too
   }
-  return tl::unexpected(Error{ErrorCode::busy, "channel '" + info_.name + "': all " +
-                                                   std::to_string(kProducerSlots) +
-                                                   " producer slots are in use"});
+  return tl::unexpected(Error{ErrorCode::busy,
+                              fmt::format("channel '{}': all {} producer slots are in use",
+                                          info_.name, kProducerSlots)});
 }
 
 void ChannelMapping::release_producer_slot(ProducerSlot* slot, std::uint64_t published,

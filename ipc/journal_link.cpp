@@ -2,8 +2,11 @@
 // and reading both back. Everything here is a slow path except publish_journal_progress.
 #include "ipc/journal_link.hpp"
 
+#include <fmt/format.h>
+
 #include <atomic>
 #include <cstring>
+#include <iterator>
 
 namespace shmbus::detail {
 namespace {
@@ -55,14 +58,15 @@ Result<void> claim_journal(ChannelMapping& channel, const std::string& absolute_
   const std::string& name = channel.info().name;
   if (absolute_dir.empty() || absolute_dir[0] != '/') {
     return tl::unexpected(Error{ErrorCode::invalid_argument,
-                                "channel '" + name + "': the journal directory '" + absolute_dir +
-                                    "' is not an absolute path"});
+                                fmt::format("channel '{}': the journal directory '{}' is not an "
+                                            "absolute path",
+                                            name, absolute_dir)});
   }
   if (absolute_dir.size() >= kJournalDirSize) {
     return tl::unexpected(Error{ErrorCode::invalid_argument,
-                                "channel '" + name + "': the journal directory is " +
-                                    std::to_string(absolute_dir.size()) + " bytes long; at most " +
-                                    std::to_string(kJournalDirSize - 1) + " fit"});
+                                fmt::format("channel '{}': the journal directory is {} bytes long; "
+                                            "at most {} fit",
+                                            name, absolute_dir.size(), kJournalDirSize - 1)});
   }
   ControlHeader& ctl = channel.control();
   const ProcessId self = self_process();
@@ -74,11 +78,11 @@ Result<void> claim_journal(ChannelMapping& channel, const std::string& absolute_
       const ProcessId holder = unpack_process(owner & ~kJournalClaiming);
       if (holder.pid == self.pid || process_alive(holder)) {
         auto other = read_owner_and_dir(ctl);
-        return tl::unexpected(Error{
-            ErrorCode::busy, "channel '" + name + "' already has a journaler: pid " +
-                                 std::to_string(holder.pid) +
-                                 (other ? " recording into " + other->second : std::string()) +
-                                 (holder.pid == self.pid ? " (this process)" : "")});
+        std::string message =
+            fmt::format("channel '{}' already has a journaler: pid {}", name, holder.pid);
+        if (other) fmt::format_to(std::back_inserter(message), " recording into {}", other->second);
+        if (holder.pid == self.pid) fmt::format_to(std::back_inserter(message), " (this process)");
+        return tl::unexpected(Error{ErrorCode::busy, std::move(message)});
       }
     }
     // acq_rel: the winner alone writes the directory; it saw the previous owner's last stores.
@@ -106,8 +110,8 @@ Result<void> claim_journal(ChannelMapping& channel, const std::string& absolute_
     ctl.journal_owner.store(mine, std::memory_order_release);
     return {};
   }
-  return tl::unexpected(Error{ErrorCode::busy,
-                              "channel '" + name + "': cannot take the journal ownership"});
+  return tl::unexpected(
+      Error{ErrorCode::busy, fmt::format("channel '{}': cannot take the journal ownership", name)});
 }
 
 void publish_journal_progress(ChannelMapping& channel, std::uint64_t written,

@@ -143,7 +143,7 @@ struct Journaler::State {
     // broken writer. The records are not released, so a restart writes them.
     append_failed = true;
     try {
-      last_error = "cannot append to the journal: " + e.message;
+      last_error = fmt::format("cannot append to the journal: {}", e.message);
     } catch (...) {
     }
   }

@@ -1,6 +1,7 @@
 #include "ipc/shm_segment.hpp"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -24,14 +25,16 @@ Error os_error(const std::string& what, const std::string& name, int err) {
   if (err == ENOENT) code = ErrorCode::not_found;
   if (err == EACCES || err == EPERM || err == EROFS) code = ErrorCode::permission_denied;
   if (err == ENOSPC || err == ENOMEM || err == EFBIG) code = ErrorCode::no_space;
-  return Error{code, what + " shared memory '" + shm_path(name) + "': " + std::strerror(err)};
+  return Error{code,
+               fmt::format("{} shared memory '{}': {}", what, shm_path(name), std::strerror(err))};
 }
 
 Error boost_error(const std::string& what, const std::string& name,
                   const bip::interprocess_exception& e) {
   const int err = e.get_native_error();
   if (err != 0) return os_error(what, name, err);
-  return Error{ErrorCode::system, what + " shared memory '" + shm_path(name) + "': " + e.what()};
+  return Error{ErrorCode::system,
+               fmt::format("{} shared memory '{}': {}", what, shm_path(name), e.what())};
 }
 
 // Maps every page now, so that the first message through a page costs no page fault (a few
@@ -48,7 +51,7 @@ void prefault(void* base, std::size_t size, bool writable) noexcept {
 
 }  // namespace
 
-std::string shm_path(const std::string& name) { return "/dev/shm/" + name; }
+std::string shm_path(const std::string& name) { return fmt::format("/dev/shm/{}", name); }
 
 ShmSegment::ShmSegment(ShmSegment&& other) noexcept { *this = std::move(other); }
 
@@ -115,8 +118,7 @@ Result<ShmSegment> ShmSegment::create(const std::string& name, std::size_t size,
     // touch of a missing page would kill the process with SIGBUS.
     if (const int err = ::posix_fallocate(fd, 0, static_cast<off_t>(size)); err != 0) {
       bip::shared_memory_object::remove(name.c_str());
-      return tl::unexpected(os_error("cannot allocate " + std::to_string(size) + " bytes of",
-                                     name, err));
+      return tl::unexpected(os_error(fmt::format("cannot allocate {} bytes of", size), name, err));
     }
     ShmSegment seg;
     seg.region_ = bip::mapped_region(shm, bip::read_write, 0, size);
@@ -125,9 +127,10 @@ Result<ShmSegment> ShmSegment::create(const std::string& name, std::size_t size,
       auto held = seg.hold_use_lock(fd);
       if (!held || !*held) {
         bip::shared_memory_object::remove(name.c_str());
-        return tl::unexpected(held ? Error{ErrorCode::system, "cannot lock new shared memory '" +
-                                                                  shm_path(name) + "'"}
-                                   : held.error());
+        return tl::unexpected(
+            held ? Error{ErrorCode::system,
+                         fmt::format("cannot lock new shared memory '{}'", shm_path(name))}
+                 : held.error());
       }
     }
     prefault(seg.region_.get_address(), size, true);
@@ -145,7 +148,7 @@ Result<ShmSegment> ShmSegment::open(const std::string& name, bool writable, bool
     bip::offset_t size = 0;
     if (!shm.get_size(size) || size <= 0) {
       return tl::unexpected(
-          Error{ErrorCode::corrupt, "shared memory '" + shm_path(name) + "' is empty"});
+          Error{ErrorCode::corrupt, fmt::format("shared memory '{}' is empty", shm_path(name))});
     }
     ShmSegment seg;
     seg.region_ = bip::mapped_region(shm, mode, 0, static_cast<std::size_t>(size));
@@ -154,8 +157,9 @@ Result<ShmSegment> ShmSegment::open(const std::string& name, bool writable, bool
       auto held = seg.hold_use_lock(shm.get_mapping_handle().handle);
       if (!held) return tl::unexpected(held.error());
       if (!*held) {
-        return tl::unexpected(Error{ErrorCode::not_found, "shared memory '" + shm_path(name) +
-                                                              "' was removed while being opened"});
+        return tl::unexpected(Error{
+            ErrorCode::not_found,
+            fmt::format("shared memory '{}' was removed while being opened", shm_path(name))});
       }
     }
     if (populate) prefault(seg.region_.get_address(), seg.region_.get_size(), writable);

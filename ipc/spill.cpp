@@ -15,6 +15,8 @@
 // Nothing here is on the hot path: it runs only while catching up, and it opens and reads files,
 // reads /proc and allocates. The ring path (Subscriber::poll in shmbus/subscriber.hpp) only
 // tests PollState::catching_up.
+#include <fmt/format.h>
+
 #include <string>
 
 #include "core/ring.hpp"
@@ -26,8 +28,6 @@ namespace {
 
 // How often a catch-up that waits for the journaler looks at /proc to see whether it still lives.
 constexpr std::int64_t kAliveCheckIntervalNs = 20'000'000;
-
-std::string str(std::uint64_t v) { return std::to_string(v); }
 
 }  // namespace
 
@@ -129,9 +129,10 @@ void SubscriberSlowState::spill_fallback(PollState& poll, const std::string& why
   poll.catching_up = false;
   poll.status = PollStatus::journal_unavailable;
   const std::uint64_t skipped = b.next_sequence > expected ? b.next_sequence - expected : 0;
-  last_error = "channel '" + channel->info().name + "': spill subscriber at sequence " +
-                str(expected) + ": " + why + "; continuing in the ring at sequence " +
-                str(poll.reader.next_sequence()) + ", " + str(skipped) + " sequences lost";
+  last_error = fmt::format(
+      "channel '{}': spill subscriber at sequence {}: {}; continuing in the ring at sequence {}, "
+      "{} sequences lost",
+      channel->info().name, expected, why, poll.reader.next_sequence(), skipped);
   note_progress(poll);
 }
 
@@ -162,7 +163,7 @@ std::size_t SubscriberSlowState::poll_journal(PollState& poll, MessageSink sink,
       written = ctl.journal_written.load(std::memory_order_acquire);
       if (expected <= written) continue;
       if (!journaler_alive()) {
-        failure = "the journaler is gone and its journal ends at sequence " + str(written);
+        failure = fmt::format("the journaler is gone and its journal ends at sequence {}", written);
       }
       break;
     }
@@ -178,7 +179,7 @@ std::size_t SubscriberSlowState::poll_journal(PollState& poll, MessageSink sink,
       }
       auto opened = journal::JournalReader::open(sp.dir);
       if (!opened) {
-        failure = "cannot open the journal: " + opened.error().message;
+        failure = fmt::format("cannot open the journal: {}", opened.error().message);
         break;
       }
       sp.journal.emplace(std::move(*opened));
@@ -186,12 +187,12 @@ std::size_t SubscriberSlowState::poll_journal(PollState& poll, MessageSink sink,
     }
     if (!sp.positioned) {
       if (auto listed = sp.journal->refresh(); !listed) {
-        failure = "cannot list the journal: " + listed.error().message;
+        failure = fmt::format("cannot list the journal: {}", listed.error().message);
         break;
       }
       if (auto sought = sp.journal->seek_sequence(expected); !sought) {
-        failure = "cannot find sequence " + str(expected) + " in the journal: " +
-                  sought.error().message;
+        failure = fmt::format("cannot find sequence {} in the journal: {}", expected,
+                              sought.error().message);
         break;
       }
       sp.positioned = true;
@@ -204,23 +205,26 @@ std::size_t SubscriberSlowState::poll_journal(PollState& poll, MessageSink sink,
       if (!sp.refreshed) {
         sp.refreshed = true;
         if (auto listed = sp.journal->refresh(); !listed) {
-          failure = "cannot list the journal: " + listed.error().message;
+          failure = fmt::format("cannot list the journal: {}", listed.error().message);
           break;
         }
         continue;
       }
-      failure = "the journal in " + sp.dir + " ends before sequence " + str(expected) +
-                " although its journaler reported sequences up to " + str(written) + " written";
+      failure = fmt::format(
+          "the journal in {} ends before sequence {} although its journaler reported sequences "
+          "up to {} written",
+          sp.dir, expected, written);
       break;
     }
     sp.refreshed = false;
     if (st == journal::ReadStatus::damaged) {
-      failure = "the journal is damaged: " + sp.journal->last_error();
+      failure = fmt::format("the journal is damaged: {}", sp.journal->last_error());
       break;
     }
     if (rec.sequence > expected) {
-      failure = "the journal does not hold sequences " + str(expected) + ".." +
-                str(rec.sequence - 1) + " (removed by retention, or never written)";
+      failure = fmt::format(
+          "the journal does not hold sequences {}..{} (removed by retention, or never written)",
+          expected, rec.sequence - 1);
       break;
     }
     if (rec.type == journal::RecordType::gap) {

@@ -189,7 +189,8 @@ class DemoRun {
         fmt::print(out_, "{:<10} {:<7} {:>10} {:>10} {:>10} {:>9} {:>14} {:>9}  {}\n",
                    c.role->name, c.role->policy, r.count.load(), r.lost.load(),
                    r.count.load() + r.lost.load(), r.spilled.load(), r.bad_payloads.load(),
-                   r.order_errors.load() == 0 ? "yes" : "no", why.empty() ? "ok" : "FAIL: " + why);
+                   r.order_errors.load() == 0 ? "yes" : "no",
+                   why.empty() ? "ok" : fmt::format("FAIL: {}", why));
       } else if (!why.empty()) {
         fmt::print(out_, "{:<10} FAIL: {}\n", c.role->name, why);
       }

@@ -1,6 +1,7 @@
 // shmbus rm: removes one channel's segments, refusing while live processes are attached.
 // shmbus gc: removes abandoned channels (no live process attached) and leftover objects.
 #include <csignal>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <vector>
@@ -19,8 +20,8 @@ namespace {
 std::string describe(const std::vector<LiveProcess>& live) {
   std::string out;
   for (const LiveProcess& p : live) {
-    if (!out.empty()) out += ", ";
-    out += fmt::format("pid {} ({})", p.pid, p.role);
+    fmt::format_to(std::back_inserter(out), "{}pid {} ({})", out.empty() ? "" : ", ", p.pid,
+                   p.role);
   }
   return out;
 }

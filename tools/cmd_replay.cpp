@@ -246,8 +246,9 @@ void add_replay_command(CLI::App& app) {
   const auto time_check = CLI::Validator(
       [](std::string& v) -> std::string {
         return parse_time_ns(v) ? std::string()
-                                : "expected nanoseconds since the epoch or an ISO-8601 UTC time "
-                                  "like 2026-11-27T10:00:00Z, got '" + v + "'";
+                                : fmt::format("expected nanoseconds since the epoch or an ISO-8601 "
+                                              "UTC time like 2026-11-27T10:00:00Z, got '{}'",
+                                              v);
       },
       "NS|ISO-8601");
   CLI::Option* from = sub->add_option("--from", s->from, "First sequence to replay")
@@ -280,7 +281,7 @@ void add_replay_command(CLI::App& app) {
             char* end = nullptr;
             const double x = std::strtod(v.c_str(), &end);
             if (v.empty() || *end != '\0' || !(x > 0) || x > 1e9) {
-              return "expected max or a positive number, got '" + v + "'";
+              return fmt::format("expected max or a positive number, got '{}'", v);
             }
             return {};
           },

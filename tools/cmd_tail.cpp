@@ -129,7 +129,8 @@ void add_tail_command(CLI::App& app) {
             errno = 0;
             const unsigned long long seq = std::strtoull(v.c_str(), &end, 10);
             if (v.empty() || *end != '\0' || errno != 0 || seq == 0 || v[0] == '-') {
-              return "expected earliest, latest or a sequence number >= 1, got '" + v + "'";
+              return fmt::format("expected earliest, latest or a sequence number >= 1, got '{}'",
+                                 v);
             }
             return {};
           },

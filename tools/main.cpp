@@ -20,8 +20,8 @@ int on_parse_error(const CLI::App& app, const CLI::ParseError& e) {
   const auto chosen = app.get_subcommands();
   if (chosen.empty()) {  // no or an unknown subcommand: say so, then show what there is
     const auto extra = app.remaining();
-    const std::string what =
-        extra.empty() ? std::string(e.what()) : "unknown subcommand '" + extra.front() + "'";
+    const std::string what = extra.empty() ? std::string(e.what())
+                                           : fmt::format("unknown subcommand '{}'", extra.front());
     fmt::print(stderr, "shmbus: {}\n\n{}", what, app.help());
   } else {
     const std::string sub = chosen.front()->get_name();

@@ -1,5 +1,6 @@
 // The transports every shmbus benchmark runs beside shmbus itself, so that each run carries its
-// own reference figures (the machine drifts between runs; see REFERENCE.md).
+// own reference figures: the same machine gives different absolute figures from one run to the
+// next, so shmbus is compared with baselines measured in the same run, never with old numbers.
 #pragma once
 
 #include <memory>

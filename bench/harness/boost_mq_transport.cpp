@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include <boost/interprocess/ipc/message_queue.hpp>
+#include <fmt/format.h>
 
 #include "bench/harness/spin.hpp"
 
@@ -25,8 +26,7 @@ constexpr std::size_t kPingPongDepth = 16;  // one message in flight; a little s
 // Unique per process and call, so concurrent benchmark runs and successive rounds never collide.
 std::string unique_name(const char* direction) {
   static std::atomic<unsigned> counter{0};
-  return "shmbus-bench-mq-" + std::to_string(getpid()) + "-" + std::to_string(counter++) + "-" +
-         direction;
+  return fmt::format("shmbus-bench-mq-{}-{}-{}", getpid(), counter++, direction);
 }
 
 }  // namespace
@@ -59,8 +59,8 @@ void BoostQueue::receive(std::vector<char>& message) {
     spin_relax();
   }
   if (received != message.size()) {
-    throw std::runtime_error("boost-mq: received " + std::to_string(received) +
-                             " bytes, expected " + std::to_string(message.size()));
+    throw std::runtime_error(
+        fmt::format("boost-mq: received {} bytes, expected {}", received, message.size()));
   }
 }
 

@@ -1,6 +1,7 @@
 #include "bench/harness/fd_io.hpp"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -22,7 +23,7 @@ void write_all_spin(int fd, const void* data, std::size_t size, const char* what
     } else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
       spin_relax();
     } else {
-      throw std::system_error(errno, std::generic_category(), std::string(what) + ": write");
+      throw std::system_error(errno, std::generic_category(), fmt::format("{}: write", what));
     }
   }
 }
@@ -35,11 +36,11 @@ void read_all_spin(int fd, void* data, std::size_t size, const char* what) {
       p += n;
       size -= static_cast<std::size_t>(n);
     } else if (n == 0) {
-      throw std::runtime_error(std::string(what) + ": read: the peer closed its end");
+      throw std::runtime_error(fmt::format("{}: read: the peer closed its end", what));
     } else if (errno == EAGAIN || errno == EINTR) {
       spin_relax();
     } else {
-      throw std::system_error(errno, std::generic_category(), std::string(what) + ": read");
+      throw std::system_error(errno, std::generic_category(), fmt::format("{}: read", what));
     }
   }
 }
@@ -47,7 +48,7 @@ void read_all_spin(int fd, void* data, std::size_t size, const char* what) {
 void set_nonblocking(int fd, const char* what) {
   int flags = fcntl(fd, F_GETFL);
   if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
-    throw std::system_error(errno, std::generic_category(), std::string(what) + ": O_NONBLOCK");
+    throw std::system_error(errno, std::generic_category(), fmt::format("{}: O_NONBLOCK", what));
   }
 }
 

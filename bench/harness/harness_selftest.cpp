@@ -2,10 +2,12 @@
 // JSON, then makes sure a wrong echo, a lost message, a crashed side and a hung side each fail
 // the run with a message instead of passing or hanging. Exit status 0 when all of that holds.
 //
-//   cd /work/main && g++ -std=c++20 -O2 -Wall -Wextra -Werror -I/work/main
-//       bench/harness/*.cpp -o /tmp/selftest -lfmt -lpthread -lrt      (one line)
+//   (from the repository root, one line)
+//   g++ -std=c++20 -O2 -Wall -Wextra -Werror -I. bench/harness/*.cpp -o /tmp/selftest -lfmt
+//       -lpthread -lrt
 //   /tmp/selftest           # brief: 2,000 round trips, 0.2 s streams, 1 round
-//   /tmp/selftest --full    # the REFERENCE.md method: 20,000 + 200,000 round trips, 2 s, 3 rounds
+//   /tmp/selftest --full    # the full method of runner.hpp: 20,000 + 200,000 round trips, 2 s
+//                           # streams, 3 rounds
 #include <unistd.h>
 
 #include <cstdlib>

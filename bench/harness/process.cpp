@@ -1,6 +1,7 @@
 #include "bench/harness/process.hpp"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <poll.h>
 #include <sched.h>
 #include <sys/prctl.h>
@@ -11,9 +12,9 @@
 #include <cerrno>
 #include <chrono>
 #include <csignal>
-#include <cstdio>
 #include <cstring>
 #include <exception>
+#include <iterator>
 #include <system_error>
 #include <vector>
 
@@ -23,6 +24,11 @@
 namespace shmbus::bench {
 
 namespace {
+
+// Into the slot the parent reads, cut to fit and always terminated; allocates nothing.
+void put_error_text(ErrorSlot& slot, const char* text) noexcept {
+  *fmt::format_to_n(slot.text, sizeof(slot.text) - 1, "{}", text).out = '\0';
+}
 
 // Once one side has finished, the other has at most its last message to handle.
 constexpr double kGraceAfterFirstExit_s = 10.0;
@@ -44,13 +50,13 @@ void pin_self(int cpu) {
   CPU_SET(cpu, &set);
   if (sched_setaffinity(0, sizeof(set), &set) != 0) {
     throw std::system_error(errno, std::generic_category(),
-                            "sched_setaffinity to CPU " + std::to_string(cpu));
+                            fmt::format("sched_setaffinity to CPU {}", cpu));
   }
 }
 
 std::string describe_status(int status) {
-  if (WIFEXITED(status)) return "exited with status " + std::to_string(WEXITSTATUS(status));
-  if (WIFSIGNALED(status)) return std::string("killed by signal ") + strsignal(WTERMSIG(status));
+  if (WIFEXITED(status)) return fmt::format("exited with status {}", WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) return fmt::format("killed by signal {}", strsignal(WTERMSIG(status)));
   return "stopped";
 }
 
@@ -86,7 +92,7 @@ Child spawn_child(std::string role, int cpu, bool spin_yields, ErrorSlot& error,
   error.text[0] = '\0';
   int exit_pipe[2];
   if (pipe2(exit_pipe, O_CLOEXEC) != 0) {
-    throw std::system_error(errno, std::generic_category(), "pipe2 for " + role);
+    throw std::system_error(errno, std::generic_category(), fmt::format("pipe2 for {}", role));
   }
   const pid_t parent = getpid();
   const pid_t pid = fork();
@@ -94,7 +100,7 @@ Child spawn_child(std::string role, int cpu, bool spin_yields, ErrorSlot& error,
     int e = errno;
     close(exit_pipe[0]);
     close(exit_pipe[1]);
-    throw std::system_error(e, std::generic_category(), "fork of " + role);
+    throw std::system_error(e, std::generic_category(), fmt::format("fork of {}", role));
   }
   if (pid == 0) {
     // Child. It keeps exit_pipe[1] open and never writes it: the kernel closes it at exit, which
@@ -111,9 +117,9 @@ Child spawn_child(std::string role, int cpu, bool spin_yields, ErrorSlot& error,
       body();
       code = 0;
     } catch (const std::exception& e) {
-      std::snprintf(error.text, sizeof(error.text), "%s", e.what());
+      put_error_text(error, e.what());
     } catch (...) {
-      std::snprintf(error.text, sizeof(error.text), "unknown exception");
+      put_error_text(error, "unknown exception");
     }
     _exit(code);
   }
@@ -136,7 +142,7 @@ std::string wait_for_children(Child& a, const ErrorSlot& a_error, Child& b,
     if (left.count() <= 0) {
       failure = "timed out; still running:";
       for (Child* c : children) {
-        if (c->pid > 0) failure += " " + c->role;
+        if (c->pid > 0) fmt::format_to(std::back_inserter(failure), " {}", c->role);
       }
       break;
     }
@@ -151,7 +157,7 @@ std::string wait_for_children(Child& a, const ErrorSlot& a_error, Child& b,
     }
     int r = poll(fds, n, static_cast<int>(std::min<long long>(left.count(), 60'000)));
     if (r < 0 && errno != EINTR) {
-      failure = std::string("poll on the benchmark processes: ") + std::strerror(errno);
+      failure = fmt::format("poll on the benchmark processes: {}", std::strerror(errno));
       break;
     }
     for (nfds_t k = 0; r > 0 && k < n; ++k) {
@@ -165,7 +171,8 @@ std::string wait_for_children(Child& a, const ErrorSlot& a_error, Child& b,
       --running;
       if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
         const char* text = errors[index[k]]->text;
-        failure = c.role + ": " + (text[0] != '\0' ? std::string(text) : describe_status(status));
+        failure = fmt::format("{}: {}", c.role,
+                              text[0] != '\0' ? std::string(text) : describe_status(status));
         break;
       }
       auto grace = Clock::now() + std::chrono::duration_cast<Clock::duration>(
@@ -178,7 +185,7 @@ std::string wait_for_children(Child& a, const ErrorSlot& a_error, Child& b,
   for (int i = 0; i < 2 && !failure.empty(); ++i) {
     const char* text = errors[i]->text;
     if (text[0] != '\0' && failure.find(text) == std::string::npos) {
-      failure += " (" + children[i]->role + ": " + text + ")";
+      fmt::format_to(std::back_inserter(failure), " ({}: {})", children[i]->role, text);
     }
   }
   return failure;

@@ -145,7 +145,7 @@ std::string run_round(Transport& t, const BenchConfig& config, const CpuPlan& cp
   try {
     t.cleanup();
   } catch (const std::exception& e) {
-    if (failure.empty()) failure = std::string("cleanup: ") + e.what();
+    if (failure.empty()) failure = fmt::format("cleanup: {}", e.what());
   }
   return failure;
 }

@@ -1,6 +1,16 @@
-// Runs transports the way /work/shared/REFERENCE.md measures: two processes, the responder or
-// consumer started first on CPU 1, the initiator or producer on CPU 0, busy-polling, interleaved
-// rounds (round 1 of every transport, then round 2...) and the median of each figure over rounds.
+// Runs transports across two processes and reports the median of each figure over rounds. The
+// method, with BenchConfig's defaults:
+//   - Each round forks two processes, pinned to CPUs 0 and 1 (plan_cpus): the receiving side
+//     (responder or consumer) on CPU 1 is started first, and the sending side (initiator or
+//     producer) on CPU 0 starts only once the receiver has signalled that it is polling. Both
+//     sides busy-poll.
+//   - pingpong: 20,000 untimed warm-up round trips, then 200,000 timed ones, of 64-byte messages
+//     carrying a sequence number that the responder checks and echoes back and the initiator
+//     checks again. CLOCK_MONOTONIC is read around each round trip: one sample each.
+//   - throughput: the producer streams sequence-numbered messages for 2 s, then an end marker; the
+//     consumer checks every sequence number and times from its first message to the marker.
+//   - Rounds are interleaved (round 1 of every transport, then round 2, ...; 3 rounds), so that a
+//     drift of the machine spreads over all transports alike.
 //
 //   std::vector<std::unique_ptr<PingPongTransport>> transports = baseline_pingpong_transports();
 //   auto report = run_pingpong(transports, BenchConfig{.size = 64});

@@ -40,7 +40,7 @@ double median(std::vector<double> v) {
 }
 
 std::string errno_text(const std::string& what) {
-  return what + ": " + std::strerror(errno);
+  return fmt::format("{}: {}", what, std::strerror(errno));
 }
 
 // What the children of one round share with the parent. Lives in an anonymous shared mapping
@@ -65,7 +65,7 @@ void wait_ready(const RoundControl& c, std::uint32_t value) {
 double direct_write_mb_per_s(const std::string& dir, std::uint64_t bytes) {
   const std::string path = fmt::format("{}/shmbus-bench-direct.{}", dir, ::getpid());
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_DIRECT | O_CLOEXEC, 0600);
-  if (fd < 0) throw std::runtime_error(errno_text("open " + path + " with O_DIRECT"));
+  if (fd < 0) throw std::runtime_error(errno_text(fmt::format("open {} with O_DIRECT", path)));
   constexpr std::size_t kChunk = 1 << 20;
   void* buffer = nullptr;
   if (posix_memalign(&buffer, 4096, kChunk) != 0) {
@@ -79,12 +79,14 @@ double direct_write_mb_per_s(const std::string& dir, std::uint64_t bytes) {
   while (written < bytes) {
     const ssize_t n = ::pwrite(fd, buffer, kChunk, static_cast<off_t>(written));
     if (n <= 0) {
-      failure = errno_text("write " + path);
+      failure = errno_text(fmt::format("write {}", path));
       break;
     }
     written += static_cast<std::uint64_t>(n);
   }
-  if (failure.empty() && ::fdatasync(fd) != 0) failure = errno_text("fdatasync " + path);
+  if (failure.empty() && ::fdatasync(fd) != 0) {
+    failure = errno_text(fmt::format("fdatasync {}", path));
+  }
   const std::uint64_t elapsed = now_ns() - start;
   ::close(fd);
   ::unlink(path.c_str());
@@ -130,7 +132,7 @@ Journaler open_journaler(const std::string& channel, const std::string& dir, boo
   jo.writer.fsync = journal::FsyncPolicy::never;
   jo.writer.segment_bytes = 1ull << 30;
   auto j = Journaler::open(jo);
-  if (!j) throw std::runtime_error("journaler: " + j.error().message);
+  if (!j) throw std::runtime_error(fmt::format("journaler: {}", j.error().message));
   return std::move(*j);
 }
 
@@ -149,7 +151,7 @@ void publish_flat_out(Publisher& pub, std::uint64_t count, std::size_t size) {
     while ((st = pub.try_claim_batch({sizes.data(), n}, {claims, n})) ==
            PublishStatus::back_pressured) {
     }
-    if (st != PublishStatus::ok) throw std::runtime_error(std::string("claim: ") + to_string(st));
+    if (st != PublishStatus::ok) throw std::runtime_error(fmt::format("claim: {}", to_string(st)));
     for (std::size_t i = 0; i < n; ++i, ++seq) {
       std::memset(claims[i].data(), 0x5a, size);
       std::memcpy(claims[i].data(), &seq, std::min<std::size_t>(8, size));
@@ -176,10 +178,12 @@ JournalThroughput throughput_round(const JournalBenchConfig& cfg, std::size_t si
       control.ready.store(1, std::memory_order_release);  // release: see RoundControl
       while (j.stats().written_sequence < count) {
         auto r = j.step(std::chrono::milliseconds(0));
-        if (!r) throw std::runtime_error("journaler: " + r.error().message);
+        if (!r) throw std::runtime_error(fmt::format("journaler: {}", r.error().message));
       }
       control.done_ns = now_ns();
-      if (auto r = j.drain(); !r) throw std::runtime_error("drain: " + r.error().message);
+      if (auto r = j.drain(); !r) {
+        throw std::runtime_error(fmt::format("drain: {}", r.error().message));
+      }
     });
     Child producer = spawn_child("producer", cpus.initiator_cpu, cpus.shared_cpu,
                                  control.second_error, [&] {
@@ -272,7 +276,9 @@ LatencyStats latency_round(const JournalBenchConfig& cfg, bool with_journal, int
         // relaxed: a request flag; the thread's join orders everything after it.
         stop.store(true, std::memory_order_relaxed);
         journal_thread.join();
-        if (!journal_error.empty()) throw std::runtime_error("journaler: " + journal_error);
+        if (!journal_error.empty()) {
+          throw std::runtime_error(fmt::format("journaler: {}", journal_error));
+        }
         if (pub->journaled_sequence() < count) {
           throw std::runtime_error("the journaler did not keep up with the latency run");
         }

@@ -1,5 +1,6 @@
 #include "bench/transports/shmbus_transport.hpp"
 
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -15,7 +16,7 @@ namespace shmbus::bench {
 namespace {
 
 std::string unique_name(const char* what) {
-  return std::string("bench.") + what + "." + std::to_string(::getpid());
+  return fmt::format("bench.{}.{}", what, ::getpid());
 }
 
 Publisher open_publisher(const std::string& name, std::uint64_t capacity, std::size_t size,
@@ -30,7 +31,7 @@ Publisher open_publisher(const std::string& name, std::uint64_t capacity, std::s
   co.max_message = static_cast<std::uint32_t>(
       std::min<std::size_t>(std::max<std::size_t>(batch_bytes, 4096), capacity / 4 - 32));
   auto p = Publisher::open(name, co);
-  if (!p) throw std::runtime_error("shmbus: " + p.error().message);
+  if (!p) throw std::runtime_error(fmt::format("shmbus: {}", p.error().message));
   return std::move(*p);
 }
 
@@ -40,7 +41,7 @@ Subscriber open_subscriber(const std::string& name, bool latency_histogram = fal
   so.policy = Policy::block;
   so.start = StartFrom::earliest;
   auto s = Subscriber::open(name, so);
-  if (!s) throw std::runtime_error("shmbus: " + s.error().message);
+  if (!s) throw std::runtime_error(fmt::format("shmbus: {}", s.error().message));
   return std::move(*s);
 }
 
@@ -149,7 +150,7 @@ class Stream final : public ThroughputTransport {
       const PublishStatus st = pub_->try_claim_batch(sizes, claims);
       if (st == PublishStatus::ok) break;
       if (st != PublishStatus::back_pressured) {
-        throw std::runtime_error(std::string("shmbus: batch claim failed: ") + to_string(st));
+        throw std::runtime_error(fmt::format("shmbus: batch claim failed: {}", to_string(st)));
       }
       spin_relax();
     }
