@@ -1,5 +1,7 @@
 #include "ipc/channel_view.hpp"
 
+#include <fmt/format.h>
+
 #include "ipc/channel.hpp"
 
 namespace shmbus::detail {
@@ -13,11 +15,11 @@ Result<ChannelView> ChannelView::open(std::string_view channel) {
   auto ring = ShmSegment::open(ring_name, false, false);
   if (!ring) {
     if (ring.error().code == ErrorCode::not_found) {
-      ring.error().message = "channel '" + view.name_ + "' does not exist";
+      ring.error().message = fmt::format("channel '{}' does not exist", view.name_);
     }
     return tl::unexpected(ring.error());
   }
-  const std::string where = "channel '" + view.name_ + "' (" + view.ring_path_ + "): ";
+  const std::string where = fmt::format("channel '{}' ({}): ", view.name_, view.ring_path_);
   if (auto ok = validate_ring(*ring, where); !ok) return tl::unexpected(ok.error());
   view.ring_segment_ = std::move(*ring);
   // The view only ever loads through this reference; the mapping is read-only, so a store would
