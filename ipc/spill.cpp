@@ -136,6 +136,63 @@ void SubscriberSlowState::spill_fallback(PollState& poll, const std::string& why
   note_progress(poll);
 }
 
+Result<void> SpillState::position_at(const ChannelMapping& channel, std::uint64_t expected) {
+  auto fail = [](std::string why) { return tl::unexpected(Error{ErrorCode::system, std::move(why)}); };
+  if (!journal) {
+    if (dir.empty()) {
+      const auto link = find_journal(channel);
+      if (!link) return fail("no journaler is attached to the channel any more");
+      dir = link->dir;
+      owner_word = pack_process(link->owner);
+    }
+    auto opened = journal::JournalReader::open(dir);
+    if (!opened) return fail(fmt::format("cannot open the journal: {}", opened.error().message));
+    journal.emplace(std::move(*opened));
+    positioned = false;
+  }
+  if (positioned) return {};
+  if (auto listed = journal->refresh(); !listed) {
+    return fail(fmt::format("cannot list the journal: {}", listed.error().message));
+  }
+  if (auto sought = journal->seek_sequence(expected); !sought) {
+    return fail(fmt::format("cannot find sequence {} in the journal: {}", expected,
+                            sought.error().message));
+  }
+  positioned = true;
+  refreshed = true;  // just listed
+  return {};
+}
+
+Result<bool> SpillState::read_next(journal::JournalRecord& record, std::uint64_t expected,
+                                   std::uint64_t written) {
+  auto fail = [](std::string why) { return tl::unexpected(Error{ErrorCode::system, std::move(why)}); };
+  const journal::ReadStatus st = journal->next(record);
+  if (st == journal::ReadStatus::end) {
+    // The reader reads up to the sizes it listed; the journaler may have appended since.
+    if (refreshed) {
+      return fail(fmt::format(
+          "the journal in {} ends before sequence {} although its journaler reported sequences "
+          "up to {} written",
+          dir, expected, written));
+    }
+    refreshed = true;
+    if (auto listed = journal->refresh(); !listed) {
+      return fail(fmt::format("cannot list the journal: {}", listed.error().message));
+    }
+    return false;
+  }
+  refreshed = false;
+  if (st == journal::ReadStatus::damaged) {
+    return fail(fmt::format("the journal is damaged: {}", journal->last_error()));
+  }
+  if (record.sequence > expected) {
+    return fail(fmt::format(
+        "the journal does not hold sequences {}..{} (removed by retention, or never written)",
+        expected, record.sequence - 1));
+  }
+  return true;
+}
+
 std::size_t SubscriberSlowState::poll_journal(PollState& poll, MessageSink sink,
                                               std::size_t max_messages) noexcept {
   // Back to the ring as soon as it holds our next sequence with room to spare.
@@ -167,92 +224,51 @@ std::size_t SubscriberSlowState::poll_journal(PollState& poll, MessageSink sink,
       }
       break;
     }
-    if (!sp.journal) {
-      if (sp.dir.empty()) {
-        const auto link = find_journal(*channel);
-        if (!link) {
-          failure = "no journaler is attached to the channel any more";
-          break;
-        }
-        sp.dir = link->dir;
-        sp.owner_word = pack_process(link->owner);
-      }
-      auto opened = journal::JournalReader::open(sp.dir);
-      if (!opened) {
-        failure = fmt::format("cannot open the journal: {}", opened.error().message);
-        break;
-      }
-      sp.journal.emplace(std::move(*opened));
-      sp.positioned = false;
-    }
-    if (!sp.positioned) {
-      if (auto listed = sp.journal->refresh(); !listed) {
-        failure = fmt::format("cannot list the journal: {}", listed.error().message);
-        break;
-      }
-      if (auto sought = sp.journal->seek_sequence(expected); !sought) {
-        failure = fmt::format("cannot find sequence {} in the journal: {}", expected,
-                              sought.error().message);
-        break;
-      }
-      sp.positioned = true;
-      sp.refreshed = true;  // just listed
+    if (auto positioned = sp.position_at(*channel, expected); !positioned) {
+      failure = positioned.error().message;
+      break;
     }
     journal::JournalRecord rec;
-    const journal::ReadStatus st = sp.journal->next(rec);
-    if (st == journal::ReadStatus::end) {
-      // The reader reads up to the sizes it listed; the journaler has appended since.
-      if (!sp.refreshed) {
-        sp.refreshed = true;
-        if (auto listed = sp.journal->refresh(); !listed) {
-          failure = fmt::format("cannot list the journal: {}", listed.error().message);
-          break;
-        }
-        continue;
-      }
-      failure = fmt::format(
-          "the journal in {} ends before sequence {} although its journaler reported sequences "
-          "up to {} written",
-          sp.dir, expected, written);
+    const Result<bool> got = sp.read_next(rec, expected, written);
+    if (!got) {
+      failure = got.error().message;
       break;
     }
-    sp.refreshed = false;
-    if (st == journal::ReadStatus::damaged) {
-      failure = fmt::format("the journal is damaged: {}", sp.journal->last_error());
-      break;
-    }
-    if (rec.sequence > expected) {
-      failure = fmt::format(
-          "the journal does not hold sequences {}..{} (removed by retention, or never written)",
-          expected, rec.sequence - 1);
-      break;
-    }
-    if (rec.type == journal::RecordType::gap) {
-      // Lost before the journaler saw them (it counted them): reported with the next message.
-      const std::uint64_t end = rec.next_sequence();
-      if (end > expected) {
-        sp.pending_lost += end - expected;
-        expected = end;
-      }
-      continue;
-    }
-    if (rec.sequence < expected) continue;  // before what we need
-    const std::uint64_t lost_before = sp.pending_lost;
-    sp.pending_lost = 0;
-    poll.lost += lost_before;
-    ++expected;
-    if (rec.sequence < poll.skip_below) continue;  // walking up to StartFrom::sequence
-    ++handed;
-    ++poll.spilled;
-    // End to end, catch-up included: the journal kept the publish time.
-    if (poll.latency != nullptr) core::record_latency(*poll.latency, latency_clock->now_ns() - rec.timestamp_ns);
-    sink.call(sink.handler, Message{rec.sequence, rec.timestamp_ns, rec.payload, lost_before});
+    if (!*got) continue;  // listed the files again
+    if (deliver_from_journal(poll, rec, expected, sink)) ++handed;
   }
   if (poll.catching_up) sync();
   poll.received += handed;
   if (!failure.empty()) spill_fallback(poll, failure);
   if (poll.catching_up) note_progress(poll);
   return handed;
+}
+
+bool SubscriberSlowState::deliver_from_journal(PollState& poll, const journal::JournalRecord& rec,
+                                               std::uint64_t& expected, MessageSink sink) noexcept {
+  SpillState& sp = *spill;
+  if (rec.type == journal::RecordType::gap) {
+    // Lost before the journaler saw them (it counted them): reported with the next message.
+    const std::uint64_t end = rec.next_sequence();
+    if (end > expected) {
+      sp.pending_lost += end - expected;
+      expected = end;
+    }
+    return false;
+  }
+  if (rec.sequence < expected) return false;  // before what we need
+  const std::uint64_t lost_before = sp.pending_lost;
+  sp.pending_lost = 0;
+  poll.lost += lost_before;
+  ++expected;
+  if (rec.sequence < poll.skip_below) return false;  // walking up to StartFrom::sequence
+  ++poll.spilled;
+  // End to end, catch-up included: the journal kept the publish time.
+  if (poll.latency != nullptr) {
+    core::record_latency(*poll.latency, latency_clock->now_ns() - rec.timestamp_ns);
+  }
+  sink.call(sink.handler, Message{rec.sequence, rec.timestamp_ns, rec.payload, lost_before});
+  return true;
 }
 
 std::size_t poll_journal(PollState& poll, SubscriberSlowState& slow, MessageSink sink,

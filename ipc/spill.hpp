@@ -7,8 +7,11 @@
 #include <string>
 
 #include "journal/reader.hpp"
+#include "shmbus/result.hpp"
 
 namespace shmbus::detail {
+
+class ChannelMapping;
 
 struct SpillState {
   // Open while catching up (kept between catch-ups while the directory stays the same).
@@ -20,6 +23,15 @@ struct SpillState {
   std::uint64_t pending_lost = 0;  // lost sequences (gap records) the next message reports
   std::int64_t next_alive_check_ns = 0;  // when to look at /proc for the journaler again
   bool journaler_alive = true;
+
+  // Opens the journal (in `dir`, or the directory of the journaler attached to `channel`) and
+  // seeks it to `expected`, unless it is there already. The error says why it cannot.
+  Result<void> position_at(const ChannelMapping& channel, std::uint64_t expected);
+  // Reads the next record into `record`: true when there is one; false when the reader had read
+  // all it had listed and listed the files again (read again); an error when the journal ends
+  // before `expected` although the journaler reported `written`, or is damaged.
+  Result<bool> read_next(journal::JournalRecord& record, std::uint64_t expected,
+                         std::uint64_t written);
 };
 
 }  // namespace shmbus::detail

@@ -59,6 +59,10 @@ struct SubscriberSlowState {
   bool try_rejoin(PollState& poll, bool need_margin) noexcept;
   void spill_fallback(PollState& poll, const std::string& why) noexcept;
   std::size_t poll_journal(PollState& poll, MessageSink sink, std::size_t max_messages) noexcept;
+  // Hands one journal record on (a data record at `expected` or later), or accounts for it (a gap
+  // record, one before `expected`). Moves `expected` past it. True when it went to the sink.
+  bool deliver_from_journal(PollState& poll, const journal::JournalRecord& record,
+                            std::uint64_t& expected, MessageSink sink) noexcept;
 };
 
 }  // namespace shmbus::detail
