@@ -144,53 +144,54 @@ Result<bool> set_aside_beyond_holes(const std::string& dir, std::vector<std::uin
   return true;
 }
 
-}  // namespace
-
-Result<RecoveredJournal> recover_journal(const std::string& dir, bool sync,
-                                        std::uint64_t window_bytes, RecoveryReport& report) {
-  auto listing = list_directory(dir);
-  if (!listing) return tl::unexpected(listing.error());
-  report.segments = listing->segments.size();
-  RecoveredJournal out;
-  bool removed_any = false;
-
-  // Index files whose segment is gone (retention died between the two unlinks).
-  for (const std::uint64_t seq : listing->indexes) {
-    if (std::binary_search(listing->segments.begin(), listing->segments.end(), seq)) continue;
+// Removes what a crash leaves beside the segments: index files whose segment is gone (retention
+// died between the two unlinks) and segments still being created. True when it removed any.
+Result<bool> remove_leftovers(const std::string& dir, const DirectoryListing& listing,
+                              RecoveryReport& report) {
+  bool removed = false;
+  for (const std::uint64_t seq : listing.indexes) {
+    if (std::binary_search(listing.segments.begin(), listing.segments.end(), seq)) continue;
     const std::string path = join_path(dir, index_file_name(seq));
     if (auto r = remove_file(path); !r) return tl::unexpected(r.error());
     report.removed.push_back(path);
-    removed_any = true;
+    removed = true;
   }
-
-  for (const std::string& name : listing->creating) {
+  for (const std::string& name : listing.creating) {
     const std::string path = join_path(dir, name);
     if (auto r = remove_file(path); !r) return tl::unexpected(r.error());
     report.removed.push_back(path);
-    removed_any = true;
+    removed = true;
   }
+  return removed;
+}
 
-  std::vector<std::uint64_t>& segs = listing->segments;
-  if (auto r = set_aside_beyond_holes(dir, segs, window_bytes, report); !r) {
-    return tl::unexpected(r.error());
-  } else if (*r) {
-    removed_any = true;
-  }
-  std::optional<SegmentScan> scan;
-  ContinuedSegment cont;
-  while (!segs.empty()) {
-    const std::uint64_t first = segs.back();
+// The newest segment that holds a valid header, scanned, with its index rebuilt.
+struct NewestSegment {
+  SegmentScan scan;
+  ContinuedSegment segment;
+};
+
+// Scans the newest segment of `segments`. One too short to hold any record without a valid header
+// is a creation cut short by a crash: removed, and the one before it looked at. One with a hole
+// of zeros and records after it is cut at the hole and looked at again. Nothing when no segment
+// is left; `removed` is set when it removed one.
+Result<std::optional<NewestSegment>> scan_newest(const std::string& dir,
+                                                 std::vector<std::uint64_t>& segments,
+                                                 RecoveryReport& report, bool& removed) {
+  while (!segments.empty()) {
+    const std::uint64_t first = segments.back();
     const std::string path = join_path(dir, segment_file_name(first));
     auto size = file_size(path);
     if (!size) return tl::unexpected(size.error());
-    cont = ContinuedSegment{};
+    ContinuedSegment segment;
     std::optional<Jump> jump;
     auto scanned = scan_noting_jump(path, jump, [&](const RecordHeader& h,
                                                     std::span<const std::byte>,
                                                     std::uint64_t offset) {
       IndexEntry e;
-      if (cont.builder.add(static_cast<RecordType>(h.type), h.sequence, h.timestamp_ns, offset, e)) {
-        cont.index.push_back(e);
+      if (segment.builder.add(static_cast<RecordType>(h.type), h.sequence, h.timestamp_ns, offset,
+                              e)) {
+        segment.index.push_back(e);
       }
     });
     if (!scanned) {
@@ -204,10 +205,12 @@ Result<RecoveredJournal> recover_journal(const std::string& dir, bool sync,
                         path, scanned.error().message)});
       }
       if (auto r = remove_file(path); !r) return tl::unexpected(r.error());
-      if (auto r = remove_file(join_path(dir, index_file_name(first))); !r) return tl::unexpected(r.error());
+      if (auto r = remove_file(join_path(dir, index_file_name(first))); !r) {
+        return tl::unexpected(r.error());
+      }
       report.removed.push_back(path);
-      removed_any = true;
-      segs.pop_back();
+      removed = true;
+      segments.pop_back();
       continue;
     }
     // A hole of zeros with valid records after it is what a crash leaves when later writes
@@ -222,61 +225,100 @@ Result<RecoveredJournal> recover_journal(const std::string& dir, bool sync,
           path, *size - jump->from, jump->from, jump->to - jump->from));
       continue;
     }
-    scan = std::move(*scanned);
-    cont.header = scan->header;
-    cont.path = path;
-    break;
+    segment.header = scanned->header;
+    segment.path = path;
+    return NewestSegment{std::move(*scanned), std::move(segment)};
   }
+  return std::nullopt;
+}
+
+// Every segment but the newest, oldest first, with its size and the time of its newest record.
+Result<std::vector<RetainedSegment>> closed_segments(const std::string& dir,
+                                                     const std::vector<std::uint64_t>& segments,
+                                                     std::size_t count) {
+  std::vector<RetainedSegment> closed;
+  for (std::size_t i = 0; i < count; ++i) {
+    auto size = file_size(join_path(dir, segment_file_name(segments[i])));
+    if (!size) return tl::unexpected(size.error());
+    closed.push_back(RetainedSegment{segments[i], *size, newest_time_before(dir, segments[i + 1])});
+  }
+  return closed;
+}
+
+// Cuts the newest segment after its last valid record (none of those bytes is a record: the scan
+// looked for one) and reports what it cut and what damage it found. Under a durable policy the
+// segment is synced too, so that what recovery found counts as durable.
+Result<void> trim_newest(const NewestSegment& newest, bool sync, RecoveryReport& report) {
+  const SegmentScan& scan = newest.scan;
+  const std::string& path = newest.segment.path;
+  const std::uint64_t end = scan.last_record_end;
+  const bool torn = scan.torn_tail && end < scan.file_bytes;
+  if (auto r = trim_and_sync(path, torn ? std::optional(end) : std::nullopt, sync); !r) {
+    return tl::unexpected(r.error());
+  }
+  if (torn) {
+    report.truncated_bytes = scan.file_bytes - end;
+    report.truncated_segment = path;
+  }
+  for (const SegmentDamage& d : scan.damage) {
+    report.damage.push_back(fmt::format("{}: offset {}: {} (expected sequence {})", path, d.offset,
+                                        d.what, d.expected_sequence));
+  }
+  return {};
+}
+
+}  // namespace
+
+Result<RecoveredJournal> recover_journal(const std::string& dir, bool sync,
+                                        std::uint64_t window_bytes, RecoveryReport& report) {
+  auto listing = list_directory(dir);
+  if (!listing) return tl::unexpected(listing.error());
+  report.segments = listing->segments.size();
+  auto leftovers = remove_leftovers(dir, *listing, report);
+  if (!leftovers) return tl::unexpected(leftovers.error());
+  bool removed_any = *leftovers;
+  std::vector<std::uint64_t>& segments = listing->segments;
+  auto set_aside = set_aside_beyond_holes(dir, segments, window_bytes, report);
+  if (!set_aside) return tl::unexpected(set_aside.error());
+  removed_any = removed_any || *set_aside;
+  auto newest = scan_newest(dir, segments, report, removed_any);
+  if (!newest) return tl::unexpected(newest.error());
   if (removed_any) {
     if (auto r = sync_directory(dir); !r) return tl::unexpected(r.error());
   }
 
-  const std::size_t closed_count = scan ? segs.size() - 1 : 0;
-  for (std::size_t i = 0; i < closed_count; ++i) {
-    auto size = file_size(join_path(dir, segment_file_name(segs[i])));
-    if (!size) return tl::unexpected(size.error());
-    out.closed.push_back(RetainedSegment{segs[i], *size, newest_time_before(dir, segs[i + 1])});
-  }
-  if (!scan) {
+  RecoveredJournal out;
+  auto closed = closed_segments(dir, segments, *newest ? segments.size() - 1 : 0);
+  if (!closed) return tl::unexpected(closed.error());
+  out.closed = std::move(*closed);
+  if (!*newest) {
     report.next_sequence = 0;
     return out;
   }
-
-  // Cut bytes after the last valid record: none of them is a record (the scan looked for one).
-  const std::uint64_t end = scan->last_record_end;
-  // Under a durable policy the newest segment is synced too, so what recovery found counts as
-  // durable.
-  const bool torn = scan->torn_tail && end < scan->file_bytes;
-  if (auto r = trim_and_sync(cont.path, torn ? std::optional(end) : std::nullopt, sync); !r) {
-    return tl::unexpected(r.error());
+  NewestSegment& last = **newest;
+  if (auto trimmed = trim_newest(last, sync, report); !trimmed) {
+    return tl::unexpected(trimmed.error());
   }
-  if (torn) {
-    report.truncated_bytes = scan->file_bytes - end;
-    report.truncated_segment = cont.path;
-  }
-  for (const SegmentDamage& d : scan->damage) {
-    report.damage.push_back(fmt::format("{}: offset {}: {} (expected sequence {})", cont.path,
-                                        d.offset, d.what, d.expected_sequence));
-  }
-  out.next_sequence = scan->end_sequence;
-  out.next_segment_number = scan->header.segment_number + 1;
+  const SegmentScan& scan = last.scan;
+  ContinuedSegment& segment = last.segment;
+  out.next_sequence = scan.end_sequence;
+  out.next_segment_number = scan.header.segment_number + 1;
   report.next_sequence = out.next_sequence;
-  const std::int64_t last_data = scan->data_records > 0 ? scan->max_time_ns : 0;
-
-  if (!scan->damage.empty()) {
+  const std::int64_t last_data = scan.data_records > 0 ? scan.max_time_ns : 0;
+  if (!scan.damage.empty()) {
     // Leave the damaged segment as it is (its index rebuilt over the valid records) and continue
     // in a new one after its last valid record.
-    auto index = write_index_file(join_path(dir, index_file_name(cont.header.first_sequence)),
-                                  cont.header.first_sequence, cont.index);
+    auto index = write_index_file(join_path(dir, index_file_name(segment.header.first_sequence)),
+                                  segment.header.first_sequence, segment.index);
     if (!index) return tl::unexpected(index.error());
     ::close(*index);
-    out.closed.push_back(RetainedSegment{cont.header.first_sequence, end,
-                                         last_data != 0 ? last_data : cont.header.created_ns});
+    out.closed.push_back(RetainedSegment{segment.header.first_sequence, scan.last_record_end,
+                                         last_data != 0 ? last_data : segment.header.created_ns});
     return out;
   }
-  cont.end = end;
-  cont.last_data_time_ns = last_data;
-  out.current = std::move(cont);
+  segment.end = scan.last_record_end;
+  segment.last_data_time_ns = last_data;
+  out.current = std::move(segment);
   return out;
 }
 
