@@ -145,7 +145,7 @@ class JournalWriter {
 
  private:
   JournalWriter();
-  struct State;
+  struct State;  // journal/writer_state.hpp
   std::unique_ptr<State> state_;
 };
 
