@@ -11,22 +11,30 @@ namespace {
 
 constexpr std::uint64_t kBuffer = 2 * kPageSize;
 
-void allocate(BufferPool& pool, unsigned count) {
-  ASSERT_TRUE(pool.allocate("/journal/dir", count, kBuffer - 100)) << "rounded up to whole pages";
-}
+// A pool appending to one segment (in memory only: no file is written).
+class BufferPoolTest : public ::testing::Test {
+ protected:
+  void allocate(unsigned count) {
+    ASSERT_TRUE(pool.allocate("/journal/dir", count, kBuffer - 100)) << "rounded up to pages";
+    segment.end_offset = kSegmentHeaderSize;
+  }
+  // Makes a buffer current at the segment's end and appends `bytes` of `value` to it.
+  void append(std::uint64_t bytes, std::byte value = std::byte{1}) {
+    if (!pool.has_current()) pool.take(segment, stream);
+    PoolBuffer& b = pool.current();
+    std::memset(b.bytes + b.filled, static_cast<int>(value), bytes);
+    b.filled += bytes;
+    segment.end_offset += bytes;
+    stream += bytes;
+  }
 
-void fill(BufferPool& pool, OpenSegment& segment, std::uint64_t& stream, std::uint64_t bytes,
-          std::byte value) {
-  PoolBuffer& b = pool.current();
-  std::memset(b.bytes + b.filled, static_cast<int>(value), bytes);
-  b.filled += bytes;
-  segment.end_offset += bytes;
-  stream += bytes;
-}
-
-TEST(BufferPool, BuffersAreWholePagesAndEachRegionIsOneBuffer) {
   BufferPool pool;
-  allocate(pool, 3);
+  OpenSegment segment;
+  std::uint64_t stream = kPageSize;
+};
+
+TEST_F(BufferPoolTest, BuffersAreWholePagesAndEachRegionIsOneBuffer) {
+  allocate(3);
   EXPECT_EQ(pool.buffer_capacity(), kBuffer);
   const auto regions = pool.regions();
   ASSERT_EQ(regions.size(), 3u);
@@ -37,25 +45,18 @@ TEST(BufferPool, BuffersAreWholePagesAndEachRegionIsOneBuffer) {
   }
 }
 
-TEST(BufferPool, RoomIsTheCurrentBuffersSpaceAndTheFreeBuffers) {
-  BufferPool pool;
-  allocate(pool, 3);
-  OpenSegment segment;
-  segment.end_offset = kSegmentHeaderSize;
-  std::uint64_t stream = kPageSize;
+TEST_F(BufferPoolTest, RoomIsTheCurrentBuffersSpaceAndTheFreeBuffers) {
+  allocate(3);
   EXPECT_EQ(pool.room(false), 3 * kBuffer);
-  pool.take(segment, stream);
-  fill(pool, segment, stream, 1000, std::byte{1});
+  append(1000);
   EXPECT_EQ(pool.room(false), kBuffer - 1000 + 2 * kBuffer);
   EXPECT_EQ(pool.room(true), 2 * kBuffer) << "a new segment cannot use the current buffer";
   EXPECT_FALSE(pool.full());
 }
 
-TEST(BufferPool, ATakenBufferStartsAtTheSegmentEndWithTheCarriedBlock) {
-  BufferPool pool;
-  allocate(pool, 2);
-  OpenSegment segment;
-  segment.end_offset = kSegmentHeaderSize + 300;
+TEST_F(BufferPoolTest, ATakenBufferStartsAtTheSegmentEndWithTheCarriedBlock) {
+  allocate(2);
+  segment.end_offset += 300;
   std::byte tail[300];
   std::memset(tail, 0x5a, sizeof tail);
   pool.carry(tail + sizeof tail, sizeof tail);
@@ -71,60 +72,40 @@ TEST(BufferPool, ATakenBufferStartsAtTheSegmentEndWithTheCarriedBlock) {
   EXPECT_EQ(pool.carried_bytes(), 0u);
 }
 
-TEST(BufferPool, AFlushedBufferStaysCurrentUntilItIsFull) {
-  BufferPool pool;
-  allocate(pool, 2);
-  OpenSegment segment;
-  segment.end_offset = kSegmentHeaderSize;
-  std::uint64_t stream = kPageSize;
-  pool.take(segment, stream);
-  fill(pool, segment, stream, 100, std::byte{1});
+TEST_F(BufferPoolTest, AFlushedBufferStaysCurrentUntilItIsFull) {
+  allocate(2);
+  append(100);
   pool.handed_off(BufferHandoff::keep_filling, false);
   ASSERT_TRUE(pool.has_current());
   EXPECT_EQ(pool.current().submitted, 100u);
-  fill(pool, segment, stream, kBuffer - 100, std::byte{2});
+  append(kBuffer - 100);
   pool.handed_off(BufferHandoff::keep_filling, false);
   EXPECT_FALSE(pool.has_current());
   EXPECT_EQ(pool.carried_bytes(), 0u);
 }
 
-TEST(BufferPool, UnderODirectAPartialLastBlockRetiresTheBufferAndIsCarried) {
-  BufferPool pool;
-  allocate(pool, 2);
-  OpenSegment segment;
-  segment.end_offset = kSegmentHeaderSize;
-  std::uint64_t stream = kPageSize;
-  pool.take(segment, stream);
-  fill(pool, segment, stream, kPageSize, std::byte{1});
-  fill(pool, segment, stream, 40, std::byte{2});
+TEST_F(BufferPoolTest, UnderODirectAPartialLastBlockRetiresTheBufferAndIsCarried) {
+  allocate(2);
+  append(kPageSize);
+  append(40, std::byte{2});
   pool.handed_off(BufferHandoff::keep_filling, true);
   EXPECT_FALSE(pool.has_current()) << "its partial block is in flight: no more appends to it";
   ASSERT_EQ(pool.carried_bytes(), 40u);
   for (std::uint64_t i = 0; i < 40; ++i) EXPECT_EQ(pool.carried_block()[i], std::byte{2});
 }
 
-TEST(BufferPool, EndingASegmentCarriesNothing) {
-  BufferPool pool;
-  allocate(pool, 2);
-  OpenSegment segment;
-  segment.end_offset = kSegmentHeaderSize;
-  std::uint64_t stream = kPageSize;
-  pool.take(segment, stream);
-  fill(pool, segment, stream, 40, std::byte{2});
+TEST_F(BufferPoolTest, EndingASegmentCarriesNothing) {
+  allocate(2);
+  append(40);
   pool.handed_off(BufferHandoff::end_segment, true);
   EXPECT_FALSE(pool.has_current());
   EXPECT_EQ(pool.carried_bytes(), 0u);
 }
 
-TEST(BufferPool, ARetiredBufferIsFreeOnlyOnceItsLastWriteCompletes) {
-  BufferPool pool;
-  allocate(pool, 1);
-  OpenSegment segment;
-  segment.end_offset = kSegmentHeaderSize;
-  std::uint64_t stream = kPageSize;
-  pool.take(segment, stream);
+TEST_F(BufferPoolTest, ARetiredBufferIsFreeOnlyOnceItsLastWriteCompletes) {
+  allocate(1);
+  append(100);
   const int index = pool.current_index();
-  fill(pool, segment, stream, 100, std::byte{1});
   pool.current().writes_outstanding = 2;  // two writes created from it
   pool.handed_off(BufferHandoff::move_on, false);
   EXPECT_TRUE(pool.full());
@@ -136,16 +117,11 @@ TEST(BufferPool, ARetiredBufferIsFreeOnlyOnceItsLastWriteCompletes) {
   EXPECT_EQ(pool.room(false), kBuffer);
 }
 
-TEST(BufferPool, FullWhenTheCurrentBufferCannotTakeARecordHeaderAndNoneIsFree) {
-  BufferPool pool;
-  allocate(pool, 1);
-  OpenSegment segment;
-  segment.end_offset = kSegmentHeaderSize;
-  std::uint64_t stream = kPageSize;
-  pool.take(segment, stream);
-  fill(pool, segment, stream, kBuffer - kRecordHeaderSize, std::byte{1});
+TEST_F(BufferPoolTest, FullWhenTheCurrentBufferCannotTakeARecordHeaderAndNoneIsFree) {
+  allocate(1);
+  append(kBuffer - kRecordHeaderSize);
   EXPECT_FALSE(pool.full());
-  fill(pool, segment, stream, 8, std::byte{1});
+  append(8);
   EXPECT_TRUE(pool.full());
 }
 

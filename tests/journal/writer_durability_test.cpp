@@ -12,6 +12,22 @@ using Clock = DurabilityTracker::Clock;
 
 const Clock::time_point kStart = Clock::time_point{} + 1h;
 
+// A batch tracker that recovered `recovered`, has `written` written and asks for a round over it.
+DurabilityTracker batch_waiting(std::uint64_t recovered, std::uint64_t written) {
+  DurabilityTracker t(FsyncPolicy::batch, 100ms);
+  t.start(recovered, kStart);
+  t.advance_written(written);
+  t.request_sync_through(written);
+  return t;
+}
+
+// Issues a round of `syncs` fdatasyncs, as the writer does.
+void issue_round(DurabilityTracker& t, unsigned syncs, bool covered_every_file) {
+  t.begin_round(kStart);
+  for (unsigned i = 0; i < syncs; ++i) t.sync_issued();
+  t.end_issuing(covered_every_file);
+}
+
 TEST(DurabilityTracker, UnderFsyncNeverNothingIsDurableAndNoRoundIsEverDue) {
   DurabilityTracker t(FsyncPolicy::never, 100ms);
   t.start(50, kStart);
@@ -67,15 +83,9 @@ TEST(DurabilityTracker, AnIntervalRoundIsDueWhenTheIntervalPassedWithSomethingWr
 }
 
 TEST(DurabilityTracker, DurableMovesToWhatWasWrittenWhenTheRoundWasIssued) {
-  DurabilityTracker t(FsyncPolicy::batch, 100ms);
-  t.start(0, kStart);
-  t.advance_written(10);
-  t.request_sync_through(10);
+  DurabilityTracker t = batch_waiting(0, 10);
   ASSERT_TRUE(t.round_due(kStart));
-  t.begin_round(kStart);
-  t.sync_issued();
-  t.sync_issued();
-  t.end_issuing(true);
+  issue_round(t, 2, true);
   EXPECT_FALSE(t.round_due(kStart + 1h)) << "one round at a time";
   t.advance_written(20);  // written after the round was issued: not covered by it
   t.sync_completed(false);
@@ -86,37 +96,22 @@ TEST(DurabilityTracker, DurableMovesToWhatWasWrittenWhenTheRoundWasIssued) {
 }
 
 TEST(DurabilityTracker, ARoundThatMissedAFileProvesNothingNew) {
-  DurabilityTracker t(FsyncPolicy::batch, 100ms);
-  t.start(4, kStart);
-  t.advance_written(10);
-  t.request_sync_through(10);
-  t.begin_round(kStart);
-  t.sync_issued();
-  t.end_issuing(false);
+  DurabilityTracker t = batch_waiting(4, 10);
+  issue_round(t, 1, false);
   t.sync_completed(false);
   EXPECT_EQ(t.durable(), 4u);
   EXPECT_TRUE(t.round_due(kStart)) << "the next round tries again";
 }
 
 TEST(DurabilityTracker, ARoundWithoutFdatasyncsEndsWhenIssued) {
-  DurabilityTracker t(FsyncPolicy::batch, 100ms);
-  t.start(0, kStart);
-  t.advance_written(7);
-  t.request_sync_through(7);
-  t.begin_round(kStart);
-  t.end_issuing(true);  // every file was synced by an earlier round
+  DurabilityTracker t = batch_waiting(0, 7);
+  issue_round(t, 0, true);  // every file was synced by an earlier round
   EXPECT_EQ(t.durable(), 7u);
 }
 
 TEST(DurabilityTracker, AStoppedWriterNeverMovesDurable) {
-  DurabilityTracker t(FsyncPolicy::batch, 100ms);
-  t.start(0, kStart);
-  t.advance_written(10);
-  t.request_sync_through(10);
-  t.begin_round(kStart);
-  t.sync_issued();
-  t.sync_issued();
-  t.end_issuing(true);
+  DurabilityTracker t = batch_waiting(0, 10);
+  issue_round(t, 2, true);
   t.sync_completed(true);  // this fdatasync failed and stopped the writer
   t.sync_completed(true);  // the other one succeeded, but proves nothing
   EXPECT_EQ(t.durable(), 0u);
