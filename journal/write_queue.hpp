@@ -24,16 +24,17 @@ struct Write {
   std::uint64_t id = 0;
   OpenSegment* segment = nullptr;
   int fd = -1;
-  std::byte* data = nullptr;     // bytes to write (into a pool buffer, `temp`, or index entries)
-  std::uint64_t offset = 0;      // file offset of data[0]
+  // Bytes to write: in a pool buffer, in `own_buffer`, or in the segment's index entries.
+  std::byte* bytes = nullptr;
+  std::uint64_t offset = 0;         // file offset of bytes[0]
   std::uint64_t length = 0;
-  std::uint64_t done = 0;        // bytes already written (a short write resumes from here)
-  int buffer = -1;               // pool buffer index (registered: write_fixed), -1 otherwise
-  AlignedBuffer temp;            // the slow path's own buffer for a record larger than a buffer
+  std::uint64_t bytes_written = 0;  // a short write resumes from here
+  int pool_buffer = -1;             // pool buffer index (registered: write_fixed), -1 otherwise
+  AlignedBuffer own_buffer;         // a record larger than a pool buffer gets a buffer of its own
   std::uint64_t last_sequence = 0;  // the last record that ends inside this write (0: none)
-  std::uint64_t wait_for = 0;    // a write of the same block that must complete before this starts
-  bool direct = false;           // O_DIRECT: offsets and lengths stay block-aligned on retries
-  bool retrying = false;         // failed at least once and not yet complete (counts in blocked)
+  std::uint64_t waits_for = 0;      // a write of the same block to complete before this starts
+  bool direct = false;              // O_DIRECT: offsets and lengths stay block-aligned on retries
+  bool retrying = false;            // failed at least once and not yet complete: blocks the writer
   Phase phase = Phase::queued;
   std::chrono::steady_clock::time_point retry_at{};
 };
@@ -59,7 +60,7 @@ class WriteQueue {
   }
   Write& front() noexcept { return slots_[head_]; }
   void pop() noexcept {
-    slots_[head_] = Write{};  // releases a temp buffer
+    slots_[head_] = Write{};  // releases a record's own buffer
     head_ = (head_ + 1) & (slots_.size() - 1);
     ++first_id_;
     --count_;

@@ -18,8 +18,9 @@
 // Errors come in two kinds. Retryable write errors (ENOSPC, EDQUOT, EFBIG, EIO, EINTR, EAGAIN, a
 // short write) block the writer as described above. Hard errors (a failed fdatasync, EROFS, EBADF,
 // ...) stop it for good: reap(), drain(), flush() and append() return that error from then on and
-// durable_sequence() never moves again (a retried fsync can "succeed" without the data, see
-// LESSONS.md "fsyncgate"); the caller closes the writer and opens the journal again.
+// durable_sequence() never moves again: after a failed fsync the kernel may have dropped the dirty
+// pages it could not write, so a retried fsync can report success for data that is lost. The
+// caller closes the writer and opens the journal again.
 #pragma once
 
 #include <chrono>
@@ -134,8 +135,9 @@ class JournalWriter {
   const std::string& last_error() const noexcept;
   const WriterStats& stats() const noexcept;
 
-  // Fault injection for tests (LESSONS.md: libfiu and LD_PRELOAD do not see io_uring): called with
-  // each completion's result before the writer looks at it; may return a different result (e.g.
+  // Fault injection for tests, in process because libfiu and LD_PRELOAD interposers cannot see
+  // io_uring submissions (the kernel performs them; no libc call is made): called with each
+  // completion's result before the writer looks at it; may return a different result (e.g.
   // -ENOSPC or a short count). fdatasync completions pass through it too (0 on success). The
   // context must outlive the writer (the destructor still reaps).
   using CompletionHook = int (*)(void* context, int result);
@@ -143,7 +145,7 @@ class JournalWriter {
 
  private:
   JournalWriter();
-  struct State;
+  struct State;  // journal/writer_state.hpp
   std::unique_ptr<State> state_;
 };
 
