@@ -234,19 +234,19 @@ ClaimStatus RingWriter::reserve(std::uint64_t bytes, std::uint64_t count, std::u
   return ClaimStatus::ok;
 }
 
-void RingWriter::fill_header(const ClaimTicket& t, RecordType type,
-                             std::int64_t timestamp_ns) noexcept {
-  RecordHeader* h = ring_.header_at(t.position);
-  h->length = t.length;
+void RingWriter::fill_header(std::uint64_t position, std::uint32_t length, std::uint64_t sequence,
+                             RecordType type, std::int64_t timestamp_ns) noexcept {
+  RecordHeader* h = ring_.header_at(position);
+  h->length = length;
   h->type = static_cast<std::uint16_t>(type);
   h->producer = producer_tag_;
-  h->sequence = t.sequence;
+  h->sequence = sequence;
   h->timestamp_ns = timestamp_ns;
 }
 
 void RingWriter::write_header(const ClaimTicket& t, std::int64_t now_ns) noexcept {
   if (t.position != t.start) write_padding(t.start, t.position - t.start, now_ns);
-  fill_header(t, RecordType::data, now_ns);
+  fill_header(t.position, t.length, t.sequence, RecordType::data, now_ns);
   RecordHeader* h = ring_.header_at(t.position);
   // release: a peer that sees "pending" may trust length and sequence (it needs them to mark the
   // claim abandoned should we die before committing).
@@ -278,22 +278,22 @@ void RingWriter::begin(const ClaimTicket& t, std::int64_t now_ns) noexcept {
   note_checkpoint(t.start, t.end, t.sequence + 1);
 }
 
-CommitStatus RingWriter::commit_with_header(const ClaimTicket& t,
-                                            std::int64_t timestamp_ns) noexcept {
+CommitStatus RingWriter::commit_record(std::uint64_t position, std::uint32_t length,
+                                       std::uint64_t sequence, std::int64_t timestamp_ns) noexcept {
   // acquire: as in commit(); without a pending header this is the only way to learn of a repair.
-  if (ring_.header->repaired_through.load(std::memory_order_acquire) > t.position) {
+  if (ring_.header->repaired_through.load(std::memory_order_acquire) > position) {
     return CommitStatus::abandoned;
   }
-  fill_header(t, RecordType::data, timestamp_ns);
-  RecordHeader* h = ring_.header_at(t.position);
+  fill_header(position, length, sequence, RecordType::data, timestamp_ns);
+  RecordHeader* h = ring_.header_at(position);
   // release: the payload and the fields above are visible to a reader that acquires this.
-  h->commit.store(ring_.committed(t.position), std::memory_order_release);
+  h->commit.store(ring_.committed(position), std::memory_order_release);
   return CommitStatus::ok;
 }
 
 void RingWriter::abandon(const ClaimTicket& t) noexcept {
   // Every field: after begin() (unlike write_header()) none is written yet.
-  fill_header(t, RecordType::abandoned, t.timestamp_ns);
+  fill_header(t.position, t.length, t.sequence, RecordType::abandoned, t.timestamp_ns);
   RecordHeader* h = ring_.header_at(t.position);
   // release: readers that see the commit see the abandoned type and skip the payload.
   h->commit.store(ring_.committed(t.position), std::memory_order_release);

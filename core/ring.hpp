@@ -108,7 +108,14 @@ class RingWriter {
   // header meanwhile: a repairer infers its extent (ring_repair.hpp).
   void begin(const ClaimTicket& ticket, std::int64_t now_ns) noexcept;
   [[nodiscard]] CommitStatus commit_with_header(const ClaimTicket& ticket,
-                                                std::int64_t timestamp_ns) noexcept;
+                                                std::int64_t timestamp_ns) noexcept {
+    return commit_record(ticket.position, ticket.length, ticket.sequence, timestamp_ns);
+  }
+  // The same for a claim known by the fields its header needs: a caller that keeps its claims in
+  // its own form passes them in registers instead of building a ticket in memory.
+  [[nodiscard]] CommitStatus commit_record(std::uint64_t position, std::uint32_t length,
+                                           std::uint64_t sequence,
+                                           std::int64_t timestamp_ns) noexcept;
 
   // Gives up a claim: readers skip it and count its sequence as lost.
   void abandon(const ClaimTicket& ticket) noexcept;
@@ -116,7 +123,8 @@ class RingWriter {
   const RingRef& ring() const noexcept { return ring_; }
 
  private:
-  void fill_header(const ClaimTicket& t, RecordType type, std::int64_t timestamp_ns) noexcept;
+  void fill_header(std::uint64_t position, std::uint32_t length, std::uint64_t sequence,
+                   RecordType type, std::int64_t timestamp_ns) noexcept;
   ClaimStatus reserve(std::uint64_t bytes, std::uint64_t count, std::uint64_t gate_floor,
                       TailWord& at, std::uint64_t& pad) noexcept;
   void write_padding(std::uint64_t position, std::uint64_t bytes, std::int64_t now_ns) noexcept;

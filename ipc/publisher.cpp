@@ -209,9 +209,8 @@ PublishStatus Publisher::claim(std::uint32_t size, Claim& claim,
 
 PublishStatus Publisher::commit(Claim& claim) noexcept {
   detail::PublisherState& s = *state_;
-  const core::ClaimTicket ticket{claim.payload_, claim.length_, claim.position_, claim.sequence_,
-                                 claim.start_,   claim.end_,    claim.timestamp_ns_};
-  const core::CommitStatus st = s.writer.commit_with_header(ticket, claim.timestamp_ns_);
+  const core::CommitStatus st =
+      s.writer.commit_record(claim.position_, claim.length_, claim.sequence_, claim.timestamp_ns_);
   if (st == core::CommitStatus::ok && s.counters) {
     // relaxed: statistics for tools, on our own slot's line; nothing is ordered by them. Plain
     // stores of our own running totals (we are the slot's only writer): no locked increment.
