@@ -151,12 +151,10 @@ static_assert(offsetof(RingHeader, checkpoints) == 256);
 static_assert(sizeof(RingHeader) == 256 + 16 * kCheckpoints);
 static_assert(sizeof(RingHeader) <= kRingDataOffset);
 
-// A digest of every size and offset above. Two builds whose layouts differ in any of them (another
-// compiler, another packing, an edited struct without a version bump) compute different values and
-// refuse each other's segments with a message naming both.
-// A digest of a layout's sizes and offsets (FNV-1a over their bytes), stored in a segment's
-// header by its creator and compared by every opener. The ring's and the control segment's
-// (ipc/control_layout.hpp) fingerprints are this function over their own parts.
+// A digest of a layout's sizes and offsets (FNV-1a over their bytes), stored in a segment's header
+// by its creator and compared by every opener. Two builds whose layouts differ in any part
+// (another compiler, another packing, an edited struct without a version bump) compute different
+// values and refuse each other's segments with a message naming both.
 template <std::size_t N>
 constexpr std::uint64_t fingerprint(const std::uint64_t (&parts)[N]) noexcept {
   std::uint64_t h = 0xcbf29ce484222325ULL;
@@ -169,6 +167,7 @@ constexpr std::uint64_t fingerprint(const std::uint64_t (&parts)[N]) noexcept {
   return h;
 }
 
+// The ring's: every size and offset above.
 constexpr std::uint64_t layout_fingerprint() noexcept {
   constexpr std::uint64_t parts[] = {
       sizeof(RecordHeader),          offsetof(RecordHeader, length),

@@ -380,7 +380,8 @@ SHMBUS_SEQLOCK_READER bool checkpoint_valid(const RingRef& ring, std::uint64_t p
 }  // namespace
 
 std::optional<TailWord> find_boundary(const RingRef& ring, std::uint64_t min_position) noexcept {
-  const std::uint64_t claimed = ring.claimed_position();
+  // acquire: checkpoints and headers read after it are at least as new as this claim.
+  const std::uint64_t claimed = ring.claimed_position(std::memory_order_acquire);
   std::optional<TailWord> best;
   for (const Checkpoint& cp : ring.header->checkpoints) {
     // relaxed: hints, validated against the record header below.

@@ -71,7 +71,7 @@ struct ClaimTicket {
   std::uint64_t sequence = 0;
   std::uint64_t start = 0;     // where the claim starts: the padding, if any, else the record
   std::uint64_t end = 0;       // position after the record
-  std::int64_t timestamp_ns = 0;  // the claim's time, for commit_with_header()
+  std::int64_t timestamp_ns = 0;  // the claim's time, for commit_with_header() and abandon()
 };
 
 class RingWriter {

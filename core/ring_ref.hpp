@@ -2,7 +2,8 @@
 // the tail word (the producers' claim word) outside the claim itself.
 //
 // The tail word {position, next_sequence} changes only as a whole: by a 16-byte compare-and-swap
-// (shared producers) or by one 16-byte store (an exclusive producer, ring.cpp). A load of either
+// (shared producers), or by an exclusive producer's one 16-byte store where that store is atomic
+// (ring.cpp; else by the same compare-and-swap). A load of either
 // half is therefore a consistent 8-byte read of it; a consistent pair without writing is
 // load_tail(). Every caller names the memory order it needs and says why at the call.
 #pragma once
@@ -34,15 +35,13 @@ struct RingRef {
     return commit_word(key, position, kStateCommitted);
   }
 
-  // The highest position any producer has claimed. The default, acquire, lets a reader that sees
-  // a claim also see what was ordered before it (the release fence after a claim in ring.cpp).
-  std::uint64_t claimed_position(
-      std::memory_order order = std::memory_order_acquire) const noexcept {
+  // The highest position any producer has claimed. Acquire lets a reader that sees a claim also
+  // see what was ordered before it (the release fence after a claim in ring.cpp).
+  std::uint64_t claimed_position(std::memory_order order) const noexcept {
     return std::atomic_ref<std::uint64_t>(header->tail.position).load(order);
   }
-  // The sequence the next claim will take, alone (see claimed_position for the order).
-  std::uint64_t claimed_sequence(
-      std::memory_order order = std::memory_order_acquire) const noexcept {
+  // The sequence the next claim will take, alone.
+  std::uint64_t claimed_sequence(std::memory_order order) const noexcept {
     return std::atomic_ref<std::uint64_t>(header->tail.next_sequence).load(order);
   }
   // Both halves, consistent, without writing (read-only mappings cannot CAS): the sequence changes

@@ -30,7 +30,8 @@ bool committed_after(const RingRef& ring, std::uint64_t position, std::uint64_t 
 bool overwritten(const RingRef& ring, std::uint64_t p) {
   // acquire: the header reads before this fence come before the claim position load below.
   std::atomic_thread_fence(std::memory_order_acquire);
-  return ring.claimed_position() > p + ring.capacity;
+  // acquire: as every reader's claim check (ring_ref.hpp).
+  return ring.claimed_position(std::memory_order_acquire) > p + ring.capacity;
 }
 
 enum class HeaderRead {

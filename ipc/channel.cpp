@@ -190,12 +190,13 @@ Result<std::shared_ptr<ChannelMapping>> ChannelMapping::open_or_create(
 
 Result<std::shared_ptr<ChannelMapping>> ChannelMapping::open(std::string_view channel,
                                                              bool writable_ring,
-                                                             std::chrono::milliseconds timeout) {
+                                                             std::chrono::milliseconds timeout,
+                                                             bool prefault_ring) {
   if (auto ok = check_channel_name(channel); !ok) return tl::unexpected(ok.error());
   const std::string ring_name = ring_object_name(channel);
   const std::int64_t deadline = monotonic_ns() + timeout.count() * 1'000'000;
   for (;;) {
-    auto ring = ShmSegment::open(ring_name, writable_ring, true, Use::use);
+    auto ring = ShmSegment::open(ring_name, writable_ring, prefault_ring, Use::use);
     if (ring) {
       auto m = attach(channel, std::move(*ring));
       if (m) (*m)->ring_writable_ = writable_ring;

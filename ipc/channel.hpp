@@ -38,9 +38,12 @@ class ChannelMapping {
                                                                 const ChannelOptions& options);
   // Opens an existing channel, waiting up to `timeout` for it to appear (subscribers, tools).
   // A read-only ring mapping is enough for non-gating readers.
+  // `prefault_ring` maps every ring page at once (no page faults on the hot path later); a
+  // mapping kept only for the control segment (the journaler's link) leaves it off.
   static Result<std::shared_ptr<ChannelMapping>> open(std::string_view channel,
                                                       bool writable_ring,
-                                                      std::chrono::milliseconds timeout);
+                                                      std::chrono::milliseconds timeout,
+                                                      bool prefault_ring = true);
 
   const core::RingRef& ring() const noexcept { return ring_; }
   ControlHeader& control() const noexcept { return *control_; }

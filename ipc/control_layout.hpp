@@ -186,22 +186,18 @@ static_assert(offsetof(ProducerSlot, published_bytes) == 40);
 static_assert(offsetof(SubscriberSlot, flags) == 13);
 static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
 
+// Stored in every control segment and compared by every opener. Its formula is part of the
+// format: segments of running channels carry this value, so it stays bit for bit what earlier
+// builds of this layout version computed. The next control layout version (a new kControlVersion)
+// computes it with core::fingerprint, as the ring does.
 constexpr std::uint64_t control_fingerprint() noexcept {
-  constexpr std::uint64_t parts[] = {
-      sizeof(ControlHeader),
-      offsetof(ControlHeader, producers),
-      offsetof(ControlHeader, journal_owner),
-      offsetof(ControlHeader, journal_written),
-      offsetof(ControlHeader, retired_bytes),
-      offsetof(ControlHeader, latency),
-      sizeof(SubscriberSlot),
-      offsetof(SubscriberSlot, position),
-      offsetof(SubscriberSlot, spilled),
-      sizeof(ProducerSlot),
-      sizeof(core::LatencyHistogram),
-      kControlVersion,
-  };
-  return core::fingerprint(parts);
+  return (std::uint64_t{sizeof(ControlHeader)} << 32) ^ (sizeof(SubscriberSlot) << 16) ^
+         (offsetof(SubscriberSlot, position) << 8) ^ (offsetof(ControlHeader, producers) << 40) ^
+         (sizeof(ProducerSlot) << 24) ^ (offsetof(SubscriberSlot, spilled) << 56) ^
+         (offsetof(ControlHeader, journal_owner) << 12) ^
+         (offsetof(ControlHeader, journal_written) << 4) ^
+         (offsetof(ControlHeader, latency) << 20) ^ (sizeof(core::LatencyHistogram) << 48) ^
+         (offsetof(ControlHeader, retired_bytes) << 2) ^ kControlVersion;
 }
 
 inline constexpr std::size_t kControlSegmentSize = (sizeof(ControlHeader) + 4095) & ~std::size_t{4095};

@@ -16,7 +16,7 @@ std::uint64_t ChannelMapping::scan_gate_floor() const noexcept {
     // then claims with a locked CAS (which makes that store visible first). If this load does not
     // see its claim, the claim starts at or beyond this tail; if it does, the loads below see
     // the in-flight bound.
-    floor = ring_.claimed_position();
+    floor = ring_.claimed_position(std::memory_order_acquire);  // acquire: above
     for (const ProducerSlot& p : control_->producers) {
       // relaxed: a free slot's bound is kNoClaim anyway; this only skips the load.
       if (p.owner.load(std::memory_order_relaxed) == 0) continue;

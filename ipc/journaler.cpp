@@ -48,7 +48,8 @@ struct Journaler::State {
   std::string last_error;
   bool append_failed = false;
   bool told_blocked = false;  // on_blocked_wait was called for the current episode
-  bool abandoned = false;
+  bool claimed = false;       // this journaler holds the channel's journal link
+  bool abandoned = false;     // abandon(): leave everything as a crash would
   std::int64_t unflushed_since = 0;  // monotonic ns of the first append not yet flushed (0: none)
 
   // Ring space is released once records are written, not once they are synced: holding the ring
@@ -148,6 +149,22 @@ struct Journaler::State {
     }
   }
 
+  State() = default;
+  State(const State&) = delete;
+  State& operator=(const State&) = delete;
+  // A journaler that holds the journal link drains what it appended (bounded), releases the ring
+  // behind it and gives the link up, on every path: a failed open, a failed reopen, a move over
+  // it, or its end. One that never claimed the link leaves it alone (another journaler in this
+  // process may hold it).
+  ~State() {
+    if (!claimed || abandoned) return;
+    if (writer) {
+      (void)writer->drain(std::chrono::milliseconds(2000));
+      if (sub) release_written();
+    }
+    detail::release_journal(*channel);
+  }
+
   // How many records the next poll may take without the writer running out of buffers.
   std::size_t poll_budget() const noexcept { return writer->full() ? 0 : 256; }
 
@@ -157,19 +174,21 @@ struct Journaler::State {
     sub.reset();
     auto reopened = open_subscriber(options, expected);
     if (!reopened) return tl::unexpected(reopened.error());
-    if (auto same = check_same_channel(*reopened); !same) return same;
+    if (auto same = check_same_channel(*reopened, "reopened it after an eviction"); !same) {
+      return same;
+    }
     sub.emplace(std::move(*reopened));
     marks_size = 0;
     return {};
   }
 
   // The subscriber must read the channel the journaler mapped: not a re-creation of its name.
-  Result<void> check_same_channel(const Subscriber& subscriber) const {
+  Result<void> check_same_channel(const Subscriber& subscriber, const char* while_it) const {
     if (subscriber.info().incarnation == channel->info().incarnation) return {};
     return tl::unexpected(Error{
-        ErrorCode::busy, fmt::format("channel '{}' was re-created while the journaler opened it; "
-                                     "start it again",
-                                     options.channel)});
+        ErrorCode::busy, fmt::format("channel '{}' was re-created while the journaler {}; start it "
+                                     "again",
+                                     options.channel, while_it)});
   }
 
   static Result<Subscriber> open_subscriber(const JournalerOptions& o, std::uint64_t expected) {
@@ -193,11 +212,7 @@ Journaler::Journaler() : state_(std::make_unique<State>()) {}
 Journaler::Journaler(Journaler&&) noexcept = default;
 Journaler& Journaler::operator=(Journaler&&) noexcept = default;
 
-Journaler::~Journaler() {
-  if (!state_ || !state_->writer || !state_->sub || state_->abandoned) return;
-  (void)drain(std::chrono::milliseconds(2000));
-  detail::release_journal(*state_->channel);
-}
+Journaler::~Journaler() = default;
 
 Result<Journaler> Journaler::open(const JournalerOptions& options,
                                   journal::RecoveryReport* report) {
@@ -212,7 +227,10 @@ Result<Journaler> Journaler::open(const JournalerOptions& options,
   // The channel's identity first (its incarnation goes into segment headers), then the writer,
   // which takes the directory's lock and says where the journal continues, then the subscriber,
   // which starts there.
-  auto channel = detail::ChannelMapping::open(options.channel, false, options.open_timeout);
+  // Kept for the journal link in the control segment; the subscriber reads the ring through its
+  // own mapping, so this one is not prefaulted.
+  auto channel = detail::ChannelMapping::open(options.channel, false, options.open_timeout,
+                                              /*prefault_ring=*/false);
   if (!channel) return tl::unexpected(channel.error());
   s.channel = std::move(*channel);
   const ChannelInfo& info = s.channel->info();
@@ -237,10 +255,13 @@ Result<Journaler> Journaler::open(const JournalerOptions& options,
   auto sub = State::open_subscriber(options, s.expected);
   if (!sub) return tl::unexpected(sub.error());
   s.sub.emplace(std::move(*sub));
-  if (auto same = s.check_same_channel(*s.sub); !same) return tl::unexpected(same.error());
+  if (auto same = s.check_same_channel(*s.sub, "opened it"); !same) {
+    return tl::unexpected(same.error());
+  }
   if (auto claimed = detail::claim_journal(*s.channel, s.absolute_dir); !claimed) {
     return tl::unexpected(claimed.error());
   }
+  s.claimed = true;
   s.release_written();
   return j;
 }

@@ -177,7 +177,7 @@ PublishStatus Publisher::try_claim_batch(std::span<const std::uint32_t> sizes,
   // One clock read for the whole batch: it is the claim's time.
   const std::int64_t now = s.clock.now_ns();
   for (std::size_t i = 0; i < sizes.size(); ++i) {
-    // The header is written with the commit (commit_with_header): one move of its cache line.
+    // The header is written with the commit (commit_record): one move of its cache line.
     const core::ClaimTicket& t = out[i];
     s.writer.begin(t, now);
     Claim& c = claims[i];

@@ -184,7 +184,8 @@ void SubscriberSlowState::on_empty(PollState& poll) noexcept {
   if (poll.catching_up) return;  // the ring position is stale until the spill rejoins the ring
   const core::RingRef& ring = channel->ring();
   const std::uint64_t pos = poll.reader.position();
-  const std::uint64_t claimed = ring.claimed_position();
+  // acquire: a claim seen here comes with what its producer ordered before it.
+  const std::uint64_t claimed = ring.claimed_position(std::memory_order_acquire);
   if (claimed > pos + ring.capacity) {  // lapped while we were not looking (e.g. after eviction)
     on_lapped(poll);
     return;

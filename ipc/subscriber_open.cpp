@@ -307,6 +307,10 @@ Result<Subscriber> Subscriber::open(std::string_view channel, const SubscriberOp
   if (auto placed = place_reader(sub.poll_, *sub.state_, resumed, options); !placed) {
     slot->owner.store(0, std::memory_order_release);  // release: hand the slot back
     sub.state_->slot = nullptr;                        // nothing to detach
+    if (options.policy == Policy::block) {
+      // release: a resumed slot gated until now; producers that see the epoch re-scan without it.
+      sub.state_->channel->control().gate_epoch.fetch_add(1, std::memory_order_release);
+    }
     return tl::unexpected(placed.error());
   }
   activate(sub.poll_, *sub.state_, self, resumed);

@@ -45,7 +45,7 @@ struct SubscriberSlowState {
   // Leaves the slot (a named one keeps its position for a successor).
   void detach(PollState& poll) noexcept;
 
-  // What poll found, when it was not simply ready (subscriber_poll.cpp).
+  // What poll found, when it was not simply ready (subscriber.cpp).
   void on_empty(PollState& poll) noexcept;
   void on_lapped(PollState& poll) noexcept;
   void on_corrupt(PollState& poll) noexcept;

@@ -13,7 +13,10 @@
 //   after a crash), and broken by any other.
 // - Valid records after damage in the middle of a segment still count: the segment ends after the
 //   last valid record anywhere in it (SegmentScan::end_sequence). The damage itself is reported
-//   where it lies, not again as a break at the next segment.
+//   where it lies, not again as a break at the next segment. Recovery alone passes a different
+//   end: a hole of zeros (writes still in flight at a crash) ends what was ever counted written,
+//   so it judges the next segment against the end before the hole (writer_recovery.cpp,
+//   contiguous_end).
 // - When the end of the segment before is unknown (there is none, it could not be read, or
 //   reading resumed at a segment without judging how it was reached), nothing is judged: a missing
 //   link is reported once, where it is known.

@@ -101,9 +101,9 @@ std::uint64_t contiguous_end(const std::string& path, const SegmentScan& scan,
 // the end here being the contiguous_end: records past a hole of zeros were never counted written.
 // Writes to several segments can be in flight at a crash (rolls do not wait for the previous
 // segment's writes), so a segment can end short while later segments are complete: those lie
-// beyond a hole. Nothing in them was counted written, so
-// the journaler writes their records again from the channel; they are set aside (renamed, not
-// deleted: their records are valid) and reported. Only the tail of the journal can be in that
+// beyond a hole. Nothing in them was counted written, so the journaler writes their records again
+// from the channel; they are set aside (renamed, not deleted: their records are valid) and
+// reported. Only the tail of the journal can be in that
 // state: the walk stops once it has looked at `window_bytes` of segments.
 Result<bool> set_aside_beyond_holes(const std::string& dir, std::vector<std::uint64_t>& segs,
                                     std::uint64_t window_bytes, RecoveryReport& report) {

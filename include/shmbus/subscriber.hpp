@@ -71,7 +71,7 @@ struct MessageSink {
   void (*call)(void* handler, const Message& message);
 };
 
-// The slow paths poll hands over to (ipc/subscriber_poll.cpp, ipc/spill.cpp).
+// The slow paths poll hands over to (ipc/subscriber.cpp, ipc/spill.cpp).
 void after_batch_slow(PollState& poll, SubscriberSlowState& slow, core::ReadState state) noexcept;
 std::size_t poll_journal(PollState& poll, SubscriberSlowState& slow, MessageSink sink,
                          std::size_t max_messages) noexcept;

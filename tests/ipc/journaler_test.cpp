@@ -275,6 +275,33 @@ TEST(Journaler, ASecondJournalerOnTheChannelIsRefused) {
   EXPECT_EQ(second.error().code, ErrorCode::busy);
   EXPECT_NE(second.error().message.find(std::to_string(::getpid())), std::string::npos)
       << second.error().message;
+  // The refused one never held the link, so it leaves the first one's alone: a spill subscriber
+  // still finds a journaler attached.
+  SubscriberOptions spill;
+  spill.policy = Policy::spill;
+  auto reader = Subscriber::open(channel.name(), spill);
+  EXPECT_TRUE(reader) << reader.error().message;
+}
+
+TEST(Journaler, AJournalerMovedOverGivesUpItsChannelsLink) {
+  ChannelGuard x(test::unique_channel("jmvx")), y(test::unique_channel("jmvy"));
+  TempDir x_dir("jmvx"), y_dir("jmvy"), x_again("jmvx2");
+  Publisher x_pub = open_channel(x.name(), 1 << 20, 1024);
+  Publisher y_pub = open_channel(y.name(), 1 << 20, 1024);
+  JournalerOptions jo;
+  jo.channel = x.name();
+  jo.writer.dir = x_dir.path();
+  auto on_x = Journaler::open(jo);
+  ASSERT_TRUE(on_x) << on_x.error().message;
+  jo.channel = y.name();
+  jo.writer.dir = y_dir.path();
+  auto on_y = Journaler::open(jo);
+  ASSERT_TRUE(on_y) << on_y.error().message;
+  *on_x = std::move(*on_y);  // the journaler of x is gone: its link must go with it
+  jo.channel = x.name();
+  jo.writer.dir = x_again.path();
+  auto again = Journaler::open(jo);
+  EXPECT_TRUE(again) << again.error().message;
 }
 
 TEST(Journaler, AJournalOfAnEarlierIncarnationOfTheChannelIsRefused) {

@@ -71,6 +71,9 @@ Result<std::unique_ptr<TestJournaler>> TestJournaler::open(const TestJournalerOp
   auto channel = detail::ChannelMapping::open(o.channel, false, so.open_timeout);
   if (!channel) return tl::unexpected(channel.error());
   j->channel_ = std::move(*channel);
+  if (j->channel_->info().incarnation != j->sub_->info().incarnation) {
+    return tl::unexpected(Error{ErrorCode::busy, "the channel was re-created while opening"});
+  }
   if (auto claimed = detail::claim_journal(*j->channel_, o.dir); !claimed) {
     return tl::unexpected(claimed.error());
   }
