@@ -49,6 +49,14 @@ void publish_generated(Publisher& pub, const test::SizeRule& rule, std::uint32_t
   }
 }
 
+// A journaler of `channel` recording into `dir`, the other options at their defaults.
+JournalerOptions recording(const std::string& channel, const std::string& dir) {
+  JournalerOptions jo;
+  jo.channel = channel;
+  jo.writer.dir = dir;
+  return jo;
+}
+
 bool wait_journaled(const Publisher& pub, std::uint64_t sequence, std::chrono::seconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (pub.journaled_sequence() < sequence) {
@@ -83,9 +91,7 @@ TEST(Journaler, RecordsAMillionRandomSizeMessagesAndReplaysThemByteForByte) {
     }
   });
 
-  JournalerOptions jo;
-  jo.channel = channel.name();
-  jo.writer.dir = dir.path();
+  JournalerOptions jo = recording(channel.name(), dir.path());
   jo.writer.segment_bytes = 32 << 20;  // several segments, so seeks cross files
   RecoveryReport report;
   auto journaler = Journaler::open(jo, &report);
@@ -158,9 +164,7 @@ TEST(Journaler, RestartSkipsWhatTheJournalHasAndRecordsWhatWasPublishedWhileDown
   ChannelGuard channel(test::unique_channel("jresume"));
   TempDir dir("jresume");
   Publisher pub = open_channel(channel.name(), 1 << 20, 1024);
-  JournalerOptions jo;
-  jo.channel = channel.name();
-  jo.writer.dir = dir.path();
+  JournalerOptions jo = recording(channel.name(), dir.path());
   {
     auto j = Journaler::open(jo);
     ASSERT_TRUE(j) << j.error().message;
@@ -203,9 +207,7 @@ TEST(Journaler, ALossyJournalerNeverSlowsTheProducerAndWritesAGapRecordForWhatIt
   ChannelGuard channel(test::unique_channel("jlossy"));
   TempDir dir("jlossy");
   Publisher pub = open_channel(channel.name(), 64 << 10, 1024);
-  JournalerOptions jo;
-  jo.channel = channel.name();
-  jo.writer.dir = dir.path();
+  JournalerOptions jo = recording(channel.name(), dir.path());
   jo.lossy = true;
   auto j = Journaler::open(jo);
   ASSERT_TRUE(j) << j.error().message;
@@ -263,9 +265,7 @@ TEST(Journaler, ASecondJournalerOnTheChannelIsRefused) {
   ChannelGuard channel(test::unique_channel("jtwo"));
   TempDir a("jtwo-a"), b("jtwo-b");
   Publisher pub = open_channel(channel.name(), 1 << 20, 1024);
-  JournalerOptions jo;
-  jo.channel = channel.name();
-  jo.writer.dir = a.path();
+  JournalerOptions jo = recording(channel.name(), a.path());
   auto first = Journaler::open(jo);
   ASSERT_TRUE(first) << first.error().message;
   jo.writer.dir = b.path();
@@ -288,28 +288,20 @@ TEST(Journaler, AJournalerMovedOverGivesUpItsChannelsLink) {
   TempDir x_dir("jmvx"), y_dir("jmvy"), x_again("jmvx2");
   Publisher x_pub = open_channel(x.name(), 1 << 20, 1024);
   Publisher y_pub = open_channel(y.name(), 1 << 20, 1024);
-  JournalerOptions jo;
-  jo.channel = x.name();
-  jo.writer.dir = x_dir.path();
+  JournalerOptions jo = recording(x.name(), x_dir.path());
   auto on_x = Journaler::open(jo);
   ASSERT_TRUE(on_x) << on_x.error().message;
-  jo.channel = y.name();
-  jo.writer.dir = y_dir.path();
-  auto on_y = Journaler::open(jo);
+  auto on_y = Journaler::open(recording(y.name(), y_dir.path()));
   ASSERT_TRUE(on_y) << on_y.error().message;
   *on_x = std::move(*on_y);  // the journaler of x is gone: its link must go with it
-  jo.channel = x.name();
-  jo.writer.dir = x_again.path();
-  auto again = Journaler::open(jo);
+  auto again = Journaler::open(recording(x.name(), x_again.path()));
   EXPECT_TRUE(again) << again.error().message;
 }
 
 TEST(Journaler, AJournalOfAnEarlierIncarnationOfTheChannelIsRefused) {
   ChannelGuard channel(test::unique_channel("jinc"));
   TempDir dir("jinc");
-  JournalerOptions jo;
-  jo.channel = channel.name();
-  jo.writer.dir = dir.path();
+  JournalerOptions jo = recording(channel.name(), dir.path());
   {
     Publisher pub = open_channel(channel.name(), 1 << 20, 1024);
     auto j = Journaler::open(jo);
