@@ -139,9 +139,9 @@ void SubscriberSlowState::publish_position(PollState& poll) noexcept {
   poll.published_position = poll.reader.position();
   // relaxed: counters for tools; the position's release store below orders them too.
   s.next_sequence.store(poll.reader.next_sequence(), std::memory_order_relaxed);
-  s.received.store(poll.received, std::memory_order_relaxed);
-  s.lost.store(poll.lost, std::memory_order_relaxed);
-  s.spilled.store(poll.spilled, std::memory_order_relaxed);  // relaxed: as above
+  s.received.store(poll.received, std::memory_order_relaxed);  // relaxed: as above
+  s.lost.store(poll.lost, std::memory_order_relaxed);          // relaxed: as above
+  s.spilled.store(poll.spilled, std::memory_order_relaxed);    // relaxed: as above
   // release: we are done reading everything before this position; a producer that acquires it
   // may overwrite it.
   s.position.store(poll.published_position, std::memory_order_release);

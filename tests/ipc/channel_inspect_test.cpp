@@ -254,6 +254,7 @@ TEST(ChannelInspect, BusyChannelIsWalkedAgainWhileOvertakenAndStaysHealthy) {
   std::atomic<bool> stop{false};
   std::thread producer([&] {
     const std::vector<std::byte> payload(length_of(1), std::byte{0x5a});
+    // relaxed: a stop flag only (see above).
     while (!stop.load(std::memory_order_relaxed)) (void)pub->try_publish(payload);
   });
   for (int i = 0; i < 200; ++i) {
@@ -280,7 +281,7 @@ TEST(ChannelInspect, BusyChannelIsWalkedAgainWhileOvertakenAndStaysHealthy) {
       previous = record.sequence;
     }
   }
-  stop.store(true, std::memory_order_relaxed);
+  stop.store(true, std::memory_order_relaxed);  // relaxed: join() orders the rest
   producer.join();
 }
 
