@@ -203,11 +203,9 @@ ClaimStatus RingWriter::reserve(std::uint64_t bytes, std::uint64_t count, std::u
                                 TailWord& at, std::uint64_t& pad) noexcept {
   // Relaxed loads: an exclusive writer knows the tail; a shared one's torn guess only makes the
   // first CAS fail, which returns the real value.
-  TailWord cur = local_tail_;
-  if (!exclusive_) {
-    cur.position = ring_.claimed_position(std::memory_order_relaxed);  // relaxed: a guess (above)
-    cur.next_sequence = ring_.claimed_sequence(std::memory_order_relaxed);  // relaxed: as above
-  }
+  constexpr auto guess = std::memory_order_relaxed;  // relaxed: a guess, as said above
+  TailWord cur = exclusive_ ? local_tail_
+                            : TailWord{ring_.claimed_position(guess), ring_.claimed_sequence(guess)};
   for (;;) {
     if (!is_frame_aligned(cur.position)) return ClaimStatus::corrupt;
     const std::uint64_t offset = cur.position & ring_.mask;
