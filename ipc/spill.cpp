@@ -29,6 +29,11 @@ namespace {
 // How often a catch-up that waits for the journaler looks at /proc to see whether it still lives.
 constexpr std::int64_t kAliveCheckIntervalNs = 20'000'000;
 
+// Why the journal cannot go on; the caller falls back to the ring (spill_fallback) with this text.
+tl::unexpected<Error> fail(std::string why) {
+  return tl::unexpected(Error{ErrorCode::system, std::move(why)});
+}
+
 }  // namespace
 
 void SubscriberSlowState::start_catch_up(PollState& poll) noexcept {
@@ -137,7 +142,6 @@ void SubscriberSlowState::spill_fallback(PollState& poll, const std::string& why
 }
 
 Result<void> SpillState::position_at(const ChannelMapping& channel, std::uint64_t expected) {
-  auto fail = [](std::string why) { return tl::unexpected(Error{ErrorCode::system, std::move(why)}); };
   if (!journal) {
     if (dir.empty()) {
       const auto link = find_journal(channel);
@@ -165,7 +169,6 @@ Result<void> SpillState::position_at(const ChannelMapping& channel, std::uint64_
 
 Result<bool> SpillState::read_next(journal::JournalRecord& record, std::uint64_t expected,
                                    std::uint64_t written) {
-  auto fail = [](std::string why) { return tl::unexpected(Error{ErrorCode::system, std::move(why)}); };
   const journal::ReadStatus st = journal->next(record);
   if (st == journal::ReadStatus::end) {
     // The reader reads up to the sizes it listed; the journaler may have appended since.
