@@ -131,27 +131,12 @@ TailWord RingRef::load_tail() const noexcept {
 
 namespace {
 
-// Stores the whole tail word at once. A 16-byte aligned SSE store is a single atomic access on
-// every x86-64 processor with AVX (Intel SDM vol. 3A, 9.1.1; AMD APM vol. 2, 7.3.2); readers'
-// 8-byte loads of either half therefore never see a mix. Elsewhere, and under ThreadSanitizer
-// (which cannot see the vector store), the CAS does the same job.
 bool vector_store_is_atomic() noexcept {
 #if defined(__SANITIZE_THREAD__)
-  return false;
+  return false;  // ThreadSanitizer cannot see the vector store: use the CAS (see ring.hpp)
 #else
   return __builtin_cpu_supports("avx");
 #endif
-}
-
-void store_tail(RingHeader* header, TailWord expected, TailWord want, bool vector) noexcept {
-  if (vector) {
-    _mm_store_si128(reinterpret_cast<__m128i*>(&header->tail),
-                    _mm_set_epi64x(static_cast<long long>(want.next_sequence),
-                                   static_cast<long long>(want.position)));
-  } else {
-    __sync_val_compare_and_swap(reinterpret_cast<unsigned __int128*>(&header->tail),
-                                pack(expected), pack(want));
-  }
 }
 
 }  // namespace
@@ -160,11 +145,16 @@ RingWriter::RingWriter(RingRef ring, std::uint16_t producer_tag, bool exclusive)
     : ring_(ring), producer_tag_(producer_tag), exclusive_(exclusive) {
   if (exclusive_) local_tail_ = ring_.load_tail();
   vector_tail_store_ = vector_store_is_atomic();
+  checkpoint_shift_ = static_cast<std::uint32_t>(std::countr_zero(ring_.capacity / kCheckpoints));
 }
 
-ClaimStatus RingWriter::try_claim(std::uint32_t length, std::uint64_t gate_floor,
-                                  ClaimTicket& out) noexcept {
-  return try_claim_batch({&length, 1}, gate_floor, {&out, 1});
+bool RingWriter::cas_tail(TailWord& expected, TailWord want) noexcept {
+  // Full barrier (lock cmpxchg16b); see ring.hpp.
+  const unsigned __int128 seen = __sync_val_compare_and_swap(
+      reinterpret_cast<unsigned __int128*>(&ring_.header->tail), pack(expected), pack(want));
+  if (seen == pack(expected)) return true;
+  expected = unpack(seen);
+  return false;
 }
 
 ClaimStatus RingWriter::try_claim_batch(std::span<const std::uint32_t> lengths,
@@ -182,7 +172,9 @@ ClaimStatus RingWriter::try_claim_batch(std::span<const std::uint32_t> lengths,
   }
   TailWord at;
   std::uint64_t pad;
-  const ClaimStatus st = reserve(bytes, lengths.size(), gate_floor, at, pad);
+  const ClaimStatus st =
+      exclusive_ ? reserve<true>(bytes, lengths.size(), gate_floor, at.position, at.next_sequence, pad)
+                 : reserve<false>(bytes, lengths.size(), gate_floor, at.position, at.next_sequence, pad);
   if (st != ClaimStatus::ok) return st;
   std::uint64_t position = at.position + pad;
   for (std::size_t i = 0; i < lengths.size(); ++i) {
@@ -197,51 +189,6 @@ ClaimStatus RingWriter::try_claim_batch(std::span<const std::uint32_t> lengths,
     position += frame;
   }
   return ClaimStatus::ok;
-}
-
-ClaimStatus RingWriter::reserve(std::uint64_t bytes, std::uint64_t count, std::uint64_t gate_floor,
-                                TailWord& at, std::uint64_t& pad) noexcept {
-  // Relaxed loads: an exclusive writer knows the tail; a shared one's torn guess only makes the
-  // first CAS fail, which returns the real value.
-  constexpr auto guess = std::memory_order_relaxed;  // relaxed: a guess, as said above
-  TailWord cur = exclusive_ ? local_tail_
-                            : TailWord{ring_.claimed_position(guess), ring_.claimed_sequence(guess)};
-  for (;;) {
-    if (!is_frame_aligned(cur.position)) return ClaimStatus::corrupt;
-    const std::uint64_t offset = cur.position & ring_.mask;
-    pad = offset + bytes > ring_.capacity ? ring_.capacity - offset : 0;
-    const std::uint64_t end = cur.position + pad + bytes;
-    if (gate_floor != UINT64_MAX && end > gate_floor + ring_.capacity) {
-      return ClaimStatus::back_pressured;
-    }
-    const TailWord want{end, cur.next_sequence + count};
-    if (exclusive_) {
-      local_tail_ = want;
-      store_tail(ring_.header, cur, want, vector_tail_store_);
-      break;
-    }
-    // Full barrier (lock cmpxchg16b): the claim is the single point that orders producers.
-    const unsigned __int128 seen = __sync_val_compare_and_swap(
-        reinterpret_cast<unsigned __int128*>(&ring_.header->tail), pack(cur), pack(want));
-    if (seen == pack(cur)) break;
-    cur = unpack(seen);
-  }
-  // release fence: a non-gating reader that reads any byte we write after this and then (after
-  // its acquire fence) loads the claim position is guaranteed to see this claim, and so discards
-  // its copy as lapped (see RingReader::poll_copy).
-  std::atomic_thread_fence(std::memory_order_release);
-  at = cur;
-  return ClaimStatus::ok;
-}
-
-void RingWriter::fill_header(std::uint64_t position, std::uint32_t length, std::uint64_t sequence,
-                             RecordType type, std::int64_t timestamp_ns) noexcept {
-  RecordHeader* h = ring_.header_at(position);
-  h->length = length;
-  h->type = static_cast<std::uint16_t>(type);
-  h->producer = producer_tag_;
-  h->sequence = sequence;
-  h->timestamp_ns = timestamp_ns;
 }
 
 void RingWriter::write_header(const ClaimTicket& t, std::int64_t now_ns) noexcept {
@@ -273,24 +220,6 @@ CommitStatus RingWriter::commit(const ClaimTicket& t) noexcept {
   return CommitStatus::ok;
 }
 
-void RingWriter::begin(const ClaimTicket& t, std::int64_t now_ns) noexcept {
-  if (t.position != t.start) write_padding(t.start, t.position - t.start, now_ns);
-  note_checkpoint(t.start, t.end, t.sequence + 1);
-}
-
-CommitStatus RingWriter::commit_record(std::uint64_t position, std::uint32_t length,
-                                       std::uint64_t sequence, std::int64_t timestamp_ns) noexcept {
-  // acquire: as in commit(); without a pending header this is the only way to learn of a repair.
-  if (ring_.header->repaired_through.load(std::memory_order_acquire) > position) {
-    return CommitStatus::abandoned;
-  }
-  fill_header(position, length, sequence, RecordType::data, timestamp_ns);
-  RecordHeader* h = ring_.header_at(position);
-  // release: the payload and the fields above are visible to a reader that acquires this.
-  h->commit.store(ring_.committed(position), std::memory_order_release);
-  return CommitStatus::ok;
-}
-
 void RingWriter::abandon(const ClaimTicket& t) noexcept {
   // Every field: after begin() (unlike write_header()) none is written yet.
   fill_header(t.position, t.length, t.sequence, RecordType::abandoned, t.timestamp_ns);
@@ -309,17 +238,6 @@ void RingWriter::write_padding(std::uint64_t position, std::uint64_t bytes,
   h->timestamp_ns = now_ns;
   // release: the padding's length is visible to whoever sees it committed.
   h->commit.store(ring_.committed(position), std::memory_order_release);
-}
-
-void RingWriter::note_checkpoint(std::uint64_t claim_start, std::uint64_t end,
-                                 std::uint64_t next_sequence) noexcept {
-  const std::uint64_t chunk = ring_.capacity / kCheckpoints;
-  if (end / chunk == claim_start / chunk) return;
-  Checkpoint& cp = ring_.header->checkpoints[(end / chunk) % kCheckpoints];
-  // relaxed: a hint only. Readers check it against the record header it names and ignore a torn
-  // or stale pair.
-  cp.sequence.store(next_sequence, std::memory_order_relaxed);
-  cp.position.store(end, std::memory_order_relaxed);
 }
 
 std::optional<std::string> check_record(const RingRef& ring, std::uint64_t position,

@@ -2,6 +2,8 @@
 // call, takes no lock and allocates nothing: one 16-byte CAS, the header stores, the payload and
 // one release store. Gating readers are consulted through a cached floor that is re-scanned only
 // when the gate epoch changes or the cached floor says the ring is full.
+#include <immintrin.h>
+
 #include <algorithm>
 #include <cstring>
 #include <thread>
@@ -82,20 +84,15 @@ PublisherState::~PublisherState() {
       mine, 0, std::memory_order_release);  // release: see above
 }
 
-std::uint64_t PublisherState::current_gate_floor() noexcept {
-  // seq_cst: a subscriber registers (RMW on the epoch) then loads the tail; either our load sees
-  // its registration or its tail load sees our earlier claims (see Subscriber::open).
-  const std::uint64_t epoch = channel->control().gate_epoch.load(std::memory_order_seq_cst);
-  if (epoch != gate_epoch) {
-    gate_epoch = epoch;
-    gate_floor = channel->scan_gate_floor();
-  }
+std::uint64_t PublisherState::scan_gate(std::uint64_t epoch) noexcept {
+  gate_epoch = epoch;
+  gate_floor = channel->scan_gate_floor();
   return gate_floor;
 }
 
 std::uint64_t PublisherState::refresh_gate() noexcept {
-  gate_epoch = UINT64_MAX;
-  return current_gate_floor();
+  // seq_cst: as in current_gate_floor.
+  return scan_gate(channel->control().gate_epoch.load(std::memory_order_seq_cst));
 }
 
 void PublisherState::wait_for_gate(std::uint64_t end) noexcept {
@@ -109,11 +106,16 @@ void PublisherState::wait_for_gate(std::uint64_t end) noexcept {
   }
 }
 
-void PublisherState::claim_done() noexcept {
-  // release: our bound goes only after the commit stores before it.
-  if (--outstanding == 0 && !exclusive) {
-    slot->in_flight.store(kNoClaim, std::memory_order_release);  // release: above
-  }
+PublishStatus PublisherState::claim_failed(core::ClaimStatus status, bool announced) noexcept {
+  // release: nothing was claimed; our bound goes.
+  if (announced) slot->in_flight.store(kNoClaim, std::memory_order_release);
+  if (status == core::ClaimStatus::too_large) return PublishStatus::too_large;
+  if (status == core::ClaimStatus::corrupt) return PublishStatus::corrupt;
+  // relaxed: a statistic.
+  channel->control().back_pressure_events.fetch_add(1, std::memory_order_relaxed);
+  // Dead processes may hold the floor: look for them now and then (reads /proc).
+  if ((++back_pressured_tries & 1023) == 0) channel->evict_dead_subscribers();
+  return PublishStatus::back_pressured;
 }
 
 void PublisherState::wake_waiters() noexcept {
@@ -127,8 +129,73 @@ void PublisherState::wake_waiters() noexcept {
 
 const ChannelInfo& Publisher::info() const noexcept { return state_->channel->info(); }
 
+namespace {
+
+// The single-message claim, shared by try_claim and try_publish: inline so that try_publish is
+// one straight line of code from the gate check to the commit store.
+// One copy per kind of channel (kExclusive: single-producer), so neither pays for the other's
+// checks.
+template <bool kExclusive>
+[[gnu::always_inline]] inline PublishStatus claim_one(detail::PublisherState& s,
+                                                      std::uint32_t size,
+                                                      core::ClaimTicket& t) noexcept {
+  const bool track = !kExclusive && s.outstanding == 0;
+  if (track) s.announce_claim();
+  core::ClaimStatus st = s.writer.try_claim_as<kExclusive>(size, s.current_gate_floor(), t);
+  if (st == core::ClaimStatus::back_pressured) {
+    // The cached floor may be stale: look at the positions again.
+    st = s.writer.try_claim_as<kExclusive>(size, s.refresh_gate(), t);
+  }
+  if (st != core::ClaimStatus::ok) [[unlikely]] return s.claim_failed(st, track);
+  if constexpr (!kExclusive) ++s.outstanding;
+  // seq_cst: ordered after the claim; a registration we did not see before claiming is seen
+  // here (see current_gate_floor), and we hold the payload back until that subscriber has room.
+  if (s.channel->control().gate_epoch.load(std::memory_order_seq_cst) != s.gate_epoch) [[unlikely]] {
+    s.wait_for_gate(t.end);
+  }
+  t.timestamp_ns = s.clock.now_ns();
+  // The header is written with the commit (commit_record): one move of its cache line.
+  s.writer.begin(t, t.timestamp_ns);
+  return PublishStatus::ok;
+}
+
+template <bool kExclusive>
+[[gnu::always_inline]] inline PublishStatus commit_one(detail::PublisherState& s,
+                                                       std::uint64_t position,
+                                                       std::uint32_t length,
+                                                       std::uint64_t sequence,
+                                                       std::int64_t timestamp_ns) noexcept {
+  const core::CommitStatus st = s.writer.commit_record(position, length, sequence, timestamp_ns);
+  if (st == core::CommitStatus::ok && s.counters) {
+    // relaxed: statistics for tools, on our own slot's line; nothing is ordered by them. Plain
+    // stores of our own running totals (we are the slot's only writer): no locked increment.
+    s.slot->published.store(++s.published, std::memory_order_relaxed);
+    s.published_bytes += length;
+    s.slot->published_bytes.store(s.published_bytes, std::memory_order_relaxed);  // relaxed: above
+  }
+  s.claim_done();
+  // relaxed: a hint; a sleeper that races this check re-checks within its sleep slice (1 ms).
+  if (s.channel->control().waiters.load(std::memory_order_relaxed) != 0) [[unlikely]] {
+    s.wake_waiters();
+  }
+  return st == core::CommitStatus::ok ? PublishStatus::ok : PublishStatus::abandoned;
+}
+
+}  // namespace
+
 PublishStatus Publisher::try_claim(std::uint32_t size, Claim& claim) noexcept {
-  return try_claim_batch({&size, 1}, {&claim, 1});
+  detail::PublisherState& s = *state_;
+  core::ClaimTicket t;
+  const PublishStatus st = s.exclusive ? claim_one<true>(s, size, t) : claim_one<false>(s, size, t);
+  if (st != PublishStatus::ok) return st;
+  claim.payload_ = t.payload;
+  claim.length_ = t.length;
+  claim.sequence_ = t.sequence;
+  claim.position_ = t.position;
+  claim.start_ = t.start;
+  claim.end_ = t.end;
+  claim.timestamp_ns_ = t.timestamp_ns;
+  return PublishStatus::ok;
 }
 
 PublishStatus Publisher::try_claim_batch(std::span<const std::uint32_t> sizes,
@@ -144,31 +211,14 @@ PublishStatus Publisher::try_claim_batch(std::span<const std::uint32_t> sizes,
   static_assert(sizeof(TicketStorage) == sizeof(core::ClaimTicket));
   const std::span<core::ClaimTicket> out(&storage[0].ticket, sizes.size());
   const bool track = !s.exclusive && s.outstanding == 0;
-  if (track) {
-    // Announce a lower bound of where this claim will start before making it, so that no other
-    // producer laps it while we write (see ProducerSlot). relaxed load: any tail value read now
-    // is at or below our claim's start. release store: made visible before the claim by the
-    // CAS's full barrier; scan_gate_floor loads the tail before the slots.
-    s.slot->in_flight.store(s.channel->ring().claimed_position(std::memory_order_relaxed),
-                            std::memory_order_release);  // release: see above
-  }
+  if (track) s.announce_claim();
   core::ClaimStatus st = s.writer.try_claim_batch(sizes, s.current_gate_floor(), out);
   if (st == core::ClaimStatus::back_pressured) {
     // The cached floor may be stale: look at the positions again.
     st = s.writer.try_claim_batch(sizes, s.refresh_gate(), out);
   }
-  if (st != core::ClaimStatus::ok) {
-    // release: nothing was claimed; our bound goes.
-    if (track) s.slot->in_flight.store(detail::kNoClaim, std::memory_order_release);
-    if (st == core::ClaimStatus::too_large) return PublishStatus::too_large;
-    if (st == core::ClaimStatus::corrupt) return PublishStatus::corrupt;
-    // relaxed: a statistic.
-    s.channel->control().back_pressure_events.fetch_add(1, std::memory_order_relaxed);
-    // Dead processes may hold the floor: look for them now and then (reads /proc).
-    if ((++s.back_pressured_tries & 1023) == 0) s.channel->evict_dead_subscribers();
-    return PublishStatus::back_pressured;
-  }
-  s.outstanding += static_cast<std::uint32_t>(sizes.size());
+  if (st != core::ClaimStatus::ok) return s.claim_failed(st, track);
+  if (!s.exclusive) s.outstanding += static_cast<std::uint32_t>(sizes.size());
   // seq_cst: ordered after the claim CAS; a registration we did not see before claiming is seen
   // here (see current_gate_floor), and we hold the payload back until that subscriber has room.
   if (s.channel->control().gate_epoch.load(std::memory_order_seq_cst) != s.gate_epoch) {
@@ -194,34 +244,44 @@ PublishStatus Publisher::try_claim_batch(std::span<const std::uint32_t> sizes,
 
 PublishStatus Publisher::claim(std::uint32_t size, Claim& claim,
                                std::chrono::nanoseconds timeout) noexcept {
-  std::int64_t deadline = 0;
+  // Held back by a slow block subscriber, a producer backs off in three steps so that it neither
+  // burns its core nor keeps taking the subscribers' lines: it spins with a pause per attempt
+  // for the first 50 us, yields until 1 ms, then sleeps in slices growing to 200 us. Room appears in steps anyway: a subscriber
+  // publishes its position every sixteenth of the ring it reads.
+  constexpr std::int64_t kSpinNs = 50'000;
+  constexpr std::int64_t kYieldNs = 1'000'000;
+  constexpr std::int64_t kLongestNapNs = 200'000;
+  std::int64_t start = 0;
+  std::int64_t nap_ns = 1'000;
   for (std::uint32_t spins = 0;; ++spins) {
     const PublishStatus st = try_claim(size, claim);
     if (st != PublishStatus::back_pressured) return st;
-    if ((spins & 63) != 63) continue;  // spin a little before reading the clock
+    if ((spins & 63) != 63) {
+      _mm_pause();  // spin a little before reading the clock
+      continue;
+    }
     const std::int64_t now = detail::monotonic_ns();
-    if (deadline == 0) deadline = now + timeout.count();
-    if (now >= deadline) return PublishStatus::timed_out;
+    if (start == 0) start = now;
+    const std::int64_t waited = now - start;
+    if (waited >= timeout.count()) return PublishStatus::timed_out;
     if ((spins & 4095) == 4095) state_->channel->evict_dead_subscribers();
-    std::this_thread::yield();
+    if (waited < kSpinNs) continue;
+    if (waited < kYieldNs) {
+      std::this_thread::yield();
+      continue;
+    }
+    std::this_thread::sleep_for(
+        std::chrono::nanoseconds(std::min(nap_ns, timeout.count() - waited)));
+    nap_ns = std::min(nap_ns * 2, kLongestNapNs);
   }
 }
 
 PublishStatus Publisher::commit(Claim& claim) noexcept {
   detail::PublisherState& s = *state_;
-  const core::CommitStatus st =
-      s.writer.commit_record(claim.position_, claim.length_, claim.sequence_, claim.timestamp_ns_);
-  if (st == core::CommitStatus::ok && s.counters) {
-    // relaxed: statistics for tools, on our own slot's line; nothing is ordered by them. Plain
-    // stores of our own running totals (we are the slot's only writer): no locked increment.
-    s.slot->published.store(++s.published, std::memory_order_relaxed);
-    s.published_bytes += claim.length_;
-    s.slot->published_bytes.store(s.published_bytes, std::memory_order_relaxed);  // relaxed: above
-  }
-  s.claim_done();
-  // relaxed: a hint; a sleeper that races this check re-checks within its sleep slice (1 ms).
-  if (s.channel->control().waiters.load(std::memory_order_relaxed) != 0) s.wake_waiters();
-  return st == core::CommitStatus::ok ? PublishStatus::ok : PublishStatus::abandoned;
+  return s.exclusive ? commit_one<true>(s, claim.position_, claim.length_, claim.sequence_,
+                                        claim.timestamp_ns_)
+                     : commit_one<false>(s, claim.position_, claim.length_, claim.sequence_,
+                                         claim.timestamp_ns_);
 }
 
 void Publisher::abandon(Claim& claim) noexcept {
@@ -273,12 +333,23 @@ bool Publisher::wait_durable(std::uint64_t sequence, std::chrono::nanoseconds ti
   }
 }
 
-PublishStatus Publisher::try_publish(std::span<const std::byte> payload) noexcept {
-  Claim c;
-  const PublishStatus st = try_claim(static_cast<std::uint32_t>(payload.size()), c);
+namespace {
+
+template <bool kExclusive>
+PublishStatus publish_one(detail::PublisherState& s, std::span<const std::byte> payload) noexcept {
+  core::ClaimTicket t;
+  const PublishStatus st = claim_one<kExclusive>(s, static_cast<std::uint32_t>(payload.size()), t);
   if (st != PublishStatus::ok) return st;
-  std::memcpy(c.data(), payload.data(), payload.size());
-  return commit(c);
+  std::memcpy(t.payload, payload.data(), payload.size());
+  return commit_one<kExclusive>(s, t.position, t.length, t.sequence, t.timestamp_ns);
+}
+
+}  // namespace
+
+PublishStatus Publisher::try_publish(std::span<const std::byte> payload) noexcept {
+  if (payload.size() > UINT32_MAX) [[unlikely]] return PublishStatus::too_large;
+  detail::PublisherState& s = *state_;
+  return s.exclusive ? publish_one<true>(s, payload) : publish_one<false>(s, payload);
 }
 
 PublishStatus Publisher::publish(std::span<const std::byte> payload,

@@ -8,6 +8,7 @@
 #include "core/ring.hpp"
 #include "ipc/channel.hpp"
 #include "ipc/publish_clock.hpp"
+#include "shmbus/publisher.hpp"
 
 namespace shmbus::detail {
 
@@ -18,7 +19,7 @@ struct PublisherState {
   ProducerSlot* slot = nullptr;            // our registration in the control segment
   std::uint64_t gate_epoch = UINT64_MAX;   // ControlHeader::gate_epoch when gate_floor was scanned
   std::uint64_t gate_floor = UINT64_MAX;   // the lowest position a gating reader still needs
-  std::uint32_t outstanding = 0;           // claims not yet committed or abandoned
+  std::uint32_t outstanding = 0;           // shared producers: claims not yet committed or abandoned
   std::uint64_t published = 0;             // our counters, mirrored into `slot`
   std::uint64_t published_bytes = 0;
   bool counters = true;                    // ChannelOptions::counters
@@ -35,13 +36,40 @@ struct PublisherState {
   ~PublisherState();
 
   // The cached floor, re-scanned when the gate epoch moved; refresh_gate() re-scans regardless.
-  std::uint64_t current_gate_floor() noexcept;
+  std::uint64_t current_gate_floor() noexcept {
+    // seq_cst: a subscriber registers (RMW on the epoch) then loads the tail; either our load
+    // sees its registration or its tail load sees our earlier claims (see Subscriber::open).
+    const std::uint64_t epoch = channel->control().gate_epoch.load(std::memory_order_seq_cst);
+    if (epoch != gate_epoch) [[unlikely]] return scan_gate(epoch);
+    return gate_floor;
+  }
   std::uint64_t refresh_gate() noexcept;
   // A subscriber registered while we claimed and needs space we already hold: waits for it.
   void wait_for_gate(std::uint64_t end) noexcept;
-  // One claim committed or abandoned: the last one clears our in-flight bound.
-  void claim_done() noexcept;
+
+  // Multi-producer channels: announces a lower bound of where our next claim will start before
+  // making it, so that no other producer laps it while we write (see ProducerSlot).
+  void announce_claim() noexcept {
+    // relaxed load: any tail value read now is at or below our claim's start. release store:
+    // made visible before the claim by the CAS's full barrier; scan_gate_floor loads the tail
+    // before the slots.
+    slot->in_flight.store(channel->ring().claimed_position(std::memory_order_relaxed),
+                          std::memory_order_release);  // release: see above
+  }
+  // A claim that failed: withdraws the announcement (`announced`), counts back-pressure, and
+  // maps the ring's status to the caller's.
+  PublishStatus claim_failed(core::ClaimStatus status, bool announced) noexcept;
+  // One claim committed or abandoned: on a multi-producer channel the last one clears our
+  // in-flight bound (a single producer has none to clear).
+  void claim_done() noexcept {
+    if (exclusive) return;
+    // release: our bound goes only after the commit stores before it.
+    if (--outstanding == 0) slot->in_flight.store(kNoClaim, std::memory_order_release);
+  }
   void wake_waiters() noexcept;
+
+ private:
+  std::uint64_t scan_gate(std::uint64_t epoch) noexcept;
 };
 
 }  // namespace shmbus::detail

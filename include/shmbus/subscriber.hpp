@@ -132,12 +132,20 @@ class Subscriber {
 
   void after_batch(core::ReadState state, std::size_t delivered) noexcept {
     poll_.received += delivered;
-    if (state == core::ReadState::empty) ++poll_.empty_polls;
-    // The common cases stay inline: nothing to publish, and no stall check due yet. A manual
-    // release subscriber publishes nothing here (release() does).
-    if (poll_.manual_release || poll_.reader.position() == poll_.published_position) {
-      if (state == core::ReadState::ready) return;
-      if (state == core::ReadState::empty && (poll_.empty_polls & 1023) != 0) return;
+    // The position goes to our slot (where producers gate on it and tools read it) once we have
+    // read a sixteenth of the ring past the last one published, and whenever we catch up: a
+    // producer then waits at most that much longer for room, and our slot's line moves about
+    // once per sixteenth of a lap instead of once per poll. A manual-release subscriber publishes
+    // nothing here (release() does).
+    const std::uint64_t unpublished = poll_.reader.position() - poll_.published_position;
+    if (state == core::ReadState::ready) {
+      if (poll_.status == PollStatus::ok &&
+          (poll_.manual_release || unpublished < (poll_.reader.ring().capacity >> 4))) {
+        return;
+      }
+    } else if (state == core::ReadState::empty) {
+      // Every 1024th empty poll runs the idle checks (stalled claims, the heartbeat).
+      if ((++poll_.empty_polls & 1023) != 0 && (poll_.manual_release || unpublished == 0)) return;
     }
     detail::after_batch_slow(poll_, *state_, state);
   }
@@ -162,7 +170,8 @@ std::size_t Subscriber::poll(Handler&& on_message, std::size_t max_messages) noe
   }
   std::size_t handed = 0;
   std::int64_t delivered_ns = 0;  // latency histogram: read at the first message (see options)
-  auto deliver = [&](const core::RecordView& r) {
+  // always_inline: both ring walks below instantiate it; a call per message costs ~10 instructions.
+  auto deliver = [&](const core::RecordView& r) __attribute__((always_inline)) {
     poll_.lost += r.lost_before;
     if (r.sequence < poll_.skip_below) [[unlikely]] return;  // walking up to StartFrom::sequence
     ++handed;
