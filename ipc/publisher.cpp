@@ -120,6 +120,9 @@ PublishStatus PublisherState::claim_failed(core::ClaimStatus status, bool announ
 
 void PublisherState::wake_waiters() noexcept {
   auto& ctl = channel->control();
+  // acq_rel: one producer takes the armed flag and wakes every sleeper; release, so that a sleeper
+  // whose next arming exchange reads our zero also sees the record committed before.
+  if (ctl.waiters.exchange(0, std::memory_order_acq_rel) == 0) return;
   // release: a sleeper that wakes and sees the new word also sees our commit.
   ctl.wake_word.fetch_add(1, std::memory_order_release);
   futex_wake_all(ctl.wake_word);

@@ -46,13 +46,15 @@ bool Subscriber::wait(std::chrono::nanoseconds timeout, std::chrono::nanoseconds
     if ((i & 255) == 255 && detail::monotonic_ns() >= spin_until) break;
   }
   auto& ctl = s.channel->control();
-  // seq_cst: count ourselves in before the last look, so a producer committing after that look
-  // sees us and wakes us (or we see its record).
-  ctl.waiters.fetch_add(1, std::memory_order_seq_cst);
   bool ready = false;
   for (;;) {
     // acquire: pairs with the producer's release increment in wake_waiters.
     const std::uint32_t w = ctl.wake_word.load(std::memory_order_acquire);
+    // Arm the wake-up before the last look: a producer that commits after it sees the flag and
+    // wakes every sleeper once (clearing it), so a busy stream costs the producers one wake-up per
+    // sleep, not one per message. seq_cst exchange: if a producer's exchange cleared the flag just
+    // before, this one reads its value and so sees the record it committed before.
+    ctl.waiters.exchange(1, std::memory_order_seq_cst);
     if (s.message_ready(poll_)) {
       ready = true;
       break;
@@ -72,11 +74,12 @@ bool Subscriber::wait(std::chrono::nanoseconds timeout, std::chrono::nanoseconds
     const std::int64_t now = detail::monotonic_ns();
     if (now >= deadline) break;
     // Sleep in slices of at most 1 ms: a wake-up lost to the producer's unfenced check of
-    // `waiters` costs at most one slice.
+    // `waiters` costs at most one slice. A wake-up already given (the word moved since we read
+    // it) returns at once.
     detail::futex_wait(ctl.wake_word, w, std::min<std::int64_t>(deadline - now, 1'000'000));
   }
-  // relaxed: only a count; nothing is published by leaving.
-  ctl.waiters.fetch_sub(1, std::memory_order_relaxed);
+  // The flag stays armed: clearing it could lose another sleeper's wake-up; a producer that
+  // finds it set with nobody asleep spends one system call.
   return ready;
 }
 
