@@ -63,6 +63,7 @@ Result<Publisher> Publisher::open(std::string_view channel, const ChannelOptions
   auto slot = s.channel->take_producer_slot(self);
   if (!slot) return tl::unexpected(slot.error());
   s.slot = *slot;
+  s.control = &s.channel->control();
   s.writer = core::RingWriter(s.channel->ring(), static_cast<std::uint16_t>(self.pid), s.exclusive);
   s.counters = options.counters;
   return p;
@@ -92,7 +93,7 @@ std::uint64_t PublisherState::scan_gate(std::uint64_t epoch) noexcept {
 
 std::uint64_t PublisherState::refresh_gate() noexcept {
   // seq_cst: as in current_gate_floor.
-  return scan_gate(channel->control().gate_epoch.load(std::memory_order_seq_cst));
+  return scan_gate(control->gate_epoch.load(std::memory_order_seq_cst));
 }
 
 void PublisherState::wait_for_gate(std::uint64_t end) noexcept {
@@ -112,14 +113,14 @@ PublishStatus PublisherState::claim_failed(core::ClaimStatus status, bool announ
   if (status == core::ClaimStatus::too_large) return PublishStatus::too_large;
   if (status == core::ClaimStatus::corrupt) return PublishStatus::corrupt;
   // relaxed: a statistic.
-  channel->control().back_pressure_events.fetch_add(1, std::memory_order_relaxed);
+  control->back_pressure_events.fetch_add(1, std::memory_order_relaxed);
   // Dead processes may hold the floor: look for them now and then (reads /proc).
   if ((++back_pressured_tries & 1023) == 0) channel->evict_dead_subscribers();
   return PublishStatus::back_pressured;
 }
 
 void PublisherState::wake_waiters() noexcept {
-  auto& ctl = channel->control();
+  ControlHeader& ctl = *control;
   // acq_rel: one producer takes the armed flag and wakes every sleeper; release, so that a sleeper
   // whose next arming exchange reads our zero also sees the record committed before.
   if (ctl.waiters.exchange(0, std::memory_order_acq_rel) == 0) return;
@@ -153,7 +154,7 @@ template <bool kExclusive>
   if constexpr (!kExclusive) ++s.outstanding;
   // seq_cst: ordered after the claim; a registration we did not see before claiming is seen
   // here (see current_gate_floor), and we hold the payload back until that subscriber has room.
-  if (s.channel->control().gate_epoch.load(std::memory_order_seq_cst) != s.gate_epoch) [[unlikely]] {
+  if (s.control->gate_epoch.load(std::memory_order_seq_cst) != s.gate_epoch) [[unlikely]] {
     s.wait_for_gate(t.end);
   }
   t.timestamp_ns = s.clock.now_ns();
@@ -178,7 +179,7 @@ template <bool kExclusive>
   }
   s.claim_done();
   // relaxed: a hint; a sleeper that races this check re-checks within its sleep slice (1 ms).
-  if (s.channel->control().waiters.load(std::memory_order_relaxed) != 0) [[unlikely]] {
+  if (s.control->waiters.load(std::memory_order_relaxed) != 0) [[unlikely]] {
     s.wake_waiters();
   }
   return st == core::CommitStatus::ok ? PublishStatus::ok : PublishStatus::abandoned;
@@ -224,7 +225,7 @@ PublishStatus Publisher::try_claim_batch(std::span<const std::uint32_t> sizes,
   if (!s.exclusive) s.outstanding += static_cast<std::uint32_t>(sizes.size());
   // seq_cst: ordered after the claim CAS; a registration we did not see before claiming is seen
   // here (see current_gate_floor), and we hold the payload back until that subscriber has room.
-  if (s.channel->control().gate_epoch.load(std::memory_order_seq_cst) != s.gate_epoch) {
+  if (s.control->gate_epoch.load(std::memory_order_seq_cst) != s.gate_epoch) {
     s.wait_for_gate(out.back().end);
   }
   // One clock read for the whole batch: it is the claim's time.
@@ -294,7 +295,7 @@ void Publisher::abandon(Claim& claim) noexcept {
                                      claim.timestamp_ns_});
   s.claim_done();
   // relaxed: as in commit.
-  if (s.channel->control().waiters.load(std::memory_order_relaxed) != 0) s.wake_waiters();
+  if (s.control->waiters.load(std::memory_order_relaxed) != 0) s.wake_waiters();
 }
 
 std::uint64_t Publisher::durable_sequence() const noexcept {

@@ -16,6 +16,7 @@ struct PublisherState {
   // --- every claim and commit ---
   core::RingWriter writer;
   PublishClock clock;
+  ControlHeader* control = nullptr;        // channel->control(), one indirection closer
   ProducerSlot* slot = nullptr;            // our registration in the control segment
   std::uint64_t gate_epoch = UINT64_MAX;   // ControlHeader::gate_epoch when gate_floor was scanned
   std::uint64_t gate_floor = UINT64_MAX;   // the lowest position a gating reader still needs
@@ -39,7 +40,7 @@ struct PublisherState {
   std::uint64_t current_gate_floor() noexcept {
     // seq_cst: a subscriber registers (RMW on the epoch) then loads the tail; either our load
     // sees its registration or its tail load sees our earlier claims (see Subscriber::open).
-    const std::uint64_t epoch = channel->control().gate_epoch.load(std::memory_order_seq_cst);
+    const std::uint64_t epoch = control->gate_epoch.load(std::memory_order_seq_cst);
     if (epoch != gate_epoch) [[unlikely]] return scan_gate(epoch);
     return gate_floor;
   }
