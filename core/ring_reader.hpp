@@ -187,10 +187,9 @@ class RingReader {
                                              std::size_t buffer_size, std::size_t& used) noexcept {
     const std::uint64_t batch_start = position_;
     if (!is_frame_aligned(batch_start)) [[unlikely]] return ReadState::corrupt;
-    // acquire: a claim that already passed the batch is seen with what was ordered before it.
-    if (ring_.claimed_position(std::memory_order_acquire) > batch_start + ring_.capacity) {
-      return ReadState::lapped;
-    }
+    // No look at the claim position before copying: it is the line every producer writes per
+    // message, and the look after the copy is the one that decides. A reader already lapped
+    // copies frames that fail validation or get discarded below, never beyond the buffer.
     std::uint64_t pos = batch_start;
     std::size_t frames = 0;
     ReadState stop = ReadState::ready;
