@@ -203,6 +203,61 @@ class Stream final : public ThroughputTransport {
   std::size_t filled_ = 0;
 };
 
+// What a simple application does: one try_publish per message (retried while back-pressured),
+// one poll(handler, 1) per message that copies the payload out. Beside the batched Stream it shows
+// what batching buys.
+class SingleStream final : public ThroughputTransport {
+ public:
+  explicit SingleStream(bool single_producer) : single_producer_(single_producer) {}
+  std::string name() const override {
+    return single_producer_ ? "shmbus-sp-single" : "shmbus-single";
+  }
+  void prepare(const BenchConfig& config) override {
+    size_ = config.size;
+    name_ = unique_name("single");
+    open_publisher(name_, kCapacity, size_, single_producer_);
+  }
+  void as_producer() override {
+    pub_.emplace(open_publisher(name_, kCapacity, size_, single_producer_));
+    message_.assign(size_, std::byte{0x5a});
+  }
+  void as_consumer() override {
+    sub_.emplace(open_subscriber(name_));
+    message_.assign(size_, std::byte{0});
+  }
+  void send(std::uint64_t seq) override {
+    write_seq(message_.data(), seq);
+    PublishStatus st;
+    while ((st = pub_->try_publish(message_)) == PublishStatus::back_pressured) spin_relax();
+    if (st != PublishStatus::ok) {
+      throw std::runtime_error(fmt::format("shmbus: publish failed: {}", to_string(st)));
+    }
+  }
+  std::uint64_t receive() override {
+    while (sub_->poll([&](const Message& m) {
+             std::memcpy(message_.data(), m.payload.data(), m.payload.size());
+           }, 1) == 0) {
+      spin_relax();
+    }
+    return read_seq(message_.data());
+  }
+  void detach() override {
+    sub_.reset();
+    pub_.reset();
+  }
+  void cleanup() override { (void)remove_channel(name_); }
+
+ private:
+  static constexpr std::uint64_t kCapacity = 1 << 20;  // as the batched Stream
+
+  bool single_producer_;
+  std::size_t size_ = 64;
+  std::string name_;
+  std::optional<Publisher> pub_;
+  std::optional<Subscriber> sub_;
+  std::vector<std::byte> message_;
+};
+
 }  // namespace
 
 std::string ShmbusVariant::name() const {
@@ -221,6 +276,9 @@ std::unique_ptr<PingPongTransport> shmbus_pingpong_transport(bool single_produce
 }
 std::unique_ptr<ThroughputTransport> shmbus_throughput_transport(bool single_producer) {
   return std::make_unique<Stream>(single_producer);
+}
+std::unique_ptr<ThroughputTransport> shmbus_single_message_transport(bool single_producer) {
+  return std::make_unique<SingleStream>(single_producer);
 }
 
 }  // namespace shmbus::bench
