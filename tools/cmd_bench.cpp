@@ -5,9 +5,10 @@
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
-#include <iterator>
 #include <cstdio>
+#include <functional>
 #include <iostream>
+#include <iterator>
 
 #include <nlohmann/json.hpp>
 
@@ -23,24 +24,36 @@ namespace shmbus::tools {
 
 namespace {
 
-// Runs shmbus (both channel kinds) and then the baselines, and prints the report.
+// Progress lines go to stderr, and only with the table: the JSON output stays one document.
+std::function<void(const std::string&)> progress_to_stderr(const BenchOptions& options) {
+  return [json = options.json](const std::string& line) {
+    if (!json) std::fprintf(stderr, "%s\n", line.c_str());
+  };
+}
+
+int print_bench_failure(const std::string& error) {
+  std::fprintf(stderr, "shmbus bench: %s\n", error.c_str());
+  return 1;
+}
+
+// The table, or the JSON document with --json; returns the exit code.
+template <class Report>
+int print_bench_report(const BenchOptions& options, const Report& report) {
+  if (options.json) {
+    std::cout << bench::to_json(report).dump() << std::endl;
+  } else {
+    std::cout << bench::format_table(report) << std::flush;
+  }
+  return 0;
+}
+
+// Runs the transports (shmbus first, then the baselines) and prints the report.
 template <class Transport, class Run>
 int run_and_print(std::vector<std::unique_ptr<Transport>> transports, const BenchOptions& options,
                   const bench::BenchConfig& config, Run run) {
-  auto progress = [&](const std::string& line) {
-    if (!options.json) std::fprintf(stderr, "%s\n", line.c_str());
-  };
+  const auto progress = progress_to_stderr(options);
   auto report = run(transports, config, progress);
-  if (!report) {
-    std::fprintf(stderr, "shmbus bench: %s\n", report.error().c_str());
-    return 1;
-  }
-  if (options.json) {
-    std::cout << bench::to_json(*report).dump() << std::endl;
-  } else {
-    std::cout << bench::format_table(*report) << std::flush;
-  }
-  return 0;
+  return report ? print_bench_report(options, *report) : print_bench_failure(report.error());
 }
 
 // The baselines every ratio is measured against: they run even when `only` leaves them out.
@@ -97,20 +110,8 @@ int run_fanout_bench(const BenchOptions& options) {
   config.rounds = options.rounds;
   if (!options.subscribers.empty()) config.subscribers = options.subscribers;
   config.policies = fanout_policies(options.policies);
-  auto progress = [&](const std::string& line) {
-    if (!options.json) std::fprintf(stderr, "%s\n", line.c_str());
-  };
-  auto report = bench::run_fanout(config, progress);
-  if (!report) {
-    std::fprintf(stderr, "shmbus bench: %s\n", report.error().c_str());
-    return 1;
-  }
-  if (options.json) {
-    std::cout << bench::to_json(*report).dump() << std::endl;
-  } else {
-    std::cout << bench::format_table(*report) << std::flush;
-  }
-  return 0;
+  auto report = bench::run_fanout(config, progress_to_stderr(options));
+  return report ? print_bench_report(options, *report) : print_bench_failure(report.error());
 }
 
 }  // namespace
@@ -126,20 +127,10 @@ int run_journal_bench(const BenchOptions& options) {
     config.latency_size = std::max<std::size_t>(8, options.size);
   }
   if (options.count) config.latency_count = *options.count;
-  auto progress = [&](const std::string& line) {
-    if (!options.json) std::fprintf(stderr, "%s\n", line.c_str());
-  };
-  const bench::JournalBenchResult result = bench::run_journal_bench(config, progress);
-  if (!result.error.empty()) {
-    std::fprintf(stderr, "shmbus bench: %s\n", result.error.c_str());
-    return 1;
-  }
-  if (options.json) {
-    std::cout << bench::to_json(result.report).dump() << std::endl;
-  } else {
-    std::cout << bench::format_table(result.report) << std::flush;
-  }
-  return 0;
+  const bench::JournalBenchResult result =
+      bench::run_journal_bench(config, progress_to_stderr(options));
+  return result.error.empty() ? print_bench_report(options, result.report)
+                              : print_bench_failure(result.error);
 }
 
 int run_bench(const BenchOptions& options) {

@@ -171,6 +171,24 @@ void expect_bench_results(const nlohmann::json& doc,
   EXPECT_TRUE(saw_raw) << doc.dump();
 }
 
+// `shmbus bench ARGS... --json`: its one JSON document, or null after a test failure saying why.
+nlohmann::json bench_json(std::initializer_list<std::string> args) {
+  std::vector<std::string> argv{SHMBUS_CLI, "bench"};
+  argv.insert(argv.end(), args);
+  argv.push_back("--json");
+  const RunResult r = run_command(argv, 60s);
+  if (!r.status.ok()) {
+    ADD_FAILURE() << r.status.describe() << "\n" << r.out;
+    return nullptr;
+  }
+  const auto lines = lines_of(r.out);
+  if (lines.size() != 1) {
+    ADD_FAILURE() << "expected one line of JSON, got:\n" << r.out;
+    return nullptr;
+  }
+  return nlohmann::json::parse(lines[0]);
+}
+
 // Throughput rows: exactly the transports named, in that order, each with a positive count and
 // positive ratios to both raw baselines; raw-seq's own ratio to itself is 1.
 void expect_throughput_rows_rated_against_both_baselines(
@@ -237,13 +255,9 @@ TEST(Cli, BenchThroughputJsonReportsPositiveRatesPerTransport) {
 
 TEST(Cli, BenchThroughputOnlyStillRunsBothRawBaselinesAtAnOddSize) {
   // 200-byte messages take four cache lines per raw-seq slot, the ready word in the first.
-  const RunResult r = cli({"bench", "throughput", "--size", "200", "--only", "shmbus-sp-single",
-                           "--duration", "0.2", "--rounds", "1", "--json"},
-                          60s);
-  ASSERT_TRUE(r.status.ok()) << r.status.describe() << "\n" << r.out;
-  const auto lines = lines_of(r.out);
-  ASSERT_EQ(lines.size(), 1u) << r.out;
-  const nlohmann::json doc = nlohmann::json::parse(lines[0]);
+  const nlohmann::json doc = bench_json({"throughput", "--size", "200", "--only",
+                                         "shmbus-sp-single", "--duration", "0.2", "--rounds", "1"});
+  ASSERT_TRUE(doc.is_object());
   EXPECT_EQ(doc.at("size"), 200);
   expect_throughput_rows_rated_against_both_baselines(doc,
                                                       {"shmbus-sp-single", "raw-seq", "raw-shm"});
@@ -297,26 +311,18 @@ void expect_fanout_rows(const nlohmann::json& doc, const std::vector<std::string
 }
 
 TEST(Cli, BenchFanoutJsonReportsEveryPolicyAndSubscriberCount) {
-  const RunResult r = cli({"bench", "fanout", "--subscribers", "1,4", "--duration", "0.2",
-                           "--rounds", "1", "--json"},
-                          60s);
-  ASSERT_TRUE(r.status.ok()) << r.status.describe() << "\n" << r.out;
-  const auto lines = lines_of(r.out);
-  ASSERT_EQ(lines.size(), 1u) << r.out;
-  const nlohmann::json doc = nlohmann::json::parse(lines[0]);
+  const nlohmann::json doc =
+      bench_json({"fanout", "--subscribers", "1,4", "--duration", "0.2", "--rounds", "1"});
+  ASSERT_TRUE(doc.is_object());
   EXPECT_EQ(doc.at("size"), 64);
   EXPECT_EQ(doc.at("rounds"), 1);
   expect_fanout_rows(doc, {"block", "drop"}, {1, 4});
 }
 
 TEST(Cli, BenchFanoutAlwaysRunsOneSubscriberAndOnlyThePolicyAsked) {
-  const RunResult r = cli({"bench", "fanout", "--subscribers", "2", "--policy", "drop",
-                           "--size", "100", "--duration", "0.1", "--rounds", "1", "--json"},
-                          60s);
-  ASSERT_TRUE(r.status.ok()) << r.status.describe() << "\n" << r.out;
-  const auto lines = lines_of(r.out);
-  ASSERT_EQ(lines.size(), 1u) << r.out;
-  const nlohmann::json doc = nlohmann::json::parse(lines[0]);
+  const nlohmann::json doc = bench_json({"fanout", "--subscribers", "2", "--policy", "drop",
+                                         "--size", "100", "--duration", "0.1", "--rounds", "1"});
+  ASSERT_TRUE(doc.is_object());
   EXPECT_EQ(doc.at("size"), 100);
   expect_fanout_rows(doc, {"drop"}, {1, 2});
 }
