@@ -1,5 +1,7 @@
 #include "bench/harness/raw_seq_ring.hpp"
 
+#include <algorithm>
+#include <bit>
 #include <cstring>
 #include <new>
 #include <stdexcept>
@@ -12,9 +14,11 @@ namespace shmbus::bench {
 
 namespace {
 
-constexpr std::uint64_t kMaxSlots = 4096;  // 64-byte messages: 256 KiB of slots, as raw-shm
-constexpr std::uint64_t kMinSlots = 8;     // so that slot_count / 8 (the lazy store) is >= 1
-constexpr std::size_t kMaxSlotBytesTotal = std::size_t{64} << 20;  // large messages: fewer slots
+// The slots take the bytes of the ring shmbus's throughput transports stream through
+// (bench/transports/shmbus_transport.cpp), so neither side buffers more against the moments the
+// scheduler stops its peer: 16384 slots of 64-byte messages.
+constexpr std::size_t kRingBytes = std::size_t{1} << 20;
+constexpr std::uint64_t kMinSlots = 8;      // so that slot_count / 8 (the lazy store) is >= 1
 constexpr std::uint64_t kStoresPerLap = 8;  // how often per lap the consumer shares its index
 
 }  // namespace
@@ -28,10 +32,7 @@ std::atomic_ref<std::uint64_t> RawSeqRing::ready_word(std::uint64_t index) const
 void RawSeqRing::prepare(const BenchConfig& config) {
   size_ = config.size;
   slot_bytes_ = (size_ + 63) & ~std::size_t{63};
-  slot_count_ = kMaxSlots;
-  while (slot_count_ > kMinSlots && slot_count_ * slot_bytes_ > kMaxSlotBytesTotal) {
-    slot_count_ /= 2;
-  }
+  slot_count_ = std::max<std::uint64_t>(kMinSlots, std::bit_floor(kRingBytes / slot_bytes_));
   mask_ = slot_count_ - 1;
   store_every_ = slot_count_ / kStoresPerLap;
 

@@ -15,9 +15,9 @@
 //   consumer (index i): acquire-load the word; the slot is fresh when it equals i or kEndMarker,
 //                       then copy bytes [8, size) out.
 // There is no shared producer index: the consumer never reads anything but the slot it wants.
-// The consumer's index is shared lazily: stored every slot_count / 8 messages, so its line moves
-// about once per 512 messages; the producer reloads it only when its cached copy says the ring is
-// full.
+// The consumer's index is shared lazily: stored every slot_count / 8 messages (2048 for 64-byte
+// messages in the 1 MiB of slots), so its line moves rarely; the producer reloads it only when
+// its cached copy says the ring is full.
 //
 // Invariants:
 //   - Before any message, slot k's word is k - 2 * slot_count (wrapping): never k, never what any
