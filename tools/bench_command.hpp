@@ -13,18 +13,22 @@ class App;
 namespace shmbus::tools {
 
 struct BenchOptions {
-  std::string kind;  // pingpong | throughput | journal
+  std::string kind;  // pingpong | throughput | journal | fanout
   std::size_t size = 64;
   std::optional<std::uint64_t> count;
   double duration_s = 2.0;
   int rounds = 3;
   bool json = false;
-  std::vector<std::string> only;  // transports to run (raw-shm always runs); empty: all
+  // transports to run (raw-shm, and for throughput raw-seq, always run); empty: all
+  std::vector<std::string> only;
   // journal: where the journal and the O_DIRECT baseline file are written, and bytes per round.
   std::string dir = "/var/tmp";
   std::uint64_t bytes = 512ull << 20;
   bool buffered = false;  // journal: the journaler without O_DIRECT
   bool size_given = false;
+  // fanout: subscriber counts (1 always runs) and policies; empty: 1, 8, 64, 256 and both.
+  std::vector<std::size_t> subscribers;
+  std::vector<std::string> policies;
 };
 
 int run_bench(const BenchOptions& options);

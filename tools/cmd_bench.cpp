@@ -1,14 +1,18 @@
 // shmbus bench pingpong|throughput: shmbus and its baselines (raw shared memory, pipe, Unix socket,
 // Boost message queue), measured side by side in one run by the cross-process harness (bench/).
+// shmbus bench journal: the journaler against the disk. shmbus bench fanout: one publisher and
+// N waiting subscribers.
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
-#include <iterator>
 #include <cstdio>
+#include <functional>
 #include <iostream>
+#include <iterator>
 
 #include <nlohmann/json.hpp>
 
+#include "bench/fanout/fanout_bench.hpp"
 #include "bench/harness/baselines.hpp"
 #include "bench/harness/report.hpp"
 #include "bench/harness/runner.hpp"
@@ -20,46 +24,94 @@ namespace shmbus::tools {
 
 namespace {
 
-// Runs shmbus (both channel kinds) and then the baselines, and prints the report.
-template <class Transport, class Run>
-int run_and_print(std::vector<std::unique_ptr<Transport>> transports, const BenchOptions& options,
-                  const bench::BenchConfig& config, Run run) {
-  auto progress = [&](const std::string& line) {
-    if (!options.json) std::fprintf(stderr, "%s\n", line.c_str());
+// Progress lines go to stderr, and only with the table: the JSON output stays one document.
+std::function<void(const std::string&)> progress_to_stderr(const BenchOptions& options) {
+  return [json = options.json](const std::string& line) {
+    if (!json) std::fprintf(stderr, "%s\n", line.c_str());
   };
-  auto report = run(transports, config, progress);
-  if (!report) {
-    std::fprintf(stderr, "shmbus bench: %s\n", report.error().c_str());
-    return 1;
-  }
+}
+
+int print_bench_failure(const std::string& error) {
+  std::fprintf(stderr, "shmbus bench: %s\n", error.c_str());
+  return 1;
+}
+
+// The table, or the JSON document with --json; returns the exit code.
+template <class Report>
+int print_bench_report(const BenchOptions& options, const Report& report) {
   if (options.json) {
-    std::cout << bench::to_json(*report).dump() << std::endl;
+    std::cout << bench::to_json(report).dump() << std::endl;
   } else {
-    std::cout << bench::format_table(*report) << std::flush;
+    std::cout << bench::format_table(report) << std::flush;
   }
   return 0;
 }
 
-// shmbus's two channel kinds, then the baselines; `only` (when given) keeps the transports it
-// names and always the raw-shm baseline, which every ratio is measured against. `on_request`
-// transports (variants that measure what an option costs) run only when `only` names them.
+// Runs the transports (shmbus first, then the baselines) and prints the report.
+template <class Transport, class Run>
+int run_and_print(std::vector<std::unique_ptr<Transport>> transports, const BenchOptions& options,
+                  const bench::BenchConfig& config, Run run) {
+  const auto progress = progress_to_stderr(options);
+  auto report = run(transports, config, progress);
+  return report ? print_bench_report(options, *report) : print_bench_failure(report.error());
+}
+
+// The baselines every ratio is measured against: they run even when `only` leaves them out.
+bool is_reference_baseline(const std::string& name) {
+  return name == "raw-shm" || name == "raw-seq";
+}
+
+// shmbus's transports, then the baselines; `only` (when given) keeps the transports it names and
+// always the reference baselines. `on_request` transports (variants that measure what an option
+// costs) run only when `only` names them.
 template <class Transport>
 std::vector<std::unique_ptr<Transport>> with_shmbus(
-    std::unique_ptr<Transport> shared, std::unique_ptr<Transport> single,
-    std::vector<std::unique_ptr<Transport>> rest, const std::vector<std::string>& only,
+    std::vector<std::unique_ptr<Transport>> shmbus, std::vector<std::unique_ptr<Transport>> rest,
+    const std::vector<std::string>& only,
     std::vector<std::unique_ptr<Transport>> on_request = {}) {
-  std::vector<std::unique_ptr<Transport>> all;
-  all.push_back(std::move(shared));
-  all.push_back(std::move(single));
+  std::vector<std::unique_ptr<Transport>> all = std::move(shmbus);
+  const std::size_t shmbus_count = all.size();
   for (auto& t : rest) all.push_back(std::move(t));
   if (only.empty()) return all;
-  all.insert(all.begin() + 2, std::make_move_iterator(on_request.begin()),
+  all.insert(all.begin() + static_cast<std::ptrdiff_t>(shmbus_count),
+             std::make_move_iterator(on_request.begin()),
              std::make_move_iterator(on_request.end()));
   std::erase_if(all, [&](const std::unique_ptr<Transport>& t) {
     const std::string name = t->name();
-    return name != "raw-shm" && std::find(only.begin(), only.end(), name) == only.end();
+    return !is_reference_baseline(name) && std::find(only.begin(), only.end(), name) == only.end();
   });
   return all;
+}
+
+template <class Transport>
+std::vector<std::unique_ptr<Transport>> transports_of(std::unique_ptr<Transport> first,
+                                                      std::unique_ptr<Transport> second) {
+  std::vector<std::unique_ptr<Transport>> v;
+  v.push_back(std::move(first));
+  v.push_back(std::move(second));
+  return v;
+}
+
+// --policy names to policies; empty: both.
+std::vector<Policy> fanout_policies(const std::vector<std::string>& names) {
+  if (names.empty()) return {Policy::block, Policy::drop};
+  std::vector<Policy> policies;
+  for (const std::string& name : names) {
+    const Policy p = name == "drop" ? Policy::drop : Policy::block;
+    if (std::find(policies.begin(), policies.end(), p) == policies.end()) policies.push_back(p);
+  }
+  return policies;
+}
+
+int run_fanout_bench(const BenchOptions& options) {
+  bench::FanoutConfig config;
+  config.size = options.size;
+  config.duration_s = options.duration_s;
+  config.rounds = options.rounds;
+  if (!options.subscribers.empty()) config.subscribers = options.subscribers;
+  config.policies = fanout_policies(options.policies);
+  auto report = bench::run_fanout(config, progress_to_stderr(options));
+  return report ? print_bench_report(options, *report) : print_bench_failure(report.error());
 }
 
 }  // namespace
@@ -75,24 +127,15 @@ int run_journal_bench(const BenchOptions& options) {
     config.latency_size = std::max<std::size_t>(8, options.size);
   }
   if (options.count) config.latency_count = *options.count;
-  auto progress = [&](const std::string& line) {
-    if (!options.json) std::fprintf(stderr, "%s\n", line.c_str());
-  };
-  const bench::JournalBenchResult result = bench::run_journal_bench(config, progress);
-  if (!result.error.empty()) {
-    std::fprintf(stderr, "shmbus bench: %s\n", result.error.c_str());
-    return 1;
-  }
-  if (options.json) {
-    std::cout << bench::to_json(result.report).dump() << std::endl;
-  } else {
-    std::cout << bench::format_table(result.report) << std::flush;
-  }
-  return 0;
+  const bench::JournalBenchResult result =
+      bench::run_journal_bench(config, progress_to_stderr(options));
+  return result.error.empty() ? print_bench_report(options, result.report)
+                              : print_bench_failure(result.error);
 }
 
 int run_bench(const BenchOptions& options) {
   if (options.kind == "journal") return run_journal_bench(options);
+  if (options.kind == "fanout") return run_fanout_bench(options);
   bench::BenchConfig config;
   config.size = options.size;
   config.rounds = options.rounds;
@@ -105,17 +148,21 @@ int run_bench(const BenchOptions& options) {
     std::vector<std::unique_ptr<bench::PingPongTransport>> variants;
     variants.push_back(bench::shmbus_pingpong_transport(bench::ShmbusVariant{true, false, false}));
     variants.push_back(bench::shmbus_pingpong_transport(bench::ShmbusVariant{true, true, true}));
-    return run_and_print(with_shmbus(bench::shmbus_pingpong_transport(false),
-                                     bench::shmbus_pingpong_transport(true),
+    return run_and_print(with_shmbus(transports_of(bench::shmbus_pingpong_transport(false),
+                                                   bench::shmbus_pingpong_transport(true)),
                                      bench::baseline_pingpong_transports(), options.only,
                                      std::move(variants)),
                          options, config, [](auto& t, auto& c, auto& p) {
                            return bench::run_pingpong(t, c, p);
                          });
   }
-  return run_and_print(with_shmbus(bench::shmbus_throughput_transport(false),
-                                   bench::shmbus_throughput_transport(true),
-                                   bench::baseline_throughput_transports(), options.only),
+  // Batched (a claim per batch, a poll per batch), then one message at a time.
+  auto shmbus = transports_of(bench::shmbus_throughput_transport(false),
+                              bench::shmbus_throughput_transport(true));
+  shmbus.push_back(bench::shmbus_single_message_transport(false));
+  shmbus.push_back(bench::shmbus_single_message_transport(true));
+  return run_and_print(with_shmbus(std::move(shmbus), bench::baseline_throughput_transports(),
+                                   options.only),
                        options, config, [](auto& t, auto& c, auto& p) {
                          return bench::run_throughput(t, c, p);
                        });
@@ -127,10 +174,11 @@ void add_bench_command(CLI::App& app) {
       "bench", "Measure shmbus against raw shared memory, a pipe, a Unix socket and a Boost "
                "message queue, two processes pinned to different cores, in one run");
   cmd->add_option("kind", options->kind,
-                  "pingpong (round-trip latency), throughput, or journal (the journaler against "
-                  "the disk's O_DIRECT bandwidth, and latency with and without it)")
+                  "pingpong (round-trip latency), throughput, journal (the journaler against "
+                  "the disk's O_DIRECT bandwidth, and latency with and without it), or fanout "
+                  "(one publisher, N waiting subscribers)")
       ->required()
-      ->check(CLI::IsMember({"pingpong", "throughput", "journal"}));
+      ->check(CLI::IsMember({"pingpong", "throughput", "journal", "fanout"}));
   cmd->add_option("--size", options->size,
                   "Message bytes, sequence number included (>= 8); journal: one size instead of "
                   "64 and 1024")
@@ -144,16 +192,27 @@ void add_bench_command(CLI::App& app) {
       ->transform(CLI::AsSizeValue(false));
   cmd->add_flag("--buffered", options->buffered, "journal: the journaler without O_DIRECT");
   cmd->add_option("--duration", options->duration_s,
-                  "throughput: seconds the producer streams per round");
+                  "throughput, fanout: seconds the producer streams per round");
+  cmd->add_option("--subscribers", options->subscribers,
+                  "fanout: subscriber counts, e.g. 1,8,64 (default 1,8,64,256; 1 always runs, "
+                  "as the reference of the ratios)")
+      ->delimiter(',')
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--policy", options->policies,
+                  "fanout: block and/or drop (repeatable; default both)")
+      ->check(CLI::IsMember({"block", "drop"}));
   cmd->add_option("--rounds", options->rounds,
                   "Interleaved rounds; each figure is the median over them")
       ->check(CLI::Range(1, 99));
   cmd->add_option("--only", options->only,
-                  "Run only these transports (repeatable; raw-shm always runs): shmbus, "
-                  "shmbus-sp, pipe, unix-socket, boost-mq; and, for pingpong only, "
-                  "shmbus-sp-nocounters (publishers keep no counters) and shmbus-sp-hist "
-                  "(subscribers record latency histograms), which run only when named")
-      ->check(CLI::IsMember({"shmbus", "shmbus-sp", "raw-shm", "pipe", "unix-socket", "boost-mq",
+                  "Run only these transports (repeatable; raw-shm, and for throughput raw-seq, "
+                  "always run): shmbus, shmbus-sp, pipe, unix-socket, boost-mq; for throughput "
+                  "only, shmbus-single and shmbus-sp-single (one message per publish and per "
+                  "poll); and, for pingpong only, shmbus-sp-nocounters (publishers keep no "
+                  "counters) and shmbus-sp-hist (subscribers record latency histograms), which "
+                  "run only when named")
+      ->check(CLI::IsMember({"shmbus", "shmbus-sp", "raw-shm", "raw-seq", "pipe", "unix-socket",
+                             "boost-mq", "shmbus-single", "shmbus-sp-single",
                              "shmbus-sp-nocounters", "shmbus-sp-hist"}));
   cmd->add_flag("--json", options->json, "One JSON document on stdout instead of a table");
   cmd->callback([options] {

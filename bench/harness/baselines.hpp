@@ -13,7 +13,8 @@ namespace shmbus::bench {
 // raw-shm (one cache line: the floor), pipe, unix-socket, boost-mq; in that order.
 std::vector<std::unique_ptr<PingPongTransport>> baseline_pingpong_transports();
 
-// raw-shm (a minimal SPSC ring), pipe, unix-socket, boost-mq; in that order.
+// raw-seq (one cache line per message: the floor), raw-shm (a minimal SPSC ring with shared
+// indices), pipe, unix-socket, boost-mq; in that order.
 std::vector<std::unique_ptr<ThroughputTransport>> baseline_throughput_transports();
 
 }  // namespace shmbus::bench

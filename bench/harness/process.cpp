@@ -127,42 +127,40 @@ Child spawn_child(std::string role, int cpu, bool spin_yields, ErrorSlot& error,
   return Child{std::move(role), pid, exit_pipe[0]};
 }
 
-std::string wait_for_children(Child& a, const ErrorSlot& a_error, Child& b,
-                              const ErrorSlot& b_error, double timeout_s) {
+std::string wait_for_children(std::span<const WatchedChild> watched, double timeout_s) {
   using Clock = std::chrono::steady_clock;
   auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
                                      std::chrono::duration<double>(std::min(timeout_s, 1e6)));
-  Child* children[2] = {&a, &b};
-  const ErrorSlot* errors[2] = {&a_error, &b_error};
   std::string failure;
-  int running = 2;
+  std::size_t running = watched.size();
+  std::vector<pollfd> fds;
+  std::vector<std::size_t> index;  // fds[k] watches watched[index[k]]
 
   while (running > 0 && failure.empty()) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
     if (left.count() <= 0) {
       failure = "timed out; still running:";
-      for (Child* c : children) {
-        if (c->pid > 0) fmt::format_to(std::back_inserter(failure), " {}", c->role);
+      for (const WatchedChild& w : watched) {
+        if (w.child->pid > 0) fmt::format_to(std::back_inserter(failure), " {}", w.child->role);
       }
       break;
     }
-    pollfd fds[2];
-    int index[2];
-    nfds_t n = 0;
-    for (int i = 0; i < 2; ++i) {
-      if (children[i]->pid > 0) {
-        fds[n] = pollfd{children[i]->exit_fd, 0, 0};  // POLLHUP is reported regardless
-        index[n++] = i;
+    fds.clear();
+    index.clear();
+    for (std::size_t i = 0; i < watched.size(); ++i) {
+      if (watched[i].child->pid > 0) {
+        fds.push_back(pollfd{watched[i].child->exit_fd, 0, 0});  // POLLHUP is reported regardless
+        index.push_back(i);
       }
     }
-    int r = poll(fds, n, static_cast<int>(std::min<long long>(left.count(), 60'000)));
+    int r = poll(fds.data(), fds.size(), static_cast<int>(std::min<long long>(left.count(), 60'000)));
     if (r < 0 && errno != EINTR) {
       failure = fmt::format("poll on the benchmark processes: {}", std::strerror(errno));
       break;
     }
-    for (nfds_t k = 0; r > 0 && k < n; ++k) {
+    for (std::size_t k = 0; r > 0 && k < fds.size(); ++k) {
       if (fds[k].revents == 0) continue;
-      Child& c = *children[index[k]];
+      Child& c = *watched[index[k]].child;
       int status = 0;
       while (waitpid(c.pid, &status, 0) < 0 && errno == EINTR) {
       }
@@ -170,7 +168,7 @@ std::string wait_for_children(Child& a, const ErrorSlot& a_error, Child& b,
       close_fd(c.exit_fd);
       --running;
       if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
-        const char* text = errors[index[k]]->text;
+        const char* text = watched[index[k]].error->text;
         failure = fmt::format("{}: {}", c.role,
                               text[0] != '\0' ? std::string(text) : describe_status(status));
         break;
@@ -180,15 +178,21 @@ std::string wait_for_children(Child& a, const ErrorSlot& a_error, Child& b,
       deadline = std::min(deadline, grace);
     }
   }
-  for (Child* c : children) kill_child(*c);
-  // The other side often fails as a consequence (end of file, EPIPE); its text, if any, helps.
-  for (int i = 0; i < 2 && !failure.empty(); ++i) {
-    const char* text = errors[i]->text;
+  for (const WatchedChild& w : watched) kill_child(*w.child);
+  // The others often fail as a consequence (end of file, EPIPE); their text, if any, helps.
+  for (std::size_t i = 0; i < watched.size() && !failure.empty(); ++i) {
+    const char* text = watched[i].error->text;
     if (text[0] != '\0' && failure.find(text) == std::string::npos) {
-      fmt::format_to(std::back_inserter(failure), " ({}: {})", children[i]->role, text);
+      fmt::format_to(std::back_inserter(failure), " ({}: {})", watched[i].child->role, text);
     }
   }
   return failure;
+}
+
+std::string wait_for_children(Child& a, const ErrorSlot& a_error, Child& b,
+                              const ErrorSlot& b_error, double timeout_s) {
+  const WatchedChild both[] = {{&a, &a_error}, {&b, &b_error}};
+  return wait_for_children(both, timeout_s);
 }
 
 }  // namespace shmbus::bench

@@ -12,6 +12,7 @@
 
 #include <cstddef>
 #include <functional>
+#include <span>
 #include <string>
 
 namespace shmbus::bench {
@@ -52,5 +53,13 @@ void kill_child(Child& child);
 // status or signal, or a timeout after `timeout_s` (or 10 s after the first one finished).
 std::string wait_for_children(Child& a, const ErrorSlot& a_error, Child& b,
                               const ErrorSlot& b_error, double timeout_s);
+
+// The same for any number of children (a publisher and several subscriber processes): the first
+// failure kills the rest, and once one has exited the others get the same grace as above.
+struct WatchedChild {
+  Child* child;
+  const ErrorSlot* error;
+};
+std::string wait_for_children(std::span<const WatchedChild> watched, double timeout_s);
 
 }  // namespace shmbus::bench

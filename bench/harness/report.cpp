@@ -11,11 +11,13 @@ namespace shmbus::bench {
 namespace {
 
 constexpr const char* kBaseline = "raw-shm";
+// Throughput only: one cache line per message, the floor of a shared-memory stream.
+constexpr const char* kSeqBaseline = "raw-seq";
 
 template <class Result>
-const Result* find_baseline(const std::vector<Result>& results) {
+const Result* find_baseline(const std::vector<Result>& results, const char* name = kBaseline) {
   for (const Result& r : results) {
-    if (r.transport == kBaseline) return &r;
+    if (r.transport == name) return &r;
   }
   return nullptr;
 }
@@ -63,16 +65,19 @@ std::string format_table(const PingPongReport& report) {
 
 std::string format_table(const ThroughputReport& report) {
   const ThroughputResult* base = find_baseline(report.results);
+  const ThroughputResult* seq_base = find_baseline(report.results, kSeqBaseline);
   std::string out = fmt::format(
       "throughput: {} B messages, {:g} s per round, median of {} round(s), {}\n", report.size,
       report.duration_s, report.rounds,
       cpus("producer", report.producer_cpu, "consumer", report.consumer_cpu));
   const std::size_t w = name_width(report.results);
-  out += fmt::format("{:<{}}{:>14}{:>12}{:>10}\n", "transport", w, "msgs/s", "MB/s", "x raw");
+  out += fmt::format("{:<{}}{:>14}{:>12}{:>10}{:>11}\n", "transport", w, "msgs/s", "MB/s", "x raw",
+                     "x raw-seq");
   for (const ThroughputResult& r : report.results) {
-    out += fmt::format("{:<{}}{:>13.3f}M{:>12.1f}{:>10}\n", r.transport, w, r.msgs_per_s / 1e6,
-                       r.mb_per_s,
-                       ratio_cell(base, r.msgs_per_s, base ? base->msgs_per_s : 0));
+    out += fmt::format("{:<{}}{:>13.3f}M{:>12.1f}{:>10}{:>11}\n", r.transport, w,
+                       r.msgs_per_s / 1e6, r.mb_per_s,
+                       ratio_cell(base, r.msgs_per_s, base ? base->msgs_per_s : 0),
+                       ratio_cell(seq_base, r.msgs_per_s, seq_base ? seq_base->msgs_per_s : 0));
   }
   return out;
 }
@@ -103,12 +108,14 @@ nlohmann::ordered_json to_json(const PingPongReport& report) {
 
 nlohmann::ordered_json to_json(const ThroughputReport& report) {
   const ThroughputResult* base = find_baseline(report.results);
+  const ThroughputResult* seq_base = find_baseline(report.results, kSeqBaseline);
   nlohmann::ordered_json results = nlohmann::ordered_json::array();
   for (const ThroughputResult& r : report.results) {
     nlohmann::ordered_json row = {{"transport", r.transport}, {"msgs_per_s", r.msgs_per_s},
                           {"mb_per_s", r.mb_per_s},   {"count", r.messages},
                           {"seconds", r.seconds}};
     if (base != nullptr) row["ratio_to_raw"] = ratio(r.msgs_per_s, base->msgs_per_s);
+    if (seq_base != nullptr) row["ratio_to_raw_seq"] = ratio(r.msgs_per_s, seq_base->msgs_per_s);
     results.push_back(std::move(row));
   }
   const std::uint64_t count = report.results.empty() ? 0 : report.results.front().messages;

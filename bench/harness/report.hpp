@@ -6,7 +6,9 @@
 //   {"bench":"throughput","size":64,"count":N,"rounds":3,"duration_s":2.0,
 //    "results":[{"transport":"shmbus","msgs_per_s":..,"mb_per_s":..}, ...]}
 // Every figure is the median over the rounds. Ratios to the "raw-shm" baseline are added when it
-// is among the results. Keys keep the order shown (ordered_json), so the text reads as above.
+// is among the results ("ratio_p50_to_raw", "ratio_p999_to_raw"; throughput: "ratio_to_raw"), and
+// throughput results also get "ratio_to_raw_seq" when the "raw-seq" baseline (one cache line per
+// message) is among them. Keys keep the order shown (ordered_json), so the text reads as above.
 #pragma once
 
 #include <cstddef>

@@ -115,18 +115,51 @@ class PingPong final : public PingPongTransport {
   std::vector<std::byte> message_;
 };
 
-class Stream final : public ThroughputTransport {
+// What both throughput styles share: a fresh channel per round (created by the parent so both
+// children find it), a publisher in the producer, a block subscriber in the consumer, and the
+// process-local message each side copies in or out.
+class ChannelStream : public ThroughputTransport {
  public:
-  explicit Stream(bool single_producer) : single_producer_(single_producer) {}
-  std::string name() const override { return single_producer_ ? "shmbus-sp" : "shmbus"; }
+  ChannelStream(bool single_producer, const char* batched_name, const char* sp_name)
+      : single_producer_(single_producer), name_(single_producer ? sp_name : batched_name) {}
+  std::string name() const override { return name_; }
   void prepare(const BenchConfig& config) override {
     size_ = config.size;
-    name_ = unique_name("stream");
-    open_publisher(name_, kCapacity, size_, single_producer_);
+    channel_ = unique_name(name_.c_str());
+    open_publisher(channel_, kCapacity, size_, single_producer_);
   }
   void as_producer() override {
-    pub_.emplace(open_publisher(name_, kCapacity, size_, single_producer_));
+    pub_.emplace(open_publisher(channel_, kCapacity, size_, single_producer_));
     message_.assign(size_, std::byte{0x5a});
+  }
+  void as_consumer() override {
+    sub_.emplace(open_subscriber(channel_));
+    message_.assign(size_, std::byte{0});
+  }
+  void detach() override {
+    sub_.reset();
+    pub_.reset();
+  }
+  void cleanup() override { (void)remove_channel(channel_); }
+
+ protected:
+  static constexpr std::uint64_t kCapacity = 1 << 20;
+
+  bool single_producer_;
+  std::string name_;
+  std::size_t size_ = 64;
+  std::string channel_;
+  std::optional<Publisher> pub_;
+  std::optional<Subscriber> sub_;
+  std::vector<std::byte> message_;
+};
+
+// "shmbus", "shmbus-sp": the producer claims batches, the consumer polls batches.
+class Stream final : public ChannelStream {
+ public:
+  explicit Stream(bool single_producer) : ChannelStream(single_producer, "shmbus", "shmbus-sp") {}
+  void as_producer() override {
+    ChannelStream::as_producer();
     // As many as fit in one claim (a batch is at most one maximum frame).
     claim_batch_ = std::min<std::size_t>(
         kBatch, core::frame_size(pub_->info().max_message) / core::frame_size(size_));
@@ -135,8 +168,7 @@ class Stream final : public ThroughputTransport {
     pending_.reserve(kBatch);
   }
   void as_consumer() override {
-    sub_.emplace(open_subscriber(name_));
-    message_.assign(size_, std::byte{0});
+    ChannelStream::as_consumer();
     batch_.resize(kPollBatch);
   }
   // Messages go out in batches of kBatch (one claim, one timestamp), as a streaming application
@@ -178,29 +210,42 @@ class Stream final : public ThroughputTransport {
     }
     return batch_[next_++];
   }
-  void detach() override {
-    sub_.reset();
-    pub_.reset();
-  }
-  void cleanup() override { (void)remove_channel(name_); }
 
  private:
-  static constexpr std::uint64_t kCapacity = 1 << 20;
   static constexpr std::size_t kBatch = 32;       // records per producer claim, at most
-  std::size_t claim_batch_ = kBatch;
   static constexpr std::size_t kPollBatch = 256;  // records per consumer poll
 
-  bool single_producer_;
-  std::size_t size_ = 64;
-  std::string name_;
-  std::optional<Publisher> pub_;
-  std::optional<Subscriber> sub_;
-  std::vector<std::byte> message_;
+  std::size_t claim_batch_ = kBatch;
   std::vector<std::uint64_t> batch_;
   std::vector<std::uint64_t> pending_;  // producer: sequences not yet published
   std::vector<std::uint32_t> sizes_;
   std::size_t next_ = 0;
   std::size_t filled_ = 0;
+};
+
+// "shmbus-single", "shmbus-sp-single": what a simple application does, one try_publish per
+// message (retried while back-pressured) and one poll(handler, 1) per message that copies the
+// payload out. Beside the batched Stream it shows what batching buys.
+class SingleStream final : public ChannelStream {
+ public:
+  explicit SingleStream(bool single_producer)
+      : ChannelStream(single_producer, "shmbus-single", "shmbus-sp-single") {}
+  void send(std::uint64_t seq) override {
+    write_seq(message_.data(), seq);
+    PublishStatus st;
+    while ((st = pub_->try_publish(message_)) == PublishStatus::back_pressured) spin_relax();
+    if (st != PublishStatus::ok) {
+      throw std::runtime_error(fmt::format("shmbus: publish failed: {}", to_string(st)));
+    }
+  }
+  std::uint64_t receive() override {
+    while (sub_->poll([&](const Message& m) {
+             std::memcpy(message_.data(), m.payload.data(), m.payload.size());
+           }, 1) == 0) {
+      spin_relax();
+    }
+    return read_seq(message_.data());
+  }
 };
 
 }  // namespace
@@ -221,6 +266,9 @@ std::unique_ptr<PingPongTransport> shmbus_pingpong_transport(bool single_produce
 }
 std::unique_ptr<ThroughputTransport> shmbus_throughput_transport(bool single_producer) {
   return std::make_unique<Stream>(single_producer);
+}
+std::unique_ptr<ThroughputTransport> shmbus_single_message_transport(bool single_producer) {
+  return std::make_unique<SingleStream>(single_producer);
 }
 
 }  // namespace shmbus::bench
