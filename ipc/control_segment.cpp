@@ -4,6 +4,26 @@
 
 namespace shmbus::detail {
 
+ControlLayout declared_layout(const ControlHeader& header) noexcept {
+  ControlLayout declared;
+  declared.subscriber_slots = header.slot_count;
+  declared.producer_slots = header.producer_slot_count;
+  declared.subscriber_slots_offset = header.subscriber_slots_offset;
+  declared.producer_slots_offset = header.producer_slots_offset;
+  declared.latency_offset = header.latency_offset;
+  declared.segment_size = header.segment_size;
+  return declared;
+}
+
+void declare_layout(ControlHeader& header, const ControlLayout& layout) noexcept {
+  header.slot_count = layout.subscriber_slots;
+  header.producer_slot_count = layout.producer_slots;
+  header.subscriber_slots_offset = layout.subscriber_slots_offset;
+  header.producer_slots_offset = layout.producer_slots_offset;
+  header.latency_offset = layout.latency_offset;
+  header.segment_size = layout.segment_size;
+}
+
 void format_control(void* base, const ControlLayout& layout, std::uint64_t incarnation) noexcept {
   ControlRef control(base, layout);
   ControlHeader& c = control.header();
@@ -12,12 +32,7 @@ void format_control(void* base, const ControlLayout& layout, std::uint64_t incar
   c.header_size = sizeof(ControlHeader);
   c.layout_fingerprint = control_fingerprint();
   c.incarnation = incarnation;
-  c.slot_count = layout.subscriber_slots;
-  c.producer_slot_count = layout.producer_slots;
-  c.segment_size = layout.segment_size;
-  c.subscriber_slots_offset = layout.subscriber_slots_offset;
-  c.producer_slots_offset = layout.producer_slots_offset;
-  c.latency_offset = layout.latency_offset;
+  declare_layout(c, layout);
   for (ProducerSlot& p : control.producer_slots()) {
     p.in_flight.store(kNoClaim, std::memory_order_relaxed);  // relaxed: published by `ready`
   }
@@ -53,13 +68,7 @@ tl::expected<ControlLayout, std::string> check_control(const void* base, std::si
   }
   // Each declared value is read once, into `declared`, and only that copy is checked and used: a
   // peer rewriting the header meanwhile cannot make us use a value we did not check.
-  ControlLayout declared;
-  declared.subscriber_slots = c->slot_count;
-  declared.producer_slots = c->producer_slot_count;
-  declared.subscriber_slots_offset = c->subscriber_slots_offset;
-  declared.producer_slots_offset = c->producer_slots_offset;
-  declared.latency_offset = c->latency_offset;
-  declared.segment_size = c->segment_size;
+  const ControlLayout declared = declared_layout(*c);
   if (c->header_size != sizeof(ControlHeader)) {
     return tl::unexpected(fmt::format("control segment declares a {} byte header, not {}",
                                       c->header_size, sizeof(ControlHeader)));

@@ -17,6 +17,11 @@
 
 namespace shmbus::detail {
 
+// The slot counts, offsets and size a header declares, as they are (unchecked: check_control
+// checks them), and writing them (the creator; tests that damage a header on purpose).
+ControlLayout declared_layout(const ControlHeader& header) noexcept;
+void declare_layout(ControlHeader& header, const ControlLayout& layout) noexcept;
+
 // Formats a new, zero-filled segment of layout.segment_size bytes at `base` (creator only) and
 // release-stores `ready` last.
 void format_control(void* base, const ControlLayout& layout, std::uint64_t incarnation) noexcept;

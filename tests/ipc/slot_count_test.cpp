@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "ipc/control_layout.hpp"
+#include "ipc/control_segment.hpp"
 #include "shmbus/shmbus.hpp"
 #include "shmbus/stats.hpp"
 #include "tests/support/command.hpp"
@@ -296,30 +297,6 @@ TEST(SlotCounts, ABlockSubscriberInTheLastSlotGatesThePublisher) {
   EXPECT_EQ(pub->try_publish(payload_of(published + 1)), PublishStatus::ok);
 }
 
-// The header's counts, offsets and size, as a test rewrites them.
-struct DeclaredLayout {
-  std::uint32_t subscriber_slots;
-  std::uint32_t producer_slots;
-  std::uint64_t subscriber_slots_offset;
-  std::uint64_t producer_slots_offset;
-  std::uint64_t latency_offset;
-  std::uint64_t segment_size;
-};
-
-DeclaredLayout read_declared(const detail::ControlHeader& c) {
-  return {c.slot_count,          c.producer_slot_count, c.subscriber_slots_offset,
-          c.producer_slots_offset, c.latency_offset,    c.segment_size};
-}
-
-void write_declared(detail::ControlHeader& c, const DeclaredLayout& d) {
-  c.slot_count = d.subscriber_slots;
-  c.producer_slot_count = d.producer_slots;
-  c.subscriber_slots_offset = d.subscriber_slots_offset;
-  c.producer_slots_offset = d.producer_slots_offset;
-  c.latency_offset = d.latency_offset;
-  c.segment_size = d.segment_size;
-}
-
 // Every way in: a subscriber of each policy, a publisher, the stats, `shmbus inspect`. Each must
 // refuse the channel as corrupt with a message containing `says`.
 void expect_refused(const std::string& channel, const std::string& says) {
@@ -342,18 +319,31 @@ void expect_refused(const std::string& channel, const std::string& says) {
   EXPECT_NE(r.out.find(says), std::string::npos) << r.out;
 }
 
-TEST(SlotCounts, AHeaderWhoseCountsDoNotFitItsSegmentIsRefusedAsCorrupt) {
-  ChannelGuard ch(unique_channel("liar"));
-  auto pub = Publisher::open(ch.name(), counted(64, 32));
-  ASSERT_TRUE(pub) << pub.error().message;
-  auto files = ChannelFiles::open(ch.name(), true);
-  ASSERT_TRUE(files);
-  detail::ControlHeader& header = files->control();
-  const DeclaredLayout truth = read_declared(header);
-  const detail::ControlLayout big = detail::control_layout(kManySlots, 32);
+// A channel of the default counts whose control header a test rewrites: `truth` is what it
+// declared when created.
+class DamagedHeader : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto opened = Publisher::open(ch_.name(), counted(64, 32));
+    ASSERT_TRUE(opened) << opened.error().message;
+    pub_.emplace(std::move(*opened));
+    files_ = ChannelFiles::open(ch_.name(), true);
+    ASSERT_TRUE(files_);
+    truth_ = detail::declared_layout(header());
+  }
+  detail::ControlHeader& header() { return files_->control(); }
 
+  ChannelGuard ch_{unique_channel("liar")};
+  std::optional<Publisher> pub_;
+  std::optional<ChannelFiles> files_;
+  detail::ControlLayout truth_;
+};
+
+TEST_F(DamagedHeader, CountsThatDoNotFitTheSegmentAreRefusedAsCorrupt) {
+  const detail::ControlLayout& truth = truth_;
+  const detail::ControlLayout big = detail::control_layout(kManySlots, 32);
   struct Lie {
-    DeclaredLayout declared;
+    detail::ControlLayout declared;
     std::string says;
   };
   const Lie lies[] = {
@@ -383,18 +373,18 @@ TEST(SlotCounts, AHeaderWhoseCountsDoNotFitItsSegmentIsRefusedAsCorrupt) {
                    truth.segment_size, big.segment_size)},
   };
   for (const Lie& lie : lies) {
-    write_declared(header, lie.declared);
-    expect_refused(ch.name(), lie.says);
+    detail::declare_layout(header(), lie.declared);
+    expect_refused(ch_.name(), lie.says);
   }
-  header.header_size = 4096;
-  write_declared(header, truth);
-  expect_refused(ch.name(), "declares a 4096 byte header");
-  header.header_size = sizeof(detail::ControlHeader);
+  header().header_size = 4096;
+  detail::declare_layout(header(), truth);
+  expect_refused(ch_.name(), "declares a 4096 byte header");
+  header().header_size = sizeof(detail::ControlHeader);
 
   // Put back, the channel works again: the refusals were about the lies alone.
-  auto sub = Subscriber::open(ch.name(), sub_options(Policy::block));
+  auto sub = Subscriber::open(ch_.name(), sub_options(Policy::block));
   ASSERT_TRUE(sub) << sub.error().message;
-  ASSERT_EQ(pub->publish(payload_of(1), std::chrono::seconds(5)), PublishStatus::ok);
+  ASSERT_EQ(pub_->publish(payload_of(1), std::chrono::seconds(5)), PublishStatus::ok);
   const auto got = receive_messages(*sub, 1);
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].sequence, 1u);
@@ -402,14 +392,7 @@ TEST(SlotCounts, AHeaderWhoseCountsDoNotFitItsSegmentIsRefusedAsCorrupt) {
 
 // Garbage in the declared layout (random values, and random bits of the real values) never gets
 // past the check; nothing crashes.
-TEST(SlotCounts, RandomDeclaredLayoutsAreRefusedUnlessExactlyRight) {
-  ChannelGuard ch(unique_channel("fuzzctl"));
-  auto pub = Publisher::open(ch.name(), counted(64, 32));
-  ASSERT_TRUE(pub) << pub.error().message;
-  auto files = ChannelFiles::open(ch.name(), true);
-  ASSERT_TRUE(files);
-  detail::ControlHeader& header = files->control();
-  const DeclaredLayout truth = read_declared(header);
+TEST_F(DamagedHeader, RandomDeclaredLayoutsAreRefusedUnlessExactlyRight) {
   std::uint64_t state = 0x9e3779b97f4a7c15ULL;
   auto next = [&state] {
     state ^= state << 13;
@@ -419,7 +402,7 @@ TEST(SlotCounts, RandomDeclaredLayoutsAreRefusedUnlessExactlyRight) {
   };
   int refused = 0;
   for (int round = 0; round < 300; ++round) {
-    DeclaredLayout d = truth;
+    detail::ControlLayout d = truth_;
     const std::uint64_t which = next() % 6;
     const std::uint64_t value = round % 2 == 0 ? next() : (next() & 0xffff);
     switch (which) {
@@ -430,10 +413,10 @@ TEST(SlotCounts, RandomDeclaredLayoutsAreRefusedUnlessExactlyRight) {
       case 4: d.latency_offset = value; break;
       default: d.segment_size = value; break;
     }
-    write_declared(header, d);
-    const bool exact = std::memcmp(&d, &truth, sizeof d) == 0;
-    auto sub = Subscriber::open(ch.name(), sub_options(Policy::drop));
-    auto st = read_channel_stats(ch.name());
+    detail::declare_layout(header(), d);
+    const bool exact = d == truth_;
+    auto sub = Subscriber::open(ch_.name(), sub_options(Policy::drop));
+    auto st = read_channel_stats(ch_.name());
     if (exact) {
       EXPECT_TRUE(sub) << sub.error().message;
       EXPECT_TRUE(st) << st.error().message;
@@ -445,8 +428,8 @@ TEST(SlotCounts, RandomDeclaredLayoutsAreRefusedUnlessExactlyRight) {
     ++refused;
   }
   EXPECT_GT(refused, 250);
-  write_declared(header, truth);
-  EXPECT_TRUE(read_channel_stats(ch.name()));
+  detail::declare_layout(header(), truth_);
+  EXPECT_TRUE(read_channel_stats(ch_.name()));
 }
 
 }  // namespace
