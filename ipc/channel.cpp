@@ -28,47 +28,41 @@ unsigned control_mode(unsigned ring_mode) {
 }
 
 Result<ShmSegment> build_control(const std::string& name, std::uint64_t incarnation,
-                                 unsigned mode) {
-  auto seg = ShmSegment::create(name, kControlSegmentSize, control_mode(mode));
+                                 const ControlLayout& layout, unsigned mode) {
+  auto seg = ShmSegment::create(name, layout.segment_size, control_mode(mode));
   if (!seg) return seg;
-  auto* c = static_cast<ControlHeader*>(seg->base());
-  c->magic = kControlMagic;
-  c->version = kControlVersion;
-  c->header_size = sizeof(ControlHeader);
-  c->layout_fingerprint = control_fingerprint();
-  c->incarnation = incarnation;
-  c->slot_count = kSubscriberSlots;
-  for (ProducerSlot& p : c->producers) {
-    p.in_flight.store(kNoClaim, std::memory_order_relaxed);  // relaxed: published by `ready`
-  }
-  // release: the identity above is visible to whoever acquire-loads `ready`.
-  c->ready.store(core::kReadyMarker, std::memory_order_release);
+  format_control(seg->base(), layout, incarnation);
   return seg;
+}
+
+// ChannelOptions' slot counts, checked like the ring's parameters: only when creating.
+std::optional<std::string> check_slot_counts(const ChannelOptions& options) {
+  if (options.subscriber_slots < 1 || options.subscriber_slots > kMaxSubscriberSlots) {
+    return fmt::format("subscriber_slots {} is out of range (1 to {})", options.subscriber_slots,
+                       kMaxSubscriberSlots);
+  }
+  if (options.producer_slots < 1 || options.producer_slots > kMaxProducerSlots) {
+    return fmt::format("producer_slots {} is out of range (1 to {})", options.producer_slots,
+                       kMaxProducerSlots);
+  }
+  return std::nullopt;
+}
+
+ChannelInfo describe(std::string_view channel, const core::RingRef& ring,
+                     const ControlLayout& control) {
+  return ChannelInfo{std::string(channel),
+                     ring.capacity,
+                     ring.max_message,
+                     ring.header->incarnation,
+                     (ring.header->flags & core::kFlagSingleProducer) != 0,
+                     control.subscriber_slots,
+                     control.producer_slots};
 }
 
 }  // namespace
 
-std::optional<std::string> check_control(const ShmSegment& seg, std::uint64_t incarnation) {
-  // The identity first (every version starts with it), so that an older build's smaller segment
-  // is reported as the version mismatch it is.
-  if (seg.size() < offsetof(ControlHeader, gate_epoch)) return "control segment is too small";
-  const auto* c = static_cast<const ControlHeader*>(seg.base());
-  if (c->magic != kControlMagic) return "control segment has a bad magic";
-  if (c->version != kControlVersion || c->layout_fingerprint != control_fingerprint()) {
-    return fmt::format(
-        "control segment layout version {} (fingerprint {:016x}) differs from this build's {} "
-        "({:016x})",
-        c->version, c->layout_fingerprint, kControlVersion, control_fingerprint());
-  }
-  if (seg.size() < sizeof(ControlHeader)) return "control segment is too small";
-  // acquire: pairs with the creator's release of `ready`.
-  if (c->ready.load(std::memory_order_acquire) != core::kReadyMarker) {
-    return "control segment is not ready";
-  }
-  if (c->incarnation != incarnation) return "control segment belongs to another incarnation";
-  if (c->slot_count != kSubscriberSlots) return "control segment has a bad slot count";
-  return std::nullopt;
-}
+static_assert(ChannelOptions{}.subscriber_slots == kDefaultSubscriberSlots);
+static_assert(ChannelOptions{}.producer_slots == kDefaultProducerSlots);
 
 Result<void> validate_ring(const ShmSegment& ring, const std::string& where) {
   if (auto err = core::check_ring(ring.base(), ring.size())) {
@@ -81,15 +75,17 @@ Result<void> validate_ring(const ShmSegment& ring, const std::string& where) {
   return {};
 }
 
-Result<void> validate_control(const ShmSegment& control, std::uint64_t incarnation,
-                              const std::string& where) {
-  if (auto err = check_control(control, incarnation)) {
-    return tl::unexpected(Error{err->find("version") != std::string::npos
+Result<ControlLayout> validate_control(const ShmSegment& control, std::uint64_t incarnation,
+                                       const std::string& where) {
+  auto layout = check_control(control.base(), control.size(), incarnation);
+  if (!layout) {
+    const std::string& err = layout.error();
+    return tl::unexpected(Error{err.find("version") != std::string::npos
                                     ? ErrorCode::version_mismatch
                                     : ErrorCode::corrupt,
-                                fmt::format("{}{} ({})", where, *err, shm_path(control.name()))});
+                                fmt::format("{}{} ({})", where, err, shm_path(control.name()))});
   }
-  return {};
+  return *layout;
 }
 
 std::string ring_object_name(std::string_view channel) {
@@ -145,13 +141,16 @@ Result<std::shared_ptr<ChannelMapping>> ChannelMapping::open_or_create(
     const std::string name(channel);
     params.name = name.c_str();
     params.single_producer = options.single_producer;
-    if (auto err = core::check_params(params)) {
+    auto err = core::check_params(params);
+    if (!err) err = check_slot_counts(options);
+    if (err) {
       return tl::unexpected(
           Error{ErrorCode::invalid_argument, fmt::format("channel '{}': {}", name, *err)});
     }
 
     const std::string ctl_name = control_object_name(channel, params.incarnation);
-    auto ctl = build_control(ctl_name, params.incarnation, options.mode);
+    const ControlLayout layout = control_layout(options.subscriber_slots, options.producer_slots);
+    auto ctl = build_control(ctl_name, params.incarnation, layout, options.mode);
     if (!ctl) return tl::unexpected(ctl.error());
 
     // Built under a private name and linked to ring_name only once formatted, so that an opener
@@ -179,9 +178,8 @@ Result<std::shared_ptr<ChannelMapping>> ChannelMapping::open_or_create(
     mapping->ring_segment_ = std::move(*ring);
     mapping->control_segment_ = std::move(*ctl);
     mapping->ring_ = core::RingRef::attach(mapping->ring_segment_.base());
-    mapping->control_ = static_cast<ControlHeader*>(mapping->control_segment_.base());
-    mapping->info_ = ChannelInfo{name, params.capacity, params.max_message, params.incarnation,
-                                 params.single_producer};
+    mapping->control_ = ControlRef(mapping->control_segment_.base(), layout);
+    mapping->info_ = describe(channel, mapping->ring_, layout);
     mapping->ring_writable_ = true;
     return mapping;
   }
@@ -227,13 +225,12 @@ Result<std::shared_ptr<ChannelMapping>> ChannelMapping::attach(std::string_view 
     ctl.error().message = fmt::format("{}{}", where, ctl.error().message);
     return tl::unexpected(ctl.error());
   }
-  if (auto ok = validate_control(*ctl, incarnation, where); !ok) return tl::unexpected(ok.error());
+  auto layout = validate_control(*ctl, incarnation, where);
+  if (!layout) return tl::unexpected(layout.error());
   mapping->ring_segment_ = std::move(ring_segment);
   mapping->control_segment_ = std::move(*ctl);
-  mapping->control_ = static_cast<ControlHeader*>(mapping->control_segment_.base());
-  mapping->info_ = ChannelInfo{
-      std::string(channel), mapping->ring_.capacity, mapping->ring_.max_message, incarnation,
-      (mapping->ring_.header->flags & core::kFlagSingleProducer) != 0};
+  mapping->control_ = ControlRef(mapping->control_segment_.base(), *layout);
+  mapping->info_ = describe(channel, mapping->ring_, *layout);
   return mapping;
 }
 

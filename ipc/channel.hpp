@@ -14,6 +14,7 @@
 
 #include "core/ring.hpp"
 #include "ipc/control_layout.hpp"
+#include "ipc/control_segment.hpp"
 #include "ipc/process.hpp"
 #include "ipc/shm_segment.hpp"
 #include "shmbus/shmbus.hpp"
@@ -23,13 +24,12 @@ namespace shmbus::detail {
 std::string ring_object_name(std::string_view channel);
 std::string control_object_name(std::string_view channel, std::uint64_t incarnation);
 Result<void> check_channel_name(std::string_view channel);
-// Validates a mapped control segment for the ring's incarnation: a message, or nothing if usable.
-std::optional<std::string> check_control(const ShmSegment& segment, std::uint64_t incarnation);
 // check_ring / check_control as the Error an opener returns: version_mismatch or corrupt, the
-// message prefixed with `where` (the channel and its ring's path) and naming the segment.
+// message prefixed with `where` (the channel and its ring's path) and naming the segment. A usable
+// control segment gives the layout it declares (checked).
 Result<void> validate_ring(const ShmSegment& ring, const std::string& where);
-Result<void> validate_control(const ShmSegment& control, std::uint64_t incarnation,
-                              const std::string& where);
+Result<ControlLayout> validate_control(const ShmSegment& control, std::uint64_t incarnation,
+                                       const std::string& where);
 
 class ChannelMapping {
  public:
@@ -46,14 +46,19 @@ class ChannelMapping {
                                                       bool prefault_ring = true);
 
   const core::RingRef& ring() const noexcept { return ring_; }
-  ControlHeader& control() const noexcept { return *control_; }
+  // The control segment's fixed header.
+  ControlHeader& control() const noexcept { return control_.header(); }
+  // The control segment with its arrays (slots, histograms), as validated when it was mapped.
+  const ControlRef& control_ref() const noexcept { return control_; }
   const ChannelInfo& info() const noexcept { return info_; }
   bool ring_writable() const noexcept { return ring_writable_; }
 
   // The lowest position producers must not overwrite (UINT64_MAX when nothing bounds them): the
   // positions of active block subscribers and, on multi-producer channels, the in-flight claims
   // of the other producers and the tail as it was when we looked (a claim made after this scan
-  // starts beyond it). See gate.cpp.
+  // starts beyond it). Looks only at slots below the high-water marks, and at subscriber slots
+  // only where a block hint is set. Called when gate_epoch changed or the cached floor says the
+  // ring is full, never per message. See gate.cpp.
   std::uint64_t scan_gate_floor() const noexcept;
 
   // Evicts block subscribers whose process has been seen dead for their liveness timeout, frees
@@ -61,7 +66,8 @@ class ChannelMapping {
   // path: reads /proc. Returns how many subscribers it evicted.
   std::size_t evict_dead_subscribers() noexcept;
 
-  // Producer registration (every publisher holds a slot; see ProducerSlot).
+  // Producer registration (every publisher holds a slot; see ProducerSlot): the lowest free
+  // slot, busy when every one of the channel's producer slots is held by a live process.
   Result<ProducerSlot*> take_producer_slot(const ProcessId& self);
   // Frees the slot and adds what it published to the channel's retired totals.
   void release_producer_slot(ProducerSlot* slot, std::uint64_t published,
@@ -75,7 +81,7 @@ class ChannelMapping {
   ShmSegment ring_segment_;
   ShmSegment control_segment_;
   core::RingRef ring_;
-  ControlHeader* control_ = nullptr;
+  ControlRef control_;
   ChannelInfo info_;
   bool ring_writable_ = false;
 };

@@ -50,7 +50,13 @@ ControlHeaderReport read_control_header(const ControlHeader& header) {
   c.layout_fingerprint = header.layout_fingerprint;
   c.incarnation = header.incarnation;
   c.slot_count = header.slot_count;
+  c.producer_slot_count = header.producer_slot_count;
   c.ready = header.ready.load(std::memory_order_acquire) != 0;  // acquire: as any opener
+  // relaxed (both): shown only.
+  c.subscriber_slots_high_water =
+      header.subscriber_slots_high_water.load(std::memory_order_relaxed);
+  c.producer_slots_high_water =
+      header.producer_slots_high_water.load(std::memory_order_relaxed);  // relaxed: shown only
   return c;
 }
 
@@ -65,8 +71,12 @@ ChannelLayoutReport describe_layout(const ChannelView& view) {
   l.control_path = view.control_path();
   l.control_segment_bytes = view.control_segment_size();
   l.control_header_bytes = sizeof(ControlHeader);
-  l.subscriber_slots = kSubscriberSlots;
-  l.producer_slots = kProducerSlots;
+  const ControlLayout& control = view.control_ref().layout();
+  l.subscriber_slots = control.subscriber_slots;
+  l.producer_slots = control.producer_slots;
+  l.subscriber_slots_offset = control.subscriber_slots_offset;
+  l.producer_slots_offset = control.producer_slots_offset;
+  l.latency_offset = control.latency_offset;
   return l;
 }
 

@@ -46,7 +46,8 @@ struct RingHeaderReport {
   std::uint64_t repaired_through = 0;  // the end of the furthest range repaired as abandoned
 };
 
-// The control segment's header (ipc/control_layout.hpp ControlHeader), its identity part.
+// The control segment's header (ipc/control_layout.hpp ControlHeader), its identity part and
+// its high-water marks.
 struct ControlHeaderReport {
   std::uint64_t magic = 0;
   bool magic_ok = false;  // magic is kControlMagic ("HMBSCTRL")
@@ -54,8 +55,12 @@ struct ControlHeaderReport {
   std::uint32_t header_size = 0;
   std::uint64_t layout_fingerprint = 0;
   std::uint64_t incarnation = 0;
-  std::uint32_t slot_count = 0;
+  std::uint32_t slot_count = 0;  // subscriber slots
+  std::uint32_t producer_slot_count = 0;
   bool ready = false;
+  // Every slot ever taken lies below these (as stored; the scans clamp them to the counts).
+  std::uint32_t subscriber_slots_high_water = 0;
+  std::uint32_t producer_slots_high_water = 0;
 };
 
 // Where the two segments are and how they are laid out.
@@ -71,6 +76,10 @@ struct ChannelLayoutReport {
   std::size_t control_header_bytes = 0;
   std::size_t subscriber_slots = 0;
   std::size_t producer_slots = 0;
+  // Where the arrays start, from the start of the control segment.
+  std::size_t subscriber_slots_offset = 0;
+  std::size_t producer_slots_offset = 0;
+  std::size_t latency_offset = 0;  // the subscribers' latency histograms
 };
 
 struct ChannelInspection {

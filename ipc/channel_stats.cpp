@@ -18,6 +18,7 @@
 namespace shmbus {
 namespace {
 
+using detail::ConstControlRef;
 using detail::ControlHeader;
 using detail::ProducerSlot;
 using detail::SlotState;
@@ -54,16 +55,16 @@ std::optional<std::string> slot_name(const SubscriberSlot& s) {
 }
 
 // A process taking a slot right now (state `claiming`) is attached as far as gc is concerned.
-bool anyone_claiming(const ControlHeader& ctl) {
+bool anyone_claiming(const ConstControlRef& ctl) {
   auto claiming_alive = [](std::uint64_t owner) {
     return detail::owner_state(owner) == SlotState::claiming &&
            detail::process_alive(detail::ProcessId{detail::owner_pid(owner), 0});
   };
   // acquire (both loops): as in read_subscriber / read_producer; only the owner word is used.
-  for (const SubscriberSlot& s : ctl.slots) {
+  for (const SubscriberSlot& s : ctl.subscriber_slots_taken()) {
     if (claiming_alive(s.owner.load(std::memory_order_acquire))) return true;  // acquire: above
   }
-  for (const ProducerSlot& p : ctl.producers) {
+  for (const ProducerSlot& p : ctl.producer_slots_taken()) {
     if (claiming_alive(p.owner.load(std::memory_order_acquire))) return true;  // acquire: above
   }
   return false;
@@ -81,10 +82,10 @@ SubscriberState state_of(const SubscriberStats& st, SlotState slot_state,
 
 // One subscriber slot, or nothing when it is free or being filled in. `corrupt` is set for a slot
 // whose fields no shmbus process writes.
-std::optional<SubscriberStats> read_subscriber(const ControlHeader& ctl, std::uint32_t index,
+std::optional<SubscriberStats> read_subscriber(const ConstControlRef& ctl, std::uint32_t index,
                                                const core::TailWord& head,
                                                std::uint64_t capacity, bool& corrupt) {
-  const SubscriberSlot& s = ctl.slots[index];
+  const SubscriberSlot& s = ctl.subscriber_slots()[index];
   // acquire: the identity fields are filled in before the owner word's release store.
   const std::uint64_t owner = s.owner.load(std::memory_order_acquire);
   const SlotState slot_state = detail::owner_state(owner);
@@ -136,16 +137,16 @@ std::optional<SubscriberStats> read_subscriber(const ControlHeader& ctl, std::ui
                         : 0;
   st.state = state_of(st, slot_state, capacity);
   if ((s.flags & detail::kSlotLatencyHistogram) != 0) {
-    st.latency = core::take_snapshot(ctl.latency[index]);
+    st.latency = core::take_snapshot(ctl.latency_histogram(index));
   }
   return st;
 }
 
 // One producer slot's registration and counters (no /proc lookup: the caller checks liveness after
 // its pass over the slots, which must be short, see read_producers).
-std::optional<ProducerStats> read_producer(const ControlHeader& ctl, std::uint32_t index,
+std::optional<ProducerStats> read_producer(const ConstControlRef& ctl, std::uint32_t index,
                                            bool& corrupt) {
-  const ProducerSlot& p = ctl.producers[index];
+  const ProducerSlot& p = ctl.producer_slots()[index];
   // acquire: the start time is filled in before the owner word's release store.
   const std::uint64_t owner = p.owner.load(std::memory_order_acquire);
   if (owner == 0 || detail::owner_state(owner) == SlotState::claiming) return std::nullopt;
@@ -206,14 +207,15 @@ Retired read_retired(const ControlHeader& ctl) noexcept {
 // The producer slots and the channel's totals (the retired totals plus every slot's). A producer
 // that leaves during the pass would be in neither: the totals are read again after the pass and
 // the pass repeated if they moved, so the channel's counters never go backwards between reads.
-void read_producers(const ControlHeader& ctl, ChannelStats& st) {
+void read_producers(const ConstControlRef& ctl, ChannelStats& st) {
   for (int attempt = 0; attempt < 8; ++attempt) {
-    const Retired before = read_retired(ctl);
+    const Retired before = read_retired(ctl.header());
     st.producers.clear();
     st.corrupt_slots = 0;
     st.published_messages = before.published;
     st.published_bytes = before.bytes;
-    for (std::uint32_t i = 0; i < detail::kProducerSlots; ++i) {
+    const std::uint32_t taken = ctl.producer_slots_high_water();
+    for (std::uint32_t i = 0; i < taken; ++i) {
       bool corrupt = false;
       if (auto p = read_producer(ctl, i, corrupt)) {
         st.published_messages += p->published;
@@ -222,7 +224,7 @@ void read_producers(const ControlHeader& ctl, ChannelStats& st) {
       }
       st.corrupt_slots += corrupt ? 1 : 0;
     }
-    if (read_retired(ctl) == before) break;
+    if (read_retired(ctl.header()) == before) break;
   }
   for (ProducerStats& p : st.producers) {
     p.alive = detail::process_alive(detail::ProcessId{p.pid, p.start_time});
@@ -249,6 +251,7 @@ Result<ChannelStats> read_channel_stats(std::string_view channel) {
   const core::RingRef& ring = view->ring();
   const core::RingHeader& h = *ring.header;
   const ControlHeader& ctl = view->control();
+  const ConstControlRef& control = view->control_ref();
 
   ChannelStats st;
   st.name = view->name();
@@ -256,6 +259,8 @@ Result<ChannelStats> read_channel_stats(std::string_view channel) {
   st.capacity = ring.capacity;
   st.max_message = ring.max_message;
   st.single_producer = (h.flags & core::kFlagSingleProducer) != 0;
+  st.subscriber_slots = control.layout().subscriber_slots;
+  st.producer_slots = control.layout().producer_slots;
   st.created_ns = h.created_ns;
   st.creator_pid = h.creator_pid;
   st.creator_alive = detail::process_alive(detail::ProcessId{h.creator_pid, h.creator_start_time});
@@ -269,11 +274,12 @@ Result<ChannelStats> read_channel_stats(std::string_view channel) {
   st.back_pressure_events = ctl.back_pressure_events.load(std::memory_order_relaxed);
   st.evictions = ctl.evictions.load(std::memory_order_relaxed);                    // relaxed: stat
   st.abandoned_repaired = ctl.abandoned_repaired.load(std::memory_order_relaxed);  // relaxed: stat
-  read_producers(ctl, st);
+  read_producers(control, st);
   bool corrupt = false;
-  for (std::uint32_t i = 0; i < detail::kSubscriberSlots; ++i) {
+  const std::uint32_t taken = control.subscriber_slots_high_water();
+  for (std::uint32_t i = 0; i < taken; ++i) {
     corrupt = false;
-    if (auto s = read_subscriber(ctl, i, head, ring.capacity, corrupt)) {
+    if (auto s = read_subscriber(control, i, head, ring.capacity, corrupt)) {
       st.subscribers.push_back(std::move(*s));
     }
     st.corrupt_slots += corrupt ? 1 : 0;
@@ -288,7 +294,7 @@ Result<ChannelStats> read_channel_stats(std::string_view channel) {
   if (const std::uint64_t owner = h.exclusive_pid.load(std::memory_order_acquire); owner != 0) {
     anyone = anyone || detail::process_alive(detail::unpack_process(owner));
   }
-  st.abandoned = !anyone && !anyone_claiming(ctl);
+  st.abandoned = !anyone && !anyone_claiming(control);
   return st;
 }
 

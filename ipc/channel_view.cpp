@@ -33,9 +33,10 @@ Result<ChannelView> ChannelView::open(std::string_view channel) {
     ctl.error().message = where + ctl.error().message;
     return tl::unexpected(ctl.error());
   }
-  if (auto ok = validate_control(*ctl, incarnation, where); !ok) return tl::unexpected(ok.error());
+  auto layout = validate_control(*ctl, incarnation, where);
+  if (!layout) return tl::unexpected(layout.error());
   view.control_segment_ = std::move(*ctl);
-  view.control_ = static_cast<const ControlHeader*>(view.control_segment_.base());
+  view.control_ = ConstControlRef(view.control_segment_.base(), *layout);
   return view;
 }
 

@@ -7,6 +7,7 @@
 
 #include "core/ring.hpp"
 #include "ipc/control_layout.hpp"
+#include "ipc/control_segment.hpp"
 #include "ipc/shm_segment.hpp"
 #include "shmbus/shmbus.hpp"
 
@@ -19,7 +20,9 @@ class ChannelView {
   static Result<ChannelView> open(std::string_view channel);
 
   const core::RingRef& ring() const noexcept { return ring_; }
-  const ControlHeader& control() const noexcept { return *control_; }
+  // The control segment's fixed header, and the segment with its arrays as validated.
+  const ControlHeader& control() const noexcept { return control_.header(); }
+  const ConstControlRef& control_ref() const noexcept { return control_; }
   const std::string& name() const noexcept { return name_; }
   const std::string& ring_path() const noexcept { return ring_path_; }
   const std::string& control_path() const noexcept { return control_path_; }
@@ -30,7 +33,7 @@ class ChannelView {
   ShmSegment ring_segment_;
   ShmSegment control_segment_;
   core::RingRef ring_;
-  const ControlHeader* control_ = nullptr;
+  ConstControlRef control_;
   std::string name_;
   std::string ring_path_;
   std::string control_path_;

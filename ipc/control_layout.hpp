@@ -2,6 +2,12 @@
 // data ring so that a drop subscriber can map the ring read-only. One per channel incarnation,
 // named after the ring and the incarnation (control_object_name in ipc/channel.hpp).
 // docs/architecture.md draws it.
+//
+// A fixed ControlHeader comes first; the subscriber slots, producer slots and latency histograms
+// follow at offsets computed from the slot counts the creator chose (ChannelOptions), which the
+// header declares. An opener checks every declared count, offset and the segment's size against
+// control_layout() before it touches anything past the header (ipc/control_segment.hpp), and then
+// reaches the arrays only through ControlRef, never by the header's values.
 #pragma once
 
 #include <atomic>
@@ -15,10 +21,14 @@ namespace shmbus::detail {
 
 inline constexpr std::uint64_t kControlMagic = 0x4c52'5443'5342'4d48ULL;  // "HMBSCTRL"
 // 2: the journal section, `spilled`. 3: byte counters, retired producers' totals, the
-// per-subscriber end-to-end latency histograms.
-inline constexpr std::uint32_t kControlVersion = 3;
-inline constexpr std::uint32_t kSubscriberSlots = 64;
-inline constexpr std::uint32_t kProducerSlots = 32;
+// per-subscriber end-to-end latency histograms. 4: slot counts chosen per channel, the arrays
+// after the fixed header, the high-water marks and the block-slot hints.
+inline constexpr std::uint32_t kControlVersion = 4;
+// ChannelOptions::subscriber_slots and producer_slots: defaults and accepted ranges (1 to max).
+inline constexpr std::uint32_t kDefaultSubscriberSlots = 64;
+inline constexpr std::uint32_t kMaxSubscriberSlots = 4096;
+inline constexpr std::uint32_t kDefaultProducerSlots = 32;
+inline constexpr std::uint32_t kMaxProducerSlots = 1024;
 inline constexpr std::size_t kSubscriberNameSize = 64;
 inline constexpr std::size_t kJournalDirSize = 512;
 // Set in ControlHeader::journal_owner while a journaler is writing journal_dir (the rest of the
@@ -84,7 +94,7 @@ static_assert(offsetof(SubscriberSlot, evictions) == 3 * core::kCacheLine);
 static_assert(sizeof(SubscriberSlot) == 4 * core::kCacheLine);
 
 // SubscriberSlot::flags: the subscriber records its end-to-end latency in its histogram
-// (ControlHeader::latency, same index as the slot).
+// (ControlRef::latency_histogram, same index as the slot).
 inline constexpr std::uint8_t kSlotLatencyHistogram = 1;
 
 // A producer's registration. On multi-producer channels its in-flight claim bounds every other
@@ -107,17 +117,31 @@ static_assert(sizeof(ProducerSlot) == core::kCacheLine);
 inline constexpr std::uint64_t kNoClaim = UINT64_MAX;
 
 struct ControlHeader {
-  // --- identity, written before the segment is published ---
+  // --- identity, written before the segment is published; never changed after ---
   std::uint64_t magic;
   std::uint32_t version;
-  std::uint32_t header_size;
+  std::uint32_t header_size;  // sizeof(ControlHeader)
   std::uint64_t layout_fingerprint;
   std::uint64_t incarnation;  // equals the ring's
-  std::uint32_t slot_count;
+  std::uint32_t slot_count;   // subscriber slots
   std::atomic<std::uint32_t> ready;  // release-stored last by the creator
+  std::uint32_t producer_slot_count;
+  std::uint32_t reserved0;
+  // Where the arrays are and how large the segment is, as control_layout(slot_count,
+  // producer_slot_count) computes them: an opener refuses a header whose values differ.
+  std::uint64_t segment_size;
+  std::uint64_t subscriber_slots_offset;
+  std::uint64_t producer_slots_offset;
+  std::uint64_t latency_offset;
 
   // --- bumped whenever the set of gating subscribers changes; producers re-scan on change ---
   alignas(core::kCacheLine) std::atomic<std::uint64_t> gate_epoch;
+  // High-water marks: every slot ever taken has a lower index. A process raises the mark (by
+  // CAS, it only grows) before it takes the slot, and takes the lowest free slot, so the marks
+  // stay at the most slots ever used at once; scans stop there (see scan_gate_floor). Written at
+  // registration only, which bumps gate_epoch anyway: sharing its line costs producers nothing.
+  std::atomic<std::uint32_t> subscriber_slots_high_water;
+  std::atomic<std::uint32_t> producer_slots_high_water;
 
   // --- channel counters, written on slow paths only ---
   alignas(core::kCacheLine) std::atomic<std::uint64_t> evictions;
@@ -132,8 +156,13 @@ struct ControlHeader {
   alignas(core::kCacheLine) std::atomic<std::uint32_t> waiters;
   std::atomic<std::uint32_t> wake_word;
 
-  alignas(core::kCacheLine) SubscriberSlot slots[kSubscriberSlots];
-  ProducerSlot producers[kProducerSlots];
+  // --- block-slot hints: bit i of word i / 64 is set while subscriber slot i's latest
+  // registrant chose the block policy. Set or cleared by that registrant only, while it holds the
+  // slot and before its owner word says active; a slot left by a block subscriber keeps its bit
+  // until a non-block one registers there. So every gating slot has its bit set, and
+  // scan_gate_floor visits only those (still checking state and policy): drop subscribers cost
+  // the producers' scan one bit each. ---
+  alignas(core::kCacheLine) std::atomic<std::uint64_t> block_slots[kMaxSubscriberSlots / 64];
 
   // --- the journal: one journaler per channel records every message to files
   // (`shmbus record`). Written by the journaler only, through ipc/journal_link.hpp; read by
@@ -163,43 +192,109 @@ struct ControlHeader {
   // CLOCK_REALTIME of the journaler's last progress report (relaxed: a statistic for tools).
   std::atomic<std::int64_t> journal_heartbeat_ns;
 
-  // --- end-to-end latency histograms, one per subscriber slot, written only by that
-  // slot's subscriber when it asked for one (kSlotLatencyHistogram); read by tools ---
-  alignas(core::kCacheLine) core::LatencyHistogram latency[kSubscriberSlots];
+  // The arrays follow (ControlLayout): SubscriberSlot[slot_count], ProducerSlot[producer_slot_count],
+  // then one core::LatencyHistogram per subscriber slot, written only by that slot's subscriber
+  // when it asked for one (kSlotLatencyHistogram) and read by tools.
 };
-static_assert(offsetof(ControlHeader, gate_epoch) == 64);
-static_assert(offsetof(ControlHeader, evictions) == 128);
-static_assert(offsetof(ControlHeader, waiters) == 192);
-static_assert(offsetof(ControlHeader, slots) == 256);
-static_assert(offsetof(ControlHeader, producers) ==
-              256 + kSubscriberSlots * sizeof(SubscriberSlot));
-static_assert(offsetof(ControlHeader, journal_owner) ==
-              offsetof(ControlHeader, producers) + kProducerSlots * sizeof(ProducerSlot));
+static_assert(offsetof(ControlHeader, slot_count) == 32);
+static_assert(offsetof(ControlHeader, ready) == 36);
+static_assert(offsetof(ControlHeader, segment_size) == 48);
+static_assert(offsetof(ControlHeader, latency_offset) == 72);
+static_assert(offsetof(ControlHeader, gate_epoch) == 128);
+static_assert(offsetof(ControlHeader, subscriber_slots_high_water) == 136);
+static_assert(offsetof(ControlHeader, producer_slots_high_water) == 140);
+static_assert(offsetof(ControlHeader, evictions) == 192);
+static_assert(offsetof(ControlHeader, waiters) == 256);
+static_assert(offsetof(ControlHeader, block_slots) == 320);
+static_assert(offsetof(ControlHeader, journal_owner) == 320 + kMaxSubscriberSlots / 8);
 static_assert(offsetof(ControlHeader, journal_dir) == offsetof(ControlHeader, journal_owner) + 16);
 static_assert(offsetof(ControlHeader, journal_written) ==
               offsetof(ControlHeader, journal_owner) + 9 * core::kCacheLine);
-static_assert(offsetof(ControlHeader, latency) ==
-              offsetof(ControlHeader, journal_written) + core::kCacheLine);
 static_assert(sizeof(ControlHeader) ==
-              offsetof(ControlHeader, latency) + kSubscriberSlots * sizeof(core::LatencyHistogram));
+              offsetof(ControlHeader, journal_written) + core::kCacheLine);
+static_assert(sizeof(ControlHeader) == 1472);
 static_assert(offsetof(ProducerSlot, published_bytes) == 40);
 static_assert(offsetof(SubscriberSlot, flags) == 13);
 static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
+static_assert(sizeof(core::LatencyHistogram) % core::kCacheLine == 0);
+static_assert(alignof(core::LatencyHistogram) <= core::kCacheLine);
 
-// Stored in every control segment and compared by every opener. Its formula is part of the
-// format: segments of running channels carry this value, so it stays bit for bit what earlier
-// builds of this layout version computed. The next control layout version (a new kControlVersion)
-// computes it with core::fingerprint, as the ring does.
-constexpr std::uint64_t control_fingerprint() noexcept {
-  return (std::uint64_t{sizeof(ControlHeader)} << 32) ^ (sizeof(SubscriberSlot) << 16) ^
-         (offsetof(SubscriberSlot, position) << 8) ^ (offsetof(ControlHeader, producers) << 40) ^
-         (sizeof(ProducerSlot) << 24) ^ (offsetof(SubscriberSlot, spilled) << 56) ^
-         (offsetof(ControlHeader, journal_owner) << 12) ^
-         (offsetof(ControlHeader, journal_written) << 4) ^
-         (offsetof(ControlHeader, latency) << 20) ^ (sizeof(core::LatencyHistogram) << 48) ^
-         (offsetof(ControlHeader, retired_bytes) << 2) ^ kControlVersion;
+// Where a control segment's parts lie for given slot counts. Every array starts on a cache line
+// (the header, both slot types and the histogram are whole lines); the segment is whole pages.
+struct ControlLayout {
+  std::uint32_t subscriber_slots = 0;
+  std::uint32_t producer_slots = 0;
+  std::uint64_t subscriber_slots_offset = 0;
+  std::uint64_t producer_slots_offset = 0;
+  std::uint64_t latency_offset = 0;
+  std::uint64_t segment_size = 0;
+  bool operator==(const ControlLayout&) const = default;
+};
+
+// Only for counts within 1..kMax*Slots (no overflow is possible then: the largest segment is
+// about 33 MiB).
+constexpr ControlLayout control_layout(std::uint32_t subscriber_slots,
+                                       std::uint32_t producer_slots) noexcept {
+  ControlLayout l;
+  l.subscriber_slots = subscriber_slots;
+  l.producer_slots = producer_slots;
+  l.subscriber_slots_offset = sizeof(ControlHeader);
+  l.producer_slots_offset =
+      l.subscriber_slots_offset + std::uint64_t{subscriber_slots} * sizeof(SubscriberSlot);
+  l.latency_offset = l.producer_slots_offset + std::uint64_t{producer_slots} * sizeof(ProducerSlot);
+  const std::uint64_t end =
+      l.latency_offset + std::uint64_t{subscriber_slots} * sizeof(core::LatencyHistogram);
+  l.segment_size = (end + 4095) & ~std::uint64_t{4095};
+  return l;
 }
+// The sizes docs/architecture.md states.
+static_assert(control_layout(kDefaultSubscriberSlots, kDefaultProducerSlots).segment_size ==
+              548864);
+static_assert(control_layout(1024, kDefaultProducerSlots).segment_size == 8720384);
+static_assert(control_layout(kMaxSubscriberSlots, kMaxProducerSlots).segment_size == 34934784);
 
-inline constexpr std::size_t kControlSegmentSize = (sizeof(ControlHeader) + 4095) & ~std::size_t{4095};
+// Stored in every control segment and compared by every opener: a digest of every size and
+// offset of the fixed header and of the array elements (the counts are per channel, in the
+// header, and checked against its size instead). Two builds that disagree on any of them refuse
+// each other's segments.
+constexpr std::uint64_t control_fingerprint() noexcept {
+  constexpr std::uint64_t parts[] = {
+      sizeof(ControlHeader),
+      offsetof(ControlHeader, slot_count),
+      offsetof(ControlHeader, ready),
+      offsetof(ControlHeader, producer_slot_count),
+      offsetof(ControlHeader, segment_size),
+      offsetof(ControlHeader, subscriber_slots_offset),
+      offsetof(ControlHeader, producer_slots_offset),
+      offsetof(ControlHeader, latency_offset),
+      offsetof(ControlHeader, gate_epoch),
+      offsetof(ControlHeader, subscriber_slots_high_water),
+      offsetof(ControlHeader, producer_slots_high_water),
+      offsetof(ControlHeader, evictions),
+      offsetof(ControlHeader, retired_bytes),
+      offsetof(ControlHeader, waiters),
+      offsetof(ControlHeader, wake_word),
+      offsetof(ControlHeader, block_slots),
+      offsetof(ControlHeader, journal_owner),
+      offsetof(ControlHeader, journal_dir),
+      offsetof(ControlHeader, journal_written),
+      offsetof(ControlHeader, journal_heartbeat_ns),
+      sizeof(SubscriberSlot),
+      offsetof(SubscriberSlot, flags),
+      offsetof(SubscriberSlot, name),
+      offsetof(SubscriberSlot, position),
+      offsetof(SubscriberSlot, spilled),
+      offsetof(SubscriberSlot, evictions),
+      offsetof(SubscriberSlot, dead_since_ns),
+      sizeof(ProducerSlot),
+      offsetof(ProducerSlot, in_flight),
+      offsetof(ProducerSlot, published_bytes),
+      sizeof(core::LatencyHistogram),
+      core::kLatencyBuckets,
+      kMaxSubscriberSlots,
+      kControlVersion,
+  };
+  return core::fingerprint(parts);
+}
 
 }  // namespace shmbus::detail

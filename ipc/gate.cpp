@@ -6,8 +6,29 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <bit>
+#include <span>
+
 namespace shmbus::detail {
 
+// What the scan may skip, and why that loses no gating subscriber:
+//  - Slots at or above the high-water mark. A subscriber raises the mark (CAS, it only grows)
+//    before it takes its slot, then fills the slot in, stores `active` (release) and bumps
+//    gate_epoch (seq_cst). Producers call this scan after a seq_cst load of gate_epoch
+//    (PublisherState::current_gate_floor). If that load saw the subscriber's bump (or a later
+//    one: every bump is a read-modify-write, so the release sequence carries it), everything the
+//    subscriber wrote before its bump happens-before this scan, the mark included, and the
+//    acquire loads below see it or a later, larger value. If it did not, the gate protocol does
+//    not rely on this scan: the producer's load after its claim sees the bump, or the
+//    subscriber's tail load after its bump sees the claim (Subscriber::open, announce_gate).
+//  - Subscriber slots whose block hint is clear. The hint is set by the slot's block registrant
+//    before its owner word says active, in the same registration, so the argument above covers
+//    it; only a later non-block registrant of the same slot clears it, once the block one has
+//    left.
+//  - Producer slots at or above the producer mark: a producer raises it before it takes its slot,
+//    so before it stores its in-flight bound; whatever makes the bound visible to the scan (see
+//    below) makes the mark visible too.
+// Drop and spill subscribers therefore cost the scan one bit each; unused slots cost nothing.
 std::uint64_t ChannelMapping::scan_gate_floor() const noexcept {
   const bool shared_producers = !info_.single_producer;
   std::uint64_t floor = UINT64_MAX;
@@ -17,7 +38,7 @@ std::uint64_t ChannelMapping::scan_gate_floor() const noexcept {
     // see its claim, the claim starts at or beyond this tail; if it does, the loads below see
     // the in-flight bound.
     floor = ring_.claimed_position(std::memory_order_acquire);  // acquire: above
-    for (const ProducerSlot& p : control_->producers) {
+    for (const ProducerSlot& p : control_.producer_slots_taken()) {
       // relaxed: a free slot's bound is kNoClaim anyway; this only skips the load.
       if (p.owner.load(std::memory_order_relaxed) == 0) continue;
       // acquire: as above.
@@ -25,15 +46,25 @@ std::uint64_t ChannelMapping::scan_gate_floor() const noexcept {
       if (in_flight < floor) floor = in_flight;
     }
   }
-  for (const SubscriberSlot& s : control_->slots) {
-    // acquire: a slot seen active has its policy and position filled in (registration releases).
-    const std::uint64_t owner = s.owner.load(std::memory_order_acquire);
-    if (!gates(owner_state(owner))) continue;
-    if (s.policy != static_cast<std::uint8_t>(Policy::block)) continue;
-    // acquire: pairs with the subscriber's release of its position; the records before it have
-    // been read and may be overwritten.
-    const std::uint64_t pos = s.position.load(std::memory_order_acquire);
-    if (pos < floor) floor = pos;
+  const std::span<SubscriberSlot> slots = control_.subscriber_slots_taken();
+  const auto taken = static_cast<std::uint32_t>(slots.size());
+  for (std::uint32_t word = 0; word * 64 < taken; ++word) {
+    std::uint64_t hints = control_.block_slot_hints(word);
+    while (hints != 0) {
+      const std::uint32_t index = word * 64 + static_cast<std::uint32_t>(std::countr_zero(hints));
+      hints &= hints - 1;
+      if (index >= taken) break;
+      const SubscriberSlot& s = slots[index];
+      // acquire: a slot seen active has its policy and position filled in (registration
+      // releases).
+      const std::uint64_t owner = s.owner.load(std::memory_order_acquire);
+      if (!gates(owner_state(owner))) continue;
+      if (s.policy != static_cast<std::uint8_t>(Policy::block)) continue;
+      // acquire: pairs with the subscriber's release of its position; the records before it have
+      // been read and may be overwritten.
+      const std::uint64_t pos = s.position.load(std::memory_order_acquire);
+      if (pos < floor) floor = pos;
+    }
   }
   return floor;
 }
@@ -41,7 +72,7 @@ std::uint64_t ChannelMapping::scan_gate_floor() const noexcept {
 std::size_t ChannelMapping::evict_dead_subscribers() noexcept {
   std::size_t evicted = 0;
   const std::int64_t now = monotonic_ns();
-  for (SubscriberSlot& s : control_->slots) {
+  for (SubscriberSlot& s : control_.subscriber_slots_taken()) {
     // acquire: as in scan_gate_floor.
     std::uint64_t owner = s.owner.load(std::memory_order_acquire);
     if (!gates(owner_state(owner))) continue;
@@ -73,13 +104,13 @@ std::size_t ChannelMapping::evict_dead_subscribers() noexcept {
       // relaxed: counters for tools.
       s.evictions.fetch_add(1, std::memory_order_relaxed);            // relaxed: statistic
       s.evicted_ns.store(realtime_ns(), std::memory_order_relaxed);   // relaxed: statistic
-      control_->evictions.fetch_add(1, std::memory_order_relaxed);    // relaxed: statistic
+      control().evictions.fetch_add(1, std::memory_order_relaxed);    // relaxed: statistic
       // release: producers that see the new epoch re-scan and see the eviction.
-      control_->gate_epoch.fetch_add(1, std::memory_order_release);
+      control().gate_epoch.fetch_add(1, std::memory_order_release);
       ++evicted;
     }
   }
-  for (ProducerSlot& p : control_->producers) {
+  for (ProducerSlot& p : control_.producer_slots_taken()) {
     // acquire: the identity of an active producer slot is filled in.
     std::uint64_t owner = p.owner.load(std::memory_order_acquire);
     if (owner == 0) continue;
@@ -108,10 +139,12 @@ std::size_t ChannelMapping::evict_dead_subscribers() noexcept {
 
 Result<ProducerSlot*> ChannelMapping::take_producer_slot(const ProcessId& self) {
   for (int attempt = 0; attempt < 2; ++attempt) {
-    for (ProducerSlot& p : control_->producers) {
+    for (ProducerSlot& p : control_.producer_slots()) {
       // acquire: see evict_dead_subscribers.
       std::uint64_t owner = p.owner.load(std::memory_order_acquire);
       if (owner != 0) continue;
+      // Covered by the high-water mark before it is ours (see scan_gate_floor).
+      control_.cover_producer_slot(control_.index_of(p));
       // acq_rel: winning makes the slot ours.
       if (!p.owner.compare_exchange_strong(owner, owner_word(self.pid, SlotState::claiming),
                                            std::memory_order_acq_rel)) {  // acq_rel: ours now
@@ -131,7 +164,7 @@ Result<ProducerSlot*> ChannelMapping::take_producer_slot(const ProcessId& self) 
   }
   return tl::unexpected(Error{ErrorCode::busy,
                               fmt::format("channel '{}': all {} producer slots are in use",
-                                          info_.name, kProducerSlots)});
+                                          info_.name, control_.layout().producer_slots)});
 }
 
 void ChannelMapping::release_producer_slot(ProducerSlot* slot, std::uint64_t published,
@@ -153,8 +186,8 @@ void ChannelMapping::add_retired(std::uint64_t published, std::uint64_t bytes) n
   // release: pairs with read_channel_stats' acquire loads of the totals; a reader that sees them
   // grown also sees the slot freed (by the CAS before this), so it never counts a producer
   // twice. It re-reads the totals after its pass over the slots to not miss one either.
-  control_->retired_published.fetch_add(published, std::memory_order_release);
-  control_->retired_bytes.fetch_add(bytes, std::memory_order_release);  // release: above
+  control().retired_published.fetch_add(published, std::memory_order_release);
+  control().retired_bytes.fetch_add(bytes, std::memory_order_release);  // release: above
 }
 
 }  // namespace shmbus::detail

@@ -47,16 +47,20 @@ Result<void> require_journaler(const ChannelMapping& channel, std::string_view n
                   link ? fmt::format(" (journaler pid {} is dead)", link->owner.pid) : "")});
 }
 
-// Takes a slot: the one carrying `name` (to resume it) or a free one. Returns the slot and
-// whether it was resumed, or an error.
-Result<std::pair<SubscriberSlot*, bool>> take_slot(detail::ControlHeader& ctl,
+// Takes a slot: the one carrying `name` (to resume it) or the lowest free one. Returns the slot
+// and whether it was resumed, or an error.
+Result<std::pair<SubscriberSlot*, bool>> take_slot(const detail::ControlRef& control,
                                                    const std::string& name,
                                                    const detail::ProcessId& self,
                                                    bool take_dead_anonymous = false) {
+  detail::ControlHeader& ctl = control.header();
   const std::uint64_t mine = owner_word(self.pid, SlotState::claiming);
   for (int attempt = 0; attempt < 100; ++attempt) {
+    // Set when a slot we could take went to a peer first: only then is another pass worth it.
+    bool lost_a_race = false;
     if (!name.empty()) {
-      for (SubscriberSlot& s : ctl.slots) {
+      // A named slot was taken once, so it lies below the high-water mark.
+      for (SubscriberSlot& s : control.subscriber_slots_taken()) {
         // acquire: the identity fields of a slot seen in use are filled in.
         std::uint64_t owner = s.owner.load(std::memory_order_acquire);
         if (owner_state(owner) == SlotState::free) continue;
@@ -80,9 +84,10 @@ Result<std::pair<SubscriberSlot*, bool>> take_slot(detail::ControlHeader& ctl,
         if (s.owner.compare_exchange_strong(owner, next, std::memory_order_acq_rel)) {  // acq_rel: see above
           return std::pair{&s, true};
         }
+        lost_a_race = true;
       }
     }
-    for (SubscriberSlot& s : ctl.slots) {
+    for (SubscriberSlot& s : control.subscriber_slots()) {
       // acquire: as above.
       std::uint64_t owner = s.owner.load(std::memory_order_acquire);
       const SlotState st = owner_state(owner);
@@ -96,6 +101,8 @@ Result<std::pair<SubscriberSlot*, bool>> take_slot(detail::ControlHeader& ctl,
           (st == SlotState::evicted && s.name[0] == '\0') ||
           (st == SlotState::claiming && !detail::process_alive({owner_pid(owner), 0}));
       if (!reusable) continue;
+      // Covered by the high-water mark before it is ours (see scan_gate_floor).
+      control.cover_subscriber_slot(control.index_of(s));
       // acq_rel: as above.
       if (s.owner.compare_exchange_strong(owner, mine, std::memory_order_acq_rel)) {
         if (dead_anonymous && s.policy == static_cast<std::uint8_t>(Policy::block)) {
@@ -106,10 +113,12 @@ Result<std::pair<SubscriberSlot*, bool>> take_slot(detail::ControlHeader& ctl,
         }
         return std::pair{&s, false};
       }
+      lost_a_race = true;
     }
+    if (!lost_a_race) break;
   }
   return tl::unexpected(Error{ErrorCode::busy, fmt::format("all {} subscriber slots are in use",
-                                                           detail::kSubscriberSlots)});
+                                                           control.layout().subscriber_slots)});
 }
 
 // take_slot, and when the table is full for an anonymous subscriber, again after freeing the
@@ -117,10 +126,10 @@ Result<std::pair<SubscriberSlot*, bool>> take_slot(detail::ControlHeader& ctl,
 Result<std::pair<SubscriberSlot*, bool>> take_any_slot(ChannelMapping& channel,
                                                        const std::string& name,
                                                        const detail::ProcessId& self) {
-  auto taken = take_slot(channel.control(), name, self);
+  auto taken = take_slot(channel.control_ref(), name, self);
   if (!taken && taken.error().code == ErrorCode::busy && name.empty()) {
     channel.evict_dead_subscribers();
-    taken = take_slot(channel.control(), name, self, true);
+    taken = take_slot(channel.control_ref(), name, self, true);
   }
   if (!taken) {
     taken.error().message = fmt::format("channel '{}': {}", channel.info().name,
@@ -224,16 +233,18 @@ void prepare(detail::PollState& poll, detail::SubscriberSlowState& slow,
   }
 }
 
-// Takes the slot we were given for this process: who holds it, and its latency histogram.
+// Takes the slot we were given for this process: who holds it, its block hint (before the owner
+// word says active, see ControlHeader::block_slots), and its latency histogram.
 void occupy(detail::PollState& poll, detail::SubscriberSlowState& slow, SubscriberSlot& slot,
             const detail::ProcessId& self, const SubscriberOptions& options) {
   slow.slot = &slot;
   describe_slot(slot, self, options);
+  const detail::ControlRef& control = slow.channel->control_ref();
+  control.set_block_slot_hint(control.index_of(slot), options.policy == Policy::block);
   if (options.latency_histogram) {
     // Ours alone from here on (we hold the slot); zeroed before tools see the flag, which the
     // owner word's release store (activate) publishes.
-    auto& ctl = slow.channel->control();
-    poll.latency = &ctl.latency[&slot - ctl.slots];
+    poll.latency = &control.latency_histogram(control.index_of(slot));
     core::reset_latency(*poll.latency);
     slow.latency_clock.emplace();
   }

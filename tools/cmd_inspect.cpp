@@ -78,6 +78,9 @@ void print_json(const shmbus::detail::ChannelInspection& report, std::FILE* out)
   control["incarnation"] = incarnation_hex(c.incarnation);
   control["slot_count"] = c.slot_count;
   control["ready"] = c.ready;
+  control["producer_slot_count"] = c.producer_slot_count;
+  control["subscriber_slots_high_water"] = c.subscriber_slots_high_water;
+  control["producer_slots_high_water"] = c.producer_slots_high_water;
   j["control"] = std::move(control);
   Json layout;
   layout["ring_path"] = l.ring_path;
@@ -91,6 +94,9 @@ void print_json(const shmbus::detail::ChannelInspection& report, std::FILE* out)
   layout["control_header_bytes"] = l.control_header_bytes;
   layout["subscriber_slots"] = l.subscriber_slots;
   layout["producer_slots"] = l.producer_slots;
+  layout["subscriber_slots_offset"] = l.subscriber_slots_offset;
+  layout["producer_slots_offset"] = l.producer_slots_offset;
+  layout["latency_offset"] = l.latency_offset;
   j["layout"] = std::move(layout);
   j["records"] = Json::array();
   for (const auto& r : k.last) j["records"].push_back(record_json(r));
@@ -158,6 +164,10 @@ void print_text(const shmbus::detail::ChannelInspection& report, std::size_t rec
       {"incarnation", incarnation_hex(c.incarnation)},
       {"slot count", std::to_string(c.slot_count)},
       {"ready", c.ready ? "yes" : "no"},
+      {"producer slots", std::to_string(c.producer_slot_count)},
+      {"slots ever taken", fmt::format("{} subscriber, {} producer (high-water marks)",
+                                       c.subscriber_slots_high_water,
+                                       c.producer_slots_high_water)},
   };
   fmt::print(out, "{}", render_table(control, kv, "  "));
 
@@ -170,6 +180,9 @@ void print_text(const shmbus::detail::ChannelInspection& report, std::size_t rec
       {"control header", fmt::format("{} bytes: {} subscriber slots, {} producer slots",
                                      l.control_header_bytes, l.subscriber_slots,
                                      l.producer_slots)},
+      {"control arrays",
+       fmt::format("subscriber slots at {}, producer slots at {}, latency histograms at {}",
+                   l.subscriber_slots_offset, l.producer_slots_offset, l.latency_offset)},
   };
   fmt::print(out, "{}", render_table(layout, kv, "  "));
 

@@ -52,6 +52,8 @@ std::string stat_json(const ChannelStats& s, const ChannelRates& r) {
   j["abandoned_repaired"] = s.abandoned_repaired;
   j["producers_attached"] = s.producers.size();
   j["corrupt_slots"] = s.corrupt_slots;
+  j["subscriber_slots"] = s.subscriber_slots;
+  j["producer_slots"] = s.producer_slots;
   j["abandoned"] = s.abandoned;
   j["sampled_ns"] = s.sampled_ns;
   j["interval_s"] = r.interval_s;

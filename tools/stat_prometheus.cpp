@@ -98,6 +98,10 @@ std::string stat_prometheus(const ChannelStats& s) {
   e.sample(alive_producers(s));
   e.family("shmbus_subscribers", "gauge", "Occupied subscriber slots (any state).");
   e.sample(s.subscribers.size());
+  e.family("shmbus_subscriber_slots", "gauge", "Subscriber slots of the channel, occupied or not.");
+  e.sample(s.subscriber_slots);
+  e.family("shmbus_producer_slots", "gauge", "Producer slots of the channel, occupied or not.");
+  e.sample(s.producer_slots);
   e.family("shmbus_abandoned", "gauge", "1 if no live process is attached to the channel.");
   e.sample(s.abandoned ? 1 : 0);
   e.family("shmbus_corrupt_slots", "gauge",

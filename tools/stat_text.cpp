@@ -80,6 +80,8 @@ std::string stat_text(const ChannelStats& s, const ChannelRates& r, bool watch) 
                      human_bytes(static_cast<double>(s.capacity)),
                      human_bytes(static_cast<double>(s.max_message)),
                      s.single_producer ? "single producer" : "multi-producer");
+  out += fmt::format("  slots      {} subscriber, {} producer\n", s.subscriber_slots,
+                     s.producer_slots);
   out += fmt::format("  created    {} by pid {} ({})\n", iso8601_utc_ns(s.created_ns),
                      s.creator_pid, s.creator_alive ? "alive" : "gone");
   out += fmt::format("  head       seq {}, position {}\n", s.head_sequence, s.head_position);

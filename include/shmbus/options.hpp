@@ -34,6 +34,14 @@ struct ChannelOptions {
   // This publisher keeps its message and byte counters in the control segment (`shmbus stat`):
   // two relaxed stores to its own cache line per commit. Off only to measure what they cost.
   bool counters = true;
+  // How many subscribers (1 to 4096) and publishers (1 to 1024) may be attached at once; the
+  // subscriber_slots + 1st subscriber gets ErrorCode::busy. Each subscriber slot costs 256 bytes
+  // plus an 8256-byte latency histogram of shared memory, each producer slot 64 bytes; producers
+  // look only at the slots ever used, so unused ones cost nothing else. Like capacity, they are
+  // the creator's choice: opening an existing channel keeps its counts, whatever these say
+  // (ChannelInfo tells them).
+  std::uint32_t subscriber_slots = 64;
+  std::uint32_t producer_slots = 32;
 };
 
 // A snapshot of a channel's identity, as the creator wrote it.
@@ -43,6 +51,8 @@ struct ChannelInfo {
   std::uint32_t max_message = 0;
   std::uint64_t incarnation = 0;
   bool single_producer = false;
+  std::uint32_t subscriber_slots = 0;  // ChannelOptions::subscriber_slots of the creator
+  std::uint32_t producer_slots = 0;    // ChannelOptions::producer_slots of the creator
 };
 
 struct SubscriberOptions {

@@ -79,6 +79,10 @@ struct ChannelStats {
   std::uint64_t capacity = 0;
   std::uint32_t max_message = 0;
   bool single_producer = false;
+  // How many subscriber and producer slots the channel has (ChannelOptions of its creator). Only
+  // the slots below the highest ever taken are read.
+  std::uint32_t subscriber_slots = 0;
+  std::uint32_t producer_slots = 0;
   std::int64_t created_ns = 0;
   std::uint32_t creator_pid = 0;
   bool creator_alive = false;

@@ -345,7 +345,7 @@ TEST(ChannelStats, GcKeepsAChannelThatAProcessMapsWithoutASlot) {
     // Leave the slot, keep the mapping: registered nowhere, yet using the channel.
     auto files = test::ChannelFiles::open(ch.name(), true);
     if (!files) return 2;
-    for (auto& slot : files->control().slots) slot.owner.store(0);
+    for (auto& slot : files->subscriber_slots()) slot.owner.store(0);
     std::printf("READY\n");
     std::fflush(stdout);
     ::pause();
@@ -403,7 +403,9 @@ TEST(ChannelStats, ReadPermissionIsEnough) {
   EXPECT_TRUE(status->ok()) << status->describe() << " " << nobody.output();
 }
 
-// A peer that scribbles over the control segment costs the reader nothing but a count.
+// A peer that scribbles over the control segment costs the reader nothing but a count. Slots are
+// read up to the high-water marks, so the scribbler raises them too; a mark beyond the slot count
+// is clamped to it.
 TEST(ChannelStats, GarbageSlotsAreCountedNotTrusted) {
   ChannelGuard ch(unique_channel("junk"));
   auto pub = Publisher::open(ch.name(), small_channel());
@@ -413,25 +415,35 @@ TEST(ChannelStats, GarbageSlotsAreCountedNotTrusted) {
   auto files = test::ChannelFiles::open(ch.name(), true);
   ASSERT_TRUE(files);
   detail::ControlHeader& ctl = files->control();
+  const std::span<detail::SubscriberSlot> slots = files->subscriber_slots();
+  const std::span<detail::ProducerSlot> producers = files->producer_slots();
+  ctl.subscriber_slots_high_water.store(44);
+  ctl.producer_slots_high_water.store(21);
   // An unknown state, a valid state with a bad policy, and a name with no terminator.
-  ctl.slots[40].owner.store(detail::owner_word(1, static_cast<detail::SlotState>(9)));
-  ctl.slots[41].policy = 77;
-  ctl.slots[41].owner.store(detail::owner_word(1, detail::SlotState::detached));
-  std::memset(ctl.slots[42].name, 'x', sizeof ctl.slots[42].name);
-  ctl.slots[42].policy = 1;
-  ctl.slots[42].owner.store(detail::owner_word(1, detail::SlotState::detached));
-  ctl.producers[20].owner.store(detail::owner_word(1, static_cast<detail::SlotState>(7)));
+  slots[40].owner.store(detail::owner_word(1, static_cast<detail::SlotState>(9)));
+  slots[41].policy = 77;
+  slots[41].owner.store(detail::owner_word(1, detail::SlotState::detached));
+  std::memset(slots[42].name, 'x', sizeof slots[42].name);
+  slots[42].policy = 1;
+  slots[42].owner.store(detail::owner_word(1, detail::SlotState::detached));
+  producers[20].owner.store(detail::owner_word(1, static_cast<detail::SlotState>(7)));
   // A name with a terminal escape in it never reaches a terminal.
-  std::memcpy(ctl.slots[43].name, "\x1b[2J", 5);
-  ctl.slots[43].policy = 1;
-  ctl.slots[43].owner.store(detail::owner_word(1, detail::SlotState::detached));
+  std::memcpy(slots[43].name, "\x1b[2J", 5);
+  slots[43].policy = 1;
+  slots[43].owner.store(detail::owner_word(1, detail::SlotState::detached));
   auto st = read_channel_stats(ch.name());
   ASSERT_TRUE(st) << st.error().message;
   EXPECT_EQ(st->corrupt_slots, 5u);
   EXPECT_EQ(st->subscribers.size(), 1u);
   EXPECT_EQ(st->producers.size(), 1u);
-  for (int i : {40, 41, 42, 43}) ctl.slots[i].owner.store(0);
-  ctl.producers[20].owner.store(0);
+  ctl.subscriber_slots_high_water.store(UINT32_MAX);
+  ctl.producer_slots_high_water.store(UINT32_MAX);
+  st = read_channel_stats(ch.name());
+  ASSERT_TRUE(st) << st.error().message;
+  EXPECT_EQ(st->corrupt_slots, 5u);
+  EXPECT_EQ(st->subscribers.size(), 1u);
+  for (int i : {40, 41, 42, 43}) slots[i].owner.store(0);
+  producers[20].owner.store(0);
 }
 
 TEST(ChannelStats, ASubscriberNameMustBePrintableWithoutSpaces) {

@@ -270,7 +270,7 @@ TEST(Channel, SmallerControlSegmentOfAnOlderVersionIsVersionMismatch) {
   const std::string control = files->control_path();
   files->control().version = detail::kControlVersion - 1;
   files.reset();
-  ASSERT_EQ(::truncate(control.c_str(), offsetof(detail::ControlHeader, latency)), 0);
+  ASSERT_EQ(::truncate(control.c_str(), offsetof(detail::ControlHeader, journal_written)), 0);
   const std::string found = "version " + std::to_string(detail::kControlVersion - 1);
   auto sub = Subscriber::open(ch.name(), sub_options(Policy::drop));
   ASSERT_FALSE(sub);

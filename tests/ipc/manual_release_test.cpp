@@ -31,8 +31,8 @@ SubscriberOptions manual(Policy policy, std::string name = {}) {
 
 // The slot of this process's subscriber named `name` (or its only active one if unnamed).
 detail::SubscriberSlot& slot_of(ChannelFiles& files, const std::string& name) {
-  if (!name.empty()) return files.control().slots[files.find_named_slot(name).value()];
-  for (detail::SubscriberSlot& s : files.control().slots) {
+  if (!name.empty()) return files.subscriber_slots()[files.find_named_slot(name).value()];
+  for (detail::SubscriberSlot& s : files.subscriber_slots()) {
     if (detail::owner_state(s.owner.load()) == detail::SlotState::active) return s;
   }
   throw std::runtime_error("no active slot");

@@ -313,7 +313,7 @@ TEST(MultiProcess, KilledBlockSubscriberIsEvictedAndProducersResume) {
   EXPECT_EQ(files->control().evictions.load(), 1u);
   const auto states = files->slot_states();
   EXPECT_EQ(states[static_cast<int>(detail::SlotState::evicted)], 1);
-  for (const detail::SubscriberSlot& s : files->control().slots) {
+  for (const detail::SubscriberSlot& s : files->subscriber_slots()) {
     if (detail::owner_state(s.owner.load()) != detail::SlotState::evicted) continue;
     EXPECT_EQ(s.pid, static_cast<std::uint32_t>(stuck.pid()));
     EXPECT_EQ(s.evictions.load(), 1u);
@@ -511,9 +511,9 @@ Restart kill_and_restart(std::uint64_t n, std::uint64_t liveness_ms, bool late) 
     auto slot = files->find_named_slot("durable");
     EXPECT_TRUE(slot);
     if (slot) {
-      EXPECT_EQ(detail::owner_state(files->control().slots[*slot].owner.load()),
+      EXPECT_EQ(detail::owner_state(files->subscriber_slots()[*slot].owner.load()),
                 detail::SlotState::detached);
-      EXPECT_EQ(files->control().slots[*slot].next_sequence.load(), n + 1);
+      EXPECT_EQ(files->subscriber_slots()[*slot].next_sequence.load(), n + 1);
     }
   }
   return r;
@@ -604,7 +604,7 @@ TEST(MultiProcess, KilledManualReleaseSubscriberResumesAtItsLastReleasedCursor) 
   ASSERT_TRUE(files);
   auto slot = files->find_named_slot("recorder");
   ASSERT_TRUE(slot);
-  EXPECT_EQ(files->control().slots[*slot].next_sequence.load(), released);
+  EXPECT_EQ(files->subscriber_slots()[*slot].next_sequence.load(), released);
   Child second = start(common + std::vector<std::string>{"--until-seq", str(n)} + rule);
   const Outcome p = finish(producer);
   EXPECT_TRUE(p.status.ok()) << p.output;
@@ -660,12 +660,12 @@ TEST(MultiProcess, SubscribersThatExitCleanlyUnregister) {
   EXPECT_EQ(states[static_cast<int>(detail::SlotState::active)], 0);
   EXPECT_EQ(states[static_cast<int>(detail::SlotState::detached)], 1);
   EXPECT_EQ(states[static_cast<int>(detail::SlotState::free)],
-            static_cast<int>(detail::kSubscriberSlots) - 1);
+            static_cast<int>(detail::kDefaultSubscriberSlots) - 1);
   auto slot = files->find_named_slot("tidy");
   ASSERT_TRUE(slot);
-  EXPECT_EQ(detail::owner_state(files->control().slots[*slot].owner.load()),
+  EXPECT_EQ(detail::owner_state(files->subscriber_slots()[*slot].owner.load()),
             detail::SlotState::detached);
-  EXPECT_EQ(files->control().slots[*slot].next_sequence.load(), n + 1);
+  EXPECT_EQ(files->subscriber_slots()[*slot].next_sequence.load(), n + 1);
   // Nobody gates any more: a producer can write several laps without waiting.
   std::vector<std::byte> big(1000);
   for (int i = 0; i < 3 * 64; ++i) {

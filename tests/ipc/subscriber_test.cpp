@@ -140,7 +140,7 @@ TEST(SubscriberSlots, NamedSubscriberIsBusyWhileItsOwnerLivesAndResumesAfterItCl
   ASSERT_TRUE(files);
   auto slot = files->find_named_slot("reader");
   ASSERT_TRUE(slot);
-  EXPECT_EQ(detail::owner_state(files->control().slots[*slot].owner.load()),
+  EXPECT_EQ(detail::owner_state(files->subscriber_slots()[*slot].owner.load()),
             detail::SlotState::detached);
   auto again = Subscriber::open(ch.name(), o);
   ASSERT_TRUE(again) << again.error().message;
@@ -161,7 +161,7 @@ TEST(SubscriberSlots, ClosingAnAnonymousSubscriberFreesItsSlot) {
       EXPECT_EQ(files->slot_states()[static_cast<int>(SlotState::active)], 1);
     }
     EXPECT_EQ(files->slot_states()[static_cast<int>(SlotState::free)],
-              static_cast<int>(detail::kSubscriberSlots));
+              static_cast<int>(detail::kDefaultSubscriberSlots));
   }
 }
 
@@ -194,7 +194,7 @@ TEST_P(DeadSubscriberSlots, AreReclaimedForNewSubscribers) {
   ChannelGuard ch(unique_channel("deadslots"));
   ASSERT_TRUE(Publisher::open(ch.name(), small_options()));
   const Policy policy = GetParam();
-  for (std::uint32_t i = 0; i < detail::kSubscriberSlots; ++i) {
+  for (std::uint32_t i = 0; i < detail::kDefaultSubscriberSlots; ++i) {
     Child c = Child::fork([&] {
       auto sub = Subscriber::open(ch.name(), sub_options(policy));
       ::_exit(sub ? 0 : 1);  // dies without closing, as after kill -9
@@ -206,7 +206,7 @@ TEST_P(DeadSubscriberSlots, AreReclaimedForNewSubscribers) {
   auto files = ChannelFiles::open(ch.name());
   ASSERT_TRUE(files);
   EXPECT_EQ(files->slot_states()[static_cast<int>(detail::SlotState::active)],
-            static_cast<int>(detail::kSubscriberSlots));
+            static_cast<int>(detail::kDefaultSubscriberSlots));
   auto sub = Subscriber::open(ch.name(), sub_options(policy));
   EXPECT_TRUE(sub) << sub.error().message;
 }
@@ -228,7 +228,7 @@ TEST(SubscriberEviction, AnEvictedSubscriberLearnsItFromPoll) {
   ASSERT_TRUE(files);
   const auto me = static_cast<std::uint32_t>(::getpid());
   bool evicted = false;
-  for (detail::SubscriberSlot& s : files->control().slots) {
+  for (detail::SubscriberSlot& s : files->subscriber_slots()) {
     std::uint64_t owner = detail::owner_word(me, detail::SlotState::active);
     if (s.owner.compare_exchange_strong(owner, detail::owner_word(me, detail::SlotState::evicted))) {
       files->control().evictions.fetch_add(1);

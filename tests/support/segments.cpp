@@ -1,5 +1,6 @@
 #include "tests/support/segments.hpp"
 
+#include <algorithm>
 #include <cstring>
 
 #include "ipc/channel.hpp"
@@ -22,9 +23,32 @@ std::optional<ChannelFiles> ChannelFiles::open(std::string_view channel, bool wr
   return f;
 }
 
+namespace {
+
+// `count` elements of T at `offset` of the mapping, fewer if the file ends first.
+template <typename T>
+std::span<T> array_in(const FileMapping& file, std::uint64_t offset, std::uint64_t count) {
+  if (offset > file.size()) return {};
+  count = std::min<std::uint64_t>(count, (file.size() - offset) / sizeof(T));
+  return {reinterpret_cast<T*>(file.data() + offset), static_cast<std::size_t>(count)};
+}
+
+}  // namespace
+
+std::span<detail::SubscriberSlot> ChannelFiles::subscriber_slots() const {
+  return array_in<detail::SubscriberSlot>(control_, control().subscriber_slots_offset,
+                                          control().slot_count);
+}
+
+std::span<detail::ProducerSlot> ChannelFiles::producer_slots() const {
+  return array_in<detail::ProducerSlot>(control_, control().producer_slots_offset,
+                                        control().producer_slot_count);
+}
+
 std::optional<std::uint32_t> ChannelFiles::find_named_slot(std::string_view name) const {
-  for (std::uint32_t i = 0; i < detail::kSubscriberSlots; ++i) {
-    const detail::SubscriberSlot& s = control().slots[i];
+  const std::span<detail::SubscriberSlot> slots = subscriber_slots();
+  for (std::uint32_t i = 0; i < slots.size(); ++i) {
+    const detail::SubscriberSlot& s = slots[i];
     if (detail::owner_state(s.owner.load()) == detail::SlotState::free) continue;
     if (std::strncmp(s.name, std::string(name).c_str(), sizeof s.name) == 0) return i;
   }
@@ -33,7 +57,7 @@ std::optional<std::uint32_t> ChannelFiles::find_named_slot(std::string_view name
 
 std::array<int, 5> ChannelFiles::slot_states() const {
   std::array<int, 5> n{};
-  for (const detail::SubscriberSlot& s : control().slots) {
+  for (const detail::SubscriberSlot& s : subscriber_slots()) {
     const auto st = static_cast<std::size_t>(detail::owner_state(s.owner.load()));
     if (st < n.size()) ++n[st];
   }

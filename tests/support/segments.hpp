@@ -5,6 +5,7 @@
 
 #include <array>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -25,6 +26,10 @@ class ChannelFiles {
   detail::ControlHeader& control() const {
     return *reinterpret_cast<detail::ControlHeader*>(control_.data());
   }
+  // The arrays where the header puts them, as far as they lie inside the file (a test that
+  // damaged the header gets fewer slots, never a pointer past the mapping).
+  std::span<detail::SubscriberSlot> subscriber_slots() const;
+  std::span<detail::ProducerSlot> producer_slots() const;
   const std::string& control_path() const { return control_path_; }
 
   // The slots whose name is `name` (any state but free).
