@@ -58,8 +58,17 @@ class ChannelMapping {
   // of the other producers and the tail as it was when we looked (a claim made after this scan
   // starts beyond it). Looks only at slots below the high-water marks, and at subscriber slots
   // only where a block hint is set. Called when gate_epoch changed or the cached floor says the
-  // ring is full, never per message. See gate.cpp.
-  std::uint64_t scan_gate_floor() const noexcept;
+  // ring is full and the word that set it has moved, never per message. See gate.cpp.
+  struct GateFloor {
+    std::uint64_t position = UINT64_MAX;
+    // The word the floor was read from (a subscriber's position or a producer's in-flight
+    // bound), or null when the tail or nothing set it. Until a registration bumps gate_epoch,
+    // every other word stays at or above `position` (positions only grow; a new in-flight bound
+    // starts at the tail, which is above it), so while this word still holds `position` the floor
+    // has not moved: a back-pressured producer re-reads this one line instead of every slot.
+    const std::atomic<std::uint64_t>* source = nullptr;
+  };
+  GateFloor scan_gate_floor() const noexcept;
 
   // Evicts block subscribers whose process has been seen dead for their liveness timeout, frees
   // the slots of dead non-gating subscribers and clears dead producers' in-flight claims. Slow

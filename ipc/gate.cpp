@@ -29,9 +29,10 @@ namespace shmbus::detail {
 //    so before it stores its in-flight bound; whatever makes the bound visible to the scan (see
 //    below) makes the mark visible too.
 // Drop and spill subscribers therefore cost the scan one bit each; unused slots cost nothing.
-std::uint64_t ChannelMapping::scan_gate_floor() const noexcept {
+ChannelMapping::GateFloor ChannelMapping::scan_gate_floor() const noexcept {
   const bool shared_producers = !info_.single_producer;
   std::uint64_t floor = UINT64_MAX;
+  const std::atomic<std::uint64_t>* source = nullptr;
   if (shared_producers) {
     // acquire, and loaded before the producer slots: a producer stores its in-flight bound and
     // then claims with a locked CAS (which makes that store visible first). If this load does not
@@ -43,7 +44,10 @@ std::uint64_t ChannelMapping::scan_gate_floor() const noexcept {
       if (p.owner.load(std::memory_order_relaxed) == 0) continue;
       // acquire: as above.
       const std::uint64_t in_flight = p.in_flight.load(std::memory_order_acquire);
-      if (in_flight < floor) floor = in_flight;
+      if (in_flight < floor) {
+        floor = in_flight;
+        source = &p.in_flight;
+      }
     }
   }
   const std::span<SubscriberSlot> slots = control_.subscriber_slots_taken();
@@ -63,10 +67,13 @@ std::uint64_t ChannelMapping::scan_gate_floor() const noexcept {
       // acquire: pairs with the subscriber's release of its position; the records before it have
       // been read and may be overwritten.
       const std::uint64_t pos = s.position.load(std::memory_order_acquire);
-      if (pos < floor) floor = pos;
+      if (pos < floor) {
+        floor = pos;
+        source = &s.position;
+      }
     }
   }
-  return floor;
+  return GateFloor{floor, source};
 }
 
 std::size_t ChannelMapping::evict_dead_subscribers() noexcept {
@@ -130,8 +137,12 @@ std::size_t ChannelMapping::evict_dead_subscribers() noexcept {
     const std::uint64_t bytes = p.published_bytes.load(std::memory_order_relaxed);  // relaxed
     // acq_rel: the slot is freed once, by whoever wins; the winner's totals then go out with
     // add_retired's release.
-    if (p.owner.compare_exchange_strong(owner, 0, std::memory_order_acq_rel) && counted) {
-      add_retired(published, bytes);
+    if (p.owner.compare_exchange_strong(owner, 0, std::memory_order_acq_rel)) {
+      if (counted) add_retired(published, bytes);
+      // release: producers held back by the dead one's in-flight bound wait on that word alone
+      // (PublisherState::gate_may_have_moved), which freeing the slot does not change; the new
+      // epoch makes them scan again, without it.
+      control().gate_epoch.fetch_add(1, std::memory_order_release);
     }
   }
   return evicted;

@@ -87,7 +87,9 @@ PublisherState::~PublisherState() {
 
 std::uint64_t PublisherState::scan_gate(std::uint64_t epoch) noexcept {
   gate_epoch = epoch;
-  gate_floor = channel->scan_gate_floor();
+  const ChannelMapping::GateFloor floor = channel->scan_gate_floor();
+  gate_floor = floor.position;
+  gate_source = floor.source;
   return gate_floor;
 }
 
@@ -146,8 +148,8 @@ template <bool kExclusive>
   const bool track = !kExclusive && s.outstanding == 0;
   if (track) s.announce_claim();
   core::ClaimStatus st = s.writer.try_claim_as<kExclusive>(size, s.current_gate_floor(), t);
-  if (st == core::ClaimStatus::back_pressured) {
-    // The cached floor may be stale: look at the positions again.
+  if (st == core::ClaimStatus::back_pressured && s.gate_may_have_moved()) {
+    // The cached floor is stale: look at the positions again.
     st = s.writer.try_claim_as<kExclusive>(size, s.refresh_gate(), t);
   }
   if (st != core::ClaimStatus::ok) [[unlikely]] return s.claim_failed(st, track);
@@ -217,8 +219,8 @@ PublishStatus Publisher::try_claim_batch(std::span<const std::uint32_t> sizes,
   const bool track = !s.exclusive && s.outstanding == 0;
   if (track) s.announce_claim();
   core::ClaimStatus st = s.writer.try_claim_batch(sizes, s.current_gate_floor(), out);
-  if (st == core::ClaimStatus::back_pressured) {
-    // The cached floor may be stale: look at the positions again.
+  if (st == core::ClaimStatus::back_pressured && s.gate_may_have_moved()) {
+    // The cached floor is stale: look at the positions again.
     st = s.writer.try_claim_batch(sizes, s.refresh_gate(), out);
   }
   if (st != core::ClaimStatus::ok) return s.claim_failed(st, track);

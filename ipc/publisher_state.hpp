@@ -20,6 +20,7 @@ struct PublisherState {
   ProducerSlot* slot = nullptr;            // our registration in the control segment
   std::uint64_t gate_epoch = UINT64_MAX;   // ControlHeader::gate_epoch when gate_floor was scanned
   std::uint64_t gate_floor = UINT64_MAX;   // the lowest position a gating reader still needs
+  const std::atomic<std::uint64_t>* gate_source = nullptr;  // the word gate_floor was read from
   std::uint32_t outstanding = 0;           // shared producers: claims not yet committed or abandoned
   std::uint64_t published = 0;             // our counters, mirrored into `slot`
   std::uint64_t published_bytes = 0;
@@ -45,6 +46,13 @@ struct PublisherState {
     return gate_floor;
   }
   std::uint64_t refresh_gate() noexcept;
+  // The cached floor says the ring is full: whether it may have moved since (the word it came from
+  // changed, or none is known). If not, the producer is still held back and need not scan.
+  bool gate_may_have_moved() const noexcept {
+    // acquire: if it moved, the scan that follows re-reads it with acquire anyway; a value still
+    // equal needs no ordering.
+    return gate_source == nullptr || gate_source->load(std::memory_order_acquire) != gate_floor;
+  }
   // A subscriber registered while we claimed and needs space we already hold: waits for it.
   void wait_for_gate(std::uint64_t end) noexcept;
 

@@ -10,10 +10,8 @@ namespace shmbus::bench {
 
 namespace {
 
-// How many subscribers a channel takes today: the control segment's fixed 64 slots. Raise this
-// together with the marked line in fanout_channel_options once ChannelOptions::subscriber_slots
-// exists (up to the largest value that option accepts).
-constexpr std::size_t kMaxFanoutSubscribers = 64;
+// The most subscribers a channel takes: the largest ChannelOptions::subscriber_slots accepts.
+constexpr std::size_t kMaxFanoutSubscribers = 4096;
 
 constexpr std::uint64_t kFrameHeaderBytes = 32;  // a record's header in the ring
 
@@ -25,10 +23,9 @@ ChannelOptions fanout_channel_options(std::size_t subscribers, std::size_t size)
   options.max_message = std::max(options.max_message, static_cast<std::uint32_t>(size));
   options.capacity = std::max(options.capacity,
                               std::bit_ceil(4 * (options.max_message + kFrameHeaderBytes)));
-  // >>> SUBSCRIBER SLOTS: set here when ChannelOptions::subscriber_slots is merged:
-  //       options.subscriber_slots = static_cast<std::uint32_t>(subscribers);
-  //     and raise kMaxFanoutSubscribers above.
-  (void)subscribers;
+  // A slot per subscriber (never fewer than the default).
+  options.subscriber_slots =
+      std::max(options.subscriber_slots, static_cast<std::uint32_t>(subscribers));
   return options;
 }
 
@@ -36,8 +33,7 @@ std::string check_fanout_subscribers(std::size_t subscribers) {
   if (subscribers == 0) return "a fanout needs at least 1 subscriber";
   if (subscribers > kMaxFanoutSubscribers) {
     return fmt::format(
-        "{} subscribers: a channel takes at most {} in this build (more need the channel option "
-        "ChannelOptions::subscriber_slots, which this build does not have yet)",
+        "{} subscribers: a channel takes at most {} (ChannelOptions::subscriber_slots)",
         subscribers, kMaxFanoutSubscribers);
   }
   return {};

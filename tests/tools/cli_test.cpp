@@ -329,12 +329,12 @@ TEST(Cli, BenchFanoutAlwaysRunsOneSubscriberAndOnlyThePolicyAsked) {
 
 // Until channels take more than their fixed 64 subscriber slots (ChannelOptions::subscriber_slots),
 // a larger fanout must fail before running anything, saying why.
-TEST(Cli, BenchFanoutBeyondTheSubscriberSlotsFailsNamingTheMissingOption) {
-  const RunResult r = cli_stderr({"bench", "fanout", "--subscribers", "1,65", "--duration", "0.1",
-                                  "--rounds", "1"});
+TEST(Cli, BenchFanoutBeyondTheLargestSubscriberSlotCountFailsNamingTheOption) {
+  const RunResult r = cli_stderr({"bench", "fanout", "--subscribers", "1,4097", "--duration",
+                                  "0.1", "--rounds", "1"});
   EXPECT_TRUE(r.status.exited) << r.status.describe();
   EXPECT_NE(r.status.code, 0);
-  EXPECT_NE(r.out.find("65 subscribers"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("4097 subscribers"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("subscriber_slots"), std::string::npos) << r.out;
   EXPECT_EQ(r.out.find("round"), std::string::npos) << "nothing should have run: " << r.out;
 }

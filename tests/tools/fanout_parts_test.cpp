@@ -96,11 +96,11 @@ TEST(FanoutRecordCheck, RejectsARecordOfAnotherSizeOrCarryingAnotherSequence) {
   }
 }
 
-TEST(FanoutChannel, TakesUpToTheFixedSubscriberSlotsAndRefusesMoreSayingWhy) {
+TEST(FanoutChannel, TakesUpToTheLargestSlotCountAndRefusesMoreSayingWhy) {
   EXPECT_EQ(check_fanout_subscribers(1), "");
-  EXPECT_EQ(check_fanout_subscribers(64), "");
+  EXPECT_EQ(check_fanout_subscribers(4096), "");
   EXPECT_NE(check_fanout_subscribers(0), "");
-  const std::string refused = check_fanout_subscribers(65);
+  const std::string refused = check_fanout_subscribers(4097);
   EXPECT_NE(refused.find("subscriber_slots"), std::string::npos) << refused;
 }
 
@@ -114,6 +114,8 @@ TEST(FanoutChannel, OptionsFitTheMessageSizeWithinAQuarterOfTheRing) {
   }
   EXPECT_EQ(fanout_channel_options(1, 64).capacity, shmbus::ChannelOptions{}.capacity)
       << "small messages get the channel a user gets by default";
+  EXPECT_EQ(fanout_channel_options(8, 64).subscriber_slots, shmbus::ChannelOptions{}.subscriber_slots);
+  EXPECT_EQ(fanout_channel_options(256, 64).subscriber_slots, 256u) << "a slot per subscriber";
 }
 
 }  // namespace
