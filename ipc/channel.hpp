@@ -62,7 +62,8 @@ class ChannelMapping {
   struct GateFloor {
     std::uint64_t position = UINT64_MAX;
     // The word the floor was read from (a subscriber's position or a producer's in-flight
-    // bound), or null when the tail or nothing set it. Until a registration bumps gate_epoch,
+    // bound), or null when the tail or nothing set it. Until a registration, a departure or a
+    // gating slot that stops gating (each bumps gate_epoch) changes the set of gating words,
     // every other word stays at or above `position` (positions only grow; a new in-flight bound
     // starts at the tail, which is above it), so while this word still holds `position` the floor
     // has not moved: a back-pressured producer re-reads this one line instead of every slot.

@@ -23,8 +23,9 @@ namespace shmbus::detail {
 //    subscriber's tail load after its bump sees the claim (Subscriber::open, announce_gate).
 //  - Subscriber slots whose block hint is clear. The hint is set by the slot's block registrant
 //    before its owner word says active, in the same registration, so the argument above covers
-//    it; only a later non-block registrant of the same slot clears it, once the block one has
-//    left.
+//    it; only a later non-block registrant of the same slot clears it: once the block one has
+//    left, or while it takes over a dead block one's slot of the same name, after which it bumps
+//    gate_epoch so that producers drop the slot from their floor.
 //  - Producer slots at or above the producer mark: a producer raises it before it takes its slot,
 //    so before it stores its in-flight bound; whatever makes the bound visible to the scan (see
 //    below) makes the mark visible too.

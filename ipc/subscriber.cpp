@@ -45,6 +45,11 @@ bool Subscriber::wait(std::chrono::nanoseconds timeout, std::chrono::nanoseconds
     if (s.message_ready(poll_)) return true;
     if ((i & 255) == 255 && detail::monotonic_ns() >= spin_until) break;
   }
+  // About to sleep: what we read goes to our slot first (poll publishes only every sixteenth of
+  // the ring while messages keep coming), so producers and tools see us caught up.
+  if (!poll_.manual_release && poll_.reader.position() != poll_.published_position) {
+    s.publish_position(poll_);
+  }
   auto& ctl = s.channel->control();
   bool ready = false;
   for (;;) {

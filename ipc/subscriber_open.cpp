@@ -295,7 +295,14 @@ void activate(detail::PollState& poll, detail::SubscriberSlowState& slow,
   slow.publish_position(poll);
   // release: producers that see the slot active see its policy and position.
   slot.owner.store(owner_word(self.pid, SlotState::active), std::memory_order_release);
-  if (poll.policy == Policy::block) slow.announce_gate(poll, resumed);
+  if (poll.policy == Policy::block) {
+    slow.announce_gate(poll, resumed);
+  } else if (resumed) {
+    // The slot may have gated until now (a dead block subscriber of this name): producers held
+    // back by its position wait on that word alone, which we left unchanged. release: producers
+    // that see the new epoch re-scan and see the slot as it is now.
+    slow.channel->control().gate_epoch.fetch_add(1, std::memory_order_release);
+  }
 }
 
 }  // namespace
@@ -318,8 +325,9 @@ Result<Subscriber> Subscriber::open(std::string_view channel, const SubscriberOp
   if (auto placed = place_reader(sub.poll_, *sub.state_, resumed, options); !placed) {
     slot->owner.store(0, std::memory_order_release);  // release: hand the slot back
     sub.state_->slot = nullptr;                        // nothing to detach
-    if (options.policy == Policy::block) {
-      // release: a resumed slot gated until now; producers that see the epoch re-scan without it.
+    if (options.policy == Policy::block || resumed) {
+      // release: a resumed slot may have gated until now; producers that see the epoch re-scan
+      // without it.
       sub.state_->channel->control().gate_epoch.fetch_add(1, std::memory_order_release);
     }
     return tl::unexpected(placed.error());

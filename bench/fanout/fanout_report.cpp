@@ -22,13 +22,13 @@ std::string format_table(const FanoutReport& report) {
       "processes), subscribers wait with a {} us spin\n",
       report.size, report.duration_s, report.rounds, placement(report),
       report.max_subscriber_processes, double(report.wait_spin_ns) / 1e3);
-  out += fmt::format("{:<8}{:>6}{:>14}{:>9}{:>14}{:>14}{:>12}{:>9}{:>10}{:>10}{:>12}\n", "policy",
+  out += fmt::format("{:<8}{:>6}{:>14}{:>9}{:>14}{:>14}{:>12}{:>11}{:>11}{:>11}{:>12}\n", "policy",
                      "subs", "pub msgs/s", "x 1 sub", "sub min/s", "sub median/s", "lost",
                      "p50 ns", "p99 ns", "p99.9 ns", "max ns");
   for (const FanoutResult& r : report.results) {
     const LatencyStats& l = r.latency;
     out += fmt::format(
-        "{:<8}{:>6}{:>13.3f}M{:>8.2f}x{:>13.3f}M{:>13.3f}M{:>12}{:>9}{:>10}{:>10}{:>12}\n",
+        "{:<8}{:>6}{:>13.3f}M{:>8.2f}x{:>13.3f}M{:>13.3f}M{:>12}{:>11}{:>11}{:>11}{:>12}\n",
         r.policy, r.subscribers, r.publisher_msgs_per_s / 1e6, r.ratio_to_one_subscriber,
         r.delivered_min_msgs_per_s / 1e6, r.delivered_median_msgs_per_s / 1e6, r.lost, l.p50_ns,
         l.p99_ns, l.p999_ns, l.max_ns);

@@ -246,5 +246,44 @@ TEST(SubscriberEviction, AnEvictedSubscriberLearnsItFromPoll) {
   EXPECT_EQ(sub->status(), PollStatus::evicted);
 }
 
+
+// A dead named block subscriber's slot gates until its name is taken over; a successor under
+// another policy must release the producers at once, even though it leaves the slot's position
+// (the word a held-back producer watches) where it was.
+class GatingSlotTakenOverByANonGatingSubscriber : public ::testing::TestWithParam<bool> {};
+
+TEST_P(GatingSlotTakenOverByANonGatingSubscriber, ReleasesTheProducers) {
+  const bool manual_release = GetParam();
+  ChannelGuard ch(unique_channel(manual_release ? "takeovm" : "takeov"));
+  auto pub = Publisher::open(ch.name(), small_options());
+  ASSERT_TRUE(pub);
+  Child dead = Child::fork([&] {
+    SubscriberOptions o = sub_options(Policy::block, StartFrom::latest);
+    o.name = "taken-over";
+    o.liveness_timeout = std::chrono::hours(1);
+    auto s = Subscriber::open(ch.name(), o);
+    if (!s) return 2;
+    std::fflush(nullptr);
+    ::_exit(0);  // dies without detaching: the slot stays active and gating
+  });
+  ASSERT_TRUE(dead.wait(std::chrono::seconds(10)));
+  const std::vector<std::byte> filler(200, std::byte{'x'});
+  int published = 0;
+  while (pub->try_publish(filler) == PublishStatus::ok) ++published;
+  ASSERT_GT(published, 0);
+  ASSERT_EQ(pub->try_publish(bytes_of("held")), PublishStatus::back_pressured);
+
+  SubscriberOptions o = sub_options(Policy::drop, StartFrom::latest);
+  o.name = "taken-over";
+  o.manual_release = manual_release;
+  auto successor = Subscriber::open(ch.name(), o);
+  ASSERT_TRUE(successor) << successor.error().message;
+  // Nothing gates any more: the very next attempt succeeds.
+  EXPECT_EQ(pub->try_publish(bytes_of("free")), PublishStatus::ok);
+}
+
+INSTANTIATE_TEST_SUITE_P(PollOrManualRelease, GatingSlotTakenOverByANonGatingSubscriber,
+                         ::testing::Bool());
+
 }  // namespace
 }  // namespace shmbus
