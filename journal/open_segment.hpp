@@ -61,6 +61,12 @@ struct OpenSegment {
     }
     if (type == RecordType::data) newest_data_ns = std::max(newest_data_ns, timestamp_ns);
   }
+  // Accounts for a run of data records appended before the next index boundary (none gets an
+  // entry) by the newest of their timestamps.
+  void note_run(std::int64_t newest_timestamp_ns) noexcept {
+    index_builder.add_data_time(newest_timestamp_ns);
+    newest_data_ns = std::max(newest_data_ns, newest_timestamp_ns);
+  }
 };
 
 }  // namespace shmbus::journal

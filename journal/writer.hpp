@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "journal/format.hpp"
+#include "journal/record_run.hpp"
 #include "shmbus/result.hpp"
 
 namespace shmbus::journal {
@@ -108,6 +109,15 @@ class JournalWriter {
                       std::span<const std::byte> payload);
   Result<void> append_gap(std::uint64_t first_sequence, std::uint64_t count,
                           std::int64_t seen_ns);
+
+  // A run of data records laid straight into the current buffer (journal/record_run.hpp): the
+  // fast way to append many records in a row. Empty (it takes nothing) when the journal is empty,
+  // the writer has stopped, or there is no room without a decision append() makes (a buffer to
+  // wait for, a new segment). Nothing else may be called on the writer until end_run().
+  RecordRun begin_run() noexcept;
+  // Accounts for the records the run took, exactly as if each had been append()ed, and submits
+  // the buffer if the run filled it. Leaves `run` empty.
+  void end_run(RecordRun& run) noexcept;
 
   // Submits the partly filled buffer (and an fdatasync under FsyncPolicy::batch). Cheap when empty.
   Result<void> flush();
