@@ -73,6 +73,8 @@ struct Journaler::State {
   }
 
   // Releases ring space behind what is written and tells the channel how far the journal got.
+  // Also runs inside a poll, while an append waits for a buffer: the cursors it releases belong
+  // to earlier batches, and release() may be called from the polling thread at any time.
   void release_written() noexcept {
     const std::uint64_t done = releasable();
     const Mark* last = nullptr;
@@ -157,6 +159,9 @@ struct Journaler::State {
         options.on_blocked_wait(writer->last_error());
       }
       if (auto reaped = writer->reap(true); !reaped) return reaped;  // waits for an event
+      // What the wait completed frees ring space now, not after this poll: the producers are
+      // most likely waiting for it (the journaler waits here because the disk is behind).
+      release_written();
       if (!writer->blocked()) told_blocked = false;
     }
   }

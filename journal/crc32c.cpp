@@ -8,6 +8,8 @@
 // through four 256-entry tables built at compile time). A 1 KiB record is checksummed about twice
 // as fast as by one chain. This is Mark Adler's scheme (crc32c.c, zlib licence), written anew.
 // The value is the same CRC32C function either way; format_test pins it to known answers.
+#include <immintrin.h>
+
 #include <array>
 #include <cstdint>
 #include <cstring>
@@ -92,52 +94,116 @@ constexpr ZerosTable kZerosShort = make_zeros_table(kShortBlock);
 constexpr ZerosTable kZerosTiny = make_zeros_table(kTinyBlock);
 
 __attribute__((target("sse4.2"))) inline std::uint64_t crc32c_word(std::uint64_t crc,
-                                                                  const unsigned char* p) noexcept {
-  std::uint64_t v;
-  std::memcpy(&v, p, 8);
-  return __builtin_ia32_crc32di(crc, v);
+                                                                  std::uint64_t word) noexcept {
+  return __builtin_ia32_crc32di(crc, word);
 }
 
-// Three chains over [p, p + block), [p + block, ..), [p + 2 block, ..) for as long as 3 blocks
-// remain, combined into `crc`.
+inline std::uint64_t load_word(const unsigned char* p) noexcept {
+  std::uint64_t v;
+  std::memcpy(&v, p, 8);
+  return v;
+}
+
+// What the word loop does with each 8-byte word besides checksumming it: nothing, or store it at
+// the same offset of a destination with a non-temporal store.
+struct ChecksumOnly {
+  void operator()(std::size_t, std::uint64_t) const noexcept {}
+};
+struct StreamCopy {
+  unsigned char* to;
+  void operator()(std::size_t offset, std::uint64_t word) const noexcept {
+    _mm_stream_si64(reinterpret_cast<long long*>(to + offset), static_cast<long long>(word));
+  }
+};
+
+// Three chains over [done, done + block), [.. + block, ..), [.. + 2 block, ..) for as long as 3
+// blocks remain, combined into `crc`.
+template <class Sink>
 __attribute__((target("sse4.2"))) inline std::uint64_t crc32c_three_way(
-    std::uint64_t crc, const unsigned char*& p, std::size_t& n, std::size_t block,
-    const ZerosTable& zeros) noexcept {
-  while (n >= 3 * block) {
+    std::uint64_t crc, const unsigned char* p, std::size_t& done, std::size_t n, std::size_t block,
+    const ZerosTable& zeros, const Sink& sink) noexcept {
+  while (n - done >= 3 * block) {
     std::uint64_t crc1 = 0, crc2 = 0;
-    for (const unsigned char* end = p + block; p < end; p += 8) {
-      crc = crc32c_word(crc, p);
-      crc1 = crc32c_word(crc1, p + block);
-      crc2 = crc32c_word(crc2, p + 2 * block);
+    for (std::size_t i = done, end = done + block; i < end; i += 8) {
+      const std::uint64_t w0 = load_word(p + i);
+      const std::uint64_t w1 = load_word(p + i + block);
+      const std::uint64_t w2 = load_word(p + i + 2 * block);
+      crc = crc32c_word(crc, w0);
+      crc1 = crc32c_word(crc1, w1);
+      crc2 = crc32c_word(crc2, w2);
+      sink(i, w0);
+      sink(i + block, w1);
+      sink(i + 2 * block, w2);
     }
     crc = zeros.apply(static_cast<std::uint32_t>(crc)) ^ static_cast<std::uint32_t>(crc1);
     crc = zeros.apply(static_cast<std::uint32_t>(crc)) ^ static_cast<std::uint32_t>(crc2);
-    p += 2 * block;
-    n -= 3 * block;
+    done += 3 * block;
   }
   return crc;
 }
 
-__attribute__((target("sse4.2"))) std::uint32_t crc32c_by_instruction(std::uint32_t crc32,
+// The whole 8-byte words of [p, p + n); `done` ends at the first byte of the partial last word.
+template <class Sink>
+__attribute__((target("sse4.2"))) inline std::uint32_t crc32c_words(std::uint32_t crc32,
+                                                                   const unsigned char* p,
+                                                                   std::size_t n,
+                                                                   std::size_t& done,
+                                                                   const Sink& sink) noexcept {
+  std::uint64_t crc = crc32;
+  done = 0;
+  if (n >= 3 * kTinyBlock) {
+    crc = crc32c_three_way(crc, p, done, n, kLongBlock, kZerosLong, sink);
+    crc = crc32c_three_way(crc, p, done, n, kShortBlock, kZerosShort, sink);
+    crc = crc32c_three_way(crc, p, done, n, kTinyBlock, kZerosTiny, sink);
+  }
+  for (; n - done >= 8; done += 8) {
+    const std::uint64_t w = load_word(p + done);
+    crc = crc32c_word(crc, w);
+    sink(done, w);
+  }
+  return static_cast<std::uint32_t>(crc);
+}
+
+// The low `count` (< 8) bytes of `word`, in memory order.
+__attribute__((target("sse4.2"))) inline std::uint32_t crc32c_tail(std::uint32_t crc,
+                                                                  std::uint64_t word,
+                                                                  std::size_t count) noexcept {
+  if (count >= 4) {
+    crc = __builtin_ia32_crc32si(crc, static_cast<std::uint32_t>(word));
+    word >>= 32;
+    count -= 4;
+  }
+  if (count >= 2) {
+    crc = __builtin_ia32_crc32hi(crc, static_cast<std::uint16_t>(word));
+    word >>= 16;
+    count -= 2;
+  }
+  if (count >= 1) crc = __builtin_ia32_crc32qi(crc, static_cast<std::uint8_t>(word));
+  return crc;
+}
+
+__attribute__((target("sse4.2"))) std::uint32_t crc32c_by_instruction(std::uint32_t crc,
                                                                       const unsigned char* p,
                                                                       std::size_t n) noexcept {
-  std::uint64_t crc = crc32;
-  if (n >= 3 * kTinyBlock) {
-    crc = crc32c_three_way(crc, p, n, kLongBlock, kZerosLong);
-    crc = crc32c_three_way(crc, p, n, kShortBlock, kZerosShort);
-    crc = crc32c_three_way(crc, p, n, kTinyBlock, kZerosTiny);
+  std::size_t done = 0;
+  crc = crc32c_words(crc, p, n, done, ChecksumOnly{});
+  if (done == n) return crc;
+  std::uint64_t rest = 0;
+  std::memcpy(&rest, p + done, n - done);
+  return crc32c_tail(crc, rest, n - done);
+}
+
+__attribute__((target("sse4.2"))) std::uint32_t crc32c_stream_by_instruction(
+    std::uint32_t crc, unsigned char* to, const unsigned char* from, std::size_t n) noexcept {
+  std::size_t done = 0;
+  crc = crc32c_words(crc, from, n, done, StreamCopy{to});
+  if (done < n) {
+    std::uint64_t rest = 0;  // the last bytes, then zeros up to the word's end
+    std::memcpy(&rest, from + done, n - done);
+    crc = crc32c_tail(crc, rest, n - done);
+    StreamCopy{to}(done, rest);
   }
-  for (; n >= 8; n -= 8, p += 8) crc = crc32c_word(crc, p);
-  auto c = static_cast<std::uint32_t>(crc);
-  if (n >= 4) {
-    std::uint32_t v;
-    std::memcpy(&v, p, 4);
-    c = __builtin_ia32_crc32si(c, v);
-    p += 4;
-    n -= 4;
-  }
-  for (; n > 0; --n) c = __builtin_ia32_crc32qi(c, *p++);
-  return c;
+  return crc;
 }
 
 const bool kCpuHasSse42 = __builtin_cpu_supports("sse4.2");
@@ -148,6 +214,16 @@ std::uint32_t crc32c(std::uint32_t crc, const void* data, std::size_t n) noexcep
   const auto* p = static_cast<const unsigned char*>(data);
   const std::uint32_t c = ~crc;
   return ~(kCpuHasSse42 ? crc32c_by_instruction(c, p, n) : crc32c_by_table(c, p, n));
+}
+
+std::uint32_t crc32c_stream_padded(std::uint32_t crc, std::byte* to, const std::byte* from,
+                                  std::size_t n) noexcept {
+  auto* out = reinterpret_cast<unsigned char*>(to);
+  const auto* in = reinterpret_cast<const unsigned char*>(from);
+  if (kCpuHasSse42) return ~crc32c_stream_by_instruction(~crc, out, in, n);
+  if (n > 0) std::memcpy(out, in, n);
+  std::memset(out + n, 0, (8 - n % 8) % 8);
+  return ~crc32c_by_table(~crc, in, n);
 }
 
 std::uint32_t crc32c_software(std::uint32_t crc, const void* data, std::size_t n) noexcept {

@@ -1,6 +1,7 @@
 // A run of data records laid straight into the journal writer's current write buffer, for a caller
 // that appends many records in a row (the journaler, once per poll of its channel). Per record it
-// does only what a run can fail on, the copy and the checksum; the writer's bookkeeping (counters,
+// does only what a run can fail on and the copy with the checksum in one pass (stream_record,
+// non-temporal stores that end_run fences); the writer's bookkeeping (counters,
 // the newest timestamp, where the last record ends, handing a full buffer to a write) happens once
 // for the whole run, in JournalWriter::end_run.
 //
@@ -36,7 +37,7 @@ class RecordRun {
         size > static_cast<std::uint64_t>(end_ - at_)) {
       return false;
     }
-    at_ += lay_record(at_, RecordType::data, sequence, timestamp_ns, payload);
+    at_ += stream_record(at_, RecordType::data, sequence, timestamp_ns, payload);
     ++next_sequence_;
     if (timestamp_ns > newest_time_ns_) newest_time_ns_ = timestamp_ns;
     return true;

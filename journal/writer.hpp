@@ -54,8 +54,9 @@ struct WriterOptions {
   FsyncPolicy fsync = FsyncPolicy::never;
   std::chrono::milliseconds fsync_interval{100};
   // O_DIRECT (whole 4 KiB blocks; the tail block is rewritten). While the writer is open the
-  // newest segment may end in zero padding up to a block boundary (a clean tail to the scanner);
-  // it is cut when a segment is finished and when the writer closes.
+  // newest segment ends in zeros: padding up to a block boundary, and space preallocated ahead
+  // of the writes (twice the pool's bytes; see writer_submission.hpp), a clean tail to the
+  // scanner; they are cut when a segment is finished and when the writer closes.
   bool direct = false;
   // One write buffer (rounded up to 4 KiB); records larger get a buffer of their own.
   std::size_t buffer_bytes = 1 << 20;
@@ -67,8 +68,11 @@ struct WriterOptions {
 struct RecoveryReport {
   std::uint64_t segments = 0;        // segment files found
   std::uint64_t next_sequence = 0;   // where the journal continues (0: empty journal)
-  std::uint64_t truncated_bytes = 0;  // torn tail cut off the newest segment
-  std::string truncated_segment;     // which file was cut (empty if none)
+  // Torn tail cut off the newest segment: bytes that some write reached past the last valid
+  // record. The segment is cut there; space preallocated after it and never written is cut too,
+  // but not counted (an O_DIRECT writer preallocates ahead of its writes).
+  std::uint64_t truncated_bytes = 0;
+  std::string truncated_segment;     // which file was cut (empty if truncated_bytes is 0)
   std::vector<std::string> damage;   // damage found in the middle (reported, not repaired)
   std::vector<std::string> removed;  // leftovers removed (e.g. an empty segment from a crash)
   // Crash artefacts of out-of-order write completion, cut or set aside: a hole of zeros with

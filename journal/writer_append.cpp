@@ -125,6 +125,7 @@ RecordRun JournalWriter::State::begin_run() noexcept {
 void JournalWriter::State::end_run(const RecordRun& run) noexcept {
   const std::uint64_t records = run.records();
   if (records == 0) return;
+  stream_fence();  // the run's stores reach the buffer before anything reads or writes it out
   const auto bytes = static_cast<std::uint64_t>(run.at_ - run.begin_);
   PoolBuffer& b = buffers.current();
   OpenSegment& segment = *segments.current();

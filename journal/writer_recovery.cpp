@@ -1,11 +1,16 @@
 #include "journal/writer_recovery.hpp"
 
 #include <fcntl.h>
+#include <linux/fiemap.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstddef>
 #include <cstdio>
+#include <new>
 #include <optional>
 #include <vector>
 
@@ -245,6 +250,41 @@ Result<std::vector<RetainedSegment>> closed_segments(const std::string& dir,
   return closed;
 }
 
+// The bytes of [from, to) of the file that some write reached: all but holes and the extents the
+// filesystem marks unwritten (space the writer preallocated: it reads as zeros and was never a
+// write in progress). Asked through FIEMAP, which tells unwritten extents apart whatever the
+// page cache holds; a filesystem without it counts every byte.
+std::uint64_t written_bytes_in(const std::string& path, std::uint64_t from, std::uint64_t to) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return to - from;
+  constexpr std::uint32_t kExtents = 64;
+  alignas(fiemap) std::byte request[sizeof(fiemap) + kExtents * sizeof(fiemap_extent)];
+  std::uint64_t written = 0;
+  for (std::uint64_t at = from; at < to;) {
+    auto* map = new (request) fiemap{};
+    map->fm_start = at;
+    map->fm_length = to - at;
+    map->fm_extent_count = kExtents;
+    if (::ioctl(fd, FS_IOC_FIEMAP, map) != 0) {
+      written += to - at;  // no extent information: count the rest
+      break;
+    }
+    if (map->fm_mapped_extents == 0) break;  // only a hole is left
+    bool last = false;
+    for (std::uint32_t i = 0; i < map->fm_mapped_extents; ++i) {
+      const fiemap_extent& e = map->fm_extents[i];
+      const std::uint64_t begin = std::max<std::uint64_t>(e.fe_logical, at);
+      const std::uint64_t end = std::min<std::uint64_t>(e.fe_logical + e.fe_length, to);
+      if (end > begin && (e.fe_flags & FIEMAP_EXTENT_UNWRITTEN) == 0) written += end - begin;
+      at = std::max(at, end);
+      last = last || (e.fe_flags & FIEMAP_EXTENT_LAST) != 0 || end >= to;
+    }
+    if (last) break;
+  }
+  ::close(fd);
+  return written;
+}
+
 // Cuts the newest segment after its last valid record (none of those bytes is a record: the scan
 // looked for one) and reports what it cut and what damage it found. Under a durable policy the
 // segment is synced too, so that what recovery found counts as durable.
@@ -253,11 +293,13 @@ Result<void> trim_newest(const NewestSegment& newest, bool sync, RecoveryReport&
   const std::string& path = newest.segment.path;
   const std::uint64_t end = scan.last_record_end;
   const bool torn = scan.torn_tail && end < scan.file_bytes;
+  // What is cut, the preallocated space that no write reached aside.
+  const std::uint64_t torn_bytes = torn ? written_bytes_in(path, end, scan.file_bytes) : 0;
   if (auto r = trim_and_sync(path, torn ? std::optional(end) : std::nullopt, sync); !r) {
     return tl::unexpected(r.error());
   }
-  if (torn) {
-    report.truncated_bytes = scan.file_bytes - end;
+  if (torn_bytes > 0) {
+    report.truncated_bytes = torn_bytes;
     report.truncated_segment = path;
   }
   for (const SegmentDamage& d : scan.damage) {
