@@ -1,11 +1,8 @@
 #include "journal/format.hpp"
 
-#include <immintrin.h>
-
 #include <algorithm>
 #include <charconv>
 #include <cstring>
-#include <iterator>
 
 #include <fmt/format.h>
 
@@ -61,29 +58,6 @@ std::uint64_t lay_record(std::byte* at, RecordType type, std::uint64_t sequence,
   seal_record(at, h.length);
   return size;
 }
-
-std::uint64_t stream_record(std::byte* at, RecordType type, std::uint64_t sequence,
-                            std::int64_t timestamp_ns, std::span<const std::byte> payload) noexcept {
-  RecordHeader h;
-  h.crc = 0;
-  h.length = static_cast<std::uint32_t>(payload.size());
-  h.sequence = sequence;
-  h.timestamp_ns = timestamp_ns;
-  h.type = static_cast<std::uint16_t>(type);
-  h.flags = 0;
-  h.reserved = 0;
-  std::uint32_t crc = record_crc_start(h);
-  crc = crc32c_stream_padded(crc, at + kRecordHeaderSize, payload.data(), payload.size());
-  h.crc = mask_crc(crc);
-  long long words[kRecordHeaderSize / 8];
-  std::memcpy(words, &h, sizeof h);
-  for (std::size_t i = 0; i < std::size(words); ++i) {
-    _mm_stream_si64(reinterpret_cast<long long*>(at) + i, words[i]);
-  }
-  return padded_record_size(payload.size());
-}
-
-void stream_fence() noexcept { _mm_sfence(); }
 
 std::optional<std::string> check_record_fields(const RecordHeader& h) {
   if (h.type != static_cast<std::uint16_t>(RecordType::data) &&

@@ -100,11 +100,6 @@ static_assert(sizeof(IndexEntry) == 32);
 // chains on long inputs) when the CPU has it and a table otherwise.
 std::uint32_t crc32c(std::uint32_t crc, const void* data, std::size_t n) noexcept;
 inline std::uint32_t crc32c(const void* data, std::size_t n) noexcept { return crc32c(0, data, n); }
-// Copies `n` bytes from `from` to `to` (8-byte aligned) followed by zeros up to the next multiple
-// of 8, with non-temporal stores, reading each byte once for the copy and the checksum; returns
-// `crc` continued over the `n` bytes (not the zeros). See stream_record for the stores.
-std::uint32_t crc32c_stream_padded(std::uint32_t crc, std::byte* to, const std::byte* from,
-                                   std::size_t n) noexcept;
 // The table path whatever the CPU: the reference the fast path is tested against.
 std::uint32_t crc32c_software(std::uint32_t crc, const void* data, std::size_t n) noexcept;
 // Stored checksums are masked (rotated and offset, as LevelDB does) so that a payload which itself
@@ -136,8 +131,8 @@ void seal_record(std::byte* record, std::uint32_t payload_length) noexcept;
 // Returns the bytes laid. The writer's one way of putting a record into a write buffer.
 std::uint64_t lay_record(std::byte* at, RecordType type, std::uint64_t sequence,
                          std::int64_t timestamp_ns, std::span<const std::byte> payload) noexcept;
-// lay_record's twin for bulk appends (journal/record_run.hpp): the same bytes at `at` (8-byte
-// aligned), written with non-temporal stores, which bypass the cache (the buffer goes to the disk,
+// lay_record's twin for bulk appends (journal/record_run.hpp; in journal/crc32c.cpp): the same
+// bytes at `at` (8-byte aligned), written with non-temporal stores, which bypass the cache (the buffer goes to the disk,
 // not back to this CPU, so pulling its lines in first is wasted memory traffic), the payload read
 // once for both the copy and the checksum. Such stores are weakly ordered: stream_fence() must
 // run before the bytes are read again or handed to the kernel.
