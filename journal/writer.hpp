@@ -68,9 +68,9 @@ struct WriterOptions {
 struct RecoveryReport {
   std::uint64_t segments = 0;        // segment files found
   std::uint64_t next_sequence = 0;   // where the journal continues (0: empty journal)
-  // Torn tail cut off the newest segment: bytes that some write reached past the last valid
-  // record. The segment is cut there; space preallocated after it and never written is cut too,
-  // but not counted (an O_DIRECT writer preallocates ahead of its writes).
+  // Torn tail cut off the newest segment: the bytes after its last valid record, up to the last
+  // one that is not zero. The zeros after that (block padding, space an O_DIRECT writer
+  // preallocates ahead of its writes) are cut too but were never data, so they are not counted.
   std::uint64_t truncated_bytes = 0;
   std::string truncated_segment;     // which file was cut (empty if truncated_bytes is 0)
   std::vector<std::string> damage;   // damage found in the middle (reported, not repaired)

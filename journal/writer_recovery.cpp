@@ -1,16 +1,12 @@
 #include "journal/writer_recovery.hpp"
 
 #include <fcntl.h>
-#include <linux/fiemap.h>
-#include <linux/fs.h>
-#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstddef>
 #include <cstdio>
-#include <new>
 #include <optional>
 #include <vector>
 
@@ -250,39 +246,39 @@ Result<std::vector<RetainedSegment>> closed_segments(const std::string& dir,
   return closed;
 }
 
-// The bytes of [from, to) of the file that some write reached: all but holes and the extents the
-// filesystem marks unwritten (space the writer preallocated: it reads as zeros and was never a
-// write in progress). Asked through FIEMAP, which tells unwritten extents apart whatever the
-// page cache holds; a filesystem without it counts every byte.
-std::uint64_t written_bytes_in(const std::string& path, std::uint64_t from, std::uint64_t to) {
+// How far into [from, to) the file holds something other than zeros: the end of its last nonzero
+// byte, or `from`. Holes (space preallocated and never written) read as zeros and are skipped
+// without reading them; a filesystem without hole information has every byte read.
+std::uint64_t nonzero_end(const std::string& path, std::uint64_t from, std::uint64_t to) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return to - from;
-  constexpr std::uint32_t kExtents = 64;
-  alignas(fiemap) std::byte request[sizeof(fiemap) + kExtents * sizeof(fiemap_extent)];
-  std::uint64_t written = 0;
+  if (fd < 0) return to;
+  std::vector<unsigned char> buffer(1 << 16);
+  std::uint64_t end = from;
   for (std::uint64_t at = from; at < to;) {
-    auto* map = new (request) fiemap{};
-    map->fm_start = at;
-    map->fm_length = to - at;
-    map->fm_extent_count = kExtents;
-    if (::ioctl(fd, FS_IOC_FIEMAP, map) != 0) {
-      written += to - at;  // no extent information: count the rest
-      break;
+    const off_t data = ::lseek(fd, static_cast<off_t>(at), SEEK_DATA);
+    if (data < 0 && errno == ENXIO) break;  // only holes from here on
+    const off_t hole = data < 0 ? -1 : ::lseek(fd, data, SEEK_HOLE);
+    std::uint64_t stretch_begin = data < 0 ? at : static_cast<std::uint64_t>(data);
+    const std::uint64_t stretch_end =
+        hole < 0 ? to : std::min(static_cast<std::uint64_t>(hole), to);
+    if (stretch_begin >= to) break;
+    for (; stretch_begin < stretch_end;) {
+      const auto want = static_cast<std::size_t>(
+          std::min<std::uint64_t>(buffer.size(), stretch_end - stretch_begin));
+      const ssize_t n = ::pread(fd, buffer.data(), want, static_cast<off_t>(stretch_begin));
+      if (n <= 0) {
+        stretch_begin = stretch_end;
+        break;
+      }
+      const unsigned char* past = buffer.data() + n;
+      while (past > buffer.data() && past[-1] == 0) --past;
+      if (past > buffer.data()) end = stretch_begin + static_cast<std::uint64_t>(past - buffer.data());
+      stretch_begin += static_cast<std::uint64_t>(n);
     }
-    if (map->fm_mapped_extents == 0) break;  // only a hole is left
-    bool last = false;
-    for (std::uint32_t i = 0; i < map->fm_mapped_extents; ++i) {
-      const fiemap_extent& e = map->fm_extents[i];
-      const std::uint64_t begin = std::max<std::uint64_t>(e.fe_logical, at);
-      const std::uint64_t end = std::min<std::uint64_t>(e.fe_logical + e.fe_length, to);
-      if (end > begin && (e.fe_flags & FIEMAP_EXTENT_UNWRITTEN) == 0) written += end - begin;
-      at = std::max(at, end);
-      last = last || (e.fe_flags & FIEMAP_EXTENT_LAST) != 0 || end >= to;
-    }
-    if (last) break;
+    at = std::max(stretch_end, at + 1);
   }
   ::close(fd);
-  return written;
+  return end;
 }
 
 // Cuts the newest segment after its last valid record (none of those bytes is a record: the scan
@@ -293,8 +289,9 @@ Result<void> trim_newest(const NewestSegment& newest, bool sync, RecoveryReport&
   const std::string& path = newest.segment.path;
   const std::uint64_t end = scan.last_record_end;
   const bool torn = scan.torn_tail && end < scan.file_bytes;
-  // What is cut, the preallocated space that no write reached aside.
-  const std::uint64_t torn_bytes = torn ? written_bytes_in(path, end, scan.file_bytes) : 0;
+  // What is cut, counted up to its last nonzero byte: the zeros after a torn write (block
+  // padding, space preallocated ahead of the writes) were never data.
+  const std::uint64_t torn_bytes = torn ? nonzero_end(path, end, scan.file_bytes) - end : 0;
   if (auto r = trim_and_sync(path, torn ? std::optional(end) : std::nullopt, sync); !r) {
     return tl::unexpected(r.error());
   }
