@@ -11,10 +11,12 @@
 // buffer to a write; open, flush, reap, drain and close are in writer.cpp.
 //
 // Threading: the writer is used by one thread at a time and shares no memory with other threads
-// or processes (readers see only the files), so there are no atomics and no memory-ordering
-// concerns. The kernel reads the buffers of in-flight writes: bytes handed to a write are never
-// changed again (see writer_buffers.hpp), and nothing the kernel holds is freed before its
-// operation completed (close() waits for every one).
+// or processes (readers see only the files), so there are no atomics. The kernel reads the
+// buffers of in-flight writes: bytes handed to a write are never changed again (see
+// writer_buffers.hpp), and nothing the kernel holds is freed before its operation completed
+// (close() waits for every one). The one ordering concern: a run's records are written with
+// non-temporal stores, which may become visible after later stores; end_run fences them before
+// any of those bytes is read again or handed to a write.
 #pragma once
 
 #include <chrono>
