@@ -20,16 +20,25 @@ std::uint32_t record_crc(const RecordHeader& h, std::span<const std::byte> paylo
   return mask_crc(crc32c(record_crc_start(h), payload.data(), payload.size()));
 }
 
-}  // namespace
-
-void make_record_header(RecordHeader& h, RecordType type, std::uint64_t sequence,
-                        std::int64_t timestamp_ns, std::span<const std::byte> payload) noexcept {
-  h.length = static_cast<std::uint32_t>(payload.size());
+// A record header's fields, its crc still 0.
+RecordHeader header_fields(RecordType type, std::uint64_t sequence, std::int64_t timestamp_ns,
+                           std::size_t payload_length) noexcept {
+  RecordHeader h;
+  h.crc = 0;
+  h.length = static_cast<std::uint32_t>(payload_length);
   h.sequence = sequence;
   h.timestamp_ns = timestamp_ns;
   h.type = static_cast<std::uint16_t>(type);
   h.flags = 0;
   h.reserved = 0;
+  return h;
+}
+
+}  // namespace
+
+void make_record_header(RecordHeader& h, RecordType type, std::uint64_t sequence,
+                        std::int64_t timestamp_ns, std::span<const std::byte> payload) noexcept {
+  h = header_fields(type, sequence, timestamp_ns, payload.size());
   h.crc = record_crc(h, payload);
 }
 
@@ -45,14 +54,7 @@ std::uint64_t lay_record(std::byte* at, RecordType type, std::uint64_t sequence,
   // header): the header and the payload then overwrite whatever part of it is theirs.
   constexpr std::uint64_t kZeroWord = 0;
   std::memcpy(at + size - sizeof kZeroWord, &kZeroWord, sizeof kZeroWord);
-  RecordHeader h;
-  h.crc = 0;
-  h.length = static_cast<std::uint32_t>(payload.size());
-  h.sequence = sequence;
-  h.timestamp_ns = timestamp_ns;
-  h.type = static_cast<std::uint16_t>(type);
-  h.flags = 0;
-  h.reserved = 0;
+  const RecordHeader h = header_fields(type, sequence, timestamp_ns, payload.size());
   std::memcpy(at, &h, sizeof h);
   if (!payload.empty()) std::memcpy(at + sizeof h, payload.data(), payload.size());
   seal_record(at, h.length);
