@@ -42,6 +42,9 @@ struct Journaler::State {
   std::array<Mark, 256> marks{};
   std::size_t marks_head = 0, marks_size = 0;
   std::uint64_t batch_last = 0;  // last sequence appended by the current poll
+  // Open during a poll: the messages that simply continue the journal are laid into the write
+  // buffer through it (journal/record_run.hpp); nothing else touches the writer meanwhile.
+  journal::RecordRun run;
 
   std::uint64_t published_written = 0, published_durable = 0;
   JournalerStats stats;
@@ -70,6 +73,8 @@ struct Journaler::State {
   }
 
   // Releases ring space behind what is written and tells the channel how far the journal got.
+  // Also runs inside a poll, while an append waits for a buffer: the cursors it releases belong
+  // to earlier batches, and release() may be called from the polling thread at any time.
   void release_written() noexcept {
     const std::uint64_t done = releasable();
     const Mark* last = nullptr;
@@ -88,8 +93,27 @@ struct Journaler::State {
     }
   }
 
-  // Appends one message, with a gap record first for whatever is missing before it.
+  // Appends one message: into the open run when it continues it (the common case: the next
+  // sequence, room in the buffer), otherwise on its own, after which a new run begins.
   void on_message(const Message& m) noexcept {
+    if (run.append(m.sequence, m.timestamp_ns, m.payload)) [[likely]] return;
+    end_run();
+    append_one(m);
+    if (!append_failed) run = writer->begin_run();
+  }
+
+  // Hands the run's records to the writer's bookkeeping and counts them.
+  void end_run() noexcept {
+    if (run.records() > 0) {
+      stats.recorded += run.records();
+      expected = run.next_sequence();
+      batch_last = expected - 1;
+    }
+    writer->end_run(run);
+  }
+
+  // Appends one message, with a gap record first for whatever is missing before it.
+  void append_one(const Message& m) noexcept {
     if (append_failed) return;
     if (expected != 0 && m.sequence < expected) {
       ++stats.duplicates;  // at-least-once resume: the journal already has it
@@ -135,6 +159,9 @@ struct Journaler::State {
         options.on_blocked_wait(writer->last_error());
       }
       if (auto reaped = writer->reap(true); !reaped) return reaped;  // waits for an event
+      // What the wait completed frees ring space now, not after this poll: the producers are
+      // most likely waiting for it (the journaler waits here because the disk is behind).
+      release_written();
       if (!writer->blocked()) told_blocked = false;
     }
   }
@@ -276,7 +303,9 @@ Result<std::size_t> Journaler::step(std::chrono::milliseconds idle_wait) {
   if (budget > 0) {
     const std::uint64_t before = s.stats.recorded;
     s.batch_last = 0;
+    s.run = s.writer->begin_run();
     s.sub->poll([&s](const Message& m) { s.on_message(m); }, budget);
+    s.end_run();
     appended = s.stats.recorded - before;
     if (s.append_failed) return tl::unexpected(Error{ErrorCode::system, s.last_error});
     if (s.batch_last != 0) s.push_mark(s.batch_last, s.sub->cursor());

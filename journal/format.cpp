@@ -1,56 +1,12 @@
 #include "journal/format.hpp"
 
-#include <array>
+#include <algorithm>
 #include <charconv>
 #include <cstring>
 
 #include <fmt/format.h>
 
 namespace shmbus::journal {
-
-namespace {
-
-// The software CRC32C (reflected polynomial 0x82f63b78), one byte at a time. Only used on CPUs
-// without SSE4.2; Boost.CRC computes the same function but would be the only use of it here, and
-// the hardware path below is ~20x faster than any table, which the journal's bandwidth needs.
-constexpr std::array<std::uint32_t, 256> make_table() {
-  std::array<std::uint32_t, 256> t{};
-  for (std::uint32_t i = 0; i < 256; ++i) {
-    std::uint32_t c = i;
-    for (int k = 0; k < 8; ++k) c = (c & 1) ? (c >> 1) ^ 0x82f63b78u : c >> 1;
-    t[i] = c;
-  }
-  return t;
-}
-constexpr std::array<std::uint32_t, 256> kTable = make_table();
-
-std::uint32_t crc32c_table(std::uint32_t crc, const unsigned char* p, std::size_t n) noexcept {
-  for (std::size_t i = 0; i < n; ++i) crc = kTable[(crc ^ p[i]) & 0xff] ^ (crc >> 8);
-  return crc;
-}
-
-__attribute__((target("sse4.2"))) std::uint32_t crc32c_sse42(std::uint32_t crc,
-                                                             const unsigned char* p,
-                                                             std::size_t n) noexcept {
-  std::uint64_t c = crc;
-  while (n >= 8) {
-    std::uint64_t v;
-    std::memcpy(&v, p, 8);
-    c = __builtin_ia32_crc32di(c, v);
-    p += 8;
-    n -= 8;
-  }
-  auto c32 = static_cast<std::uint32_t>(c);
-  while (n > 0) {
-    c32 = __builtin_ia32_crc32qi(c32, *p++);
-    --n;
-  }
-  return c32;
-}
-
-const bool kHaveSse42 = __builtin_cpu_supports("sse4.2");
-
-}  // namespace
 
 std::uint32_t record_crc_start(const RecordHeader& h) noexcept {
   return crc32c(0, reinterpret_cast<const unsigned char*>(&h) + 4, kRecordHeaderSize - 4);
@@ -64,28 +20,45 @@ std::uint32_t record_crc(const RecordHeader& h, std::span<const std::byte> paylo
   return mask_crc(crc32c(record_crc_start(h), payload.data(), payload.size()));
 }
 
-}  // namespace
-
-std::uint32_t crc32c(std::uint32_t crc, const void* data, std::size_t n) noexcept {
-  const auto* p = static_cast<const unsigned char*>(data);
-  const std::uint32_t c = ~crc;
-  return ~(kHaveSse42 ? crc32c_sse42(c, p, n) : crc32c_table(c, p, n));
-}
-
-void make_record_header(RecordHeader& h, RecordType type, std::uint64_t sequence,
-                        std::int64_t timestamp_ns, std::span<const std::byte> payload) noexcept {
-  h.length = static_cast<std::uint32_t>(payload.size());
+// A record header's fields, its crc still 0.
+RecordHeader header_fields(RecordType type, std::uint64_t sequence, std::int64_t timestamp_ns,
+                           std::size_t payload_length) noexcept {
+  RecordHeader h;
+  h.crc = 0;
+  h.length = static_cast<std::uint32_t>(payload_length);
   h.sequence = sequence;
   h.timestamp_ns = timestamp_ns;
   h.type = static_cast<std::uint16_t>(type);
   h.flags = 0;
   h.reserved = 0;
+  return h;
+}
+
+}  // namespace
+
+void make_record_header(RecordHeader& h, RecordType type, std::uint64_t sequence,
+                        std::int64_t timestamp_ns, std::span<const std::byte> payload) noexcept {
+  h = header_fields(type, sequence, timestamp_ns, payload.size());
   h.crc = record_crc(h, payload);
 }
 
 void seal_record(std::byte* record, std::uint32_t payload_length) noexcept {
   const std::uint32_t crc = mask_crc(crc32c(record + 4, kRecordHeaderSize - 4 + payload_length));
   std::memcpy(record, &crc, sizeof crc);
+}
+
+std::uint64_t lay_record(std::byte* at, RecordType type, std::uint64_t sequence,
+                         std::int64_t timestamp_ns, std::span<const std::byte> payload) noexcept {
+  const std::uint64_t size = padded_record_size(payload.size());
+  // The padding first, as one word over the record's last 8 bytes (a record is at least a 32-byte
+  // header): the header and the payload then overwrite whatever part of it is theirs.
+  constexpr std::uint64_t kZeroWord = 0;
+  std::memcpy(at + size - sizeof kZeroWord, &kZeroWord, sizeof kZeroWord);
+  const RecordHeader h = header_fields(type, sequence, timestamp_ns, payload.size());
+  std::memcpy(at, &h, sizeof h);
+  if (!payload.empty()) std::memcpy(at + sizeof h, payload.data(), payload.size());
+  seal_record(at, h.length);
+  return size;
 }
 
 std::optional<std::string> check_record_fields(const RecordHeader& h) {

@@ -96,9 +96,12 @@ struct IndexEntry {
 };
 static_assert(sizeof(IndexEntry) == 32);
 
-// CRC32C (Castagnoli). Uses the SSE4.2 instruction when the CPU has it and a table otherwise.
+// CRC32C (Castagnoli), in journal/crc32c.cpp. Uses the SSE4.2 instruction (three interleaved
+// chains on long inputs) when the CPU has it and a table otherwise.
 std::uint32_t crc32c(std::uint32_t crc, const void* data, std::size_t n) noexcept;
 inline std::uint32_t crc32c(const void* data, std::size_t n) noexcept { return crc32c(0, data, n); }
+// The table path whatever the CPU: the reference the fast path is tested against.
+std::uint32_t crc32c_software(std::uint32_t crc, const void* data, std::size_t n) noexcept;
 // Stored checksums are masked (rotated and offset, as LevelDB does) so that a payload which itself
 // contains journal bytes does not checksum to something that looks like a valid stored CRC.
 constexpr std::uint32_t mask_crc(std::uint32_t crc) noexcept {
@@ -123,6 +126,20 @@ std::uint32_t record_crc_start(const RecordHeader& header) noexcept;
 // `payload_length` payload bytes), the other header fields already filled in: the same value
 // make_record_header computes, in one pass over the bytes where they will be written.
 void seal_record(std::byte* record, std::uint32_t payload_length) noexcept;
+// Lays a whole record at `at`, which has room for padded_record_size(payload.size()) bytes: the
+// header (crc included, as make_record_header computes it), the payload and the zero padding.
+// Returns the bytes laid. The writer's one way of putting a record into a write buffer.
+std::uint64_t lay_record(std::byte* at, RecordType type, std::uint64_t sequence,
+                         std::int64_t timestamp_ns, std::span<const std::byte> payload) noexcept;
+// lay_record's twin for bulk appends (journal/record_run.hpp; in journal/crc32c.cpp): the same
+// bytes at `at` (8-byte aligned), written with non-temporal stores, which bypass the cache (the buffer goes to the disk,
+// not back to this CPU, so pulling its lines in first is wasted memory traffic), the payload read
+// once for both the copy and the checksum. Such stores are weakly ordered: stream_fence() must
+// run before the bytes are read again or handed to the kernel.
+std::uint64_t stream_record(std::byte* at, RecordType type, std::uint64_t sequence,
+                            std::int64_t timestamp_ns, std::span<const std::byte> payload) noexcept;
+// Makes every stream_record before it visible, in order, to this CPU, others and devices.
+void stream_fence() noexcept;
 // Why a record header with its payload is not a valid record, or nullopt if it is.
 // `payload` must hold header.length bytes (the caller checks the length against the file first).
 std::optional<std::string> check_record(const RecordHeader& header,

@@ -20,14 +20,17 @@ struct IndexBuilder {
   // Accounts for the record at `offset`; true (and `entry` filled) if it gets an index entry.
   bool add(RecordType type, std::uint64_t sequence, std::int64_t timestamp_ns,
            std::uint64_t offset, IndexEntry& entry) noexcept {
-    if (type == RecordType::data) {
-      max_time_ns = has_data ? std::max(max_time_ns, timestamp_ns) : timestamp_ns;
-      has_data = true;
-    }
+    if (type == RecordType::data) add_data_time(timestamp_ns);
     if (offset < next_boundary) return false;
     make_index_entry(entry, sequence, max_time_ns, offset);
     next_boundary = (offset / kIndexInterval + 1) * kIndexInterval;
     return true;
+  }
+
+  // Accounts for data records that get no entry (all before next_boundary) by their newest time.
+  void add_data_time(std::int64_t timestamp_ns) noexcept {
+    max_time_ns = has_data ? std::max(max_time_ns, timestamp_ns) : timestamp_ns;
+    has_data = true;
   }
 };
 

@@ -32,9 +32,12 @@ struct OpenSegment {
   unsigned syncs_in_flight = 0;             // fdatasyncs of this file the kernel holds
   // Id of the newest data write: a write that rewrites its last block (O_DIRECT) waits for it.
   std::uint64_t newest_data_write = 0;
+  // O_DIRECT: the file is allocated and sized up to here ahead of the writes (see
+  // WriteSubmitter::preallocate), so writes below it do not extend the file. 0: nothing yet.
+  std::uint64_t preallocated_end = 0;
   bool written_since_sync = false;  // writes completed since the last fdatasync was issued
   bool retired = false;             // a newer segment is being written
-  bool padding_cut = false;         // O_DIRECT zero padding after end_offset cut off
+  bool padding_cut = false;         // O_DIRECT padding and preallocation after end_offset cut off
 
   OpenSegment() = default;
   OpenSegment(const OpenSegment&) = delete;
@@ -60,6 +63,12 @@ struct OpenSegment {
       index_entries[index_entries_made++] = entry;
     }
     if (type == RecordType::data) newest_data_ns = std::max(newest_data_ns, timestamp_ns);
+  }
+  // Accounts for a run of data records appended before the next index boundary (none gets an
+  // entry) by the newest of their timestamps.
+  void note_run(std::int64_t newest_timestamp_ns) noexcept {
+    index_builder.add_data_time(newest_timestamp_ns);
+    newest_data_ns = std::max(newest_data_ns, newest_timestamp_ns);
   }
 };
 

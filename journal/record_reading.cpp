@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstddef>
 #include <cstring>
 #include <utility>
 
@@ -108,6 +109,20 @@ Result<std::uint64_t> FileWindow::current_size() const {
   struct stat st {};
   if (::fstat(fd_, &st) != 0) return tl::unexpected(file_error("cannot stat", path_, errno));
   return static_cast<std::uint64_t>(st.st_size);
+}
+
+std::uint64_t FileWindow::next_written(std::uint64_t offset) const noexcept {
+  if (offset >= limit_) return limit_;
+  const off_t at = ::lseek(fd_, static_cast<off_t>(offset), SEEK_DATA);
+  if (at < 0) return errno == ENXIO ? limit_ : offset;  // ENXIO: only holes from here on
+  return std::min(static_cast<std::uint64_t>(at), limit_);
+}
+
+std::uint64_t FileWindow::written_end(std::uint64_t offset) const noexcept {
+  if (offset >= limit_) return limit_;
+  const off_t at = ::lseek(fd_, static_cast<off_t>(offset), SEEK_HOLE);
+  if (at < 0) return limit_;
+  return std::min(static_cast<std::uint64_t>(at), limit_);
 }
 
 Result<std::span<const std::byte>> FileWindow::view(std::uint64_t offset, std::size_t n) {
@@ -239,9 +254,21 @@ Result<std::optional<FoundRecord>> find_valid_record(FileWindow& file, std::uint
                                                      std::uint64_t min_sequence) {
   constexpr std::uint64_t kAlign = kRecordAlignment;
   constexpr std::size_t kCrcChunk = 1 << 20;
+  // A header's type field is never zero, so a record can only start where that field lies in
+  // written bytes: holes (the journaler's preallocated tail, megabytes of zeros) are skipped
+  // without reading them.
+  constexpr std::uint64_t kTypeOffset = offsetof(RecordHeader, type);
   const std::uint64_t limit = file.limit();
+  std::uint64_t written_until = 0;  // offsets below this are known to hold written bytes
   for (std::uint64_t o = (from + kAlign - 1) & ~(kAlign - 1);
        limit >= kRecordHeaderSize && o <= limit - kRecordHeaderSize; o += kAlign) {
+    if (o + kTypeOffset >= written_until) {
+      const std::uint64_t written = file.next_written(o + kTypeOffset);
+      if (written >= limit) break;
+      if (written > o + kTypeOffset) o = (written - kTypeOffset) & ~(kAlign - 1);
+      if (o > limit - kRecordHeaderSize) break;
+      written_until = file.written_end(written);
+    }
     auto head = file.view(o, kRecordHeaderSize);
     if (!head) return tl::unexpected(head.error());
     if (head->empty()) break;  // the file shrank under us

@@ -54,6 +54,15 @@ class FileWindow {
   // rewritten its tail block since).
   void invalidate() noexcept { buffered_ = 0; }
 
+  // Where written bytes may be, for searches that need not read what no write reached: the
+  // first offset at or after `offset` that is not in a hole of the file (a stretch never written,
+  // or space the journaler preallocated: both read as zeros), or the limit if there is none below
+  // it; and the end of the written stretch holding `offset` (the next hole, or the limit).
+  // Filesystems that do not track holes report every byte as written. A write landing after the
+  // question is as if it landed after the search: the answer holds for this snapshot.
+  std::uint64_t next_written(std::uint64_t offset) const noexcept;
+  std::uint64_t written_end(std::uint64_t offset) const noexcept;
+
  private:
   int fd_ = -1;
   std::string path_;

@@ -198,6 +198,11 @@ Result<int> open_segment_file(const std::string& path, bool direct) {
   return fd;
 }
 
+int preallocate_segment(int fd, std::uint64_t offset, std::uint64_t length) noexcept {
+  return ::fallocate(fd, 0, static_cast<off_t>(offset), static_cast<off_t>(length)) == 0 ? 0
+                                                                                        : errno;
+}
+
 Result<int> write_index_file(const std::string& path, std::uint64_t first_sequence,
                              const std::vector<IndexEntry>& entries) {
   const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);

@@ -69,6 +69,9 @@ Result<int> create_segment_file(const std::string& path, const SegmentHeader& he
                                 bool sync);
 // Opens an existing segment for appending.
 Result<int> open_segment_file(const std::string& path, bool direct);
+// Allocates [offset, offset + length) of the segment and makes the file at least that long
+// (fallocate, the space reading as zeros). Returns 0 or the errno.
+int preallocate_segment(int fd, std::uint64_t offset, std::uint64_t length) noexcept;
 // Creates (or replaces) an index file holding its header and `entries`; returns its descriptor.
 Result<int> write_index_file(const std::string& path, std::uint64_t first_sequence,
                              const std::vector<IndexEntry>& entries);

@@ -122,7 +122,8 @@ void SegmentRoller::close_finished() {
       ++it;
       continue;
     }
-    if (options_.direct && !s.padding_cut && s.end_offset % kPageSize != 0) {
+    if (options_.direct && !s.padding_cut &&
+        (s.end_offset % kPageSize != 0 || s.preallocated_end > s.end_offset)) {
       if (::ftruncate(s.fd, static_cast<off_t>(s.end_offset)) != 0) {
         errors_.report_once(
             os_error(errno, fmt::format("cannot cut the padding of segment {}", s.path)));
@@ -138,7 +139,8 @@ void SegmentRoller::close_finished() {
 }
 
 void SegmentRoller::cut_current_padding() {
-  if (options_.direct && current_ != nullptr && current_->end_offset % kPageSize != 0) {
+  if (options_.direct && current_ != nullptr &&
+      (current_->end_offset % kPageSize != 0 || current_->preallocated_end > current_->end_offset)) {
     (void)::ftruncate(current_->fd, static_cast<off_t>(current_->end_offset));
   }
 }

@@ -47,10 +47,11 @@ class SegmentRoller {
   // retention. A directory that cannot be fdatasynced stops the writer.
   Result<void> start_segment(std::uint64_t first_sequence);
   // Closes retired segments nothing refers to any more; under O_DIRECT first cuts the zero padding
-  // of their last block, so only the newest segment ever ends in a partial block (a failure is
-  // reported once by the next reap()).
+  // of their last block and the space preallocated after it, so only the newest segment ever ends
+  // in zeros (a failure is reported once by the next reap()).
   void close_finished();
-  // At close, under O_DIRECT, once every write completed: cuts the current segment's padding.
+  // At close, under O_DIRECT, once every write completed: cuts the current segment's padding and
+  // preallocated space.
   void cut_current_padding();
 
  private:

@@ -156,6 +156,13 @@ Result<void> JournalWriter::append_gap(std::uint64_t first_sequence, std::uint64
                         std::as_bytes(std::span(&gap, 1)));
 }
 
+RecordRun JournalWriter::begin_run() noexcept { return state_->begin_run(); }
+
+void JournalWriter::end_run(RecordRun& run) noexcept {
+  state_->end_run(run);
+  run = RecordRun{};
+}
+
 Result<void> JournalWriter::flush() { return state_->flush(); }
 
 Result<void> JournalWriter::reap(bool wait) {

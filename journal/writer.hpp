@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "journal/format.hpp"
+#include "journal/record_run.hpp"
 #include "shmbus/result.hpp"
 
 namespace shmbus::journal {
@@ -53,8 +54,9 @@ struct WriterOptions {
   FsyncPolicy fsync = FsyncPolicy::never;
   std::chrono::milliseconds fsync_interval{100};
   // O_DIRECT (whole 4 KiB blocks; the tail block is rewritten). While the writer is open the
-  // newest segment may end in zero padding up to a block boundary (a clean tail to the scanner);
-  // it is cut when a segment is finished and when the writer closes.
+  // newest segment ends in zeros: padding up to a block boundary, and space preallocated ahead
+  // of the writes (twice the pool's bytes; see writer_submission.hpp), a clean tail to the
+  // scanner; they are cut when a segment is finished and when the writer closes.
   bool direct = false;
   // One write buffer (rounded up to 4 KiB); records larger get a buffer of their own.
   std::size_t buffer_bytes = 1 << 20;
@@ -66,8 +68,11 @@ struct WriterOptions {
 struct RecoveryReport {
   std::uint64_t segments = 0;        // segment files found
   std::uint64_t next_sequence = 0;   // where the journal continues (0: empty journal)
-  std::uint64_t truncated_bytes = 0;  // torn tail cut off the newest segment
-  std::string truncated_segment;     // which file was cut (empty if none)
+  // Torn tail cut off the newest segment: the bytes after its last valid record, up to the last
+  // one that is not zero. The zeros after that (block padding, space an O_DIRECT writer
+  // preallocates ahead of its writes) are cut too but were never data, so they are not counted.
+  std::uint64_t truncated_bytes = 0;
+  std::string truncated_segment;     // which file was cut (empty if truncated_bytes is 0)
   std::vector<std::string> damage;   // damage found in the middle (reported, not repaired)
   std::vector<std::string> removed;  // leftovers removed (e.g. an empty segment from a crash)
   // Crash artefacts of out-of-order write completion, cut or set aside: a hole of zeros with
@@ -108,6 +113,15 @@ class JournalWriter {
                       std::span<const std::byte> payload);
   Result<void> append_gap(std::uint64_t first_sequence, std::uint64_t count,
                           std::int64_t seen_ns);
+
+  // A run of data records laid straight into the current buffer (journal/record_run.hpp): the
+  // fast way to append many records in a row. Empty (it takes nothing) when the journal is empty,
+  // the writer has stopped, or there is no room without a decision append() makes (a buffer to
+  // wait for, a new segment). Nothing else may be called on the writer until end_run().
+  RecordRun begin_run() noexcept;
+  // Accounts for the records the run took, exactly as if each had been append()ed, and submits
+  // the buffer if the run filled it. Leaves `run` empty.
+  void end_run(RecordRun& run) noexcept;
 
   // Submits the partly filled buffer (and an fdatasync under FsyncPolicy::batch). Cheap when empty.
   Result<void> flush();

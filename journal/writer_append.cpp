@@ -1,7 +1,8 @@
 // JournalWriter::State::append: checks the record, makes room for it (a new segment, or an error
 // when the pool is full), copies it into the current buffer and starts the writes a filled buffer
-// created. The common case, a record that fits the current buffer, is written in place with its
-// crc computed there in one pass: no allocation, no system call.
+// created. The common case, a record that fits the current buffer, is laid in place with its crc
+// computed there in one pass: no allocation, no system call. A run (journal/record_run.hpp) lays
+// many such records with the bookkeeping done once, in end_run.
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -72,25 +73,23 @@ Result<void> JournalWriter::State::append(RecordType type, std::uint64_t sequenc
   }
 
   const bool in_place = !big && buffers.has_current() && buffers.space_in_current() >= size;
-  RecordHeader header{};
-  header.length = static_cast<std::uint32_t>(payload.size());
-  header.sequence = sequence;
-  header.timestamp_ns = timestamp_ns;
-  header.type = static_cast<std::uint16_t>(type);
-  if (!in_place) make_record_header(header, type, sequence, timestamp_ns, payload);
   const std::uint64_t last = sequence + count - 1;
   segments.current()->note_record(type, sequence, timestamp_ns);
   record_ends.note(stream_position + size, last);
 
   if (in_place) {
-    write_in_place(header, payload, size);
-  } else if (big) {
-    write_in_own_buffer(header, payload, size, std::move(own_buffer));
+    write_in_place(type, sequence, timestamp_ns, payload);
   } else {
-    static constexpr std::byte kZeros[kRecordAlignment] = {};
-    copy_across_buffers(&header, sizeof header);
-    copy_across_buffers(payload.data(), payload.size());
-    copy_across_buffers(kZeros, size - kRecordHeaderSize - payload.size());
+    RecordHeader header;
+    make_record_header(header, type, sequence, timestamp_ns, payload);
+    if (big) {
+      write_in_own_buffer(header, payload, size, std::move(own_buffer));
+    } else {
+      static constexpr std::byte kZeros[kRecordAlignment] = {};
+      copy_across_buffers(&header, sizeof header);
+      copy_across_buffers(payload.data(), payload.size());
+      copy_across_buffers(kZeros, size - kRecordHeaderSize - payload.size());
+    }
   }
   next_sequence = last + 1;
   if (type == RecordType::data) {
@@ -101,6 +100,45 @@ Result<void> JournalWriter::State::append(RecordType type, std::uint64_t sequenc
   stats.bytes += size;
   submitter.start_new_writes();
   return {};
+}
+
+RecordRun JournalWriter::State::begin_run() noexcept {
+  OpenSegment* segment = segments.current();
+  if (errors.stopped() || next_sequence == 0 || segment == nullptr) return {};
+  if (!buffers.has_current()) {
+    if (!buffers.has_free_buffer()) return {};
+    buffers.take(*segment, stream_position);
+  }
+  // Records must end within the buffer and the segment's size limit, and start before the next
+  // index boundary (the record there gets an entry: append() makes it).
+  const std::uint64_t end_offset = segment->end_offset;
+  const std::uint64_t to_limit =
+      options.segment_bytes > end_offset ? options.segment_bytes - end_offset : 0;
+  const std::uint64_t room = std::min(buffers.space_in_current(), to_limit);
+  const std::uint64_t boundary = segment->index_builder.next_boundary;
+  const std::uint64_t before_boundary = boundary > end_offset ? boundary - end_offset : 0;
+  PoolBuffer& b = buffers.current();
+  std::byte* at = b.bytes + b.filled;
+  return RecordRun(at, at + room, at + std::min(room, before_boundary), next_sequence);
+}
+
+void JournalWriter::State::end_run(const RecordRun& run) noexcept {
+  const std::uint64_t records = run.records();
+  if (records == 0) return;
+  stream_fence();  // the run's stores reach the buffer before anything reads or writes it out
+  const auto bytes = static_cast<std::uint64_t>(run.at_ - run.begin_);
+  PoolBuffer& b = buffers.current();
+  OpenSegment& segment = *segments.current();
+  b.filled += bytes;
+  stream_position += bytes;
+  segment.end_offset += bytes;
+  segment.note_run(run.newest_time_ns_);
+  record_ends.note(stream_position, run.next_sequence_ - 1);
+  next_sequence = run.next_sequence_;
+  stats.records += records;
+  stats.bytes += bytes;
+  if (b.filled == buffers.buffer_capacity()) submit_current_buffer(BufferHandoff::keep_filling);
+  submitter.start_new_writes();
 }
 
 Error JournalWriter::State::pool_full() const {
@@ -152,14 +190,11 @@ void JournalWriter::State::submit_current_buffer(BufferHandoff handoff) {
   buffers.handed_off(handoff, options.direct);
 }
 
-void JournalWriter::State::write_in_place(const RecordHeader& header,
-                                          std::span<const std::byte> payload, std::uint64_t size) {
+void JournalWriter::State::write_in_place(RecordType type, std::uint64_t sequence,
+                                          std::int64_t timestamp_ns,
+                                          std::span<const std::byte> payload) {
   PoolBuffer& b = buffers.current();
-  std::byte* at = b.bytes + b.filled;
-  std::memcpy(at, &header, sizeof header);
-  if (!payload.empty()) std::memcpy(at + sizeof header, payload.data(), payload.size());
-  std::memset(at + sizeof header + payload.size(), 0, size - sizeof header - payload.size());
-  seal_record(at, header.length);
+  const std::uint64_t size = lay_record(b.bytes + b.filled, type, sequence, timestamp_ns, payload);
   b.filled += size;
   stream_position += size;
   segments.current()->end_offset += size;

@@ -66,6 +66,7 @@ class BufferPool {
   }
 
   bool has_current() const noexcept { return current_ >= 0; }
+  bool has_free_buffer() const noexcept { return !free_.empty(); }
   int current_index() const noexcept { return current_; }
   PoolBuffer& current() noexcept { return buffers_[static_cast<std::size_t>(current_)]; }
   std::uint64_t space_in_current() const noexcept {

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstddef>
 #include <cstdio>
 #include <optional>
 #include <vector>
@@ -245,6 +246,41 @@ Result<std::vector<RetainedSegment>> closed_segments(const std::string& dir,
   return closed;
 }
 
+// How far into [from, to) the file holds something other than zeros: the end of its last nonzero
+// byte, or `from`. Holes (space preallocated and never written) read as zeros and are skipped
+// without reading them; a filesystem without hole information has every byte read.
+std::uint64_t nonzero_end(const std::string& path, std::uint64_t from, std::uint64_t to) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return to;
+  std::vector<unsigned char> buffer(1 << 16);
+  std::uint64_t end = from;
+  for (std::uint64_t at = from; at < to;) {
+    const off_t data = ::lseek(fd, static_cast<off_t>(at), SEEK_DATA);
+    if (data < 0 && errno == ENXIO) break;  // only holes from here on
+    const off_t hole = data < 0 ? -1 : ::lseek(fd, data, SEEK_HOLE);
+    std::uint64_t stretch_begin = data < 0 ? at : static_cast<std::uint64_t>(data);
+    const std::uint64_t stretch_end =
+        hole < 0 ? to : std::min(static_cast<std::uint64_t>(hole), to);
+    if (stretch_begin >= to) break;
+    for (; stretch_begin < stretch_end;) {
+      const auto want = static_cast<std::size_t>(
+          std::min<std::uint64_t>(buffer.size(), stretch_end - stretch_begin));
+      const ssize_t n = ::pread(fd, buffer.data(), want, static_cast<off_t>(stretch_begin));
+      if (n <= 0) {
+        stretch_begin = stretch_end;
+        break;
+      }
+      const unsigned char* past = buffer.data() + n;
+      while (past > buffer.data() && past[-1] == 0) --past;
+      if (past > buffer.data()) end = stretch_begin + static_cast<std::uint64_t>(past - buffer.data());
+      stretch_begin += static_cast<std::uint64_t>(n);
+    }
+    at = std::max(stretch_end, at + 1);
+  }
+  ::close(fd);
+  return end;
+}
+
 // Cuts the newest segment after its last valid record (none of those bytes is a record: the scan
 // looked for one) and reports what it cut and what damage it found. Under a durable policy the
 // segment is synced too, so that what recovery found counts as durable.
@@ -253,11 +289,14 @@ Result<void> trim_newest(const NewestSegment& newest, bool sync, RecoveryReport&
   const std::string& path = newest.segment.path;
   const std::uint64_t end = scan.last_record_end;
   const bool torn = scan.torn_tail && end < scan.file_bytes;
+  // What is cut, counted up to its last nonzero byte: the zeros after a torn write (block
+  // padding, space preallocated ahead of the writes) were never data.
+  const std::uint64_t torn_bytes = torn ? nonzero_end(path, end, scan.file_bytes) - end : 0;
   if (auto r = trim_and_sync(path, torn ? std::optional(end) : std::nullopt, sync); !r) {
     return tl::unexpected(r.error());
   }
-  if (torn) {
-    report.truncated_bytes = scan.file_bytes - end;
+  if (torn_bytes > 0) {
+    report.truncated_bytes = torn_bytes;
     report.truncated_segment = path;
   }
   for (const SegmentDamage& d : scan.damage) {

@@ -6,15 +6,17 @@
 //   WriteSubmitter     (writer_submission.*)  writes from creation to completion, through io_uring
 //   DurabilityTracker  (writer_durability.*)  what counts as written and as durable; sync rounds
 //
-// Appending (writer_append.cpp) copies a record into the current buffer and, when a buffer fills
-// or a segment ends, hands the buffer to a write; open, flush, reap, drain and close are in
-// writer.cpp.
+// Appending (writer_append.cpp) copies a record into the current buffer, one record at a time or
+// a run of them (journal/record_run.hpp), and, when a buffer fills or a segment ends, hands the
+// buffer to a write; open, flush, reap, drain and close are in writer.cpp.
 //
 // Threading: the writer is used by one thread at a time and shares no memory with other threads
-// or processes (readers see only the files), so there are no atomics and no memory-ordering
-// concerns. The kernel reads the buffers of in-flight writes: bytes handed to a write are never
-// changed again (see writer_buffers.hpp), and nothing the kernel holds is freed before its
-// operation completed (close() waits for every one).
+// or processes (readers see only the files), so there are no atomics. The kernel reads the
+// buffers of in-flight writes: bytes handed to a write are never changed again (see
+// writer_buffers.hpp), and nothing the kernel holds is freed before its operation completed
+// (close() waits for every one). The one ordering concern: a run's records are written with
+// non-temporal stores, which may become visible after later stores; end_run fences them before
+// any of those bytes is read again or handed to a write.
 #pragma once
 
 #include <chrono>
@@ -54,6 +56,8 @@ struct JournalWriter::State {
   // --- writer_append.cpp ---
   Result<void> append(RecordType type, std::uint64_t sequence, std::uint64_t count,
                       std::int64_t timestamp_ns, std::span<const std::byte> payload);
+  RecordRun begin_run() noexcept;
+  void end_run(const RecordRun& run) noexcept;
   // Hands the current buffer's new bytes to a write; `handoff` says whether it stays current.
   void submit_current_buffer(BufferHandoff handoff);
 
@@ -75,8 +79,8 @@ struct JournalWriter::State {
   Error pool_full() const;
   Result<void> start_segment_for(std::uint64_t first_sequence);
   void finish_current_segment();
-  void write_in_place(const RecordHeader& header, std::span<const std::byte> payload,
-                      std::uint64_t size);
+  void write_in_place(RecordType type, std::uint64_t sequence, std::int64_t timestamp_ns,
+                      std::span<const std::byte> payload);
   void copy_across_buffers(const void* bytes, std::size_t count);
   void write_in_own_buffer(const RecordHeader& header, std::span<const std::byte> payload,
                            std::uint64_t size, AlignedBuffer own_buffer);

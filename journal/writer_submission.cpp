@@ -17,6 +17,10 @@ namespace {
 // never have it); a write's user_data is its id, far below.
 constexpr std::uint64_t kSyncTag = 1ull << 63;
 
+// Index entries waiting before a data write takes an index write along: 4 KiB of them, for 8 MiB
+// of segment.
+constexpr std::size_t kIndexEntriesPerWrite = 128;
+
 // Write errors that may go away (space freed, a transient device error, a signal): the bytes are
 // kept and written again. Everything else means the file cannot be written at all.
 bool retryable(int err) noexcept {
@@ -70,7 +74,27 @@ void WriteSubmitter::queue_data_write(DataWrite write) {
   if (write.pool_buffer >= 0) ++buffers_.buffer(write.pool_buffer).writes_outstanding;
   ++queued_;
   new_writes_ = true;
-  queue_index_write(segment);
+  if (options_.direct) preallocate(segment, w.offset, w.offset + w.length);
+  if (segment.index_entries_made - segment.index_entries_submitted >= kIndexEntriesPerWrite) {
+    queue_index_write(segment);
+  }
+}
+
+// Sizes the file for the write of [start, end) and ahead of it (see the header): by twice the
+// pool, so that every write the pool can have in flight lands inside the file, up to the
+// segment's size limit. A filesystem without fallocate gets extending writes; a failure that may
+// pass (no space) is left to the write itself, which retries.
+void WriteSubmitter::preallocate(OpenSegment& segment, std::uint64_t start, std::uint64_t end) {
+  if (preallocation_unsupported_ || end <= segment.preallocated_end) return;
+  const std::uint64_t ahead = 2 * std::uint64_t{options_.buffers} * buffers_.buffer_capacity();
+  const std::uint64_t from = std::max(start, segment.preallocated_end);
+  const std::uint64_t to = std::max(end, std::min(end + ahead, align_up(options_.segment_bytes)));
+  const int err = preallocate_segment(segment.fd, from, to - from);
+  if (err == 0) {
+    segment.preallocated_end = to;
+  } else if (err == EOPNOTSUPP || err == ENOSYS || err == EINVAL) {
+    preallocation_unsupported_ = true;
+  }
 }
 
 void WriteSubmitter::queue_index_write(OpenSegment& segment) {

@@ -18,6 +18,8 @@
 #include "bench/harness/process.hpp"
 #include "bench/harness/shared_mapping.hpp"
 #include "bench/harness/stats.hpp"
+#include "bench/journal/journal_rounds.hpp"
+#include "bench/journal/publisher_cost.hpp"
 #include "journal/format.hpp"
 #include "ipc/journaler.hpp"
 #include "shmbus/shmbus.hpp"
@@ -26,10 +28,8 @@ namespace shmbus::bench {
 
 namespace {
 
-std::uint64_t now_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return std::uint64_t(ts.tv_sec) * 1'000'000'000u + std::uint64_t(ts.tv_nsec);
+double p99_ratio(const LatencyStats& with, const LatencyStats& without) {
+  return without.p99_ns > 0 ? double(with.p99_ns) / double(without.p99_ns) : 0;
 }
 
 double median(std::vector<double> v) {
@@ -41,24 +41,6 @@ double median(std::vector<double> v) {
 
 std::string errno_text(const std::string& what) {
   return fmt::format("{}: {}", what, std::strerror(errno));
-}
-
-// What the children of one round share with the parent. Lives in an anonymous shared mapping
-// created before fork; the atomics are lock-free, so they work across the processes.
-struct RoundControl {
-  // release/acquire: a child that sees `ready` set sees what its peer did before setting it (the
-  // journaler's subscription, the subscriber's registration).
-  std::atomic<std::uint32_t> ready{0};
-  std::uint64_t start_ns = 0;  // producer: first publish
-  std::uint64_t done_ns = 0;   // journaler: last record written
-  LatencyStats latency;
-  ErrorSlot first_error;
-  ErrorSlot second_error;
-};
-
-void wait_ready(const RoundControl& c, std::uint32_t value) {
-  // acquire: pairs with the release store of the side that became ready.
-  while (c.ready.load(std::memory_order_acquire) < value) std::this_thread::yield();
 }
 
 // Writes `bytes` sequentially with O_DIRECT in 1 MiB writes and syncs: the disk's plain bandwidth.
@@ -73,7 +55,7 @@ double direct_write_mb_per_s(const std::string& dir, std::uint64_t bytes) {
     throw std::bad_alloc();
   }
   std::memset(buffer, 0x5a, kChunk);
-  const std::uint64_t start = now_ns();
+  const std::uint64_t start = monotonic_now_ns();
   std::uint64_t written = 0;
   std::string failure;
   while (written < bytes) {
@@ -87,53 +69,12 @@ double direct_write_mb_per_s(const std::string& dir, std::uint64_t bytes) {
   if (failure.empty() && ::fdatasync(fd) != 0) {
     failure = errno_text(fmt::format("fdatasync {}", path));
   }
-  const std::uint64_t elapsed = now_ns() - start;
+  const std::uint64_t elapsed = monotonic_now_ns() - start;
   ::close(fd);
   ::unlink(path.c_str());
   std::free(buffer);
   if (!failure.empty()) throw std::runtime_error(failure);
   return double(written) / 1e6 / (double(elapsed) / 1e9);
-}
-
-std::string fresh_name(const char* what, int round) {
-  return fmt::format("bench.journal.{}.{}.{}", what, ::getpid(), round);
-}
-
-// A round's channel and journal directory, removed however the round ends.
-struct RoundScratch {
-  std::string channel;
-  std::string dir;
-  RoundScratch(const char* what, int round, const std::string& parent)
-      : channel(fresh_name(what, round)), dir(fmt::format("{}/{}", parent, channel)) {}
-  ~RoundScratch() {
-    (void)remove_channel(channel);
-    std::error_code ec;
-    std::filesystem::remove_all(dir, ec);
-  }
-  RoundScratch(const RoundScratch&) = delete;
-  RoundScratch& operator=(const RoundScratch&) = delete;
-};
-
-Publisher create_channel(const std::string& name, std::uint64_t capacity,
-                         std::uint32_t max_message) {
-  ChannelOptions co;
-  co.capacity = capacity;
-  co.max_message = max_message;
-  auto p = Publisher::open(name, co);
-  if (!p) throw std::runtime_error(p.error().message);
-  return std::move(*p);
-}
-
-Journaler open_journaler(const std::string& channel, const std::string& dir, bool direct) {
-  JournalerOptions jo;
-  jo.channel = channel;
-  jo.writer.dir = dir;
-  jo.writer.direct = direct;
-  jo.writer.fsync = journal::FsyncPolicy::never;
-  jo.writer.segment_bytes = 1ull << 30;
-  auto j = Journaler::open(jo);
-  if (!j) throw std::runtime_error(fmt::format("journaler: {}", j.error().message));
-  return std::move(*j);
 }
 
 // Publishes `count` messages of `size` bytes as fast as the channel takes them, in claim batches.
@@ -180,7 +121,7 @@ JournalThroughput throughput_round(const JournalBenchConfig& cfg, std::size_t si
         auto r = j.step(std::chrono::milliseconds(0));
         if (!r) throw std::runtime_error(fmt::format("journaler: {}", r.error().message));
       }
-      control.done_ns = now_ns();
+      control.done_ns = monotonic_now_ns();
       if (auto r = j.drain(); !r) {
         throw std::runtime_error(fmt::format("drain: {}", r.error().message));
       }
@@ -190,7 +131,7 @@ JournalThroughput throughput_round(const JournalBenchConfig& cfg, std::size_t si
       auto pub = Publisher::open(channel);
       if (!pub) throw std::runtime_error(pub.error().message);
       wait_ready(control, 1);
-      control.start_ns = now_ns();
+      control.start_ns = monotonic_now_ns();
       publish_flat_out(*pub, count, size);
     });
     failure = wait_for_children(journaler, control.first_error, producer, control.second_error,
@@ -234,7 +175,7 @@ LatencyStats latency_round(const JournalBenchConfig& cfg, bool with_journal, int
         sub->poll([&](const Message& m) {
           std::uint64_t sent;
           std::memcpy(&sent, m.payload.data(), 8);
-          samples.push_back(now_ns() - sent);
+          samples.push_back(monotonic_now_ns() - sent);
         });
       }
       control.latency = latency_stats(samples);
@@ -256,13 +197,13 @@ LatencyStats latency_round(const JournalBenchConfig& cfg, bool with_journal, int
       wait_ready(control, 1);
       std::vector<std::byte> message(size, std::byte{0x5a});
       const std::uint64_t interval = std::uint64_t(1e9 / cfg.latency_rate);
-      std::uint64_t next = now_ns();
+      std::uint64_t next = monotonic_now_ns();
       for (std::uint64_t i = 0; i < count; ++i) {
         next += interval;
         const timespec at{time_t(next / 1'000'000'000u), long(next % 1'000'000'000u)};
         while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &at, nullptr) == EINTR) {
         }
-        const std::uint64_t sent = now_ns();
+        const std::uint64_t sent = monotonic_now_ns();
         std::memcpy(message.data(), &sent, 8);
         if (pub->publish(message, std::chrono::seconds(5)) != PublishStatus::ok) {
           throw std::runtime_error("publish failed");
@@ -309,7 +250,7 @@ JournalBenchResult run_journal_bench(const JournalBenchConfig& cfg,
   const CpuPlan cpus = plan_cpus(0, 1);
   std::vector<double> direct;
   std::vector<std::vector<JournalThroughput>> tput(cfg.sizes.size());
-  std::vector<LatencyStats> without, with;
+  std::vector<LatencyStats> without, with, publisher_without, publisher_with;
   try {
     for (int r = 1; r <= cfg.rounds; ++r) {
       say(fmt::format("journal round {}/{}: O_DIRECT sequential write", r, cfg.rounds));
@@ -319,6 +260,12 @@ JournalBenchResult run_journal_bench(const JournalBenchConfig& cfg,
                         cfg.sizes[i]));
         tput[i].push_back(throughput_round(cfg, cfg.sizes[i], r, cpus));
       }
+      say(fmt::format("journal round {}/{}: publisher cost without a journaler", r, cfg.rounds));
+      publisher_without.push_back(publisher_cost_round(cfg, false, r, cpus).claim_commit);
+      say(fmt::format("journal round {}/{}: publisher cost with a journaler", r, cfg.rounds));
+      const PublisherCostRound cost = publisher_cost_round(cfg, true, r, cpus);
+      publisher_with.push_back(cost.claim_commit);
+      report.publisher_clock = cost.clock;
       say(fmt::format("journal round {}/{}: latency without a journaler", r, cfg.rounds));
       without.push_back(latency_round(cfg, false, r, cpus));
       say(fmt::format("journal round {}/{}: latency with a journaler", r, cfg.rounds));
@@ -336,11 +283,12 @@ JournalBenchResult run_journal_bench(const JournalBenchConfig& cfg,
     t.of_direct = report.direct_write_mb_per_s > 0 ? t.mb_per_s / report.direct_write_mb_per_s : 0;
     report.throughput.push_back(t);
   }
+  report.publisher_without = median_latency(publisher_without);
+  report.publisher_with = median_latency(publisher_with);
+  report.publisher_p99_ratio = p99_ratio(report.publisher_with, report.publisher_without);
   report.latency_without = median_latency(without);
   report.latency_with = median_latency(with);
-  report.p99_ratio = report.latency_without.p99_ns > 0
-                         ? double(report.latency_with.p99_ns) / double(report.latency_without.p99_ns)
-                         : 0;
+  report.p99_ratio = p99_ratio(report.latency_with, report.latency_without);
   return result;
 }
 
@@ -371,8 +319,18 @@ nlohmann::json to_json(const JournalBenchReport& r) {
       {"direct_io", r.config.direct},
       {"direct_write", {{"mb_per_s", r.direct_write_mb_per_s}}},
       {"throughput", tput},
+      {"publisher",
+       {{"what", "try_claim..commit per message, in the publishing process"},
+        {"clock", r.publisher_clock},
+        {"size", r.config.latency_size},
+        {"count", r.config.latency_count},
+        {"rate", r.config.latency_rate},
+        {"without_journal", latency_json(r.publisher_without)},
+        {"with_journal", latency_json(r.publisher_with)},
+        {"p99_ratio", r.publisher_p99_ratio}}},
       {"latency",
-       {{"size", r.config.latency_size},
+       {{"what", "one-way, three processes on two cores: scheduling noise dominates"},
+        {"size", r.config.latency_size},
         {"count", r.config.latency_count},
         {"rate", r.config.latency_rate},
         {"without_journal", latency_json(r.latency_without)},
@@ -393,18 +351,27 @@ std::string format_table(const JournalBenchReport& r) {
     out += fmt::format("{:>6} B {:>11.3f}M {:>12.1f} {:>14.1f} {:>9.2f}x\n", t.size,
                        t.msgs_per_s / 1e6, t.mb_per_s, t.payload_mb_per_s, t.of_direct);
   }
-  out += fmt::format(
-      "\none-way latency, {} B at {:.0f} msg/s, {} messages:\n"
-      "{:>16} {:>9} {:>9} {:>9} {:>10} {:>10}\n",
-      r.config.latency_size, r.config.latency_rate, r.config.latency_count, "", "p50 ns",
-      "p90 ns", "p99 ns", "p99.9 ns", "max ns");
-  auto row = [&](const char* name, const LatencyStats& s) {
-    out += fmt::format("{:>16} {:>9} {:>9} {:>9} {:>10} {:>10}\n", name, s.p50_ns, s.p90_ns,
-                       s.p99_ns, s.p999_ns, s.max_ns);
+  auto percentiles = [&](const LatencyStats& without, const LatencyStats& with, double ratio) {
+    out += fmt::format("{:>16} {:>9} {:>9} {:>9} {:>10} {:>10}\n", "", "p50 ns", "p90 ns",
+                       "p99 ns", "p99.9 ns", "max ns");
+    auto row = [&](const char* name, const LatencyStats& s) {
+      out += fmt::format("{:>16} {:>9} {:>9} {:>9} {:>10} {:>10}\n", name, s.p50_ns, s.p90_ns,
+                         s.p99_ns, s.p999_ns, s.max_ns);
+    };
+    row("without journal", without);
+    row("with journal", with);
+    out += fmt::format("p99 with / without: {:.2f}x\n", ratio);
   };
-  row("without journal", r.latency_without);
-  row("with journal", r.latency_with);
-  out += fmt::format("p99 with / without: {:.2f}x\n", r.p99_ratio);
+  out += fmt::format(
+      "\npublisher cost: try_claim..commit per message ({}), {} B at {:.0f} msg/s, {} messages,\n"
+      "subscriber spinning, journaler on the subscriber's CPU:\n",
+      r.publisher_clock, r.config.latency_size, r.config.latency_rate, r.config.latency_count);
+  percentiles(r.publisher_without, r.publisher_with, r.publisher_p99_ratio);
+  out += fmt::format(
+      "\none-way latency (three processes on two cores: scheduling noise dominates), {} B at "
+      "{:.0f} msg/s,\n{} messages:\n",
+      r.config.latency_size, r.config.latency_rate, r.config.latency_count);
+  percentiles(r.latency_without, r.latency_with, r.p99_ratio);
   return out;
 }
 

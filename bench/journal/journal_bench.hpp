@@ -4,8 +4,14 @@
 //  - throughput: a producer (CPU 0) publishes as fast as it can into a channel while the journaler
 //    (CPU 1) records it, for 64 B and 1 KiB messages (or --size); msgs/s and MB/s of journal bytes,
 //    and that MB/s as a fraction of direct_write.
+//  - publisher cost: the publisher's own try_claim..commit time per message at a paced rate, with
+//    and without a journaler on the channel, the subscriber spinning; p99 ratio
+//    (bench/journal/publisher_cost.hpp). What a journaler costs the producer.
 //  - latency: publisher-to-subscriber one-way latency (the publisher's CLOCK_MONOTONIC carried in
-//    the payload) at a paced rate, with and without a journaler on the channel; p99 ratio.
+//    the payload) at a paced rate, with and without a journaler on the channel; p99 ratio. Three
+//    processes (publisher, subscriber, journaler thread) on two cores, the subscriber and the
+//    publisher sleeping between messages: scheduling noise dominates it (milliseconds), not
+//    shmbus. Kept for comparison with earlier runs.
 // Rounds are interleaved (every configuration's round 1, then round 2...) and each figure is the
 // median over rounds, as in the other benches.
 #pragma once
@@ -26,8 +32,8 @@ struct JournalBenchConfig {
   std::vector<std::size_t> sizes = {64, 1024};  // message payload bytes for the throughput runs
   std::uint64_t bytes = 512ull << 20;  // journal bytes per throughput round (sets the count)
   bool direct = true;               // journaler with O_DIRECT, like the baseline
-  std::uint64_t latency_count = 100'000;  // messages per latency round
-  double latency_rate = 20'000;     // messages per second in the latency rounds
+  std::uint64_t latency_count = 100'000;  // messages per latency and publisher-cost round
+  double latency_rate = 20'000;     // messages per second in those rounds
   std::size_t latency_size = 64;
   int rounds = 3;
   double timeout_s = 120;
@@ -47,6 +53,12 @@ struct JournalBenchReport {
   JournalBenchConfig config;
   double direct_write_mb_per_s = 0;
   std::vector<JournalThroughput> throughput;
+  // The publisher's try_claim..commit time per message, without and with a journaler.
+  LatencyStats publisher_without;
+  LatencyStats publisher_with;
+  double publisher_p99_ratio = 0;  // with / without
+  std::string publisher_clock;     // what timed it: "tsc" or "clock_monotonic"
+  // One-way publisher-to-subscriber latency (scheduling noise dominates; see above).
   LatencyStats latency_without;
   LatencyStats latency_with;
   double p99_ratio = 0;  // with / without

@@ -3,6 +3,9 @@
 // and hostile bytes that must never crash it.
 #include "journal/segment_scan.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -206,6 +209,55 @@ TEST(SegmentScan, ZerosAfterTheLastRecordAreATornTail) {
   EXPECT_EQ(scan.valid_end, end);
   EXPECT_EQ(scan.next_sequence, 15u);
   EXPECT_EQ(visited.size(), 5u);
+}
+
+// Space allocated past the data (as an O_DIRECT journal writer preallocates ahead of its writes):
+// the file is longer, the bytes are zeros no write reached. False if the filesystem cannot.
+bool allocate_past_end(const std::string& path, std::uint64_t from, std::uint64_t bytes) {
+  const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) return false;
+  const bool ok = ::fallocate(fd, 0, static_cast<off_t>(from), static_cast<off_t>(bytes)) == 0;
+  ::close(fd);
+  return ok;
+}
+
+TEST(SegmentScan, AMegabytesLongPreallocatedTailIsATornTail) {
+  TempDir dir;
+  const SegmentBuilder b = five_records(dir.path());
+  b.write();
+  const std::uint64_t end = b.size();
+  if (!allocate_past_end(b.path(), end, 64 << 20)) GTEST_SKIP() << "no fallocate here";
+  const auto [scan, visited] = scan_ok(b.path());
+  EXPECT_EQ(scan.file_bytes, end + (64 << 20));
+  EXPECT_TRUE(scan.damage.empty());
+  EXPECT_TRUE(scan.torn_tail);
+  EXPECT_EQ(scan.valid_end, end);
+  EXPECT_EQ(scan.next_sequence, 15u);
+  EXPECT_EQ(visited.size(), 5u);
+}
+
+TEST(SegmentScan, RecordsAfterAHoleInTheFileAreFoundAsDamage) {
+  TempDir dir;
+  SegmentBuilder b = five_records(dir.path());
+  const std::uint64_t end = b.size();
+  b.zeros(3 * 4096 - end % 4096 + (1 << 20));  // a whole MiB of blocks to punch, then more
+  const std::uint64_t after = b.data(15, 6000, "after the hole");
+  b.write();
+  const int fd = ::open(b.path().c_str(), O_RDWR | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  const std::uint64_t hole = (end + 4095) / 4096 * 4096;
+  const bool punched = ::fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                                   static_cast<off_t>(hole), 1 << 20) == 0;
+  ::close(fd);
+  if (!punched) GTEST_SKIP() << "no hole punching here";
+  const auto [scan, visited] = scan_ok(b.path());
+  ASSERT_EQ(scan.damage.size(), 1u);
+  EXPECT_EQ(scan.damage[0].offset, end);
+  EXPECT_EQ(scan.damage[0].expected_sequence, 15u);
+  ASSERT_EQ(visited.size(), 6u);
+  EXPECT_EQ(visited.back().sequence, 15u);
+  EXPECT_EQ(visited.back().offset, after);
+  EXPECT_FALSE(scan.torn_tail);
 }
 
 TEST(SegmentScan, GarbageAfterTheLastRecordIsATornTail) {

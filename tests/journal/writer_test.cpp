@@ -8,6 +8,7 @@
 
 #include <gtest/gtest.h>
 
+#include "journal/aligned_buffer.hpp"
 #include "tests/journal/writer_testing.hpp"
 
 namespace shmbus::journal::test {
@@ -93,6 +94,50 @@ TEST(JournalWriter, DirectModeRewritesTheTailBlockAfterEachFlush) {
   w = tl::unexpected(Error{});  // closes the writer
   const std::string segment = segment_paths(dir.path())[0];
   EXPECT_EQ(size_of(segment), end) << "closing cuts the zero padding of the last block";
+}
+
+// Under O_DIRECT the segment is preallocated ahead of the writes (so that they do not extend the
+// file): while the writer is open the file is longer than its records, the rest zeros that
+// readers take for a clean tail; finishing a segment and closing cut it.
+TEST(JournalWriter, DirectModePreallocatesAheadOfItsWritesAndCutsThatAtTheEnd) {
+  TempDir dir;
+  WriterOptions o = small_options(dir.path());  // 4 buffers of 16 KiB, 256 KiB segments
+  o.direct = true;
+  auto w = JournalWriter::open(o);
+  ASSERT_TRUE(w) << w.error().message;
+  for (std::uint64_t s = 1; s <= 100; ++s) append_or_wait(*w, s, 1, payload_for(s, 500));
+  ASSERT_TRUE(w->drain()) << w->last_error();
+  const std::string first = segment_paths(dir.path())[0];
+  {
+    const ReadJournal j = read_journal(dir.path());
+    ASSERT_EQ(j.scans.size(), 1u);
+    EXPECT_TRUE(no_damage(j));
+    expect_records(j, 1, 100, [](std::uint64_t) { return 500; });
+    // Allocated in steps of twice the pool (128 KiB) as the writes reach the end of what is,
+    // unless the filesystem has no fallocate.
+    const std::uint64_t file_bytes = j.scans[0].file_bytes;
+    EXPECT_GE(file_bytes, align_up(j.scans[0].valid_end));
+    EXPECT_LE(file_bytes, align_up(j.scans[0].valid_end) + 2 * 4 * (16 << 10));
+    if (file_bytes > align_up(j.scans[0].valid_end)) {
+      EXPECT_TRUE(j.scans[0].torn_tail);
+    }
+  }
+  // Past the segment limit: the first segment is finished and cut to its records.
+  for (std::uint64_t s = 101; s <= 700; ++s) append_or_wait(*w, s, 1, payload_for(s, 500));
+  ASSERT_TRUE(w->drain()) << w->last_error();
+  ASSERT_TRUE(w->reap(false));  // closes the finished segment
+  ReadJournal j = read_journal(dir.path());
+  ASSERT_GE(j.scans.size(), 2u);
+  EXPECT_EQ(j.scans[0].file_bytes, j.scans[0].valid_end);
+  EXPECT_FALSE(j.scans[0].torn_tail);
+  const std::string newest = j.segments.back();
+  const std::uint64_t end = j.scans.back().valid_end;
+  w = tl::unexpected(Error{});  // closes the writer
+  EXPECT_EQ(size_of(newest), end) << "closing cuts what was preallocated";
+  j = read_journal(dir.path());
+  EXPECT_TRUE(no_damage(j));
+  expect_records(j, 1, 700, [](std::uint64_t) { return 500; });
+  EXPECT_EQ(size_of(first), j.scans[0].valid_end);
 }
 
 TEST(JournalWriter, SequencesMustFollowOnWithoutHolesOrRepeats) {
