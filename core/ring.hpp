@@ -238,7 +238,7 @@ class RingWriter {
     // relaxed: a hint only. Readers check it against the record header it names and ignore a
     // torn or stale pair.
     cp.sequence.store(next_sequence, std::memory_order_relaxed);
-    cp.position.store(end, std::memory_order_relaxed);
+    cp.position.store(end, std::memory_order_relaxed);  // relaxed: a hint, as said above
   }
 
   RingRef ring_;

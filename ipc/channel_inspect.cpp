@@ -53,7 +53,7 @@ ControlHeaderReport read_control_header(const ControlHeader& header) {
   c.producer_slot_count = header.producer_slot_count;
   c.ready = header.ready.load(std::memory_order_acquire) != 0;  // acquire: as any opener
   // relaxed (both): shown only.
-  c.subscriber_slots_high_water =
+  c.subscriber_slots_high_water =  // relaxed: shown only
       header.subscriber_slots_high_water.load(std::memory_order_relaxed);
   c.producer_slots_high_water =
       header.producer_slots_high_water.load(std::memory_order_relaxed);  // relaxed: shown only

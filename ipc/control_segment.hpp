@@ -126,7 +126,7 @@ class BasicControlRef {
     // relaxed (all three): the bit is published by the owner word's release store and the gate
     // epoch's bump that follow it in the holder's registration.
     if (block) {
-      word.fetch_or(bit, std::memory_order_relaxed);
+      word.fetch_or(bit, std::memory_order_relaxed);  // relaxed: published as said above
     } else if ((word.load(std::memory_order_relaxed) & bit) != 0) {  // relaxed: above
       word.fetch_and(~bit, std::memory_order_relaxed);  // relaxed: above
     }
