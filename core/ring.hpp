@@ -94,7 +94,7 @@ class RingWriter {
     return exclusive_ ? try_claim_as<true>(length, gate_floor, out)
                       : try_claim_as<false>(length, gate_floor, out);
   }
-  // The same, for a caller that knows which kind of writer this is (exclusive()) and keeps one
+  // The same, for a caller that knows which kind of writer this is (it built it) and keeps one
   // straight path per kind.
   template <bool kExclusive>
   [[nodiscard]] [[gnu::always_inline]] ClaimStatus try_claim_as(std::uint32_t length,
@@ -113,7 +113,6 @@ class RingWriter {
     out.end = out.position + frame;
     return ClaimStatus::ok;
   }
-  bool exclusive() const noexcept { return exclusive_; }
 
   // Claims several records as one claim: one tail update, consecutive sequences, no padding
   // between them (at most a quarter lap in all). Fills out[0..lengths.size()); each ticket is
