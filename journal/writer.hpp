@@ -59,6 +59,12 @@ struct WriterOptions {
   // space not yet written, a clean tail to the scanner; they are cut when a segment is finished
   // and when the writer closes.
   bool direct = false;
+  // Under O_DIRECT, preallocate each segment (above). Writes inside the file are issued straight
+  // from the submission; their completions then run on the kernel's filesystem worker on the
+  // CPU taking the disk's interrupts, which a thread spinning flat out on that CPU can starve.
+  // Without preallocation every write extends the file and runs on an io_uring worker thread of
+  // this process, one at a time: slower, but its CPU is the journaler's own.
+  bool preallocate = true;
   // One write buffer (rounded up to 4 KiB); records larger get a buffer of their own.
   std::size_t buffer_bytes = 1 << 20;
   unsigned buffers = 8;             // buffers in the pool = writes in flight at most

@@ -74,7 +74,7 @@ void WriteSubmitter::queue_data_write(DataWrite write) {
   if (write.pool_buffer >= 0) ++buffers_.buffer(write.pool_buffer).writes_outstanding;
   ++queued_;
   new_writes_ = true;
-  if (options_.direct) preallocate(segment, w.offset, w.offset + w.length);
+  if (options_.direct && options_.preallocate) preallocate(segment, w.offset, w.offset + w.length);
   if (segment.index_entries_made - segment.index_entries_submitted >= kIndexEntriesPerWrite) {
     queue_index_write(segment);
   }

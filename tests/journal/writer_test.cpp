@@ -138,6 +138,22 @@ TEST(JournalWriter, DirectModePreallocatesEachSegmentAndCutsThatAtTheEnd) {
   EXPECT_EQ(size_of(first), j.scans[0].valid_end);
 }
 
+TEST(JournalWriter, DirectModeWithoutPreallocationGrowsTheFileWithItsWrites) {
+  TempDir dir;
+  WriterOptions o = small_options(dir.path());
+  o.direct = true;
+  o.preallocate = false;
+  auto w = JournalWriter::open(o);
+  ASSERT_TRUE(w) << w.error().message;
+  for (std::uint64_t s = 1; s <= 100; ++s) append_or_wait(*w, s, 1, payload_for(s, 500));
+  ASSERT_TRUE(w->drain()) << w->last_error();
+  const ReadJournal j = read_journal(dir.path());
+  ASSERT_EQ(j.scans.size(), 1u);
+  EXPECT_TRUE(no_damage(j));
+  expect_records(j, 1, 100, [](std::uint64_t) { return 500; });
+  EXPECT_EQ(j.scans[0].file_bytes, align_up(j.scans[0].valid_end));  // block padding only
+}
+
 TEST(JournalWriter, SequencesMustFollowOnWithoutHolesOrRepeats) {
   TempDir dir;
   auto w = JournalWriter::open(small_options(dir.path()));
