@@ -32,8 +32,8 @@ struct OpenSegment {
   unsigned syncs_in_flight = 0;             // fdatasyncs of this file the kernel holds
   // Id of the newest data write: a write that rewrites its last block (O_DIRECT) waits for it.
   std::uint64_t newest_data_write = 0;
-  // O_DIRECT: the file is allocated and sized up to here ahead of the writes (see
-  // WriteSubmitter::preallocate), so writes below it do not extend the file. 0: nothing yet.
+  // O_DIRECT: the file is allocated and sized up to here, ahead of the writes (see
+  // WriteSubmitter::preallocate), so writes below it do not extend the file. 0: not yet.
   std::uint64_t preallocated_end = 0;
   bool written_since_sync = false;  // writes completed since the last fdatasync was issued
   bool retired = false;             // a newer segment is being written

@@ -250,14 +250,41 @@ Result<Probe> probe_record(FileWindow& file, std::uint64_t offset) {
   return p;
 }
 
+namespace {
+
+// The first 8-byte word at or after `from` (8-byte aligned) and below `until` that is not zero;
+// `until` if there is none, or the offset where the file stopped giving bytes (the caller's own
+// read then finds out why). A tight loop over what the window holds, 64 KiB at a time.
+Result<std::uint64_t> first_nonzero_word(FileWindow& file, std::uint64_t from,
+                                         std::uint64_t until) {
+  constexpr std::uint64_t kPiece = 64 << 10;
+  for (std::uint64_t at = from; until >= 8 && at <= until - 8;) {
+    const auto n = static_cast<std::size_t>(std::min(kPiece, (until - at) & ~std::uint64_t{7}));
+    auto bytes = file.view(at, n);
+    if (!bytes) return tl::unexpected(bytes.error());
+    if (bytes->size() < n) return at;
+    for (std::size_t i = 0; i < n; i += 8) {
+      std::uint64_t word;
+      std::memcpy(&word, bytes->data() + i, sizeof word);
+      if (word != 0) return at + i;
+    }
+    at += n;
+  }
+  return until;
+}
+
+}  // namespace
+
 Result<std::optional<FoundRecord>> find_valid_record(FileWindow& file, std::uint64_t from,
                                                      std::uint64_t min_sequence) {
   constexpr std::uint64_t kAlign = kRecordAlignment;
   constexpr std::size_t kCrcChunk = 1 << 20;
-  // A header's type field is never zero, so a record can only start where that field lies in
-  // written bytes: holes (the journaler's preallocated tail, megabytes of zeros) are skipped
-  // without reading them.
+  // A header's type field is never zero, and neither is the 8-byte word it starts (type, flags,
+  // reserved), so a record can only start where that word is written and not zero: holes (the
+  // journaler's preallocated tail, megabytes of zeros) are skipped without reading them, runs of
+  // zero words with a tight loop.
   constexpr std::uint64_t kTypeOffset = offsetof(RecordHeader, type);
+  static_assert(kTypeOffset % kAlign == 0);
   const std::uint64_t limit = file.limit();
   std::uint64_t written_until = 0;  // offsets below this are known to hold written bytes
   for (std::uint64_t o = (from + kAlign - 1) & ~(kAlign - 1);
@@ -268,6 +295,12 @@ Result<std::optional<FoundRecord>> find_valid_record(FileWindow& file, std::uint
       if (written > o + kTypeOffset) o = (written - kTypeOffset) & ~(kAlign - 1);
       if (o > limit - kRecordHeaderSize) break;
       written_until = file.written_end(written);
+    }
+    auto nonzero = first_nonzero_word(file, o + kTypeOffset, std::min(written_until, limit));
+    if (!nonzero) return tl::unexpected(nonzero.error());
+    if (*nonzero > o + kTypeOffset) {
+      o = *nonzero - kTypeOffset - kAlign;  // the loop's step lands on it
+      continue;
     }
     auto head = file.view(o, kRecordHeaderSize);
     if (!head) return tl::unexpected(head.error());

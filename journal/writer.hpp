@@ -53,11 +53,18 @@ struct WriterOptions {
   std::chrono::seconds retain_age{0};  // delete segments whose newest record is older (0: keep)
   FsyncPolicy fsync = FsyncPolicy::never;
   std::chrono::milliseconds fsync_interval{100};
-  // O_DIRECT (whole 4 KiB blocks; the tail block is rewritten). While the writer is open the
-  // newest segment ends in zeros: padding up to a block boundary, and space preallocated ahead
-  // of the writes (twice the pool's bytes; see writer_submission.hpp), a clean tail to the
-  // scanner; they are cut when a segment is finished and when the writer closes.
+  // O_DIRECT (whole 4 KiB blocks; the tail block is rewritten). Each segment is preallocated up
+  // to segment_bytes when its first write is queued (see writer_submission.hpp), so while the
+  // writer is open the newest segment ends in zeros: padding up to a block boundary and the
+  // space not yet written, a clean tail to the scanner; they are cut when a segment is finished
+  // and when the writer closes.
   bool direct = false;
+  // Under O_DIRECT, preallocate each segment (above). Writes inside the file are issued straight
+  // from the submission; their completions then run on the kernel's filesystem worker on the
+  // CPU taking the disk's interrupts, which a thread spinning flat out on that CPU can starve.
+  // Without preallocation every write extends the file and runs on an io_uring worker thread of
+  // this process, one at a time: slower, but its CPU is the journaler's own.
+  bool preallocate = true;
   // One write buffer (rounded up to 4 KiB); records larger get a buffer of their own.
   std::size_t buffer_bytes = 1 << 20;
   unsigned buffers = 8;             // buffers in the pool = writes in flight at most

@@ -115,7 +115,7 @@ Result<bool> set_aside_beyond_holes(const std::string& dir, std::vector<std::uin
     std::optional<Jump> jump;
     auto prev = scan_noting_jump(prev_path, jump);
     if (!prev) continue;  // a bad header is reported when that segment is read
-    looked += prev->file_bytes;
+    looked += prev->last_record_end;  // its records: a preallocated tail held no writes
     const std::uint64_t end = contiguous_end(prev_path, *prev, jump);
     if (segment_break(end, segs[i])) {
       first_break = i - 1;

@@ -74,21 +74,22 @@ void WriteSubmitter::queue_data_write(DataWrite write) {
   if (write.pool_buffer >= 0) ++buffers_.buffer(write.pool_buffer).writes_outstanding;
   ++queued_;
   new_writes_ = true;
-  if (options_.direct) preallocate(segment, w.offset, w.offset + w.length);
+  if (options_.direct && options_.preallocate) preallocate(segment, w.offset, w.offset + w.length);
   if (segment.index_entries_made - segment.index_entries_submitted >= kIndexEntriesPerWrite) {
     queue_index_write(segment);
   }
 }
 
-// Sizes the file for the write of [start, end) and ahead of it (see the header): by twice the
-// pool, so that every write the pool can have in flight lands inside the file, up to the
-// segment's size limit. A filesystem without fallocate gets extending writes; a failure that may
-// pass (no space) is left to the write itself, which retries.
+// Sizes the file for the write of [start, end) and the rest of the segment up to its size limit
+// (see the header), in one go: fallocate waits for every O_DIRECT write in flight to the file, so
+// done a piece at a time it would drain the pipeline again and again. The segment's first write
+// does it, before anything is in flight to that file; only a segment grown past the limit (a
+// record larger than a segment) asks again. A filesystem without fallocate gets extending writes;
+// a failure that may pass (no space) is left to the write itself, which retries.
 void WriteSubmitter::preallocate(OpenSegment& segment, std::uint64_t start, std::uint64_t end) {
   if (preallocation_unsupported_ || end <= segment.preallocated_end) return;
-  const std::uint64_t ahead = 2 * std::uint64_t{options_.buffers} * buffers_.buffer_capacity();
   const std::uint64_t from = std::max(start, segment.preallocated_end);
-  const std::uint64_t to = std::max(end, std::min(end + ahead, align_up(options_.segment_bytes)));
+  const std::uint64_t to = std::max(end, align_up(options_.segment_bytes));
   const int err = preallocate_segment(segment.fd, from, to - from);
   if (err == 0) {
     segment.preallocated_end = to;

@@ -13,14 +13,15 @@
 //  - A failed or short write is never dropped: retryable errors (ENOSPC, EDQUOT, EFBIG, EIO, EINTR,
 //    EAGAIN) retry it every retry_interval; any other error, and any failed fdatasync, stops the
 //    writer.
-//  - Under O_DIRECT a data write never extends its file: the segment is preallocated (fallocate,
-//    which also sets its size) a stretch ahead of the writes. A write past the end of the file
-//    cannot be issued without blocking (the filesystem takes the file's lock for the size
-//    change and waits for the device), so io_uring hands it to a worker thread, and on ext4 such
-//    writes run one at a time; inside the file they go to the device straight from the
-//    submission, several at once. The newest segment therefore ends in zeros while the writer
-//    is open (a clean tail to readers, skipped without reading: FileWindow::next_data); they are
-//    cut when a segment is finished and when the writer closes, and by recovery after a crash.
+//  - Under O_DIRECT a data write never extends its file: each segment is preallocated (fallocate,
+//    which also sets its size) up to its size limit when its first write is queued. A write past
+//    the end of the file cannot be issued without blocking (the filesystem takes the file's lock
+//    for the size change and waits for the device), so io_uring hands it to a worker thread, and
+//    on ext4 such writes run one at a time; inside the file they go to the device straight from
+//    the submission, several at once. The newest segment therefore ends in zeros while the
+//    writer is open (a clean tail to readers, which skip its holes: FileWindow::next_written);
+//    they are cut when a segment is finished and when the writer closes, and by recovery after a
+//    crash.
 //  - Index entries are written once a few KiB of them are waiting (and at every flush and segment
 //    end), not with every data write: index files are written through the page cache, which
 //    io_uring also hands to worker threads, and the index may lag (it is a hint).

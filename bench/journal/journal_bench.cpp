@@ -364,7 +364,7 @@ std::string format_table(const JournalBenchReport& r) {
   };
   out += fmt::format(
       "\npublisher cost: try_claim..commit per message ({}), {} B at {:.0f} msg/s, {} messages,\n"
-      "subscriber spinning, journaler on the subscriber's CPU:\n",
+      "subscriber polling (20 us naps, no futex), journaler on the subscriber's CPU:\n",
       r.publisher_clock, r.config.latency_size, r.config.latency_rate, r.config.latency_count);
   percentiles(r.publisher_without, r.publisher_with, r.publisher_p99_ratio);
   out += fmt::format(

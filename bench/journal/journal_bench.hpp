@@ -5,7 +5,7 @@
 //    (CPU 1) records it, for 64 B and 1 KiB messages (or --size); msgs/s and MB/s of journal bytes,
 //    and that MB/s as a fraction of direct_write.
 //  - publisher cost: the publisher's own try_claim..commit time per message at a paced rate, with
-//    and without a journaler on the channel, the subscriber spinning; p99 ratio
+//    and without a journaler on the channel, the subscriber polling in a loop; p99 ratio
 //    (bench/journal/publisher_cost.hpp). What a journaler costs the producer.
 //  - latency: publisher-to-subscriber one-way latency (the publisher's CLOCK_MONOTONIC carried in
 //    the payload) at a paced rate, with and without a journaler on the channel; p99 ratio. Three

@@ -1,6 +1,9 @@
 #include "bench/journal/publisher_cost.hpp"
 
+#include <time.h>
+
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <new>
 #include <optional>
@@ -11,7 +14,6 @@
 #include <fmt/format.h>
 
 #include "bench/harness/shared_mapping.hpp"
-#include "bench/harness/spin.hpp"
 #include "bench/harness/stats.hpp"
 #include "bench/journal/journal_rounds.hpp"
 #include "bench/journal/span_timer.hpp"
@@ -28,8 +30,19 @@ struct ClockName {
   char text[32];
 };
 
-// The subscriber's process: it polls without sleeping until every message arrived; with a
-// journaler, a thread of it records the channel until every message is written.
+// Between two polls that found nothing the subscriber naps for a few microseconds, with
+// nanosleep, never on the channel's futex: a futex sleeper would make every commit pay a wake-up
+// system call, which is not the journaler's cost. It does not spin flat out because the kernel
+// threads that complete the journaler's writes (io_uring workers, the filesystem's O_DIRECT
+// completions, which run on the CPU taking the disk's interrupts) can share its CPU, and a
+// thread that never sleeps starved them for seconds on a two-core VM (yielding did not help).
+void nap_between_polls() {
+  const timespec nap{0, 20'000};
+  ::nanosleep(&nap, nullptr);
+}
+
+// The subscriber's process: it polls in a loop until every message arrived; with a journaler, a
+// thread of it records the channel until every message is written.
 void run_subscriber_side(const std::string& channel, const std::string& dir, bool with_journal,
                          bool direct, std::uint64_t count, RoundControl& control) {
   SubscriberOptions so;
@@ -39,29 +52,34 @@ void run_subscriber_side(const std::string& channel, const std::string& dir, boo
   std::optional<Journaler> journaler;
   std::thread journal_thread;
   std::string journal_error;
+  // release/acquire: the poll loop that sees it set sees journal_error.
+  std::atomic<bool> journal_failed{false};
   if (with_journal) {
     journaler.emplace(open_journaler(channel, dir, direct));
     journal_thread = std::thread([&] {
+      auto failed = [&](const Error& e) {
+        journal_error = e.message;
+        journal_failed.store(true, std::memory_order_release);  // release: see above
+      };
       while (journaler->stats().written_sequence < count) {
-        if (auto r = journaler->step(); !r) {
-          journal_error = r.error().message;
-          return;
-        }
+        if (auto r = journaler->step(); !r) return failed(r.error());
       }
-      if (auto r = journaler->drain(); !r) journal_error = r.error().message;
+      if (auto r = journaler->drain(); !r) failed(r.error());
     });
   }
   control.ready.store(1, std::memory_order_release);  // release: see RoundControl
   std::uint64_t received = 0;
   std::uint64_t next_sequence = 1;
   bool in_order = true;
-  while (received < count) {
+  // A failed journaler releases no more ring space: the publisher would wait for it forever.
+  // acquire: see journal_failed.
+  while (received < count && !journal_failed.load(std::memory_order_acquire)) {
     const std::size_t n = sub->poll([&](const Message& m) {
       in_order = in_order && m.sequence == next_sequence;
       next_sequence = m.sequence + 1;
     });
     received += n;
-    if (n == 0) spin_relax();
+    if (n == 0) nap_between_polls();
   }
   if (journal_thread.joinable()) journal_thread.join();
   if (!in_order) throw std::runtime_error("the subscriber saw sequences out of order");

@@ -5,7 +5,9 @@
 //  - The publisher (initiator CPU) publishes at a paced rate, waiting for each send time by
 //    spinning on the clock: a core that slept wakes with cold caches, and that, not the publish,
 //    would be what gets timed.
-//  - A subscriber (responder CPU) polls in a loop, never sleeping, and takes every message.
+//  - A subscriber (responder CPU) polls in a loop and takes every message, napping a few
+//    microseconds (nanosleep, never the channel's futex, so commits pay no wake-up) when a poll
+//    finds nothing: see publisher_cost.cpp for why it does not spin flat out.
 //  - With a journaler: it runs as `shmbus record` does (naps when idle, flushes every
 //    millisecond), in the subscriber's process on the responder CPU, so on two cores the
 //    publisher keeps one to itself and what is measured is what the journaler costs the publish

@@ -260,6 +260,25 @@ TEST(SegmentScan, RecordsAfterAHoleInTheFileAreFoundAsDamage) {
   EXPECT_FALSE(scan.torn_tail);
 }
 
+TEST(SegmentScan, ARecordAfterLongWrittenZerosIsFoundAsDamage) {
+  // Zeros that were written (not a hole): the search skips them a word at a time and must stop
+  // exactly at the record after them, wherever it lies relative to its 64 KiB read pieces.
+  for (const std::size_t zeros : {std::size_t{8}, std::size_t{65'536 - 40}, std::size_t{200'008}}) {
+    TempDir dir;
+    SegmentBuilder b = five_records(dir.path());
+    const std::uint64_t end = b.size();
+    b.zeros(zeros);
+    const std::uint64_t after = b.data(15, 6000, "after the zeros");
+    b.write();
+    const auto [scan, visited] = scan_ok(b.path());
+    ASSERT_EQ(scan.damage.size(), 1u) << zeros;
+    EXPECT_EQ(scan.damage[0].offset, end);
+    ASSERT_EQ(visited.size(), 6u) << zeros;
+    EXPECT_EQ(visited.back().offset, after) << zeros;
+    EXPECT_FALSE(scan.torn_tail);
+  }
+}
+
 TEST(SegmentScan, GarbageAfterTheLastRecordIsATornTail) {
   TempDir dir;
   SegmentBuilder b = five_records(dir.path());

@@ -96,12 +96,12 @@ TEST(JournalWriter, DirectModeRewritesTheTailBlockAfterEachFlush) {
   EXPECT_EQ(size_of(segment), end) << "closing cuts the zero padding of the last block";
 }
 
-// Under O_DIRECT the segment is preallocated ahead of the writes (so that they do not extend the
+// Under O_DIRECT each segment is preallocated to its size limit (so that writes do not extend the
 // file): while the writer is open the file is longer than its records, the rest zeros that
 // readers take for a clean tail; finishing a segment and closing cut it.
-TEST(JournalWriter, DirectModePreallocatesAheadOfItsWritesAndCutsThatAtTheEnd) {
+TEST(JournalWriter, DirectModePreallocatesEachSegmentAndCutsThatAtTheEnd) {
   TempDir dir;
-  WriterOptions o = small_options(dir.path());  // 4 buffers of 16 KiB, 256 KiB segments
+  WriterOptions o = small_options(dir.path());  // 256 KiB segments
   o.direct = true;
   auto w = JournalWriter::open(o);
   ASSERT_TRUE(w) << w.error().message;
@@ -113,12 +113,10 @@ TEST(JournalWriter, DirectModePreallocatesAheadOfItsWritesAndCutsThatAtTheEnd) {
     ASSERT_EQ(j.scans.size(), 1u);
     EXPECT_TRUE(no_damage(j));
     expect_records(j, 1, 100, [](std::uint64_t) { return 500; });
-    // Allocated in steps of twice the pool (128 KiB) as the writes reach the end of what is,
-    // unless the filesystem has no fallocate.
+    // The whole segment, unless the filesystem has no fallocate.
     const std::uint64_t file_bytes = j.scans[0].file_bytes;
-    EXPECT_GE(file_bytes, align_up(j.scans[0].valid_end));
-    EXPECT_LE(file_bytes, align_up(j.scans[0].valid_end) + 2 * 4 * (16 << 10));
-    if (file_bytes > align_up(j.scans[0].valid_end)) {
+    if (file_bytes != align_up(j.scans[0].valid_end)) {
+      EXPECT_EQ(file_bytes, o.segment_bytes);
       EXPECT_TRUE(j.scans[0].torn_tail);
     }
   }
@@ -138,6 +136,22 @@ TEST(JournalWriter, DirectModePreallocatesAheadOfItsWritesAndCutsThatAtTheEnd) {
   EXPECT_TRUE(no_damage(j));
   expect_records(j, 1, 700, [](std::uint64_t) { return 500; });
   EXPECT_EQ(size_of(first), j.scans[0].valid_end);
+}
+
+TEST(JournalWriter, DirectModeWithoutPreallocationGrowsTheFileWithItsWrites) {
+  TempDir dir;
+  WriterOptions o = small_options(dir.path());
+  o.direct = true;
+  o.preallocate = false;
+  auto w = JournalWriter::open(o);
+  ASSERT_TRUE(w) << w.error().message;
+  for (std::uint64_t s = 1; s <= 100; ++s) append_or_wait(*w, s, 1, payload_for(s, 500));
+  ASSERT_TRUE(w->drain()) << w->last_error();
+  const ReadJournal j = read_journal(dir.path());
+  ASSERT_EQ(j.scans.size(), 1u);
+  EXPECT_TRUE(no_damage(j));
+  expect_records(j, 1, 100, [](std::uint64_t) { return 500; });
+  EXPECT_EQ(j.scans[0].file_bytes, align_up(j.scans[0].valid_end));  // block padding only
 }
 
 TEST(JournalWriter, SequencesMustFollowOnWithoutHolesOrRepeats) {
