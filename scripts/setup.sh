@@ -4,7 +4,8 @@
 set -euo pipefail
 
 SHMBUS_PACKAGES=(g++ cmake make pkg-config libboost-dev liburing-dev libgtest-dev libgmock-dev
-  libbenchmark-dev libcli11-dev libfmt-dev nlohmann-json3-dev libexpected-dev spin)
+  libbenchmark-dev libcli11-dev libfmt-dev nlohmann-json3-dev libexpected-dev spin
+  libfaketime)
 
 shmbus_install_packages() {
   local missing=()
