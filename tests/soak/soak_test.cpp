@@ -61,6 +61,8 @@ struct Role {
 
 struct Kill {
   std::string kind;
+  std::size_t role = 0;         // index in the soak's roles
+  std::size_t incarnation = 0;  // the restarted process's log (its first line answers the kill)
   std::int64_t at_ns;           // CLOCK_MONOTONIC
   std::uint64_t journal_at = 0;  // journaler: its written sequence when killed
   std::int64_t recovered_ns = -1;
@@ -167,7 +169,7 @@ void Soak::run(std::chrono::seconds duration) {
     if (Clock::now() < next_kill) continue;
     next_kill = Clock::now() + std::chrono::milliseconds(400 + random() % 1200);
     Role& victim = roles_[random() % roles_.size()];
-    Kill k{victim.kind, 0};
+    Kill k{victim.kind, static_cast<std::size_t>(&victim - roles_.data()), victim.logs.size(), 0};
     if (victim.kind == "journaler") k.journal_at = journal_written();
     k.at_ns = monotonic_now_ns();
     victim.child.kill_hard();
@@ -215,21 +217,16 @@ struct Committed {
 void Soak::check() {
   Committed committed;
   std::vector<std::int64_t> recovery_ns;
-  std::size_t kill_index = 0;
-  auto recovered = [&](const std::string& kind, std::int64_t first_ns) {
-    // The first unmatched kill of this kind before `first_ns` is the one this start answers.
-    for (std::size_t i = kill_index; i < kills_.size(); ++i) {
-      Kill& k = kills_[i];
-      if (k.kind == kind && k.recovered_ns < 0 && k.at_ns <= first_ns) {
-        k.recovered_ns = first_ns - k.at_ns;
-        return;
-      }
+  auto recovered = [&](std::size_t role, std::size_t incarnation, std::int64_t first_ns) {
+    for (Kill& k : kills_) {
+      if (k.role == role && k.incarnation == incarnation) k.recovered_ns = first_ns - k.at_ns;
     }
   };
   std::map<std::string, std::uint64_t> gaps;  // per policy: sequences reported lost
   std::map<std::string, std::vector<std::pair<std::uint64_t, std::uint64_t>>> gap_ranges;
   std::map<std::string, bool> journal_unavailable;
   for (Role& r : roles_) {
+    const std::size_t role = static_cast<std::size_t>(&r - roles_.data());
     for (std::size_t inc = 0; inc < r.logs.size(); ++inc) {
       for (const std::string& line : read_lines(r.logs[inc])) {
         std::istringstream in(line);
@@ -240,7 +237,7 @@ void Soak::check() {
         } else if (tag == 'F') {
           std::int64_t at = 0;
           in >> at;
-          if (inc > 0) recovered(r.kind, at);
+          recovered(role, inc, at);
         } else if (tag == 'C') {
           std::uint64_t seq = 0, counter = 0;
           in >> seq >> counter;
@@ -335,9 +332,15 @@ void Soak::check() {
   if (!verified || !verified->ok()) violation("shmbus journal verify failed:\n" + verify.output());
 
   std::map<std::string, int> kills_by_kind;
+  std::string slowest = "-";  // which kind of process took longest to recover
+  std::int64_t slowest_ns = -1;
   for (const Kill& k : kills_) {
     ++kills_by_kind[k.kind];
     if (k.recovered_ns >= 0) recovery_ns.push_back(k.recovered_ns);
+    if (k.recovered_ns > slowest_ns) {
+      slowest_ns = k.recovered_ns;
+      slowest = k.kind;
+    }
   }
   std::sort(recovery_ns.begin(), recovery_ns.end());
   const double median_ms = recovery_ns.empty() ? 0 : recovery_ns[recovery_ns.size() / 2] / 1e6;
@@ -345,7 +348,7 @@ void Soak::check() {
   std::printf(
       "soak: messages=%llu journaled=%llu unlogged=%llu journal_gaps=%llu kills=%zu "
       "(producer=%d block=%d drop=%d spill=%d journaler=%d) lost: block=%llu drop=%llu "
-      "spill=%llu%s recovered=%zu median_ms=%.1f max_ms=%.1f violations=%zu\n",
+      "spill=%llu%s recovered=%zu median_ms=%.1f max_ms=%.1f (%s) violations=%zu\n",
       static_cast<unsigned long long>(committed.by_sequence.size()),
       static_cast<unsigned long long>(data_records), static_cast<unsigned long long>(unlogged),
       static_cast<unsigned long long>(gap_sequences), kills_.size(), kills_by_kind["producer"],
@@ -353,7 +356,7 @@ void Soak::check() {
       kills_by_kind["journaler"], static_cast<unsigned long long>(gaps["block"]),
       static_cast<unsigned long long>(gaps["drop"]), static_cast<unsigned long long>(gaps["spill"]),
       journal_unavailable["spill"] ? " (spill: journal unavailable)" : "", recovery_ns.size(),
-      median_ms, max_ms, violations_.size());
+      median_ms, max_ms, slowest.c_str(), violations_.size());
   for (const std::string& v : violations_) ADD_FAILURE() << v;
   EXPECT_GT(committed.by_sequence.size(), 0u);
 }
