@@ -122,12 +122,16 @@ void SubscriberSlowState::detach(PollState& poll) noexcept {
   SubscriberSlot& s = *slot;
   // A manual-release subscriber leaves its slot at the last released cursor: what it delivered
   // after it was not confirmed done, so a successor under its name gets it again.
+  if (!still_owned(poll)) {  // evicted: the slot, and the gate, are no longer ours to touch
+    slot = nullptr;
+    poll.latency = nullptr;
+    return;
+  }
   note_progress(poll);
-  const std::uint32_t pid = s.pid;
   const bool named = s.name[0] != '\0';
-  std::uint64_t expected = owner_word(pid, SlotState::active);
-  // acq_rel: leave the slot only if it is still ours (a peer may have evicted it).
-  s.owner.compare_exchange_strong(expected, named ? owner_word(pid, SlotState::detached) : 0,
+  std::uint64_t expected = owner_word(self.pid, SlotState::active);
+  // acq_rel: leave the slot only if it is still ours (a peer may evict it right now).
+  s.owner.compare_exchange_strong(expected, named ? owner_word(self.pid, SlotState::detached) : 0,
                                   std::memory_order_acq_rel);
   if (poll.policy == Policy::block) {
     // release: producers that see the new epoch re-scan and stop waiting for us.
@@ -137,7 +141,29 @@ void SubscriberSlowState::detach(PollState& poll) noexcept {
   poll.latency = nullptr;  // the slot's histogram is the next owner's
 }
 
+bool SubscriberSlowState::still_owned(PollState& poll) noexcept {
+  if (poll.status == PollStatus::evicted) return false;
+  const SubscriberSlot& s = *slot;
+  // Claiming and resuming are ours too: Subscriber::open publishes the first position before it
+  // stores active. The start time tells us from a process of the same pid (in another pid
+  // namespace) that took the slot after us; it wrote it before its release store of the word.
+  // acquire: an eviction (or a takeover of the slot) is a peer's CAS on our owner word.
+  const std::uint64_t owner = s.owner.load(std::memory_order_acquire);
+  const bool ours = owner == owner_word(self.pid, SlotState::active) ||
+                    owner == owner_word(self.pid, SlotState::claiming) ||
+                    owner == owner_word(self.pid, SlotState::resuming);
+  if (ours && s.start_time == self.start_time) return true;
+  poll.status = PollStatus::evicted;
+  last_error = fmt::format(
+      "channel '{}': this subscriber was evicted (its process was judged dead); reopen it",
+      channel->info().name);
+  return false;
+}
+
 void SubscriberSlowState::publish_position(PollState& poll) noexcept {
+  // Evicted: the slot may be another process's now (our position would become its gate), and
+  // what we read may have been overwritten since the producers stopped waiting for us.
+  if (!still_owned(poll)) return;
   SubscriberSlot& s = *slot;
   // A busy subscriber never idles, where the heartbeat is otherwise refreshed: refresh it every
   // 1024th batch too (a clock read, about 35 ns, amortised). relaxed: a statistic for tools.
@@ -160,6 +186,7 @@ void SubscriberSlowState::release(PollState& poll, const Subscriber::Cursor& cur
   // Never backwards: the producers may already have overwritten what lies before a position
   // released earlier.
   if (poll.published_position != UINT64_MAX && cursor.position < poll.published_position) return;
+  if (!still_owned(poll)) return;  // evicted: as in publish_position
   SubscriberSlot& s = *slot;
   poll.published_position = cursor.position;
   // relaxed: counters for tools; the position's release store below orders them too.
@@ -178,17 +205,9 @@ void SubscriberSlowState::release(PollState& poll, const Subscriber::Cursor& cur
 }
 
 void SubscriberSlowState::on_empty(PollState& poll) noexcept {
-  SubscriberSlot& s = *slot;
+  if (!still_owned(poll)) return;
   // relaxed: a statistic for tools.
-  s.heartbeat_ns.store(realtime_ns(), std::memory_order_relaxed);
-  // acquire: an eviction (or a takeover of our name) is a peer's CAS on our owner word.
-  if (s.owner.load(std::memory_order_acquire) != owner_word(s.pid, SlotState::active)) {
-    poll.status = PollStatus::evicted;
-    last_error = fmt::format(
-        "channel '{}': this subscriber was evicted (its process was judged dead); reopen it",
-        channel->info().name);
-    return;
-  }
+  slot->heartbeat_ns.store(realtime_ns(), std::memory_order_relaxed);
   if (poll.catching_up) return;  // the ring position is stale until the spill rejoins the ring
   const core::RingRef& ring = channel->ring();
   const std::uint64_t pos = poll.reader.position();

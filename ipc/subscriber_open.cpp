@@ -238,6 +238,7 @@ void prepare(detail::PollState& poll, detail::SubscriberSlowState& slow,
 void occupy(detail::PollState& poll, detail::SubscriberSlowState& slow, SubscriberSlot& slot,
             const detail::ProcessId& self, const SubscriberOptions& options) {
   slow.slot = &slot;
+  slow.self = self;
   describe_slot(slot, self, options);
   const detail::ControlRef& control = slow.channel->control_ref();
   control.set_block_slot_hint(control.index_of(slot), options.policy == Policy::block);

@@ -20,6 +20,10 @@ namespace shmbus::detail {
 struct SubscriberSlowState {
   std::shared_ptr<ChannelMapping> channel;
   SubscriberSlot* slot = nullptr;  // ours in the control segment; null once detached
+  // Who took the slot: this process. A peer that judged it dead may have evicted it and handed
+  // the slot to another process meanwhile (the slot's own pid then names that one), so whether
+  // the slot is still ours is judged against this, never against the slot's fields.
+  ProcessId self;
   std::unique_ptr<std::byte[]> copy_buffer;  // PollState::copy_buffer points into it
   // Stall detection (on_empty): where we waited, the commit word we saw there, since when.
   std::uint64_t stall_position = UINT64_MAX;
@@ -44,6 +48,10 @@ struct SubscriberSlowState {
   void announce_gate(PollState& poll, bool resumed) noexcept;
   // Leaves the slot (a named one keeps its position for a successor).
   void detach(PollState& poll) noexcept;
+  // True while the slot still says it is ours and active. False once a peer evicted us (it judged
+  // our process dead) or took the slot over: `poll` is then marked evicted, with last_error set,
+  // and nothing may be written to the slot any more.
+  bool still_owned(PollState& poll) noexcept;
 
   // What poll found, when it was not simply ready (subscriber.cpp).
   void on_empty(PollState& poll) noexcept;
