@@ -5,7 +5,9 @@
 //
 //   ring ──lapped──▶ journal catch-up ──the ring holds the next sequence (walk to it)──▶ ring
 //                          │
-//                          └── the journal cannot provide it (journaler gone, damage, retention)
+//                          ├── retention removed it: continue at the journal's earliest sequence,
+//                          │   the removed sequences (only those) counted lost
+//                          └── the journal cannot provide it (journaler gone, damage)
 //                              ──▶ drop fallback: skip to the ring's earliest, loss counted
 //
 // Every sequence is delivered once, in order: the journal is read only up to the sequence the
@@ -141,7 +143,16 @@ void SubscriberSlowState::spill_fallback(PollState& poll, const std::string& why
   note_progress(poll);
 }
 
-Result<void> SpillState::position_at(const ChannelMapping& channel, std::uint64_t expected) {
+// True when the journal, listed again, no longer begins at or before `expected`: retention removed
+// the oldest segments (or the journal started after it), so the journal's earliest sequence is
+// the closest it can resume at.
+bool SpillState::journal_begins_after(std::uint64_t expected) {
+  if (!journal->refresh()) return false;
+  refreshed = true;
+  return journal->first_sequence() > expected;
+}
+
+Result<void> SpillState::position_at(const ChannelMapping& channel, std::uint64_t& expected) {
   if (!journal) {
     if (dir.empty()) {
       const auto link = find_journal(channel);
@@ -161,6 +172,13 @@ Result<void> SpillState::position_at(const ChannelMapping& channel, std::uint64_
   if (auto sought = journal->seek_sequence(expected); !sought) {
     return fail(fmt::format("cannot find sequence {} in the journal: {}", expected,
                             sought.error().message));
+  }
+  // Before the first retained sequence the seek lands on the journal's first record: the
+  // sequences before it are gone from the journal, and only they are lost.
+  const std::uint64_t earliest = journal->first_sequence();
+  if (earliest > expected) {
+    pending_lost += earliest - expected;
+    expected = earliest;
   }
   positioned = true;
   refreshed = true;  // just listed
@@ -186,9 +204,18 @@ Result<bool> SpillState::read_next(journal::JournalRecord& record, std::uint64_t
   }
   refreshed = false;
   if (st == journal::ReadStatus::damaged) {
+    // Retention may have removed the segment being read: position again, at the earliest.
+    if (journal_begins_after(expected)) {
+      positioned = false;
+      return false;
+    }
     return fail(fmt::format("the journal is damaged: {}", journal->last_error()));
   }
   if (record.sequence > expected) {
+    if (journal_begins_after(expected)) {
+      positioned = false;
+      return false;
+    }
     return fail(fmt::format(
         "the journal does not hold sequences {}..{} (removed by retention, or never written)",
         expected, record.sequence - 1));
