@@ -19,6 +19,7 @@
 // tests PollState::catching_up.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <string>
 
 #include "core/ring.hpp"
@@ -152,7 +153,8 @@ bool SpillState::journal_begins_after(std::uint64_t expected) {
   return journal->first_sequence() > expected;
 }
 
-Result<void> SpillState::position_at(const ChannelMapping& channel, std::uint64_t& expected) {
+Result<std::uint64_t> SpillState::position_at(const ChannelMapping& channel,
+                                              std::uint64_t expected) {
   if (!journal) {
     if (dir.empty()) {
       const auto link = find_journal(channel);
@@ -165,7 +167,7 @@ Result<void> SpillState::position_at(const ChannelMapping& channel, std::uint64_
     journal.emplace(std::move(*opened));
     positioned = false;
   }
-  if (positioned) return {};
+  if (positioned) return expected;
   if (auto listed = journal->refresh(); !listed) {
     return fail(fmt::format("cannot list the journal: {}", listed.error().message));
   }
@@ -173,16 +175,10 @@ Result<void> SpillState::position_at(const ChannelMapping& channel, std::uint64_
     return fail(fmt::format("cannot find sequence {} in the journal: {}", expected,
                             sought.error().message));
   }
-  // Before the first retained sequence the seek lands on the journal's first record: the
-  // sequences before it are gone from the journal, and only they are lost.
-  const std::uint64_t earliest = journal->first_sequence();
-  if (earliest > expected) {
-    pending_lost += earliest - expected;
-    expected = earliest;
-  }
   positioned = true;
   refreshed = true;  // just listed
-  return {};
+  // Before the first retained sequence the seek lands on the journal's first record.
+  return std::max(expected, journal->first_sequence());
 }
 
 Result<bool> SpillState::read_next(journal::JournalRecord& record, std::uint64_t expected,
@@ -254,9 +250,23 @@ std::size_t SubscriberSlowState::poll_journal(PollState& poll, MessageSink sink,
       }
       break;
     }
-    if (auto positioned = sp.position_at(*channel, expected); !positioned) {
-      failure = positioned.error().message;
+    const Result<std::uint64_t> resume = sp.position_at(*channel, expected);
+    if (!resume) {
+      failure = resume.error().message;
       break;
+    }
+    if (*resume > expected) {
+      // The journal no longer holds `expected`. The ring may (then nothing is lost), or hold more
+      // of what is missing than the journal (the drop fallback then loses less); else continue at
+      // the journal's earliest sequence, counting as lost only the sequences before it.
+      sync();
+      if (try_rejoin(poll, false)) break;
+      if (core::earliest_retained(ring, ring.capacity / 8).next_sequence < *resume) {
+        failure = fmt::format("the journal begins at sequence {}", *resume);
+        break;
+      }
+      sp.pending_lost += *resume - expected;
+      expected = *resume;
     }
     journal::JournalRecord rec;
     const Result<bool> got = sp.read_next(rec, expected, written);
