@@ -5,7 +5,9 @@
 //
 //   ring ──lapped──▶ journal catch-up ──the ring holds the next sequence (walk to it)──▶ ring
 //                          │
-//                          └── the journal cannot provide it (journaler gone, damage, retention)
+//                          ├── retention removed it: continue at the journal's earliest sequence,
+//                          │   the removed sequences (only those) counted lost
+//                          └── the journal cannot provide it (journaler gone, damage)
 //                              ──▶ drop fallback: skip to the ring's earliest, loss counted
 //
 // Every sequence is delivered once, in order: the journal is read only up to the sequence the
@@ -17,6 +19,7 @@
 // tests PollState::catching_up.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <string>
 
 #include "core/ring.hpp"
@@ -141,7 +144,17 @@ void SubscriberSlowState::spill_fallback(PollState& poll, const std::string& why
   note_progress(poll);
 }
 
-Result<void> SpillState::position_at(const ChannelMapping& channel, std::uint64_t expected) {
+// True when the journal, listed again, no longer begins at or before `expected`: retention removed
+// the oldest segments (or the journal started after it), so the journal's earliest sequence is
+// the closest it can resume at.
+bool SpillState::journal_begins_after(std::uint64_t expected) {
+  if (!journal->refresh()) return false;
+  refreshed = true;
+  return journal->first_sequence() > expected;
+}
+
+Result<std::uint64_t> SpillState::position_at(const ChannelMapping& channel,
+                                              std::uint64_t expected) {
   if (!journal) {
     if (dir.empty()) {
       const auto link = find_journal(channel);
@@ -154,7 +167,7 @@ Result<void> SpillState::position_at(const ChannelMapping& channel, std::uint64_
     journal.emplace(std::move(*opened));
     positioned = false;
   }
-  if (positioned) return {};
+  if (positioned) return expected;
   if (auto listed = journal->refresh(); !listed) {
     return fail(fmt::format("cannot list the journal: {}", listed.error().message));
   }
@@ -164,7 +177,8 @@ Result<void> SpillState::position_at(const ChannelMapping& channel, std::uint64_
   }
   positioned = true;
   refreshed = true;  // just listed
-  return {};
+  // Before the first retained sequence the seek lands on the journal's first record.
+  return std::max(expected, journal->first_sequence());
 }
 
 Result<bool> SpillState::read_next(journal::JournalRecord& record, std::uint64_t expected,
@@ -186,9 +200,18 @@ Result<bool> SpillState::read_next(journal::JournalRecord& record, std::uint64_t
   }
   refreshed = false;
   if (st == journal::ReadStatus::damaged) {
+    // Retention may have removed the segment being read: position again, at the earliest.
+    if (journal_begins_after(expected)) {
+      positioned = false;
+      return false;
+    }
     return fail(fmt::format("the journal is damaged: {}", journal->last_error()));
   }
   if (record.sequence > expected) {
+    if (journal_begins_after(expected)) {
+      positioned = false;
+      return false;
+    }
     return fail(fmt::format(
         "the journal does not hold sequences {}..{} (removed by retention, or never written)",
         expected, record.sequence - 1));
@@ -227,9 +250,23 @@ std::size_t SubscriberSlowState::poll_journal(PollState& poll, MessageSink sink,
       }
       break;
     }
-    if (auto positioned = sp.position_at(*channel, expected); !positioned) {
-      failure = positioned.error().message;
+    const Result<std::uint64_t> resume = sp.position_at(*channel, expected);
+    if (!resume) {
+      failure = resume.error().message;
       break;
+    }
+    if (*resume > expected) {
+      // The journal no longer holds `expected`. The ring may (then nothing is lost), or hold more
+      // of what is missing than the journal (the drop fallback then loses less); else continue at
+      // the journal's earliest sequence, counting as lost only the sequences before it.
+      sync();
+      if (try_rejoin(poll, false)) break;
+      if (core::earliest_retained(ring, ring.capacity / 8).next_sequence < *resume) {
+        failure = fmt::format("the journal begins at sequence {}", *resume);
+        break;
+      }
+      sp.pending_lost += *resume - expected;
+      expected = *resume;
     }
     journal::JournalRecord rec;
     const Result<bool> got = sp.read_next(rec, expected, written);

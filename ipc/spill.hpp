@@ -25,13 +25,19 @@ struct SpillState {
   bool journaler_alive = true;
 
   // Opens the journal (in `dir`, or the directory of the journaler attached to `channel`) and
-  // seeks it to `expected`, unless it is there already. The error says why it cannot.
-  Result<void> position_at(const ChannelMapping& channel, std::uint64_t expected);
+  // seeks it to `expected`, unless it is there already. Returns where the journal continues:
+  // `expected`, or, when the journal no longer holds it (retention removed its oldest segments,
+  // or the journal began later), the journal's earliest sequence. The error says why it cannot.
+  Result<std::uint64_t> position_at(const ChannelMapping& channel, std::uint64_t expected);
   // Reads the next record into `record`: true when there is one; false when the reader had read
-  // all it had listed and listed the files again (read again); an error when the journal ends
-  // before `expected` although the journaler reported `written`, or is damaged.
+  // all it had listed and listed the files again, or retention removed what it was reading
+  // (position again and read again); an error when the journal ends before `expected` although
+  // the journaler reported `written`, or is damaged.
   Result<bool> read_next(journal::JournalRecord& record, std::uint64_t expected,
                          std::uint64_t written);
+
+ private:
+  bool journal_begins_after(std::uint64_t expected);
 };
 
 }  // namespace shmbus::detail

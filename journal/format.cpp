@@ -153,6 +153,29 @@ bool index_entry_valid(const IndexEntry& e) noexcept {
   return e.reserved == 0 && e.crc == mask_crc(crc32c(&e, offsetof(IndexEntry, crc)));
 }
 
+void make_durable_mark(DurableMark& mark, std::uint64_t durable_sequence) noexcept {
+  std::memset(&mark, 0, sizeof mark);
+  std::memcpy(mark.magic, kDurableMarkMagic, sizeof mark.magic);
+  mark.version = kDurableMarkVersion;
+  mark.durable_sequence = durable_sequence;
+  mark.crc = mask_crc(crc32c(&mark, offsetof(DurableMark, crc)));
+}
+
+std::optional<std::string> check_durable_mark(const DurableMark& mark) {
+  if (std::memcmp(mark.magic, kDurableMarkMagic, sizeof mark.magic) != 0) {
+    return std::string("not a shmbus durable mark (bad magic)");
+  }
+  if (mark.version != kDurableMarkVersion) {
+    return fmt::format("durable mark version {} (this build reads version {})", mark.version,
+                       kDurableMarkVersion);
+  }
+  if (mask_crc(crc32c(&mark, offsetof(DurableMark, crc))) != mark.crc) {
+    return std::string("durable mark checksum mismatch");
+  }
+  if (mark.reserved != 0 || mark.reserved2 != 0) return std::string("durable mark reserved bits are set");
+  return std::nullopt;
+}
+
 std::string segment_file_name(std::uint64_t first_sequence) {
   return fmt::format("{:020}{}", first_sequence, kSegmentSuffix);
 }

@@ -96,6 +96,27 @@ struct IndexEntry {
 };
 static_assert(sizeof(IndexEntry) == 32);
 
+// The durable mark: DIR/journal.durable, one 32-byte record the writer rewrites (write + data
+// sync, after the fdatasyncs of a round completed) before it reports a round's records durable,
+// and recovery writes after it synced the newest segment. It says "every record up to
+// durable_sequence was reported durable", so that bytes before that point are never taken for a
+// torn tail: a record the writer reported durable that is not intact is damage. A journal without
+// the file (written under FsyncPolicy::never, or by a writer older than the file) has no known
+// durable point. The segment and index formats do not change with it (still version 1); the file
+// has a version of its own.
+inline constexpr std::string_view kDurableMarkFileName = "journal.durable";
+inline constexpr char kDurableMarkMagic[8] = {'S', 'H', 'M', 'B', 'J', 'D', 'U', 'R'};
+inline constexpr std::uint32_t kDurableMarkVersion = 1;
+struct DurableMark {
+  char magic[8];                   // kDurableMarkMagic
+  std::uint32_t version;           // kDurableMarkVersion
+  std::uint32_t reserved;          // zero
+  std::uint64_t durable_sequence;  // every record up to it was reported durable (0: none)
+  std::uint32_t reserved2;         // zero
+  std::uint32_t crc;               // masked CRC32C of the bytes above
+};
+static_assert(sizeof(DurableMark) == 32);
+
 // CRC32C (Castagnoli), in journal/crc32c.cpp. Uses the SSE4.2 instruction (three interleaved
 // chains on long inputs) when the CPU has it and a table otherwise.
 std::uint32_t crc32c(std::uint32_t crc, const void* data, std::size_t n) noexcept;
@@ -159,6 +180,10 @@ std::optional<std::string> check_index_header(const IndexHeader& header);
 void make_index_entry(IndexEntry& entry, std::uint64_t sequence, std::int64_t max_timestamp_ns,
                       std::uint64_t offset) noexcept;
 bool index_entry_valid(const IndexEntry& entry) noexcept;
+
+void make_durable_mark(DurableMark& mark, std::uint64_t durable_sequence) noexcept;
+// Why the bytes are not a durable mark this build reads, or nullopt.
+std::optional<std::string> check_durable_mark(const DurableMark& mark);
 
 // "00000000000000000042.journal" for first sequence 42, and back (nullopt for other names).
 std::string segment_file_name(std::uint64_t first_sequence);

@@ -1,6 +1,10 @@
 #include "journal/segment_scan.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <vector>
 #include <utility>
 
 #include <fmt/format.h>
@@ -81,5 +85,38 @@ Result<SegmentScan> scan_segment(const std::string& path, const ScanVisitor& vis
   scan.torn_tail = offset < scan.file_bytes;
   return scan;
 }
+
+std::uint64_t nonzero_end(const std::string& path, std::uint64_t from, std::uint64_t to) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return to;
+  std::vector<unsigned char> buffer(1 << 16);
+  std::uint64_t end = from;
+  for (std::uint64_t at = from; at < to;) {
+    const off_t data = ::lseek(fd, static_cast<off_t>(at), SEEK_DATA);
+    if (data < 0 && errno == ENXIO) break;  // only holes from here on
+    const off_t hole = data < 0 ? -1 : ::lseek(fd, data, SEEK_HOLE);
+    std::uint64_t stretch_begin = data < 0 ? at : static_cast<std::uint64_t>(data);
+    const std::uint64_t stretch_end =
+        hole < 0 ? to : std::min(static_cast<std::uint64_t>(hole), to);
+    if (stretch_begin >= to) break;
+    for (; stretch_begin < stretch_end;) {
+      const auto want = static_cast<std::size_t>(
+          std::min<std::uint64_t>(buffer.size(), stretch_end - stretch_begin));
+      const ssize_t n = ::pread(fd, buffer.data(), want, static_cast<off_t>(stretch_begin));
+      if (n <= 0) {
+        stretch_begin = stretch_end;
+        break;
+      }
+      const unsigned char* past = buffer.data() + n;
+      while (past > buffer.data() && past[-1] == 0) --past;
+      if (past > buffer.data()) end = stretch_begin + static_cast<std::uint64_t>(past - buffer.data());
+      stretch_begin += static_cast<std::uint64_t>(n);
+    }
+    at = std::max(stretch_end, at + 1);
+  }
+  ::close(fd);
+  return end;
+}
+
 
 }  // namespace shmbus::journal

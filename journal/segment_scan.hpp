@@ -59,4 +59,10 @@ using ScanVisitor = std::function<void(const RecordHeader&, std::span<const std:
 // ("sequence 17 (expected 12)"); the scan continues from its sequence.
 Result<SegmentScan> scan_segment(const std::string& path, const ScanVisitor& visit = {});
 
+// How far into [from, to) the file holds something other than zeros: the end of its last nonzero
+// byte, or `from` (`to` when the file cannot be opened). Holes (space preallocated and never
+// written) read as zeros and are skipped without reading them; a filesystem without hole
+// information has every byte read.
+std::uint64_t nonzero_end(const std::string& path, std::uint64_t from, std::uint64_t to);
+
 }  // namespace shmbus::journal

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "journal/continuity.hpp"
+#include "journal/durable_mark.hpp"
 #include "journal/reader.hpp"
 
 namespace shmbus::journal {
@@ -50,19 +51,61 @@ void add_to(JournalTotals& totals, const SegmentReport& segment) {
   }
 }
 
+// Bytes after the last record of a segment that is not the newest, when the next segment
+// continues from it: the writer finished that segment, so nothing there was ever in flight at a
+// crash; zeros are preallocated space it did not cut, anything else is damage.
+std::optional<DamagedPlace> judge_middle_tail(SegmentReport& segment, const SegmentScan& scan) {
+  if (!segment.torn_tail) return std::nullopt;
+  const std::uint64_t end = nonzero_end(segment.path, scan.last_record_end, scan.file_bytes);
+  if (end == scan.last_record_end) return std::nullopt;
+  segment.torn_tail.reset();
+  return DamagedPlace{
+      segment.path, scan.last_record_end, scan.end_sequence,
+      fmt::format("{} bytes that are not zeros after the last record, and a later segment "
+                  "continues the journal (a finished segment has no torn tail)",
+                  end - scan.last_record_end)};
+}
+
+// The newest segment's end, against the durable mark: records up to `durable` were reported
+// durable, so a segment ending before one of them is damage at its end, not a torn tail.
+std::optional<DamagedPlace> judge_newest_end(SegmentReport& segment, const SegmentScan& scan,
+                                             std::uint64_t durable) {
+  if (scan.end_sequence > durable) return std::nullopt;
+  const bool torn = segment.torn_tail.has_value();
+  segment.torn_tail.reset();
+  return DamagedPlace{
+      segment.path, scan.last_record_end, scan.end_sequence,
+      torn ? fmt::format("{} bytes after the last valid record hold no valid record, but records "
+                         "up to sequence {} were reported durable ({}): damage, not a torn tail",
+                         scan.file_bytes - scan.last_record_end, durable, kDurableMarkFileName)
+           : fmt::format("the segment ends here, but records up to sequence {} were reported "
+                         "durable ({})",
+                         durable, kDurableMarkFileName)};
+}
+
 }  // namespace
 
 Result<JournalReport> verify(const std::string& dir) {
   auto listed = list_segments(dir);
   if (!listed) return tl::unexpected(listed.error());
   JournalReport report;
+  const DurableMarkRead mark = read_durable_mark(dir);
+  report.durable_sequence = mark.durable_sequence;
+  report.durable_mark_problem = mark.problem;
+  std::vector<Result<SegmentScan>> scans;
+  scans.reserve(listed->size());
+  for (const SegmentInfo& info : *listed) scans.push_back(scan_segment(info.path));
+
   // Where the segment before left the sequence (kUnknownSequence: there is none or it could not be
   // read, so the next segment is not blamed for it).
   std::uint64_t previous_end = kUnknownSequence;
-  for (const SegmentInfo& info : *listed) {
-    Result<SegmentScan> scanned = scan_segment(info.path);
-    const std::uint64_t end = scanned ? scanned->end_sequence : kUnknownSequence;
-    SegmentReport segment = describe(info, std::move(scanned));
+  for (std::size_t i = 0; i < listed->size(); ++i) {
+    const SegmentInfo& info = (*listed)[i];
+    const bool newest = i + 1 == listed->size();
+    const std::optional<SegmentScan> scan =
+        scans[i] ? std::optional<SegmentScan>(*scans[i]) : std::nullopt;
+    const std::uint64_t end = scan ? scan->end_sequence : kUnknownSequence;
+    SegmentReport segment = describe(info, std::move(scans[i]));
     if (segment.error) {
       report.damage.push_back(DamagedPlace{
           segment.path, 0, previous_end != kUnknownSequence ? previous_end : segment.first_sequence,
@@ -76,6 +119,15 @@ Result<JournalReport> verify(const std::string& dir) {
     }
     for (const SegmentDamage& d : segment.damaged_records) {
       report.damage.push_back(DamagedPlace{segment.path, d.offset, d.expected_sequence, d.what});
+    }
+    if (scan) {
+      std::optional<DamagedPlace> tail;
+      if (!newest && !segment_break(end, (*listed)[i + 1].first_sequence)) {
+        tail = judge_middle_tail(segment, *scan);
+      } else if (newest && mark.durable_sequence) {
+        tail = judge_newest_end(segment, *scan, *mark.durable_sequence);
+      }
+      if (tail) report.damage.push_back(std::move(*tail));
     }
     add_to(report.totals, segment);
     report.segments.push_back(std::move(segment));

@@ -14,8 +14,11 @@
 
 namespace shmbus::journal {
 
-// Bytes after a segment's last valid record that hold no valid record: the journaler's
-// unfinished write, or a crash. Not damage.
+// Bytes after the newest segment's last valid record that hold no valid record and come after
+// every record the writer reported durable (journal.durable, journal/durable_mark.hpp): the
+// journaler's unfinished write, or a crash. Not damage. Also zeros after an older segment's last
+// record (space preallocated ahead of writes and not cut), and the bytes of a last record torn
+// off an older segment when the next segment does not continue it (that break is the damage).
 struct TornTail {
   std::uint64_t offset = 0;  // just past the last valid record
   std::uint64_t bytes = 0;   // from there to the end of the file as scanned
@@ -70,8 +73,14 @@ struct JournalReport {
   // The verdict: every damaged place, segment by segment from the oldest. In each segment: that it
   // cannot be read (offset 0, the sequence due at its start; the next segment is then not judged
   // against it), or that it does not begin where the one before ended (at its first record's
-  // offset), then each damaged record in file order. Torn tails are not damage.
+  // offset), then each damaged record in file order, then its end: bytes other than zeros after
+  // the last record of a segment that the next one continues, or a newest segment that ends
+  // before a record reported durable (at the end of its last valid record, naming the sequence
+  // due there). Torn tails are not damage.
   std::vector<DamagedPlace> damage;
+  // From journal.durable: every record up to it was reported durable; none: no (readable) mark.
+  std::optional<std::uint64_t> durable_sequence;
+  std::optional<std::string> durable_mark_problem;  // why a mark file there was not used
 
   bool intact() const noexcept { return damage.empty(); }
 };

@@ -47,6 +47,9 @@ class DurabilityTracker {
   bool round_due(Clock::time_point now) const noexcept;
   // Issuing a round: it covers what is written now; the next interval round is counted from now.
   void begin_round(Clock::time_point now) noexcept;
+  // What the round in flight makes durable when it succeeds (what durable() already says when it
+  // proves nothing new): the sequence the durable mark records for it.
+  std::uint64_t round_target() const noexcept { return round_covers_through_; }
   void sync_issued() noexcept { ++syncs_in_flight_; }
   // `covered_every_file`: false when some file with new writes got no fdatasync (the ring was
   // full): then the round proves nothing new. A round of no fdatasyncs ends here.

@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 
 #include "journal/continuity.hpp"
+#include "journal/durable_mark.hpp"
 #include "journal/segment_files.hpp"
 #include "journal/segment_scan.hpp"
 
@@ -106,8 +107,11 @@ std::uint64_t contiguous_end(const std::string& path, const SegmentScan& scan,
 // from the channel; they are set aside (renamed, not deleted: their records are valid) and
 // reported. Only the tail of the journal can be in that
 // state: the walk stops once it has looked at `window_bytes` of segments.
+// Segments holding records that were reported durable (through `durable`) are never set aside:
+// the journal is refused instead.
 Result<bool> set_aside_beyond_holes(const std::string& dir, std::vector<std::uint64_t>& segs,
-                                    std::uint64_t window_bytes, RecoveryReport& report) {
+                                    std::uint64_t window_bytes, std::uint64_t durable,
+                                    RecoveryReport& report) {
   std::optional<std::size_t> first_break;  // index of the segment that ends short
   std::uint64_t looked = 0;
   for (std::size_t i = segs.size(); i-- > 1 && looked <= window_bytes;) {
@@ -118,6 +122,11 @@ Result<bool> set_aside_beyond_holes(const std::string& dir, std::vector<std::uin
     looked += prev->last_record_end;  // its records: a preallocated tail held no writes
     const std::uint64_t end = contiguous_end(prev_path, *prev, jump);
     if (segment_break(end, segs[i])) {
+      if (auto missing = durable_records_missing(
+              prev_path, end, durable,
+              fmt::format("it ends before the next segment's first sequence {}", segs[i]))) {
+        return tl::unexpected(std::move(*missing));
+      }
       first_break = i - 1;
       report.crash_repairs.push_back(fmt::format(
           "{} ends at sequence {}, before the next segment's first sequence {} (writes still in "
@@ -178,7 +187,8 @@ struct NewestSegment {
 // is left; `removed` is set when it removed one.
 Result<std::optional<NewestSegment>> scan_newest(const std::string& dir,
                                                  std::vector<std::uint64_t>& segments,
-                                                 RecoveryReport& report, bool& removed) {
+                                                 std::uint64_t durable, RecoveryReport& report,
+                                                 bool& removed) {
   while (!segments.empty()) {
     const std::uint64_t first = segments.back();
     const std::string path = join_path(dir, segment_file_name(first));
@@ -219,6 +229,11 @@ Result<std::optional<NewestSegment>> scan_newest(const std::string& dir,
     // counts only the completed prefix), so the journaler never released those records from the
     // ring and writes them again: cut at the hole, say so, and look at the segment again.
     if (!scanned->damage.empty() && jump && zero_filled(path, jump->from, jump->to)) {
+      if (auto missing = durable_records_missing(
+              path, scanned->next_sequence, durable,
+              fmt::format("a hole of zeros at offset {}", jump->from))) {
+        return tl::unexpected(std::move(*missing));
+      }
       if (auto r = trim_and_sync(path, jump->from, false); !r) return tl::unexpected(r.error());
       report.crash_repairs.push_back(fmt::format(
           "{}: cut {} bytes from offset {}: a hole of {} zero bytes (writes still in flight at a "
@@ -246,49 +261,23 @@ Result<std::vector<RetainedSegment>> closed_segments(const std::string& dir,
   return closed;
 }
 
-// How far into [from, to) the file holds something other than zeros: the end of its last nonzero
-// byte, or `from`. Holes (space preallocated and never written) read as zeros and are skipped
-// without reading them; a filesystem without hole information has every byte read.
-std::uint64_t nonzero_end(const std::string& path, std::uint64_t from, std::uint64_t to) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return to;
-  std::vector<unsigned char> buffer(1 << 16);
-  std::uint64_t end = from;
-  for (std::uint64_t at = from; at < to;) {
-    const off_t data = ::lseek(fd, static_cast<off_t>(at), SEEK_DATA);
-    if (data < 0 && errno == ENXIO) break;  // only holes from here on
-    const off_t hole = data < 0 ? -1 : ::lseek(fd, data, SEEK_HOLE);
-    std::uint64_t stretch_begin = data < 0 ? at : static_cast<std::uint64_t>(data);
-    const std::uint64_t stretch_end =
-        hole < 0 ? to : std::min(static_cast<std::uint64_t>(hole), to);
-    if (stretch_begin >= to) break;
-    for (; stretch_begin < stretch_end;) {
-      const auto want = static_cast<std::size_t>(
-          std::min<std::uint64_t>(buffer.size(), stretch_end - stretch_begin));
-      const ssize_t n = ::pread(fd, buffer.data(), want, static_cast<off_t>(stretch_begin));
-      if (n <= 0) {
-        stretch_begin = stretch_end;
-        break;
-      }
-      const unsigned char* past = buffer.data() + n;
-      while (past > buffer.data() && past[-1] == 0) --past;
-      if (past > buffer.data()) end = stretch_begin + static_cast<std::uint64_t>(past - buffer.data());
-      stretch_begin += static_cast<std::uint64_t>(n);
-    }
-    at = std::max(stretch_end, at + 1);
-  }
-  ::close(fd);
-  return end;
-}
-
 // Cuts the newest segment after its last valid record (none of those bytes is a record: the scan
 // looked for one) and reports what it cut and what damage it found. Under a durable policy the
-// segment is synced too, so that what recovery found counts as durable.
-Result<void> trim_newest(const NewestSegment& newest, bool sync, RecoveryReport& report) {
+// segment is synced too, so that what recovery found counts as durable. Refuses, cutting nothing,
+// when the segment ends before a record that was reported durable (through `durable`): then the
+// bytes after its last valid record are damage, not a torn tail.
+Result<void> trim_newest(const NewestSegment& newest, bool sync, std::uint64_t durable,
+                         RecoveryReport& report) {
   const SegmentScan& scan = newest.scan;
   const std::string& path = newest.segment.path;
   const std::uint64_t end = scan.last_record_end;
   const bool torn = scan.torn_tail && end < scan.file_bytes;
+  if (auto missing = durable_records_missing(
+          path, scan.end_sequence, durable,
+          torn ? fmt::format("no valid record from offset {} on", end)
+               : fmt::format("it ends at offset {}", end))) {
+    return tl::unexpected(std::move(*missing));
+  }
   // What is cut, counted up to its last nonzero byte: the zeros after a torn write (block
   // padding, space preallocated ahead of the writes) were never data.
   const std::uint64_t torn_bytes = torn ? nonzero_end(path, end, scan.file_bytes) - end : 0;
@@ -312,15 +301,18 @@ Result<RecoveredJournal> recover_journal(const std::string& dir, bool sync,
                                         std::uint64_t window_bytes, RecoveryReport& report) {
   auto listing = list_directory(dir);
   if (!listing) return tl::unexpected(listing.error());
+  // Records up to here were reported durable: no repair may cut them (an unreadable mark counts
+  // as none, as in a journal written without one, and is written again below).
+  const std::uint64_t durable = read_durable_mark(dir).durable_sequence.value_or(0);
   report.segments = listing->segments.size();
   auto leftovers = remove_leftovers(dir, *listing, report);
   if (!leftovers) return tl::unexpected(leftovers.error());
   bool removed_any = *leftovers;
   std::vector<std::uint64_t>& segments = listing->segments;
-  auto set_aside = set_aside_beyond_holes(dir, segments, window_bytes, report);
+  auto set_aside = set_aside_beyond_holes(dir, segments, window_bytes, durable, report);
   if (!set_aside) return tl::unexpected(set_aside.error());
   removed_any = removed_any || *set_aside;
-  auto newest = scan_newest(dir, segments, report, removed_any);
+  auto newest = scan_newest(dir, segments, durable, report, removed_any);
   if (!newest) return tl::unexpected(newest.error());
   if (removed_any) {
     if (auto r = sync_directory(dir); !r) return tl::unexpected(r.error());
@@ -331,16 +323,29 @@ Result<RecoveredJournal> recover_journal(const std::string& dir, bool sync,
   if (!closed) return tl::unexpected(closed.error());
   out.closed = std::move(*closed);
   if (!*newest) {
+    if (auto missing = durable_records_missing(dir, 0, durable, "no segment is left")) {
+      return tl::unexpected(std::move(*missing));
+    }
     report.next_sequence = 0;
+    if (sync) {
+      if (auto r = write_durable_mark(dir, 0); !r) return tl::unexpected(r.error());
+    }
     return out;
   }
   NewestSegment& last = **newest;
-  if (auto trimmed = trim_newest(last, sync, report); !trimmed) {
+  if (auto trimmed = trim_newest(last, sync, durable, report); !trimmed) {
     return tl::unexpected(trimmed.error());
   }
   const SegmentScan& scan = last.scan;
   ContinuedSegment& segment = last.segment;
   out.next_sequence = scan.end_sequence;
+  // The newest segment is synced: what it holds counts as durable from here on (the writer starts
+  // its durable sequence there), and the mark says so before the writer reports anything.
+  if (sync) {
+    if (auto r = write_durable_mark(dir, std::max(durable, out.next_sequence - 1)); !r) {
+      return tl::unexpected(r.error());
+    }
+  }
   out.next_segment_number = scan.header.segment_number + 1;
   report.next_sequence = out.next_sequence;
   const std::int64_t last_data = scan.data_records > 0 ? scan.max_time_ns : 0;

@@ -12,6 +12,10 @@
 //   hole of zeros, which only writes still in flight at a crash leave (what follows the hole was
 //   never counted written and is written again from the channel). Other invalid bytes with valid
 //   records after them are damage and stay.
+// - Nothing that was reported durable is ever cut or set aside (journal.durable,
+//   journal/durable_mark.hpp): when a repair would, recovery refuses with ErrorCode::corrupt,
+//   naming the segment, the offset and the sequences reported durable, and changes nothing
+//   more. Under a syncing policy it writes the mark itself once the newest segment is synced.
 // - A segment with damage is left as it is and appending continues in a new segment: appending
 //   after damage would bury it between valid records.
 // - Each segment begins where the one before it ended (journal/continuity.hpp). Segments after

@@ -1,5 +1,8 @@
 #include "journal/writer_submission.hpp"
 
+#include <sys/uio.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -7,6 +10,7 @@
 
 #include <fmt/format.h>
 
+#include "journal/durable_mark.hpp"
 #include "journal/segment_files.hpp"
 
 namespace shmbus::journal {
@@ -14,7 +18,8 @@ namespace shmbus::journal {
 namespace {
 
 // user_data of an fdatasync: the segment's address with the top bit set (user-space addresses
-// never have it); a write's user_data is its id, far below.
+// never have it); a write's user_data is its id, far below. The durable mark's write is the tag
+// alone (no segment).
 constexpr std::uint64_t kSyncTag = 1ull << 63;
 
 // Index entries waiting before a data write takes an index write along: 4 KiB of them, for 8 MiB
@@ -45,7 +50,16 @@ Result<void> WriteSubmitter::init() {
   // Writes in flight: every pool buffer, index writes, slow-path writes and fdatasyncs.
   if (auto r = ring_.init(std::max(32u, 4 * options_.buffers)); !r) return r;
   buffers_registered_ = ring_.register_buffers(buffers_.regions());
+  if (options_.fsync != FsyncPolicy::never) {
+    auto mark = open_durable_mark(options_.dir);
+    if (!mark) return tl::unexpected(mark.error());
+    durable_mark_fd_ = *mark;
+  }
   return {};
+}
+
+WriteSubmitter::~WriteSubmitter() {
+  if (durable_mark_fd_ >= 0) ::close(durable_mark_fd_);
 }
 
 // --- creating writes -----------------------------------------------------------------------------
@@ -161,6 +175,7 @@ void WriteSubmitter::start_writes(Clock::time_point now) {
     });
   }
   issue_sync_round_if_due(now);
+  issue_mark_if_due();
   if (entries_prepared_) {
     entries_prepared_ = false;
     if (const int rc = ring_.submit(); rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
@@ -187,8 +202,32 @@ void WriteSubmitter::issue_sync_round_if_due(Clock::time_point now) {
     ++kernel_operations_;
     entries_prepared_ = true;
   }
-  durability_.end_issuing(
-      std::none_of(open.begin(), open.end(), [](auto& s) { return s->written_since_sync; }));
+  const bool covered_every_file =
+      std::none_of(open.begin(), open.end(), [](auto& s) { return s->written_since_sync; });
+  // Nothing needed an fdatasync: the mark is the whole round.
+  if (covered_every_file && durability_.syncs_in_flight() == 0) hold_round_for_mark();
+  durability_.end_issuing(covered_every_file);
+}
+
+// The round stays open (one more operation counted in it) until the mark says how far it got.
+void WriteSubmitter::hold_round_for_mark() {
+  if (durable_mark_fd_ < 0 || mark_due_ || errors_.stopped()) return;
+  if (durability_.round_target() <= durability_.durable()) return;
+  mark_due_ = true;
+  durability_.sync_issued();
+}
+
+void WriteSubmitter::issue_mark_if_due() {
+  if (!mark_due_) return;
+  io_uring_sqe* sqe = ring_.entry();
+  if (sqe == nullptr) return;  // the ring is full: the next start_writes tries again
+  make_durable_mark(mark_bytes_, durability_.round_target());
+  io_uring_prep_write(sqe, durable_mark_fd_, &mark_bytes_, sizeof mark_bytes_, 0);
+  sqe->rw_flags = RWF_DSYNC;  // written and synced in one operation
+  io_uring_sqe_set_data64(sqe, kSyncTag);
+  mark_due_ = false;
+  ++kernel_operations_;
+  entries_prepared_ = true;
 }
 
 WriteSubmitter::Clock::time_point WriteSubmitter::next_event(Clock::time_point now) {
@@ -213,6 +252,10 @@ void WriteSubmitter::reap_ready() {
 void WriteSubmitter::on_completion(std::uint64_t user_data, int result) {
   if (hook_ != nullptr) result = hook_(hook_context_, result);
   --kernel_operations_;
+  if (user_data == kSyncTag) {
+    on_mark_completion(result);
+    return;
+  }
   if (user_data & kSyncTag) {
     on_sync_completion(
         *reinterpret_cast<OpenSegment*>(static_cast<std::uintptr_t>(user_data & ~kSyncTag)),
@@ -261,6 +304,20 @@ void WriteSubmitter::on_sync_completion(OpenSegment& segment, int result) {
                                       segment.path, durability_.durable())));
   } else {
     ++stats_.fsyncs;
+  }
+  // The round's last fdatasync succeeded: the mark comes before the round counts.
+  if (durability_.syncs_in_flight() == 1) hold_round_for_mark();
+  durability_.sync_completed(errors_.stopped());
+}
+
+void WriteSubmitter::on_mark_completion(int result) {
+  if (result != static_cast<int>(sizeof mark_bytes_)) {
+    const int err = result < 0 ? -result : EIO;
+    errors_.stop(os_error(err, fmt::format("journal {}: writing the durable mark {} failed; records "
+                                           "after sequence {} are not known to be durable and the "
+                                           "writer stops",
+                                           options_.dir, kDurableMarkFileName,
+                                           durability_.durable())));
   }
   durability_.sync_completed(errors_.stopped());
 }

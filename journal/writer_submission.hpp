@@ -22,6 +22,10 @@
 //    writer is open (a clean tail to readers, which skip its holes: FileWindow::next_written);
 //    they are cut when a segment is finished and when the writer closes, and by recovery after a
 //    crash.
+//  - Under a syncing policy, a round's records count durable only after the durable mark
+//    (journal/durable_mark.hpp) says so: once the round's fdatasyncs all succeeded, one write of
+//    the mark with RWF_DSYNC ends the round, so the mark never runs ahead of the data and the data
+//    reported durable never runs ahead of the mark.
 //  - Index entries are written once a few KiB of them are waiting (and at every flush and segment
 //    end), not with every data write: index files are written through the page cache, which
 //    io_uring also hands to worker threads, and the index may lag (it is a hint).
@@ -90,10 +94,12 @@ class WriteSubmitter {
   // pool whose memory it may have registered.
   WriteSubmitter(const WriterOptions& options, BufferPool& buffers, SegmentRoller& segments,
                  DurabilityTracker& durability, WriterErrors& errors, WriterStats& stats);
+  ~WriteSubmitter();
   WriteSubmitter(const WriteSubmitter&) = delete;
   WriteSubmitter& operator=(const WriteSubmitter&) = delete;
 
-  // Sets up the ring and registers the pool's buffers (plain writes if the kernel refuses).
+  // Sets up the ring and registers the pool's buffers (plain writes if the kernel refuses); under
+  // a syncing policy, opens the durable mark recovery wrote.
   Result<void> init();
 
   // Queues the data write (whole blocks around [begin, end) under O_DIRECT, the tail padded with
@@ -140,6 +146,9 @@ class WriteSubmitter {
   void issue_sync_round_if_due(Clock::time_point now);
   void on_completion(std::uint64_t user_data, int result);
   void on_sync_completion(OpenSegment& segment, int result);
+  void hold_round_for_mark();
+  void issue_mark_if_due();
+  void on_mark_completion(int result);
   void retry_later(Write& write, std::string message);
   void complete(Write& write);
 
@@ -159,6 +168,9 @@ class WriteSubmitter {
   bool entries_prepared_ = false;   // submission entries prepared since the last submit
   bool new_writes_ = false;         // queue_data_write() ran since start_new_writes()
   bool preallocation_unsupported_ = false;  // the filesystem refused fallocate: writes extend
+  int durable_mark_fd_ = -1;        // DIR/journal.durable (-1: FsyncPolicy::never)
+  bool mark_due_ = false;           // the round's fdatasyncs succeeded; its mark write is next
+  DurableMark mark_bytes_{};        // the kernel reads them while the mark write is in flight
   JournalWriter::CompletionHook hook_ = nullptr;
   void* hook_context_ = nullptr;
 };

@@ -138,6 +138,12 @@ void print_verify_text(const JournalReport& report, std::FILE* out) {
     fmt::print(out, "torn tail {} offset {} ({} bytes): {}\n", s.path, s.torn_tail->offset,
                s.torn_tail->bytes, kTornTailNote);
   }
+  // Without the mark a damaged last record cannot be told from a torn tail: say why it is unused.
+  if (report.durable_mark_problem) {
+    fmt::print(out, "note: durable mark not used ({}); the newest segment's tail is judged without "
+               "it\n",
+               *report.durable_mark_problem);
+  }
   const JournalTotals& t = report.totals;
   if (report.intact()) {
     fmt::print(out, "ok: {} segment{}, {}, every checksum and sequence verified, no damage\n",
