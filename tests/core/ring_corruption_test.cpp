@@ -20,6 +20,11 @@ using ringtest::TestRing;
 constexpr std::uint64_t kCapacity = 4096;
 constexpr std::uint64_t kGarbageSequence = 0xEEEE'EEEE'EEEE'EEE0ULL;  // about 1.7e19
 
+// Publishes `count` records of 40 bytes (96-byte frames) with nothing gating.
+void publish_records(RingWriter& w, int count) {
+  for (int i = 0; i < count; ++i) ASSERT_EQ(publish(w, 40, UINT64_MAX), ClaimStatus::ok);
+}
+
 // What a stray write leaves in the claim word: its sequence half replaced.
 void garble_tail_sequence(TestRing& ring, std::uint64_t sequence) {
   std::atomic_ref<std::uint64_t>(ring.header().tail.next_sequence).store(sequence);
@@ -38,7 +43,7 @@ static_assert(!plausible_move(TailWord{320, 5}, TailWord{640, 4}));   // sequenc
 TEST(RingCorruption, SkipToRefusesAClaimWordWhoseSequenceItsPositionCannotHold) {
   TestRing ring(kCapacity, 992);
   RingWriter w(ring.ref(), 1);
-  for (int i = 0; i < 10; ++i) ASSERT_EQ(publish(w, 40, UINT64_MAX), ClaimStatus::ok);
+  publish_records(w, 10);
   RingReader r(ring.ref(), 0, 1);
   std::vector<Seen> got;
   ASSERT_EQ(drain_inplace(r, got), ReadState::empty);
@@ -55,7 +60,7 @@ TEST(RingCorruption, SkipToRefusesAClaimWordWhoseSequenceItsPositionCannotHold) 
 TEST(RingCorruption, SkipToAcceptsAGenuineJumpAndCountsExactlyTheSequencesSkipped) {
   TestRing ring(kCapacity, 992);
   RingWriter w(ring.ref(), 1);
-  for (int i = 0; i < 10; ++i) ASSERT_EQ(publish(w, 40, UINT64_MAX), ClaimStatus::ok);
+  publish_records(w, 10);
   RingReader r(ring.ref(), 0, 1);
   EXPECT_TRUE(r.skip_to(ring.ref().load_tail()));
   EXPECT_EQ(r.next_sequence(), 11u);
@@ -77,7 +82,7 @@ TEST(RingCorruption, SkipToRefusesAPlaceBeyondTheClaimWord) {
 TEST(RingCorruption, LappedDropReaderFindsNoResumePointAfterProducersAdoptAGarbageSequence) {
   TestRing ring(kCapacity, 992);
   RingWriter w(ring.ref(), 1);
-  for (int i = 0; i < 20; ++i) ASSERT_EQ(publish(w, 40, UINT64_MAX), ClaimStatus::ok);
+  publish_records(w, 20);
   RingReader r(ring.ref(), 0, 1);
   std::vector<std::byte> buffer(8192);
   std::vector<Seen> got;
@@ -102,7 +107,7 @@ TEST(RingCorruption, LappedDropReaderFindsNoResumePointAfterProducersAdoptAGarba
 TEST(RingCorruption, BlockReaderMeetingProducersOfAGarbageSequenceReportsCorruptAndDeliversNothing) {
   TestRing ring(kCapacity, 992);
   RingWriter w(ring.ref(), 1);
-  for (int i = 0; i < 5; ++i) ASSERT_EQ(publish(w, 40, UINT64_MAX), ClaimStatus::ok);
+  publish_records(w, 5);
   RingReader r(ring.ref(), 0, 1);
   std::vector<Seen> got;
   ASSERT_EQ(drain_inplace(r, got), ReadState::empty);
@@ -147,7 +152,7 @@ TEST(RingCorruption, GarbageCheckpointsAreNeverOfferedAsBoundaries) {
 TEST(RingCorruption, WalkReportsAClaimWordWhoseSequenceItsPositionCannotHold) {
   TestRing ring(kCapacity, 992);
   RingWriter w(ring.ref(), 1);
-  for (int i = 0; i < 5; ++i) ASSERT_EQ(publish(w, 40, UINT64_MAX), ClaimStatus::ok);
+  publish_records(w, 5);
   garble_tail_sequence(ring, kGarbageSequence);
   const RingWalk walk = walk_ring(ring.ref(), 4);
   ASSERT_EQ(walk.problems.size(), 1u);
