@@ -71,8 +71,10 @@ void format_ring(void* base, const RingParams& p) {
 
 std::optional<std::string> check_ring(const void* base, std::size_t size) {
   if (size < kRingDataOffset) {
-    return fmt::format("segment is {} bytes, smaller than a ring header ({})", size,
-                       kRingDataOffset);
+    return fmt::format(
+        "segment is {} bytes, smaller than a ring header ({}): truncated by another process, or "
+        "not a ring",
+        size, kRingDataOffset);
   }
   const auto* h = static_cast<const RingHeader*>(base);
   if (h->magic != kRingMagic) {
@@ -99,8 +101,12 @@ std::optional<std::string> check_ring(const void* base, std::size_t size) {
   p.name = "";
   if (auto err = check_params(p)) return fmt::format("header declares a bad geometry: {}", *err);
   if (ring_segment_size(h->capacity) != size) {
-    return fmt::format("segment is {} bytes but its header declares {}", size,
-                       ring_segment_size(h->capacity));
+    // Creation allocates exactly the declared size: only an ftruncate by a process with write
+    // access to the object changes it.
+    return fmt::format(
+        "segment is {} bytes but its header declares {}: truncated (or extended) by another "
+        "process",
+        size, ring_segment_size(h->capacity));
   }
   if ((h->commit_key & kCommitStateMask) != 0) return std::string("header has a bad commit key");
   return std::nullopt;
@@ -270,13 +276,23 @@ std::optional<std::string> check_record(const RingRef& ring, std::uint64_t posit
 
 namespace {
 
-// A checkpoint is usable if the header it names is committed at that position and agrees with it
-// (for padding: the record after it, at the next lap's start, carries the sequence). Read seqlock
-// style: the header may be overwritten while we look, so the commit word is checked again after.
+// A place read from shared memory (a checkpoint) that the ring as the claim word `tail` describes
+// can hold: genuine by itself, within one lap behind the claim word, and with no more sequences
+// between it and the claim word than frames fit between (see plausible_move). A garbage claim
+// word (a sequence its position cannot hold) therefore makes no checkpoint usable.
+bool within_reach(const RingRef& ring, TailWord place, TailWord tail) noexcept {
+  return plausible_place(place) && plausible_move(place, tail) &&
+         tail.position - place.position <= ring.capacity;
+}
+
+// A checkpoint is usable if it is within reach of the claim word and the header it names is
+// committed at that position and agrees with it (for padding: the record after it, at the next
+// lap's start, carries the sequence). Read seqlock style: the header may be overwritten while we
+// look, so the commit word is checked again after.
 SHMBUS_SEQLOCK_READER bool checkpoint_valid(const RingRef& ring, std::uint64_t pos,
-                                            std::uint64_t seq, std::uint64_t claimed,
+                                            std::uint64_t seq, TailWord tail,
                                             int depth = 0) noexcept {
-  if (!is_frame_aligned(pos) || pos >= claimed || seq == 0) return false;
+  if (pos >= tail.position || !within_reach(ring, TailWord{pos, seq}, tail)) return false;
   const RecordHeader* h = ring.header_at(pos);
   // acquire: the fields read below were written before this commit.
   if (h->commit.load(std::memory_order_acquire) != ring.committed(pos)) return false;
@@ -290,47 +306,54 @@ SHMBUS_SEQLOCK_READER bool checkpoint_valid(const RingRef& ring, std::uint64_t p
   if (check_record(ring, pos, copy)) return false;
   if (copy.type == static_cast<std::uint16_t>(RecordType::padding)) {
     return depth == 0 &&
-           checkpoint_valid(ring, pos + kRecordHeaderSize + copy.length, seq, claimed, 1);
+           checkpoint_valid(ring, pos + kRecordHeaderSize + copy.length, seq, tail, 1);
   }
   return copy.sequence == seq;
+}
+
+std::optional<TailWord> find_boundary_below(const RingRef& ring, std::uint64_t min_position,
+                                            TailWord tail) noexcept {
+  std::optional<TailWord> best;
+  for (const Checkpoint& cp : ring.header->checkpoints) {
+    // relaxed: hints, validated against the claim word and the record header below.
+    const std::uint64_t pos = cp.position.load(std::memory_order_relaxed);
+    const std::uint64_t seq = cp.sequence.load(std::memory_order_relaxed);
+    if (pos < min_position || (best && pos >= best->position)) continue;
+    if (checkpoint_valid(ring, pos, seq, tail)) best = TailWord{pos, seq};
+  }
+  return best;
 }
 
 }  // namespace
 
 std::optional<TailWord> find_boundary(const RingRef& ring, std::uint64_t min_position) noexcept {
-  // acquire: checkpoints and headers read after it are at least as new as this claim.
-  const std::uint64_t claimed = ring.claimed_position(std::memory_order_acquire);
-  std::optional<TailWord> best;
-  for (const Checkpoint& cp : ring.header->checkpoints) {
-    // relaxed: hints, validated against the record header below.
-    const std::uint64_t pos = cp.position.load(std::memory_order_relaxed);
-    const std::uint64_t seq = cp.sequence.load(std::memory_order_relaxed);
-    if (pos < min_position || (best && pos >= best->position)) continue;
-    if (checkpoint_valid(ring, pos, seq, claimed)) best = TailWord{pos, seq};
-  }
-  return best;
+  // load_tail acquires: checkpoints and headers read after it are at least as new as this claim.
+  return find_boundary_below(ring, min_position, ring.load_tail());
 }
 
 TailWord earliest_retained(const RingRef& ring, std::uint64_t margin) noexcept {
   const TailWord tail = ring.load_tail();
+  // A claim word no writer produces has no boundary behind it: the caller's plausibility checks
+  // (RingReader::skip_to, plausible_place) refuse it.
+  if (!plausible_place(tail)) return tail;
   // Nothing overwritten yet (with room to spare): record 1 at position 0 is still there.
   if (tail.position + margin <= ring.capacity) return TailWord{0, 1};
-  if (auto b = find_boundary(ring, tail.position + margin - ring.capacity)) return *b;
+  if (auto b = find_boundary_below(ring, tail.position + margin - ring.capacity, tail)) return *b;
   return tail;
 }
 
 TailWord boundary_for_sequence(const RingRef& ring, std::uint64_t sequence,
                                std::uint64_t margin) noexcept {
   const TailWord tail = ring.load_tail();
-  if (sequence >= tail.next_sequence) return tail;
+  if (sequence >= tail.next_sequence || !plausible_place(tail)) return tail;
   const std::uint64_t floor = tail.position > ring.capacity ? tail.position - ring.capacity : 0;
   std::optional<TailWord> best;
   for (const Checkpoint& cp : ring.header->checkpoints) {
-    // relaxed: hints, validated against the record header.
+    // relaxed: hints, validated against the claim word and the record header.
     const std::uint64_t pos = cp.position.load(std::memory_order_relaxed);
     const std::uint64_t seq = cp.sequence.load(std::memory_order_relaxed);
     if (pos < floor || seq > sequence || (best && seq <= best->next_sequence)) continue;
-    if (checkpoint_valid(ring, pos, seq, tail.position)) best = TailWord{pos, seq};
+    if (checkpoint_valid(ring, pos, seq, tail)) best = TailWord{pos, seq};
   }
   if (best) return *best;
   return earliest_retained(ring, margin);

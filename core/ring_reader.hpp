@@ -59,6 +59,27 @@ inline void racy_copy(std::byte* dst, const std::byte* src, std::size_t n) noexc
 }
 #endif
 
+// A place in the ring read from shared memory (the claim word, a checkpoint, a slot's saved
+// position) is only a claim until checked. The ring starts at {position 0, sequence 1} and every
+// sequence takes at least one frame (padding takes none), so a genuine place is frame aligned and
+// carries a sequence between 1 and position / kFrameAlignment + 1. A garbage word (a stray write,
+// a hostile peer) almost never is: its sequence is far above what its position can hold.
+constexpr bool plausible_place(TailWord place) noexcept {
+  return is_frame_aligned(place.position) && place.next_sequence >= 1 &&
+         place.next_sequence - 1 <= place.position / kFrameAlignment;
+}
+
+// Whether a reader at `from` may move forward to `to` (both frame aligned): not backwards, and no
+// more sequences between them than frames fit in the bytes between. `from.next_sequence` may be
+// ahead of the sequence of the record at `from.position` (a spill reader that caught up from the
+// journal): that only tightens the bound. A jump that fails this is corruption, not loss: counted
+// as lost, it would report billions of messages that were never published.
+constexpr bool plausible_move(TailWord from, TailWord to) noexcept {
+  return is_frame_aligned(to.position) && to.position >= from.position &&
+         to.next_sequence >= from.next_sequence &&
+         to.next_sequence - from.next_sequence <= (to.position - from.position) / kFrameAlignment;
+}
+
 class RingReader {
  public:
   RingReader() = default;
@@ -69,15 +90,23 @@ class RingReader {
   std::uint64_t next_sequence() const noexcept { return next_sequence_; }
   const RingRef& ring() const noexcept { return ring_; }
 
-  // Moves to a known boundary; sequences skipped are reported as lost before the next record.
-  // A misaligned position (garbage read from shared memory) is refused: the reader stays put.
-  void skip_to(TailWord boundary) noexcept {
-    if (!is_frame_aligned(boundary.position)) return;
-    if (boundary.next_sequence > next_sequence_) {
-      pending_lost_ += boundary.next_sequence - next_sequence_;
+  // Moves to a boundary read from shared memory (a lapped or corrupt reader resynchronising);
+  // the sequences skipped are reported as lost before the next record. Returns false, and the
+  // reader stays put, unless the boundary is a genuine place (plausible_place), a plausible move
+  // from here (plausible_move) and not beyond the claim word: anything else is garbage, and the
+  // caller reports corruption instead of a loss.
+  bool skip_to(TailWord boundary) noexcept {
+    if (!plausible_place(boundary) ||
+        !plausible_move(TailWord{position_, next_sequence_}, boundary)) {
+      return false;
     }
+    // acquire: as every reader's look at the claim word (ring_ref.hpp); the boundary came from a
+    // claim word at least this old, and claims only grow.
+    if (boundary.position > ring_.claimed_position(std::memory_order_acquire)) return false;
+    pending_lost_ += boundary.next_sequence - next_sequence_;
     position_ = boundary.position;
     next_sequence_ = boundary.next_sequence;
+    return true;
   }
 
   // Sequences known lost that the next record delivered will report (lost_before).

@@ -54,6 +54,9 @@ std::optional<StallAnalysis> analyze_stall(const RingRef& ring, std::uint64_t po
                                            std::uint64_t expected) noexcept {
   const TailWord tail = ring.load_tail();
   if (tail.position <= position) return std::nullopt;  // nothing claimed there: just idle
+  // More than a lap ahead: lapped, or a garbage claim word; either way nothing here to infer, and
+  // the scans below must stay within one lap.
+  if (tail.position - position > ring.capacity) return std::nullopt;
   const RecordHeader* h = ring.header_at(position);
   // acquire: a pending word makes the length and sequence written before it visible.
   const std::uint64_t word = h->commit.load(std::memory_order_acquire);

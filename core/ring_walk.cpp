@@ -8,6 +8,8 @@
 
 #include <fmt/format.h>
 
+#include "ring_reader.hpp"
+
 namespace shmbus::core {
 namespace {
 
@@ -109,6 +111,17 @@ RingWalk walk_ring(const RingRef& ring, std::size_t keep) {
   // The margin readers use: a start a capacity / 8 ahead of the overwrite front is overtaken less
   // often on a busy ring.
   w.start_margin = ring.capacity / 8;
+  if (!plausible_place(head)) {
+    // Garbage in the claim word: nothing behind it can be found or trusted.
+    w.from_position = w.to_position = head.position;
+    w.problems.push_back(
+        {head.position,
+         fmt::format("the claim word holds position {} and sequence {}, which no writer "
+                     "produces (a position must be a multiple of {} and the sequence at most "
+                     "position / {} + 1)",
+                     head.position, head.next_sequence, kFrameAlignment, kFrameAlignment)});
+    return w;
+  }
   const TailWord start = earliest_retained(ring, w.start_margin);
   std::uint64_t position = start.position;
   std::uint64_t expected = start.next_sequence;

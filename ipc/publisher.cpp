@@ -114,8 +114,10 @@ PublishStatus PublisherState::claim_failed(core::ClaimStatus status, bool announ
   if (announced) slot->in_flight.store(kNoClaim, std::memory_order_release);
   if (status == core::ClaimStatus::too_large) return PublishStatus::too_large;
   if (status == core::ClaimStatus::corrupt) return PublishStatus::corrupt;
-  // relaxed: a statistic.
-  control->back_pressure_events.fetch_add(1, std::memory_order_relaxed);
+  // One event per episode (docs/observability.md): a producer retrying against a stopped
+  // subscriber fails millions of times, and each retry is not news. relaxed: a statistic.
+  if (!ring_full) control->back_pressure_events.fetch_add(1, std::memory_order_relaxed);
+  ring_full = true;
   // Dead processes may hold the floor: look for them now and then (reads /proc).
   if ((++back_pressured_tries & 1023) == 0) channel->evict_dead_subscribers();
   return PublishStatus::back_pressured;
@@ -153,6 +155,7 @@ template <bool kExclusive>
     st = s.writer.try_claim_as<kExclusive>(size, s.refresh_gate(), t);
   }
   if (st != core::ClaimStatus::ok) [[unlikely]] return s.claim_failed(st, track);
+  s.ring_full = false;  // a claim that succeeds ends a back-pressure episode
   if constexpr (!kExclusive) ++s.outstanding;
   // seq_cst: ordered after the claim; a registration we did not see before claiming is seen
   // here (see current_gate_floor), and we hold the payload back until that subscriber has room.
@@ -224,6 +227,7 @@ PublishStatus Publisher::try_claim_batch(std::span<const std::uint32_t> sizes,
     st = s.writer.try_claim_batch(sizes, s.refresh_gate(), out);
   }
   if (st != core::ClaimStatus::ok) return s.claim_failed(st, track);
+  s.ring_full = false;  // a claim that succeeds ends a back-pressure episode
   if (!s.exclusive) s.outstanding += static_cast<std::uint32_t>(sizes.size());
   // seq_cst: ordered after the claim CAS; a registration we did not see before claiming is seen
   // here (see current_gate_floor), and we hold the payload back until that subscriber has room.

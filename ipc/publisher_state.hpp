@@ -26,6 +26,9 @@ struct PublisherState {
   std::uint64_t published_bytes = 0;
   bool counters = true;                    // ChannelOptions::counters
   std::uint32_t back_pressured_tries = 0;  // every 1024th looks for dead subscribers
+  // The last claim failed for back-pressure: the episode is counted once, when it starts, and a
+  // claim that succeeds ends it. Ours alone, so the retries of one episode write nothing shared.
+  bool ring_full = false;
   // --- owned for the Publisher's lifetime ---
   bool exclusive = false;  // holds the single-producer ownership of the channel
   std::shared_ptr<ChannelMapping> channel;
@@ -65,8 +68,8 @@ struct PublisherState {
     slot->in_flight.store(channel->ring().claimed_position(std::memory_order_relaxed),
                           std::memory_order_release);  // release: see above
   }
-  // A claim that failed: withdraws the announcement (`announced`), counts back-pressure, and
-  // maps the ring's status to the caller's.
+  // A claim that failed: withdraws the announcement (`announced`), counts a back-pressure
+  // episode when this failure starts one, and maps the ring's status to the caller's.
   PublishStatus claim_failed(core::ClaimStatus status, bool announced) noexcept;
   // One claim committed or abandoned: on a multi-producer channel the last one clears our
   // in-flight bound (a single producer has none to clear).

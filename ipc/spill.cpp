@@ -96,6 +96,12 @@ bool SubscriberSlowState::try_rejoin(PollState& poll, bool need_margin) noexcept
   // A boundary at or before the record carrying `expected`, still in the ring.
   const core::TailWord b = core::boundary_for_sequence(ring, expected, 0);
   if (b.next_sequence > expected) return false;  // overwritten: only the journal has it
+  // Read from shared memory: re-enter only at a genuine place with at most a lap's records to
+  // walk (a garbage claim word would make the walk below run for as long as it claims).
+  if (!core::plausible_place(b) ||
+      expected - b.next_sequence > ring.capacity / core::kFrameAlignment) {
+    return false;
+  }
   // With the journal able to go on, rejoin only with an eighth of a lap to spare, so that the
   // producers do not lap us again at once.
   if (need_margin && tail.position + ring.capacity / 8 > b.position + ring.capacity) return false;
@@ -129,10 +135,17 @@ void SubscriberSlowState::spill_fallback(PollState& poll, const std::string& why
   const core::RingRef& ring = channel->ring();
   core::TailWord b = core::earliest_retained(ring, ring.capacity / 8);
   if (b.next_sequence < expected) b = ring.load_tail();  // never backwards
-  poll.reader = core::RingReader(ring, b.position, expected);
-  poll.reader.note_lost(sp.pending_lost);
+  if (!core::plausible_place(b) || b.next_sequence < expected) {
+    // The ring's claim word is garbage: the jump to it would be counted as a loss the ring never
+    // had. Report the ring corrupt and keep trying the journal.
+    refuse_resync(poll, b, fmt::format("catching up from the journal ({})", why));
+    return;
+  }
+  poll.reader = core::RingReader(ring, b.position, b.next_sequence);
+  // What lies between is lost, reported by the next message. Bounded by plausible_place(b): the
+  // ring cannot have held more sequences than its claimed bytes.
+  poll.reader.note_lost(sp.pending_lost + (b.next_sequence - expected));
   sp.pending_lost = 0;
-  poll.reader.skip_to(b);  // counts what lies between as lost, reported by the next message
   sp.positioned = false;
   poll.catching_up = false;
   poll.status = PollStatus::journal_unavailable;

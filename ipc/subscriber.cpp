@@ -3,6 +3,7 @@
 // corrupt, stalled claims) and idle waiting. poll itself is inline in shmbus/subscriber.hpp.
 #include <climits>
 #include <memory>
+#include <string_view>
 #include <utility>
 
 #include <fmt/format.h>
@@ -248,18 +249,40 @@ void SubscriberSlowState::on_lapped(PollState& poll) noexcept {
     return;
   }
   const core::RingRef& ring = channel->ring();
-  poll.reader.skip_to(core::earliest_retained(ring, ring.capacity / 8));
+  const core::TailWord earliest = core::earliest_retained(ring, ring.capacity / 8);
+  if (!poll.reader.skip_to(earliest)) {
+    refuse_resync(poll, earliest, "lapped");
+    return;
+  }
   note_progress(poll);
 }
 
 void SubscriberSlowState::on_corrupt(PollState& poll) noexcept {
   poll.status = PollStatus::corrupt;
+  const std::uint64_t position = poll.reader.position();
+  const std::uint64_t expected = poll.reader.next_sequence();
+  const core::TailWord tail = channel->ring().load_tail();
+  if (!poll.reader.skip_to(tail)) {
+    refuse_resync(poll, tail, "at a record that failed validation");
+    return;
+  }
   last_error = fmt::format(
       "channel '{}': a record at position {} (expected sequence {}) failed validation; skipped to "
       "the tail",
-      channel->info().name, poll.reader.position(), poll.reader.next_sequence());
-  poll.reader.skip_to(channel->ring().load_tail());
+      channel->info().name, position, expected);
   note_progress(poll);
+}
+
+void SubscriberSlowState::refuse_resync(PollState& poll, core::TailWord target,
+                                        std::string_view why) noexcept {
+  poll.status = PollStatus::corrupt;
+  last_error = fmt::format(
+      "channel '{}': the ring is corrupt: a reader at position {} (expected sequence {}), {}, "
+      "found the place to resume at position {} sequence {}, which the ring cannot hold (a "
+      "sequence jump larger than the frames between, or a position no writer produces); nothing "
+      "is counted as lost or delivered from there",
+      channel->info().name, poll.reader.position(), poll.reader.next_sequence(), why,
+      target.position, target.next_sequence);
 }
 
 bool SubscriberSlowState::message_ready(const PollState& poll) const noexcept {

@@ -265,6 +265,15 @@ Result<void> place_reader(detail::PollState& poll, detail::SubscriberSlowState& 
         fmt::format("channel '{}': the ring's tail position {} is not frame-aligned",
                     slow.channel->info().name, start.position)});
   }
+  // A resumed spill subscriber's slot may hold a sequence ahead of its position (it caught up from
+  // the journal): only a start taken from the ring's own words must be a genuine place.
+  if (!point.from_slot && !core::plausible_place(start)) {
+    return tl::unexpected(Error{
+        ErrorCode::corrupt,
+        fmt::format("channel '{}': the ring places sequence {} at position {}, more sequences "
+                    "than that many bytes can hold: its claim word is corrupt",
+                    slow.channel->info().name, start.next_sequence, start.position)});
+  }
   poll.reader = core::RingReader(ring, start.position, start.next_sequence);
   if (options.start != StartFrom::sequence) return {};
   if (!point.from_slot) poll.skip_below = options.start_sequence;
@@ -273,7 +282,9 @@ Result<void> place_reader(detail::PollState& poll, detail::SubscriberSlowState& 
     if (poll.policy == Policy::spill) {
       slow.start_catch_up(poll);
     } else {
-      poll.reader.skip_to(start);
+      // The sequences before the ring's earliest are lost (start is a plausible place).
+      poll.reader = core::RingReader(ring, start.position, start.next_sequence);
+      poll.reader.note_lost(start.next_sequence - options.start_sequence);
     }
   }
   return {};

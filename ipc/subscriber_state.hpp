@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "ipc/channel.hpp"
 #include "ipc/publish_clock.hpp"
@@ -57,6 +58,10 @@ struct SubscriberSlowState {
   void on_empty(PollState& poll) noexcept;
   void on_lapped(PollState& poll) noexcept;
   void on_corrupt(PollState& poll) noexcept;
+  // A place to resume at (`target`, read from shared memory) that RingReader::skip_to refused:
+  // reports the ring corrupt (status, last_error) and leaves the reader where it is, so that the
+  // jump is neither counted as lost nor delivered. `why` says what the reader was resuming from.
+  void refuse_resync(PollState& poll, core::TailWord target, std::string_view why) noexcept;
   bool message_ready(const PollState& poll) const noexcept;
 
   // The spill policy (spill.cpp).

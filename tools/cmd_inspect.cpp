@@ -15,6 +15,7 @@
 #include "tools/commands.hpp"
 #include "tools/observe_commands.hpp"
 #include "tools/observe_format.hpp"
+#include "tools/truncation.hpp"
 
 namespace shmbus::tools {
 namespace {
@@ -225,8 +226,10 @@ void print_text(const shmbus::detail::ChannelInspection& report, std::size_t rec
 
 int run_inspect(const InspectOptions& o, std::FILE* out) {
   std::signal(SIGPIPE, SIG_IGN);
+  const detail::MappingGuard guard;  // a truncated channel is an error, not a SIGBUS
   try {
-    const auto report = shmbus::detail::inspect_channel(o.channel, o.records);
+    const auto report =
+        read_guarded([&] { return shmbus::detail::inspect_channel(o.channel, o.records); });
     if (!report) {
       fmt::print(stderr, "shmbus inspect: {}\n", report.error().message);
       return kExitFailure;

@@ -15,16 +15,22 @@
 #include "tools/commands.hpp"
 #include "tools/observe_commands.hpp"
 #include "tools/observe_format.hpp"
+#include "tools/truncation.hpp"
 
 namespace shmbus::tools {
 
 int run_ls(const LsOptions& o, std::FILE* out) {
   std::signal(SIGPIPE, SIG_IGN);  // a closed pipe is an error from fflush, handled below
+  // A channel truncated while it is read is listed with the reason, like any channel that cannot
+  // be read: one bad channel does not fail the listing of the others.
+  const detail::MappingGuard guard;
   try {
     const std::vector<std::string> names = list_channels();
     std::vector<Result<ChannelStats>> first;
     first.reserve(names.size());
-    for (const std::string& name : names) first.push_back(read_channel_stats(name));
+    for (const std::string& name : names) {
+      first.push_back(read_guarded([&] { return read_channel_stats(name); }));
+    }
 
     std::vector<LsEntry> entries(names.size());
     if (o.interval_ms > 0 && !names.empty()) {
@@ -34,7 +40,9 @@ int run_ls(const LsOptions& o, std::FILE* out) {
       LsEntry& e = entries[i];
       e.name = names[i];
       Result<ChannelStats> second =
-          o.interval_ms > 0 ? read_channel_stats(names[i]) : Result<ChannelStats>(first[i]);
+          o.interval_ms > 0
+              ? read_guarded([&] { return read_channel_stats(names[i]); })
+              : Result<ChannelStats>(first[i]);
       if (o.interval_ms > 0 && second && first[i]) {
         e.rates = measure_rates(&*first[i], *second);
         e.stats = std::move(*second);

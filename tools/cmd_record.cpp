@@ -10,6 +10,7 @@
 #include "tools/pacer.hpp"
 #include "tools/record_command.hpp"
 #include "tools/signals.hpp"
+#include "tools/truncation.hpp"
 
 namespace shmbus::tools {
 
@@ -68,6 +69,7 @@ bool parse_fsync_policy(const std::string& text, journal::WriterOptions& out) {
 
 int run_record(const RecordOptions& o, std::FILE* err) {
   install_stop_handlers();
+  const detail::MappingGuard guard;  // a truncated channel ends recording with an error
   journal::RecoveryReport report;
   JournalerOptions jo = o.journaler;
   jo.wait_while_blocked = o.on_error == OnWriteError::wait;
@@ -78,7 +80,7 @@ int run_record(const RecordOptions& o, std::FILE* err) {
     *waited_blocked = true;
     fmt::print(err, "shmbus record: writes failing, holding the records and retrying: {}\n", why);
   };
-  auto opened = Journaler::open(jo, &report);
+  auto opened = read_guarded([&] { return Journaler::open(jo, &report); });
   if (!opened) {
     fmt::print(err, "shmbus record: {}\n", opened.error().message);
     return kExitFailure;
@@ -92,6 +94,10 @@ int run_record(const RecordOptions& o, std::FILE* err) {
   std::string reported;
   while (!stop_requested()) {
     auto r = j.step(std::chrono::milliseconds(100));
+    if (auto truncation = detail::MappingGuard::take()) {
+      // What it reads now are zeros; what it wrote before is in the journal.
+      r = tl::unexpected(Error{ErrorCode::corrupt, detail::describe(*truncation)});
+    }
     if (!r) {
       fmt::print(err, "shmbus record: {}\n", r.error().message);
       print_status(err, "stopped", j.stats());

@@ -21,6 +21,7 @@
 #include "tools/observe_format.hpp"
 #include "tools/pacer.hpp"
 #include "tools/signals.hpp"
+#include "tools/truncation.hpp"
 
 namespace shmbus::tools {
 namespace {
@@ -88,8 +89,9 @@ int run_stat(const StatOptions& o, std::FILE* out) {
   std::signal(SIGPIPE, SIG_IGN);  // a closed pipe is an EPIPE from fwrite, handled below
   const bool watching = o.watch_s.has_value();
   if (watching) install_stop_handlers();
+  const detail::MappingGuard guard;  // a truncated channel is an error, not a SIGBUS
   try {
-    auto before = read_channel_stats(o.channel);
+    auto before = read_guarded([&] { return read_channel_stats(o.channel); });
     if (!before) {
       fmt::print(stderr, "shmbus stat: {}\n", before.error().message);
       return kExitFailure;
@@ -98,7 +100,7 @@ int run_stat(const StatOptions& o, std::FILE* out) {
     ChannelStats current = std::move(*before);
     if (o.interval_ms > 0) {
       if (!sleep_unless_stopped(o.interval_ms * 1'000'000)) return kExitOk;
-      auto after = read_channel_stats(o.channel);
+      auto after = read_guarded([&] { return read_channel_stats(o.channel); });
       if (!after) {
         fmt::print(stderr, "shmbus stat: {}\n", after.error().message);
         return kExitFailure;
@@ -114,7 +116,7 @@ int run_stat(const StatOptions& o, std::FILE* out) {
       const ChannelRates rates = measure_rates(previous ? &*previous : nullptr, current);
       if (!writer.write(render(o, current, rates), watching)) break;
       if (!watching || !sleep_unless_stopped(period_ns)) break;
-      auto next = read_channel_stats(o.channel);
+      auto next = read_guarded([&] { return read_channel_stats(o.channel); });
       if (!next) {
         fmt::print(stderr, "shmbus stat: {}\n", next.error().message);
         return kExitFailure;

@@ -14,6 +14,7 @@
 #include "tools/line_output.hpp"
 #include "tools/pacer.hpp"
 #include "tools/signals.hpp"
+#include "tools/truncation.hpp"
 
 namespace shmbus::tools {
 namespace {
@@ -37,7 +38,8 @@ SubscriberOptions subscriber_options(const TailOptions& o) {
 int run_tail(const TailOptions& o, std::FILE* out) {
   install_stop_handlers();
   std::signal(SIGPIPE, SIG_IGN);  // a closed pipe is an EPIPE from fwrite, handled below
-  auto sub = Subscriber::open(o.channel, subscriber_options(o));
+  const detail::MappingGuard guard;  // a truncated channel is an error, not a SIGBUS
+  auto sub = read_guarded([&] { return Subscriber::open(o.channel, subscriber_options(o)); });
   if (!sub) {
     fmt::print(stderr, "shmbus tail: {}\n", sub.error().message);
     return kExitFailure;
@@ -67,6 +69,13 @@ int run_tail(const TailOptions& o, std::FILE* out) {
     if (writer.error() == EPIPE) return kExitOk;  // the reader went away: a normal end
     if (writer.error() != 0) {
       fmt::print(stderr, "shmbus tail: writing output: {}\n", std::strerror(writer.error()));
+      return kExitFailure;
+    }
+    // The pages past the truncation read as zeros: nothing more will come.
+    if (detail::MappingGuard::caught()) {
+      if (auto truncation = detail::MappingGuard::take()) {
+        fmt::print(stderr, "shmbus tail: {}\n", detail::describe(*truncation));
+      }
       return kExitFailure;
     }
     if (sub->status() == PollStatus::evicted) {
