@@ -106,7 +106,7 @@ void make_journal_seeds(const fs::path& dir) {
   options.dir = work;
   options.channel = "seed";
   options.incarnation = 7;
-  options.segment_bytes = 4096 + 900;  // rolls to a second segment after a few records
+  options.segment_bytes = 4096 + 200;  // rolls to a second segment after a few records
   {
     auto writer = journal::JournalWriter::open(options);
     if (!writer) {
