@@ -114,16 +114,33 @@ void make_journal_seeds(const fs::path& dir) {
       std::exit(1);
     }
     const std::string payload = "payload of a seed record";
+    auto check = [](const Result<void>& done) {
+      if (!done) {
+        fmt::print(stderr, "journal writer: {}\n", done.error().message);
+        std::exit(1);
+      }
+    };
+    // A segment rolls only once the previous one's writes completed: busy until reaped.
+    auto appended = [&](auto append) {
+      for (int attempt = 0; attempt < 100; ++attempt) {
+        auto done = append();
+        if (done || done.error().code != ErrorCode::busy) return check(done);
+        check(writer->reap(true));
+      }
+      check(tl::unexpected(Error{ErrorCode::busy, "the writer stayed busy"}));
+    };
     for (std::uint64_t sequence = 1; sequence <= 12; ++sequence) {
       if (sequence == 5) {
-        (void)writer->append_gap(5, 3, 1'700'000'000'000'000'000);
-        sequence = 7;
+        appended([&] { return writer->append_gap(5, 3, 1'700'000'000'000'000'000); });
+        sequence = 8;
       }
-      (void)writer->append(sequence, 1'700'000'000'000'000'000 + sequence,
-                           std::as_bytes(std::span(payload.data(), payload.size() % (sequence * 7))));
+      appended([&] {
+        return writer->append(sequence, 1'700'000'000'000'000'000 + static_cast<std::int64_t>(sequence),
+                              std::as_bytes(std::span(payload.data(), sequence * 2)));
+      });
     }
-    (void)writer->flush();
-    (void)writer->drain();
+    check(writer->flush());
+    check(writer->drain());
   }
   std::vector<fs::path> segments, indexes;
   for (const auto& entry : fs::directory_iterator(work)) {

@@ -1,7 +1,7 @@
 // Fuzz target "cli": the input is a command line, its arguments separated by NUL bytes ("shmbus"
 // is put before them). Covers the `shmbus` command's parsing: CLI11 over every subcommand, option,
-// range check and transform that tools/ registers (add_*_command), with the subcommands' run
-// callbacks taken out, so that a command line is parsed and never executed; then the parsing and
+// range check and transform that tools/ registers (add_*_command), stopped before any subcommand
+// runs, so that a command line is parsed and never executed; then the parsing and
 // formatting helpers of tools/ over each argument: parse_time_ns (the journal commands' --from-time
 // and --to-time), the time, size and rate formatters, payload previews and label escaping.
 #pragma once
@@ -25,7 +25,13 @@
 namespace shmbus::fuzz {
 namespace cli_target {
 
-// The command's CLI11 application as tools/main.cpp builds it, with no subcommand able to run.
+// Thrown where CLI11 would start running the chosen subcommand.
+struct ParsedWithoutRunning {};
+
+// The command's CLI11 application as tools/main.cpp builds it. Its subcommands' callbacks stay
+// (they own the options their flags write to) but never run: CLI11 calls the top-level
+// parse-complete callback after every option is parsed and checked and before any subcommand's
+// callback, and that callback leaves parse() by throwing.
 inline void build_app(CLI::App& app) {
   app.require_subcommand(1);
   tools::add_pub_command(app);
@@ -40,15 +46,7 @@ inline void build_app(CLI::App& app) {
   tools::add_inspect_command(app);
   tools::add_rm_command(app);
   tools::add_gc_command(app);
-  std::vector<CLI::App*> pending{&app};
-  while (!pending.empty()) {
-    CLI::App* command = pending.back();
-    pending.pop_back();
-    command->callback(std::function<void()>{});
-    for (CLI::App* sub : command->get_subcommands([](CLI::App*) { return true; })) {
-      pending.push_back(sub);
-    }
-  }
+  app.parse_complete_callback([] { throw ParsedWithoutRunning{}; });
 }
 
 inline std::vector<std::string> split_arguments(Input input) {
@@ -99,6 +97,7 @@ inline int run_cli_input(Input input) {
     app.parse(static_cast<int>(argv.size()), argv.data());
   } catch (const CLI::ParseError& e) {
     consume(std::string_view(e.what()));
+  } catch (const ParsedWithoutRunning&) {
   }
   for (const std::string& argument : arguments) format_helpers(argument);
   return 0;
