@@ -37,7 +37,9 @@ inline void build_app(CLI::App& app) {
   tools::add_pub_command(app);
   tools::add_tail_command(app);
   tools::add_demo_command(app);
+#ifndef SHMBUS_FUZZ_WITHOUT_BENCH  // the libFuzzer build leaves `shmbus bench` out (fuzz/CMakeLists.txt)
   tools::add_bench_command(app);
+#endif
   tools::add_record_command(app);
   tools::add_journal_command(app);
   tools::add_replay_command(app);
