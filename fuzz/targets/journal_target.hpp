@@ -7,9 +7,9 @@
 // Layout of an input: one byte of flags, then up to three parts separated by kPartSeparator: the
 // first segment, its index file, a second segment. Each segment file is named after the first
 // sequence its header declares (or 1 when it has no header), as the journaler names it. When the
-// flags' low bit is set, the segment headers and every record header whose fields pass
-// check_record_fields and whose payload lies within the file are sealed (given the checksum of
-// what they hold), so that the fuzzer reaches the logic behind the checksums (sequence breaks,
+// flags' low bit is set, the segment headers, every record header whose fields pass
+// check_record_fields and whose payload lies within the file, and every index entry are sealed
+// (given the checksum of what they hold), so that the fuzzer reaches the logic behind the checksums (sequence breaks,
 // gaps, damage followed by valid records, index hints).
 #pragma once
 
@@ -69,6 +69,17 @@ inline void seal(std::vector<std::byte>& segment) {
   }
 }
 
+// Gives every whole entry of an index file the checksum of its fields.
+inline void seal_index(std::vector<std::byte>& index) {
+  for (std::size_t at = sizeof(journal::IndexHeader); at + sizeof(journal::IndexEntry) <= index.size();
+       at += sizeof(journal::IndexEntry)) {
+    journal::IndexEntry entry;
+    std::memcpy(&entry, index.data() + at, sizeof entry);
+    journal::make_index_entry(entry, entry.sequence, entry.max_timestamp_ns, entry.offset);
+    std::memcpy(index.data() + at, &entry, sizeof entry);
+  }
+}
+
 inline std::uint64_t declared_first_sequence(const std::vector<std::byte>& segment) {
   journal::SegmentHeader header{};
   if (segment.size() < sizeof header) return 1;
@@ -116,6 +127,7 @@ inline int run_journal_input(Input input) {
   auto parts = split_parts(input.subspan(1));
   if ((flags & 1) != 0) {
     seal(parts[0]);
+    if (parts.size() >= 2) seal_index(parts[1]);
     if (parts.size() == 3) seal(parts[2]);
   }
   const std::string dir = fresh_directory("journal");
@@ -149,6 +161,8 @@ inline int run_journal_input(Input input) {
   for (const std::string& damage : report.damage) consume(damage);
   // What recovery left must read back: the records it kept, its rebuilt index.
   read_journal(dir, some_sequence, some_time);
+  std::error_code ignored;
+  std::filesystem::remove_all(dir, ignored);
   return 0;
 }
 
