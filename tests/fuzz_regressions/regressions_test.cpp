@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "fuzz/targets/channel_files.hpp"
 #include "fuzz/targets/cli_target.hpp"
 #include "fuzz/targets/control_target.hpp"
 #include "fuzz/targets/journal_target.hpp"
@@ -64,6 +65,22 @@ TEST(FuzzRegressions, JournalTargetSurvivesEverySavedInput) {
 
 TEST(FuzzRegressions, CliTargetSurvivesEverySavedInput) {
   EXPECT_GT(replay("cli", shmbus::fuzz::run_cli_input), 0u);
+}
+
+// The cli target parses a command line and must never run it: `rm` of an existing channel
+// object leaves it in place.
+TEST(FuzzRegressions, CliTargetParsesWithoutRunningTheCommand) {
+  const std::string channel = fmt::format("fuzz-rm-{}", ::getpid());
+  const std::string path = shmbus::detail::shm_path(shmbus::detail::ring_object_name(channel));
+  const std::uint8_t marker[] = {1, 2, 3};
+  ASSERT_TRUE(shmbus::fuzz::write_file(path, shmbus::fuzz::Input(marker, sizeof marker)));
+  const std::string line = fmt::format("rm{}{}", std::string_view("\0", 1), channel);
+  const auto bytes = std::as_bytes(std::span(line.data(), line.size()));
+  EXPECT_EQ(shmbus::fuzz::run_cli_input(shmbus::fuzz::Input(
+                reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size())),
+            0);
+  EXPECT_TRUE(fs::exists(path));
+  fs::remove(path);
 }
 
 }  // namespace
