@@ -44,7 +44,9 @@ std::uint64_t next_live(const RingRef& ring, std::uint64_t from, std::uint64_t l
 bool fits(const RingRef& ring, std::uint64_t bytes, std::uint64_t count) noexcept {
   if (bytes % kFrameAlignment != 0) return false;
   if (count == 0) return bytes >= kRecordHeaderSize;
-  if (bytes < count * kRecordHeaderSize) return false;
+  // Divides rather than multiplies: `count` comes from sequences read from shared memory, and a
+  // product that wraps would accept a garbage count (which repair_stall then loops over).
+  if (count > bytes / kRecordHeaderSize) return false;
   return bytes - (count - 1) * kRecordHeaderSize <= frame_size(ring.max_message);
 }
 
@@ -89,8 +91,10 @@ std::optional<StallAnalysis> analyze_stall(const RingRef& ring, std::uint64_t po
   const RecordHeader* first = ring.header_at(lap_end);
   // acquire: as above.
   if (!is_live_word(ring, lap_end, first->commit.load(std::memory_order_acquire))) {
-    next = tail.position <= lap_end ? tail.position
-                                    : next_live(ring, lap_end, tail.position);
+    // Within one lap: a claim word from garbage may lie any distance ahead.
+    next = tail.position <= lap_end
+               ? tail.position
+               : next_live(ring, lap_end, std::min(tail.position, lap_end + ring.capacity));
   }
   const std::uint64_t after = next == tail.position ? tail.next_sequence : sequence_at(ring, next);
   if (after <= expected) return std::nullopt;

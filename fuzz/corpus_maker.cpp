@@ -1,0 +1,223 @@
+// Writes the seed corpus of every fuzz target into fuzz/corpus/<target>/ (the directory given as
+// the only argument): valid rings with a few records (one wrapped, one with a claim left
+// pending), valid control segments with slots taken, journal segments made by the real writer,
+// typical command lines. Run by hand when a format changes (docs/fuzzing.md); the seeds are
+// checked in.
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "fuzz/targets/channel_files.hpp"
+#include "fuzz/targets/control_target.hpp"
+#include "fuzz/targets/journal_target.hpp"
+#include "ipc/control_segment.hpp"
+#include "ipc/process.hpp"
+#include "journal/writer.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+using shmbus::fuzz::AlignedBytes;
+
+void save(const fs::path& file, std::span<const std::byte> bytes) {
+  fs::create_directories(file.parent_path());
+  std::ofstream out(file, std::ios::binary | std::ios::trunc);
+  out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+}
+void save(const fs::path& file, const AlignedBytes& bytes) { save(file, {bytes.data(), bytes.size()}); }
+
+std::vector<std::byte> read_file(const fs::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  std::vector<char> chars((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::vector<std::byte> bytes(chars.size());
+  std::memcpy(bytes.data(), chars.data(), chars.size());
+  return bytes;
+}
+
+void make_ring_seeds(const fs::path& dir) {
+  using namespace shmbus;
+  constexpr std::uint64_t incarnation = 0x0123'4567'89ab'cdefULL;
+  save(dir / "five_records", fuzz::valid_ring(4096, incarnation, 5, 40));
+  save(dir / "wrapped_with_padding", fuzz::valid_ring(4096, incarnation, 70, 100));
+  save(dir / "empty_payloads_8k", fuzz::valid_ring(8192, incarnation, 3, 0));
+  save(dir / "empty_ring", fuzz::valid_ring(4096, incarnation, 0, 0));
+  // A claim whose producer wrote its pending header and stopped, with a committed record after it;
+  // and a claim without any header (begin() only) at the head.
+  AlignedBytes stalled = fuzz::valid_ring(4096, incarnation, 3, 24);
+  core::RingWriter writer(core::RingRef::attach(stalled.data()), 2);
+  core::ClaimTicket pending, after, headless;
+  if (writer.try_claim(16, UINT64_MAX, pending) == core::ClaimStatus::ok &&
+      writer.try_claim(8, UINT64_MAX, after) == core::ClaimStatus::ok &&
+      writer.try_claim(8, UINT64_MAX, headless) == core::ClaimStatus::ok) {
+    writer.write_header(pending, 1);
+    writer.write_header(after, 2);
+    (void)writer.commit(after);
+    writer.begin(headless, 3);
+  }
+  save(dir / "stalled_claims", stalled);
+}
+
+void make_control_seeds(const fs::path& dir) {
+  using namespace shmbus;
+  using namespace shmbus::detail;
+  const std::uint64_t incarnation = fuzz::control_target::kIncarnation;
+  save(dir / "fresh_one_slot_each", fuzz::valid_control(incarnation, 1, 1));
+  AlignedBytes busy = fuzz::valid_control(incarnation, 4, 2);
+  ControlRef control(busy.data(), control_layout(4, 2));
+  const char* names[] = {"alpha", "", "gamma"};
+  const Policy policies[] = {Policy::block, Policy::drop, Policy::spill};
+  for (std::uint32_t i = 0; i < 3; ++i) {
+    SubscriberSlot& slot = control.subscriber_slots()[i];
+    control.cover_subscriber_slot(i);
+    slot.pid = 1;
+    slot.policy = static_cast<std::uint8_t>(policies[i]);
+    slot.flags = i == 0 ? kSlotLatencyHistogram : 0;
+    std::snprintf(slot.name, sizeof slot.name, "%s", names[i]);
+    slot.liveness_timeout_ns = 1'000'000;
+    slot.position.store(64 * i, std::memory_order_relaxed);
+    slot.next_sequence.store(1 + i, std::memory_order_relaxed);
+    control.set_block_slot_hint(i, policies[i] == Policy::block);
+    slot.owner.store(owner_word(1, i == 2 ? SlotState::detached : SlotState::active),
+                     std::memory_order_relaxed);
+  }
+  control.cover_producer_slot(0);
+  ProducerSlot& producer = control.producer_slots()[0];
+  producer.published.store(5, std::memory_order_relaxed);
+  producer.in_flight.store(kNoClaim, std::memory_order_relaxed);
+  producer.owner.store(owner_word(1, SlotState::active), std::memory_order_relaxed);
+  ControlHeader& header = control.header();
+  std::snprintf(header.journal_dir, sizeof header.journal_dir, "%s", "/tmp/shmbus-journal");
+  header.journal_owner.store(pack_process(ProcessId{1, 0}), std::memory_order_relaxed);
+  header.journal_written.store(4, std::memory_order_relaxed);
+  header.journal_durable.store(3, std::memory_order_relaxed);
+  save(dir / "slots_taken_and_journal", busy);
+}
+
+// Journals written by the real writer, then packed as the journal target reads them.
+void make_journal_seeds(const fs::path& dir) {
+  using namespace shmbus;
+  namespace jt = fuzz::journal_target;
+  const std::string work = fuzz::fresh_directory("corpus-journal");
+  journal::WriterOptions options;
+  options.dir = work;
+  options.channel = "seed";
+  options.incarnation = 7;
+  options.segment_bytes = 4096 + 200;  // rolls to a second segment after a few records
+  {
+    auto writer = journal::JournalWriter::open(options);
+    if (!writer) {
+      fmt::print(stderr, "journal writer: {}\n", writer.error().message);
+      std::exit(1);
+    }
+    const std::string payload = "payload of a seed record";
+    auto check = [](const Result<void>& done) {
+      if (!done) {
+        fmt::print(stderr, "journal writer: {}\n", done.error().message);
+        std::exit(1);
+      }
+    };
+    // A segment rolls only once the previous one's writes completed: busy until reaped.
+    auto appended = [&](auto append) {
+      for (int attempt = 0; attempt < 100; ++attempt) {
+        auto done = append();
+        if (done || done.error().code != ErrorCode::busy) return check(done);
+        check(writer->reap(true));
+      }
+      check(tl::unexpected(Error{ErrorCode::busy, "the writer stayed busy"}));
+    };
+    for (std::uint64_t sequence = 1; sequence <= 12; ++sequence) {
+      if (sequence == 5) {
+        appended([&] { return writer->append_gap(5, 3, 1'700'000'000'000'000'000); });
+        sequence = 8;
+      }
+      appended([&] {
+        return writer->append(sequence, 1'700'000'000'000'000'000 + static_cast<std::int64_t>(sequence),
+                              std::as_bytes(std::span(payload.data(), sequence * 2)));
+      });
+    }
+    check(writer->flush());
+    check(writer->drain());
+  }
+  std::vector<fs::path> segments, indexes;
+  for (const auto& entry : fs::directory_iterator(work)) {
+    (entry.path().extension() == ".journal" ? segments : indexes).push_back(entry.path());
+  }
+  std::sort(segments.begin(), segments.end());
+  std::sort(indexes.begin(), indexes.end());
+  const auto separator = std::as_bytes(std::span(jt::kPartSeparator.data(), jt::kPartSeparator.size()));
+  auto pack = [&](std::byte flags, std::vector<std::vector<std::byte>> parts) {
+    std::vector<std::byte> input{flags};
+    for (std::size_t i = 0; i < parts.size(); ++i) {
+      if (i > 0) input.insert(input.end(), separator.begin(), separator.end());
+      input.insert(input.end(), parts[i].begin(), parts[i].end());
+    }
+    return input;
+  };
+  const auto first = read_file(segments.at(0));
+  const auto first_index = read_file(indexes.at(0));
+  save(dir / "one_segment", pack(std::byte{0}, {first}));
+  save(dir / "segment_and_index", pack(std::byte{1}, {first, first_index}));
+  if (segments.size() > 1) {
+    save(dir / "two_segments", pack(std::byte{1}, {first, first_index, read_file(segments[1])}));
+  }
+  auto torn = first;
+  for (int i = 0; i < 40; ++i) torn.push_back(static_cast<std::byte>(0x5a + i));
+  save(dir / "torn_tail", pack(std::byte{0}, {torn}));
+  auto damaged = first;
+  if (damaged.size() > journal::kSegmentHeaderSize + 48) damaged[journal::kSegmentHeaderSize + 40] ^= std::byte{0xff};
+  save(dir / "damaged_record", pack(std::byte{0}, {damaged}));
+  fs::remove_all(work);
+}
+
+void make_cli_seeds(const fs::path& dir) {
+  const std::vector<std::vector<std::string>> lines = {
+      {"pub", "orders", "--count", "10", "--size", "64", "--rate", "1000", "--capacity", "1M"},
+      {"tail", "orders", "--from", "earliest", "--format", "json", "--count", "3",
+       "--timeout-ms", "100"},
+      {"tail", "orders", "--policy", "block", "--name", "audit", "--latency-histogram"},
+      {"journal", "dump", "/tmp/j", "--from-time", "2024-01-02T03:04:05.123456789Z", "--count",
+       "5"},
+      {"journal", "verify", "/tmp/j", "--json"},
+      {"replay", "/tmp/j", "--to-channel", "copy", "--capacity", "64KiB", "--from", "3",
+       "--to-time", "1700000000000000000", "--speed", "2.5"},
+      {"record", "orders", "--dir", "/tmp/j", "--segment-size", "64M", "--retain-age", "3600",
+       "--fsync", "batch"},
+      {"bench", "--messages", "1000", "--size", "64"},
+      {"stat", "orders", "--json", "--watch", "1"},
+      {"inspect", "orders", "--json"},
+      {"gc", "--dry-run"},
+      {"demo", "--messages", "100", "--rate", "50"},
+      {"ls", "--json"},
+      {"rm", "orders", "--force"},
+      {"--help"},
+  };
+  int n = 0;
+  for (const auto& line : lines) {
+    std::string input;
+    for (std::size_t i = 0; i < line.size(); ++i) {
+      if (i > 0) input.push_back('\0');
+      input += line[i];
+    }
+    save(dir / fmt::format("line_{:02}_{}", n++, line.front().substr(line.front().find_first_not_of('-'))),
+         std::as_bytes(std::span(input.data(), input.size())));
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 2) {
+    fmt::print(stderr, "usage: {} fuzz/corpus\n", argv[0]);
+    return 2;
+  }
+  const fs::path root = argv[1];
+  make_ring_seeds(root / "ring");
+  make_control_seeds(root / "control");
+  make_journal_seeds(root / "journal");
+  make_cli_seeds(root / "cli");
+  return 0;
+}
