@@ -5,7 +5,7 @@ set -euo pipefail
 
 SHMBUS_PACKAGES=(g++ cmake make pkg-config libboost-dev liburing-dev libgtest-dev libgmock-dev
   libbenchmark-dev libcli11-dev libfmt-dev nlohmann-json3-dev libexpected-dev spin
-  libfaketime)
+  libfaketime clang libclang-rt-14-dev)
 
 shmbus_install_packages() {
   local missing=()

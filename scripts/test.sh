@@ -3,6 +3,9 @@
 #  1. Release: every test (unit, multi-process, kill -9, CLI).
 #  2. ThreadSanitizer: the in-process concurrency tests (*_threads_test).
 #  3. AddressSanitizer + UndefinedBehaviorSanitizer: every test.
+# Then the fuzzers (scripts/fuzz.sh): clang + libFuzzer, every saved input, then a bounded run.
+# The Release run includes the soak (random kill -9s of every kind of process) for
+# SHMBUS_SOAK_SECONDS (180 unless set), and the spin model of the ring (models/check.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
@@ -18,7 +21,8 @@ run_suite() {  # DIR [sanitizer]
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}
-run_suite build
+SHMBUS_SOAK_SECONDS=${SHMBUS_SOAK_SECONDS:-180} run_suite build
 run_suite build-tsan thread
 run_suite build-asan address
+SHMBUS_FUZZ_SECONDS=${SHMBUS_FUZZ_SECONDS:-20} bash scripts/fuzz.sh
 echo "== all suites passed"
