@@ -55,6 +55,7 @@ CLI::Validator whole_number_in(std::uint64_t min, std::uint64_t max) {
             number > max) {
           return fmt::format("expected a whole number from {} to {}, got '{}'", min, max, value);
         }
+        value = fmt::format("{}", number);  // CLI11 would read "010" as octal
         return {};
       },
       fmt::format("N in [{} - {}]", min, max));

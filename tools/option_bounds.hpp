@@ -14,7 +14,8 @@ namespace shmbus::tools {
 // The largest value of an unsigned 64-bit option that has no smaller natural bound.
 inline constexpr std::uint64_t kMaxU64 = std::numeric_limits<std::uint64_t>::max();
 
-// A whole number from `min` to `max` (a count, a sequence); for check().
+// A whole decimal number from `min` to `max` (a count, a sequence); for transform(): the text
+// becomes the plain decimal number.
 CLI::Validator whole_number_in(std::uint64_t min, std::uint64_t max);
 
 // A size in bytes from `min` to `max`, plain (65536) or with a unit (64KiB, 256MiB; KB is 1024
