@@ -18,6 +18,7 @@ namespace {
 
 using namespace std::chrono_literals;
 using shmbus::test::ChannelGuard;
+using shmbus::test::Child;
 using shmbus::test::RunResult;
 using shmbus::test::run_command;
 using shmbus::test::TempDir;
@@ -135,6 +136,27 @@ TEST_F(CliBounds, RecordRefusesAWriteBufferPoolAboveFourGiB) {
                           "bytes are 68719476736 bytes of write buffers; at most 4 GiB",
                           0),
             0u)
+      << run.out;
+}
+
+// Within the bounds but more than the machine gives: the pool's allocation fails (here under a
+// 1 GiB address-space cap), and record says so and exits 1. It used to crash (SIGSEGV) in the
+// destructor of the half-opened journal writer.
+TEST_F(CliBounds, RecordWhoseBufferPoolCannotBeAllocatedExitsOneSayingSo) {
+#if defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "AddressSanitizer reserves terabytes of address space: RLIMIT_AS cannot apply";
+#endif
+  Child creator = Child::fork([&] { return shmbus::Publisher::open(ch()) ? 0 : 1; });
+  ASSERT_TRUE(creator.wait(10s).value_or(shmbus::test::ExitStatus{}).ok());
+  const RunResult run = run_command(
+      with_stderr_captured({"/usr/bin/prlimit", "--as=1073741824", SHMBUS_CLI, "record", ch(),
+                            "--dir", dir_.path(), "--buffers", "16", "--buffer-size", "256MiB"}),
+      10s);
+  EXPECT_TRUE(run.status.exited) << run.status.describe();
+  EXPECT_EQ(run.status.code, 1);
+  EXPECT_NE(run.out.find("shmbus record: journal " + dir_.path() +
+                         ": cannot allocate 16 write buffers of 268435456 bytes"),
+            std::string::npos)
       << run.out;
 }
 
