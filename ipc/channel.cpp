@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <iterator>
 #include <random>
 #include <thread>
 
@@ -238,23 +239,47 @@ Result<std::shared_ptr<ChannelMapping>> ChannelMapping::attach(std::string_view 
 
 namespace shmbus {
 
-Result<void> remove_channel(std::string_view channel) {
-  if (auto ok = detail::check_channel_name(channel); !ok) return ok;
+Result<RemovalReport> unlink_channel(std::string_view channel) {
+  if (auto ok = detail::check_channel_name(channel); !ok) return tl::unexpected(ok.error());
   const std::string ring_name = detail::ring_object_name(channel);
+  RemovalReport report;
+  auto unlink = [&report](const std::string& object) {
+    auto unlinked = detail::ShmSegment::unlink(object);
+    // Gone already (another rm or gc got there first) is as good as removed.
+    const bool gone = unlinked || unlinked.error().code == ErrorCode::not_found;
+    report.objects.push_back(
+        {object, gone ? std::nullopt : std::optional<Error>(std::move(unlinked.error()))});
+  };
   // Find the control segment through the ring's incarnation before the ring goes.
   if (auto ring = detail::ShmSegment::open(ring_name, false); ring) {
     // Even a ring this build cannot use (another layout version) names its control segment by
     // the incarnation at a fixed offset after the magic.
     const auto* h = static_cast<const core::RingHeader*>(ring->base());
     if (ring->size() >= sizeof(core::RingHeader) && h->magic == core::kRingMagic) {
-      detail::ShmSegment::remove(detail::control_object_name(channel, h->incarnation));
+      unlink(detail::control_object_name(channel, h->incarnation));
     }
   } else if (ring.error().code == ErrorCode::not_found) {
     return tl::unexpected(
         Error{ErrorCode::not_found, fmt::format("channel '{}' does not exist", channel)});
   }
-  detail::ShmSegment::remove(ring_name);
-  return {};
+  unlink(ring_name);
+  return report;
+}
+
+Result<void> remove_channel(std::string_view channel) {
+  auto report = unlink_channel(channel);
+  if (!report) return tl::unexpected(report.error());
+  if (report->complete()) return {};
+  std::optional<ErrorCode> code;
+  std::string outcomes;
+  for (const RemovedObject& o : report->objects) {
+    if (o.error && !code) code = o.error->code;
+    fmt::format_to(std::back_inserter(outcomes), "{}{}", outcomes.empty() ? ": " : "; ",
+                   o.error ? o.error->message
+                           : fmt::format("removed {}", detail::shm_path(o.object)));
+  }
+  return tl::unexpected(
+      Error{*code, fmt::format("channel '{}' was not removed{}", channel, outcomes)});
 }
 
 }  // namespace shmbus

@@ -443,11 +443,11 @@ Result<void> remove_leftover(std::string_view object) {
     return tl::unexpected(Error{ErrorCode::invalid_argument,
                                 fmt::format("'{}' is not a shmbus leftover object", name)});
   }
-  if (!detail::ShmSegment::exists(name)) {
+  auto unlinked = detail::ShmSegment::unlink(name);
+  if (!unlinked && unlinked.error().code == ErrorCode::not_found) {
     return tl::unexpected(Error{ErrorCode::not_found, fmt::format("'{}' does not exist", name)});
   }
-  detail::ShmSegment::remove(name);
-  return {};
+  return unlinked;
 }
 
 }  // namespace shmbus

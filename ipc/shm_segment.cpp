@@ -180,6 +180,11 @@ void ShmSegment::remove(const std::string& name) noexcept {
   bip::shared_memory_object::remove(name.c_str());
 }
 
+Result<void> ShmSegment::unlink(const std::string& name) {
+  if (::unlink(shm_path(name).c_str()) == 0) return {};
+  return tl::unexpected(os_error("cannot remove", name, errno));
+}
+
 bool ShmSegment::exists(const std::string& name) noexcept {
   return ::access(shm_path(name).c_str(), F_OK) == 0;
 }

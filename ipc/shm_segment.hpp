@@ -40,6 +40,9 @@ class ShmSegment {
   // Gives the object `from` the name `to` as well, atomically; false if `to` exists.
   static Result<bool> link(const std::string& from, const std::string& to);
   static void remove(const std::string& name) noexcept;
+  // Unlinks `name`, saying why not when it cannot (permission_denied when this user may not:
+  // /dev/shm is sticky, so only the owner or root unlinks; not_found if it is gone).
+  static Result<void> unlink(const std::string& name);
   static bool exists(const std::string& name) noexcept;
 
   void* base() const noexcept { return region_.get_address(); }

@@ -1,5 +1,6 @@
 #include "journal/uring.hpp"
 
+#include <cerrno>
 #include <cstring>
 
 #include <fmt/format.h>
@@ -22,23 +23,26 @@ Result<void> Uring::init(unsigned entries) {
 }
 
 bool Uring::register_buffers(std::span<const iovec> buffers) noexcept {
-  return io_uring_register_buffers(&ring_, buffers.data(), static_cast<unsigned>(buffers.size())) ==
+  return ready_ && io_uring_register_buffers(&ring_, buffers.data(), static_cast<unsigned>(buffers.size())) ==
          0;
 }
 
 io_uring_sqe* Uring::entry() noexcept {
+  if (!ready_) return nullptr;
   io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
   if (sqe == nullptr && io_uring_submit(&ring_) >= 0) sqe = io_uring_get_sqe(&ring_);
   return sqe;
 }
 
 int Uring::submit() noexcept {
+  if (!ready_) return -EBADF;
   // EINTR/EAGAIN/EBUSY leave the entries queued; the next submit hands them over.
   const int rc = io_uring_submit(&ring_);
   return rc < 0 ? rc : 0;
 }
 
 void Uring::wait(std::chrono::nanoseconds timeout) noexcept {
+  if (!ready_) return;
   if (timeout.count() < 0) timeout = {};
   __kernel_timespec ts{};
   ts.tv_sec = static_cast<long long>(timeout.count() / 1'000'000'000);

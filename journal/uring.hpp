@@ -1,6 +1,8 @@
 // A thin owner of one io_uring instance for the journal writer: setup, buffer registration, getting
 // submission entries and handing completions to a callback. The writer keeps all the bookkeeping;
 // this file only hides liburing's structs. Single-threaded: one thread owns the ring.
+// Before init() succeeded every call is a harmless no-op (no entry, nothing to submit, wait or
+// reap), so a writer that failed half way through opening can never touch a ring it never had.
 #pragma once
 
 #include <liburing.h>
@@ -37,6 +39,7 @@ class Uring {
   template <class F>
   unsigned for_each_ready(F&& on_completion) {
     unsigned n = 0;
+    if (!ready_) return n;
     io_uring_cqe* cqe = nullptr;
     while (io_uring_peek_cqe(&ring_, &cqe) == 0 && cqe != nullptr) {
       const std::uint64_t data = cqe->user_data;

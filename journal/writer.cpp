@@ -4,6 +4,7 @@
 #include "journal/writer.hpp"
 
 #include <algorithm>
+#include <new>
 #include <thread>
 
 #include <fmt/format.h>
@@ -99,15 +100,33 @@ void JournalWriter::State::close() {
 }
 
 Result<JournalWriter> JournalWriter::open(const WriterOptions& options, RecoveryReport* report) {
-  if (options.buffers == 0) return invalid_argument("journal writer needs at least one buffer");
-  if (options.buffer_bytes == 0 || options.buffer_bytes > (1u << 30)) {
+  if (options.buffers == 0 || options.buffers > kMaxWriteBuffers) {
+    return invalid_argument(
+        fmt::format("journal buffers {} (1 .. {})", options.buffers, kMaxWriteBuffers));
+  }
+  if (options.buffer_bytes == 0 || options.buffer_bytes > kMaxWriteBufferBytes) {
     return invalid_argument(
         fmt::format("journal buffer_bytes {} (1 .. 1 GiB)", options.buffer_bytes));
   }
-  if (options.segment_bytes <= kSegmentHeaderSize) {
-    return invalid_argument(fmt::format("journal segment_bytes {} is not above the {}-byte header",
-                                        options.segment_bytes, kSegmentHeaderSize));
+  if (options.segment_bytes <= kSegmentHeaderSize || options.segment_bytes > kMaxSegmentBytes) {
+    return invalid_argument(
+        fmt::format("journal segment_bytes {} is not above the {}-byte header and at most {} GiB",
+                    options.segment_bytes, kSegmentHeaderSize, kMaxSegmentBytes >> 30));
   }
+  // Recovery, the pool and the segments' indexes allocate: running out of memory is an error
+  // this open returns, like any other.
+  try {
+    return open_checked(options, report);
+  } catch (const std::bad_alloc&) {
+    return tl::unexpected(Error{
+        ErrorCode::system,
+        fmt::format("journal {}: out of memory while opening ({} write buffers of {} bytes)",
+                    options.dir, options.buffers, options.buffer_bytes)});
+  }
+}
+
+Result<JournalWriter> JournalWriter::open_checked(const WriterOptions& options,
+                                                  RecoveryReport* report) {
   if (auto r = ensure_directory(options.dir); !r) return tl::unexpected(r.error());
   auto lock = DirectoryLock::acquire(options.dir);
   if (!lock) return tl::unexpected(lock.error());
@@ -122,10 +141,14 @@ Result<JournalWriter> JournalWriter::open(const WriterOptions& options, Recovery
       recover_journal(options.dir, options.fsync != FsyncPolicy::never, window, rep);
   if (!recovered) return tl::unexpected(recovered.error());
 
+  // The state becomes the writer's only once it is whole: a writer's destructor drains its ring,
+  // and a state that failed half way (no pool, no ring) has nothing in flight to drain. Its parts
+  // release themselves (the lock, the pool, a ring that was set up, the segment files).
+  auto state = std::make_unique<State>(options);
+  state->directory_lock = std::move(*lock);
+  if (auto r = state->take_over(*recovered); !r) return tl::unexpected(r.error());
   JournalWriter w;
-  w.state_ = std::make_unique<State>(options);
-  w.state_->directory_lock = std::move(*lock);
-  if (auto r = w.state_->take_over(*recovered); !r) return tl::unexpected(r.error());
+  w.state_ = std::move(state);
   return w;
 }
 

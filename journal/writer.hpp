@@ -44,6 +44,13 @@ enum class FsyncPolicy : std::uint8_t {
   batch,     // fdatasync after every batch of writes (every flush())
 };
 
+// The largest WriterOptions::segment_bytes, buffers and buffer_bytes open() accepts. A segment's
+// index is allocated for its whole size (32 bytes per 64 KiB: 8 MiB at the largest), and the ring
+// has four entries per buffer (io_uring takes at most 32768).
+inline constexpr std::uint64_t kMaxSegmentBytes = 16ull << 30;
+inline constexpr unsigned kMaxWriteBuffers = 8192;
+inline constexpr std::size_t kMaxWriteBufferBytes = std::size_t{1} << 30;
+
 struct WriterOptions {
   std::string dir;
   std::string channel;              // written into segment headers
@@ -166,6 +173,9 @@ class JournalWriter {
 
  private:
   JournalWriter();
+  // open() after the options were checked; may throw std::bad_alloc, which open() turns into an
+  // error.
+  static Result<JournalWriter> open_checked(const WriterOptions& options, RecoveryReport* report);
   struct State;  // journal/writer_state.hpp
   std::unique_ptr<State> state_;
 };

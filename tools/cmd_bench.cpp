@@ -19,6 +19,7 @@
 #include "bench/journal/journal_bench.hpp"
 #include "bench/transports/shmbus_transport.hpp"
 #include "tools/bench_command.hpp"
+#include "tools/option_bounds.hpp"
 
 namespace shmbus::tools {
 
@@ -182,28 +183,30 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--size", options->size,
                   "Message bytes, sequence number included (>= 8); journal: one size instead of "
                   "64 and 1024")
-      ->check(CLI::Range(8, 1 << 20))
+      ->transform(byte_size_in(8, 1 << 20))
       ->each([options](const std::string&) { options->size_given = true; });
   cmd->add_option("--count", options->count,
                   "pingpong: timed round trips per round (default 200000); journal: messages per "
-                  "latency round (default 100000)");
+                  "latency round (default 100000)")
+      ->transform(whole_number_in(1, 1'000'000'000));
   cmd->add_option("--dir", options->dir, "journal: directory to write in (default /var/tmp)");
   cmd->add_option("--bytes", options->bytes, "journal: journal bytes per throughput round")
-      ->transform(CLI::AsSizeValue(false));
+      ->transform(byte_size_in(1 << 20, std::uint64_t{1} << 40));
   cmd->add_flag("--buffered", options->buffered, "journal: the journaler without O_DIRECT");
   cmd->add_option("--duration", options->duration_s,
-                  "throughput, fanout: seconds the producer streams per round");
+                  "throughput, fanout: seconds the producer streams per round")
+      ->check(real_number_in(0.01, 3600.0));
   cmd->add_option("--subscribers", options->subscribers,
                   "fanout: subscriber counts, e.g. 1,8,64 (default 1,8,64,256; 1 always runs, "
                   "as the reference of the ratios)")
       ->delimiter(',')
-      ->check(CLI::PositiveNumber);
+      ->transform(whole_number_in(1, UINT32_MAX));  // the channel says how many it takes
   cmd->add_option("--policy", options->policies,
                   "fanout: block and/or drop (repeatable; default both)")
       ->check(CLI::IsMember({"block", "drop"}));
   cmd->add_option("--rounds", options->rounds,
                   "Interleaved rounds; each figure is the median over them")
-      ->check(CLI::Range(1, 99));
+      ->transform(whole_number_in(1, 99));
   cmd->add_option("--only", options->only,
                   "Run only these transports (repeatable; raw-shm, and for throughput raw-seq, "
                   "always run): shmbus, shmbus-sp, pipe, unix-socket, boost-mq; for throughput "

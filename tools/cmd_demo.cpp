@@ -25,6 +25,7 @@
 #include "tools/demo_payload.hpp"
 #include "tools/demo_roles.hpp"
 #include "tools/observe_format.hpp"
+#include "tools/option_bounds.hpp"
 #include "tools/pacer.hpp"
 #include "tools/signals.hpp"
 
@@ -413,10 +414,10 @@ void add_demo_command(CLI::App& app) {
       "live stats, checks");
   sub->add_option("--messages", o->messages, "Messages to publish")
       ->capture_default_str()
-      ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{UINT64_MAX}));
+      ->transform(whole_number_in(1, kMaxU64));
   sub->add_option("--rate", o->rate, "Publishing rate, messages per second")
       ->capture_default_str()
-      ->check(CLI::Range(1e-3, 1e10));
+      ->check(real_number_in(1e-3, 1e10));
   sub->footer(
       "Every message carries its sequence and a checksum. Exit 0 only if the journaler (read "
       "back from its files), the block and the spill subscriber received every message once, "

@@ -26,6 +26,21 @@ std::string describe(const std::vector<LiveProcess>& live) {
   return out;
 }
 
+// Each object's outcome, on stderr: the objects still there are what the user must deal with.
+void print_incomplete_removal(const std::string& channel, const RemovalReport& report) {
+  std::size_t remaining = 0;
+  for (const RemovedObject& object : report.objects) {
+    if (object.error) {
+      ++remaining;
+      fmt::print(stderr, "shmbus rm: {}\n", object.error->message);
+    } else {
+      fmt::print(stderr, "shmbus rm: removed /dev/shm/{}\n", object.object);
+    }
+  }
+  fmt::print(stderr, "shmbus rm: channel '{}' was not removed: {} of its {} objects remain\n",
+             channel, remaining, report.objects.size());
+}
+
 }  // namespace
 
 int run_rm(const RmOptions& o, std::FILE* out) {
@@ -55,8 +70,13 @@ int run_rm(const RmOptions& o, std::FILE* out) {
       fmt::print(stderr, "shmbus rm: {}\n", stats.error().message);
       return kExitFailure;
     }
-    if (auto removed = remove_channel(o.channel); !removed) {
+    auto removed = unlink_channel(o.channel);
+    if (!removed) {
       fmt::print(stderr, "shmbus rm: {}\n", removed.error().message);
+      return kExitFailure;
+    }
+    if (!removed->complete()) {
+      print_incomplete_removal(o.channel, *removed);
       return kExitFailure;
     }
     fmt::print(out, "removed channel {}\n", o.channel);
@@ -140,7 +160,9 @@ void add_rm_command(CLI::App& app) {
       "Refuses while a live process is attached (a producer, subscriber or journaler whose "
       "process runs, or the creator), naming their pids. A channel that cannot be read (another "
       "layout version, corrupt) is removed without --force.\n"
-      "Exit: 0 removed; 1 refused or an error; 2 bad arguments.");
+      "An object that cannot be unlinked (another user's, /dev/shm being sticky) is named with "
+      "the reason, and so is each one that was.\n"
+      "Exit: 0 removed; 1 refused, not (fully) removed, or an error; 2 bad arguments.");
   sub->callback([o] {
     const int code = run_rm(*o, stdout);
     if (code != kExitOk) throw CLI::RuntimeError(code);

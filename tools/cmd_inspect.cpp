@@ -13,6 +13,7 @@
 
 #include "ipc/channel_inspect.hpp"
 #include "tools/commands.hpp"
+#include "tools/option_bounds.hpp"
 #include "tools/observe_commands.hpp"
 #include "tools/observe_format.hpp"
 #include "tools/truncation.hpp"
@@ -257,7 +258,7 @@ void add_inspect_command(CLI::App& app) {
   sub->add_option("channel", o->channel, "Channel name")->required();
   sub->add_option("--records", o->records, "Show the last N record headers")
       ->default_val(10)
-      ->check(CLI::Range(std::size_t{0}, std::size_t{1'000'000}));
+      ->transform(whole_number_in(0, 1'000'000));
   sub->add_flag("--json", o->json, "One JSON object: ring, control, layout, records, walk");
   sub->footer(fmt::format(
       "The walk checks every record from the earliest retained one (at least capacity/8 past the "

@@ -17,6 +17,7 @@
 #include "tools/commands.hpp"
 #include "tools/journal_commands.hpp"
 #include "tools/line_output.hpp"
+#include "tools/option_bounds.hpp"
 
 namespace shmbus::tools {
 namespace {
@@ -297,10 +298,10 @@ void add_journal_command(CLI::App& app) {
   dump_cmd->add_option("--dir", dump->options.dir, "Journal directory")->required();
   CLI::Option* from = dump_cmd->add_option("--from", dump->from,
                                            "First sequence (default: the oldest retained)")
-                          ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{UINT64_MAX}));
+                          ->transform(whole_number_in(1, kMaxU64));
   CLI::Option* count = dump_cmd->add_option("--count", dump->count,
                                             "Print at most N records (gap records included)")
-                           ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{UINT64_MAX}));
+                           ->transform(whole_number_in(1, kMaxU64));
   dump_cmd
       ->add_option("--format", dump->format,
                    "text (the default) or json: the lines of 'shmbus tail' (seq, time_ns, time, "

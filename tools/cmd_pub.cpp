@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "tools/commands.hpp"
+#include "tools/option_bounds.hpp"
 #include "tools/pacer.hpp"
 #include "tools/signals.hpp"
 
@@ -191,25 +192,25 @@ void add_pub_command(CLI::App& app) {
   CLI::Option* count =
       sub->add_option("--count", s->count,
                       "Publish N generated messages instead of reading stdin: bytes 0-7 are a "
-                      "counter from 1 (little endian), byte i>=8 is (counter+i) mod 256");
+                      "counter from 1 (little endian), byte i>=8 is (counter+i) mod 256")
+          ->transform(whole_number_in(1, kMaxU64));
   sub->add_option("--size", s->options.size, "Bytes per generated message (at least 8)")
       ->capture_default_str()
-      ->transform(CLI::AsSizeValue(false))
-      ->check(CLI::Range(std::uint64_t{8}, std::uint64_t{UINT32_MAX}))
+      ->transform(byte_size_in(8, UINT32_MAX))
       ->needs(count);
   sub->add_option("--rate", s->options.rate,
                   "Messages per second, paced on CLOCK_MONOTONIC deadlines (default: as fast "
                   "as possible)")
-      ->check(CLI::Range(0.0, 1e10));
+      ->check(real_number_in(0.0, 1e10));
   sub->add_option("--capacity", s->options.capacity,
                   "Ring size in bytes if the channel is created (a power of two)")
       ->capture_default_str()
-      ->transform(CLI::AsSizeValue(false));
+      ->transform(ring_capacity_size());
   CLI::Option* max_message = sub->add_option(
       "--max-message", s->max_message,
       "Largest message in bytes if the channel is created (default 65536, or capacity/4-32 if "
       "that is smaller)");
-  max_message->transform(CLI::AsSizeValue(false));
+  max_message->transform(max_message_size());
   sub->add_option("--timeout-ms", s->options.timeout_ms,
                   "How long one message may wait for a block subscriber to free space; then "
                   "exit 1")

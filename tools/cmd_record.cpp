@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "tools/commands.hpp"
+#include "tools/option_bounds.hpp"
 #include "tools/pacer.hpp"
 #include "tools/record_command.hpp"
 #include "tools/signals.hpp"
@@ -15,6 +16,11 @@
 namespace shmbus::tools {
 
 namespace {
+
+// The smallest --segment-size: a segment holds a header and at least a few records.
+constexpr std::uint64_t kMinSegmentBytes = 64 << 10;
+// The largest write-buffer pool: it is allocated (and zeroed) whole when recording starts.
+constexpr std::uint64_t kMaxWritePoolBytes = 4ull << 30;
 
 void print_recovery(std::FILE* err, const RecordOptions& o, const journal::RecoveryReport& r) {
   const auto& jo = o.journaler;
@@ -173,21 +179,23 @@ void add_record_command(CLI::App& app) {
           "POLICY");
   cmd->add_option("--segment-size", jo.writer.segment_bytes,
                   "Roll to a new segment file past this size (e.g. 256MiB)")
-      ->transform(CLI::AsSizeValue(false))
+      ->transform(byte_size_in(kMinSegmentBytes, journal::kMaxSegmentBytes))
       ->capture_default_str();
   cmd->add_option("--retain-bytes", jo.writer.retain_bytes,
                   "Delete the oldest segments past this total size (0: keep all)")
-      ->transform(CLI::AsSizeValue(false));
+      ->transform(byte_size_in(0, std::uint64_t{1} << 60));
   cmd->add_option("--retain-age", s->retain_age_s,
                   "Delete segments whose newest record is older than this many seconds")
       ->check(CLI::Range(std::int64_t{0}, std::int64_t{100LL * 365 * 86400}));
   cmd->add_flag("--direct", jo.writer.direct, "Write with O_DIRECT (bypass the page cache)");
-  cmd->add_option("--buffers", jo.writer.buffers, "Write buffers = writes in flight at most")
-      ->check(CLI::Range(2u, 256u))
+  cmd->add_option("--buffers", jo.writer.buffers,
+                  fmt::format("Write buffers = writes in flight at most; --buffers x "
+                              "--buffer-size is at most {} GiB (the pool is allocated at start)",
+                              kMaxWritePoolBytes >> 30))
+      ->transform(whole_number_in(2, 256))
       ->capture_default_str();
   cmd->add_option("--buffer-size", jo.writer.buffer_bytes, "Bytes per write buffer")
-      ->transform(CLI::AsSizeValue(false))
-      ->check(CLI::Range(std::size_t{64 << 10}, std::size_t{256 << 20}))
+      ->transform(byte_size_in(64 << 10, 256 << 20))
       ->capture_default_str();
   cmd->add_option("--start", s->start,
                   "A new journal starts at the earliest record the ring holds or the latest")
@@ -207,7 +215,7 @@ void add_record_command(CLI::App& app) {
       ->check(CLI::Range(std::int64_t{0}, kMaxTimeoutMs));
   cmd->add_option("--status-interval", s->options.status_interval_s,
                   "Print a status line to stderr every S seconds")
-      ->check(CLI::Range(0.0, 86400.0));
+      ->check(real_number_in(0.0, 86400.0));
   cmd->add_flag("--quiet", s->options.quiet, "No start and summary lines");
   cmd->footer(
       "Recovery: a torn tail left by a crash is cut (and said how much); damage in the middle is "
@@ -215,6 +223,15 @@ void add_record_command(CLI::App& app) {
       "Exit: 0 stopped by a signal; 1 error; 2 bad arguments.");
   cmd->callback([s] {
     RecordOptions& o = s->options;
+    const std::uint64_t pool = std::uint64_t{o.journaler.writer.buffers} *
+                               o.journaler.writer.buffer_bytes;
+    if (pool > kMaxWritePoolBytes) {
+      throw CLI::ValidationError(
+          "--buffers x --buffer-size",
+          fmt::format("{} buffers of {} bytes are {} bytes of write buffers; at most {} GiB",
+                      o.journaler.writer.buffers, o.journaler.writer.buffer_bytes, pool,
+                      kMaxWritePoolBytes >> 30));
+    }
     parse_fsync_policy(s->fsync, o.journaler.writer);
     o.journaler.liveness_timeout = std::chrono::milliseconds(s->liveness_ms);
     o.journaler.writer.retain_age = std::chrono::seconds(s->retain_age_s);

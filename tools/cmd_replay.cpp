@@ -17,6 +17,7 @@
 #include "tools/commands.hpp"
 #include "tools/journal_commands.hpp"
 #include "tools/line_output.hpp"
+#include "tools/option_bounds.hpp"
 #include "tools/pacer.hpp"
 #include "tools/signals.hpp"
 
@@ -252,7 +253,7 @@ void add_replay_command(CLI::App& app) {
       },
       "NS|ISO-8601");
   CLI::Option* from = sub->add_option("--from", s->from, "First sequence to replay")
-                          ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{UINT64_MAX}));
+                          ->transform(whole_number_in(1, kMaxU64));
   CLI::Option* from_time =
       sub->add_option("--from-time", s->from_time,
                       "Start at the first data record stamped at or after T (ns since the epoch, "
@@ -260,7 +261,7 @@ void add_replay_command(CLI::App& app) {
           ->check(time_check);
   from->excludes(from_time);
   CLI::Option* to = sub->add_option("--to", s->to, "Last sequence to replay (inclusive)")
-                        ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{UINT64_MAX}));
+                        ->transform(whole_number_in(1, kMaxU64));
   CLI::Option* to_time =
       sub->add_option("--to-time", s->to_time,
                       "Stop after the last data record stamped at or before T (same forms as "
@@ -298,13 +299,13 @@ void add_replay_command(CLI::App& app) {
   sub->add_option("--capacity", s->options.capacity,
                   "Ring size in bytes if the channel is created (a power of two)")
       ->capture_default_str()
-      ->transform(CLI::AsSizeValue(false))
+      ->transform(ring_capacity_size())
       ->needs(channel);
   CLI::Option* max_message =
       sub->add_option("--max-message", s->max_message,
                       "Largest message in bytes if the channel is created (default 65536, or "
                       "capacity/4-32 if that is smaller)")
-          ->transform(CLI::AsSizeValue(false))
+          ->transform(max_message_size())
           ->needs(channel);
   sub->add_option("--timeout-ms", s->options.timeout_ms,
                   "With --to-channel: how long one message may wait for a block subscriber to "

@@ -19,6 +19,7 @@
 #include "tools/commands.hpp"
 #include "tools/observe_commands.hpp"
 #include "tools/observe_format.hpp"
+#include "tools/option_bounds.hpp"
 #include "tools/pacer.hpp"
 #include "tools/signals.hpp"
 #include "tools/truncation.hpp"
@@ -151,7 +152,7 @@ void add_stat_command(CLI::App& app) {
       sub->add_option("--watch", s->watch_s,
                       "Refresh every S seconds (like top) until SIGINT/SIGTERM; rates and "
                       "latencies are then also shown over the last interval")
-          ->check(CLI::Range(0.01, 86400.0));
+          ->check(real_number_in(0.01, 86400.0));
   CLI::Option* json = sub->add_flag(
       "--json", s->json,
       "One JSON document (one line; with --watch one per line, NDJSON); the fields are in "

@@ -12,6 +12,7 @@
 
 #include "tools/commands.hpp"
 #include "tools/line_output.hpp"
+#include "tools/option_bounds.hpp"
 #include "tools/pacer.hpp"
 #include "tools/signals.hpp"
 #include "tools/truncation.hpp"
@@ -134,19 +135,14 @@ void add_tail_command(CLI::App& app) {
       ->check(
           [](const std::string& v) -> std::string {
             if (v == "earliest" || v == "latest") return {};
-            char* end = nullptr;
-            errno = 0;
-            const unsigned long long seq = std::strtoull(v.c_str(), &end, 10);
-            if (v.empty() || *end != '\0' || errno != 0 || seq == 0 || v[0] == '-') {
-              return fmt::format("expected earliest, latest or a sequence number >= 1, got '{}'",
-                                 v);
-            }
-            return {};
+            std::string sequence = v;
+            if (whole_number_in(1, kMaxU64)(sequence).empty()) return {};
+            return fmt::format("expected earliest, latest or a sequence number >= 1, got '{}'", v);
           },
           "earliest|latest|SEQ");
   CLI::Option* count =
       sub->add_option("--count", s->count, "Exit (code 0) after printing N messages")
-          ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{UINT64_MAX}));
+          ->transform(whole_number_in(1, kMaxU64));
   sub->add_option("--format", s->format,
                   "text (the default): seq=N time=ISO-8601 size=B payload (printable text, else "
                   "0x+hex; first 64 bytes); json: one object per line with seq, time_ns, time, "

@@ -24,7 +24,12 @@ int on_parse_error(const CLI::App& app, const CLI::ParseError& e) {
                                            : fmt::format("unknown subcommand '{}'", extra.front());
     fmt::print(stderr, "shmbus: {}\n\n{}", what, app.help());
   } else {
-    const std::string sub = chosen.front()->get_name();
+    // The full path of the innermost subcommand chosen ("journal dump"), whose option it was.
+    std::string sub = chosen.front()->get_name();
+    for (const CLI::App* inner = chosen.front(); !inner->get_subcommands().empty();) {
+      inner = inner->get_subcommands().front();
+      sub = fmt::format("{} {}", sub, inner->get_name());
+    }
     fmt::print(stderr, "shmbus {}: {}\nRun 'shmbus {} --help' for more information.\n", sub,
                e.what(), sub);
   }

@@ -12,7 +12,10 @@
 // codes, never throw, allocate nothing, take no lock and make no system call.
 #pragma once
 
+#include <optional>
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include "options.hpp"
 #include "publisher.hpp"
@@ -21,7 +24,31 @@
 
 namespace shmbus {
 
-// Removes a channel's segments. Processes that still map it keep their mapping.
+// One shared-memory object a removal tried to unlink, and how it went.
+struct RemovedObject {
+  std::string object;          // its name (without /dev/shm/)
+  std::optional<Error> error;  // why it could not be unlinked (with errno's text); none: it was
+};
+
+// What unlink_channel did to each of the channel's objects it found, control segment first.
+struct RemovalReport {
+  std::vector<RemovedObject> objects;
+  bool complete() const noexcept {
+    for (const RemovedObject& o : objects) {
+      if (o.error) return false;
+    }
+    return true;
+  }
+};
+
+// Unlinks a channel's control segment and its ring, trying each even if the other fails (a user
+// who may not unlink them, say), and reports every outcome. An error only if there is no such
+// channel (not_found) or the name is not a channel's. Processes that still map it keep their
+// mapping.
+Result<RemovalReport> unlink_channel(std::string_view channel);
+
+// unlink_channel, with an incomplete removal as an error (the first failure's code) naming each
+// object that could not be unlinked and why, and what was removed.
 Result<void> remove_channel(std::string_view channel);
 
 }  // namespace shmbus

@@ -125,7 +125,8 @@ struct ShmLeftover {
   std::string why;
 };
 std::vector<ShmLeftover> list_leftovers();
-// Removes one leftover object by name (gc). not_found if it is already gone.
+// Removes one leftover object by name (gc). not_found if it is already gone; an error naming the
+// object and why (permission_denied, with errno's text) if it cannot be unlinked.
 Result<void> remove_leftover(std::string_view object);
 
 // gc's removal: removes `channel` only if it is abandoned AND no process maps it as a user (every
@@ -133,7 +134,8 @@ Result<void> remove_leftover(std::string_view object);
 // drops when the process dies). It holds the exclusive lock while it checks and unlinks, so no
 // process can start using the channel in between; one that opened it just before finds it removed
 // and opens (or creates) the channel anew. True if it removed the channel (with `dry_run`: would
-// have), false if the channel is in use.
+// have), false if the channel is in use; remove_channel's error if an object could not be
+// unlinked.
 Result<bool> remove_channel_if_abandoned(std::string_view channel, bool dry_run = false);
 
 }  // namespace shmbus
