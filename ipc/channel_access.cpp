@@ -18,15 +18,12 @@ namespace shmbus::detail {
 namespace {
 
 Error lock_error(const std::string& what, const std::string& name, int err) {
-  ErrorCode code = ErrorCode::system;
-  if (err == ENOENT) code = ErrorCode::not_found;
-  if (err == EACCES || err == EPERM || err == EROFS) code = ErrorCode::permission_denied;
-  std::string message = fmt::format("{} '{}': {}", what, shm_path(name), std::strerror(err));
-  if (code == ErrorCode::permission_denied) {
-    message += " (only processes the channel's owner trusts may hold its use lock: write access "
-               "to the ring or the gating group, see docs/security.md)";
+  Error error = shm_error(what, name, err);
+  if (error.code == ErrorCode::permission_denied) {
+    error.message += " (only processes the channel's owner trusts may hold its use lock: write "
+                     "access to the ring or the gating group, see docs/security.md)";
   }
-  return Error{code, std::move(message)};
+  return error;
 }
 
 // Read-write on purpose: a descriptor opened read-only could take a flock too.
