@@ -2,7 +2,8 @@
 //
 // Creation publishes a fully built ring atomically: the creator builds it under a private
 // temporary name and link()s it to the channel's name, so an opener sees either no channel or a
-// finished one, and of many simultaneous creators exactly one wins (the others open the winner's).
+// finished one, and of many simultaneous creators exactly one wins (the others open the winner's,
+// if its configuration is theirs or they accept the existing one: ChannelOptions::accept_existing).
 // The control segment is named after the ring's random incarnation, so a deleted and re-created
 // channel never shares counters or subscriber slots with its predecessor; so are the readers'
 // registry and the use lock (ipc/channel_access.hpp, docs/security.md).
@@ -65,7 +66,10 @@ struct OpenRequest {
 
 class ChannelMapping {
  public:
-  // Opens `channel`, creating it with `options` if it does not exist (publishers).
+  // Opens `channel`, creating it with `options` if it does not exist (publishers). An existing
+  // channel of another configuration is invalid_argument, naming both, unless
+  // options.accept_existing. The creator's mode and gating group decide the objects' modes
+  // (channel_modes); an opener's are not compared.
   static Result<std::shared_ptr<ChannelMapping>> open_or_create(std::string_view channel,
                                                                 const ChannelOptions& options);
   // Opens an existing channel, waiting up to `timeout` for it to appear (subscribers, tools).
