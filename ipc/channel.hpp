@@ -2,9 +2,11 @@
 //
 // Creation publishes a fully built ring atomically: the creator builds it under a private
 // temporary name and link()s it to the channel's name, so an opener sees either no channel or a
-// finished one, and of many simultaneous creators exactly one wins (the others open the winner's).
+// finished one, and of many simultaneous creators exactly one wins (the others open the winner's,
+// if its configuration is theirs or they accept the existing one: ChannelOptions::accept_existing).
 // The control segment is named after the ring's random incarnation, so a deleted and re-created
-// channel never shares counters or subscriber slots with its predecessor.
+// channel never shares counters or subscriber slots with its predecessor; so are the readers'
+// registry and the use lock (ipc/channel_access.hpp, docs/security.md).
 #pragma once
 
 #include <memory>
@@ -13,6 +15,7 @@
 #include <string_view>
 
 #include "core/ring.hpp"
+#include "ipc/channel_access.hpp"
 #include "ipc/control_layout.hpp"
 #include "ipc/control_segment.hpp"
 #include "ipc/process.hpp"
@@ -23,6 +26,8 @@ namespace shmbus::detail {
 
 std::string ring_object_name(std::string_view channel);
 std::string control_object_name(std::string_view channel, std::uint64_t incarnation);
+std::string readers_object_name(std::string_view channel, std::uint64_t incarnation);
+std::string lock_object_name(std::string_view channel, std::uint64_t incarnation);
 Result<void> check_channel_name(std::string_view channel);
 // check_ring / check_control as the Error an opener returns: version_mismatch or corrupt, the
 // message prefixed with `where` (the channel and its ring's path) and naming the segment. A usable
@@ -31,27 +36,68 @@ Result<void> validate_ring(const ShmSegment& ring, const std::string& where);
 Result<ControlLayout> validate_control(const ShmSegment& control, std::uint64_t incarnation,
                                        const std::string& where);
 
+// The exclusive use lock of a channel's current incarnation (UseLock), taken by `shmbus gc`:
+// `fd` holds it (close it to release), or is -1 when a process uses the channel. `ring_inode` is
+// the ring whose incarnation was locked: the caller checks the name still names it.
+struct UnusedChannelLock {
+  int fd = -1;
+  std::uint64_t ring_inode = 0;
+};
+Result<UnusedChannelLock> try_lock_unused_channel(std::string_view channel);
+
+// How a process asks for a channel's objects (ChannelMapping::open).
+enum class RingAccess : std::uint8_t {
+  read,                // drop and spill readers, the journaler's link
+  write,               // producers
+  write_if_permitted,  // block subscribers: read-write to repair stalled claims, else read-only
+};
+enum class ControlAccess : std::uint8_t {
+  write,  // producers, block subscribers, journalers: trusted, refused without write access
+  // drop and spill readers: the control segment read-write when permitted, else read-only with
+  // a registration in the readers' registry
+  write_or_register_as_reader,
+};
+struct OpenRequest {
+  RingAccess ring = RingAccess::read;
+  ControlAccess control = ControlAccess::write;
+  std::chrono::milliseconds timeout{0};
+  bool prefault_ring = true;
+};
+
 class ChannelMapping {
  public:
-  // Opens `channel`, creating it with `options` if it does not exist (publishers).
+  // Opens `channel`, creating it with `options` if it does not exist (publishers). An existing
+  // channel of another configuration is invalid_argument, naming both, unless
+  // options.accept_existing. The creator's mode and gating group decide the objects' modes
+  // (channel_modes); an opener's are not compared.
   static Result<std::shared_ptr<ChannelMapping>> open_or_create(std::string_view channel,
                                                                 const ChannelOptions& options);
   // Opens an existing channel, waiting up to `timeout` for it to appear (subscribers, tools).
   // A read-only ring mapping is enough for non-gating readers.
   // `prefault_ring` maps every ring page at once (no page faults on the hot path later); a
   // mapping kept only for the control segment (the journaler's link) leaves it off.
+  // Trusted: the control segment read-write (ControlAccess::write).
   static Result<std::shared_ptr<ChannelMapping>> open(std::string_view channel,
                                                       bool writable_ring,
                                                       std::chrono::milliseconds timeout,
                                                       bool prefault_ring = true);
+  static Result<std::shared_ptr<ChannelMapping>> open(std::string_view channel,
+                                                      const OpenRequest& request);
 
   const core::RingRef& ring() const noexcept { return ring_; }
-  // The control segment's fixed header.
+  // The header of the segment this process registers in and writes: the control segment, or for
+  // an untrusted reader the readers' registry (its slots, its futex words).
   ControlHeader& control() const noexcept { return control_.header(); }
-  // The control segment with its arrays (slots, histograms), as validated when it was mapped.
+  // That segment with its arrays (slots, histograms), as validated when it was mapped.
   const ControlRef& control_ref() const noexcept { return control_; }
+  // The channel's control segment, read-only: what the channel's trusted processes publish (the
+  // journal section, the counters), whichever segment this process registers in.
+  const ControlHeader& channel_control() const noexcept { return channel_control_.header(); }
   const ChannelInfo& info() const noexcept { return info_; }
   bool ring_writable() const noexcept { return ring_writable_; }
+  // Whether this process may write the control segment (and so registered there); false for a
+  // reader registered in the readers' registry.
+  bool trusted() const noexcept { return trusted_; }
 
   // The lowest position producers must not overwrite (UINT64_MAX when nothing bounds them): the
   // positions of active block subscribers and, on multi-producer channels, the in-flight claims
@@ -86,14 +132,21 @@ class ChannelMapping {
  private:
   void add_retired(std::uint64_t published, std::uint64_t bytes) noexcept;
   static Result<std::shared_ptr<ChannelMapping>> attach(std::string_view channel,
-                                                        ShmSegment ring_segment);
+                                                        ShmSegment ring_segment,
+                                                        const OpenRequest& request);
+  Result<void> map_control(std::string_view channel, const OpenRequest& request,
+                           const std::string& where);
 
   ShmSegment ring_segment_;
   ShmSegment control_segment_;
+  ShmSegment readers_segment_;  // untrusted readers only
+  UseLock use_lock_;            // trusted processes only
   core::RingRef ring_;
   ControlRef control_;
+  ConstControlRef channel_control_;
   ChannelInfo info_;
   bool ring_writable_ = false;
+  bool trusted_ = false;
 };
 
 }  // namespace shmbus::detail

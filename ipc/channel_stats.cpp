@@ -58,7 +58,7 @@ std::optional<std::string> slot_name(const SubscriberSlot& s) {
 bool anyone_claiming(const ConstControlRef& ctl) {
   auto claiming_alive = [](std::uint64_t owner) {
     return detail::owner_state(owner) == SlotState::claiming &&
-           detail::process_alive(detail::ProcessId{detail::owner_pid(owner), 0});
+           detail::pid_exists(detail::owner_pid(owner));
   };
   // acquire (both loops): as in read_subscriber / read_producer; only the owner word is used.
   for (const SubscriberSlot& s : ctl.subscriber_slots_taken()) {
@@ -378,13 +378,13 @@ std::vector<ShmLeftover> list_leftovers() {
     return std::any_of(found.begin(), found.end(), [&](const Found& f) {
       return f.name.temporary && f.name.channel == ctl.channel &&
              f.name.incarnation == ctl.incarnation &&
-             detail::process_alive(detail::ProcessId{f.name.pid, 0});
+             detail::pid_exists(f.name.pid);
     });
   };
   for (const Found& f : found) {
     if (f.young) continue;
     if (f.name.temporary) {
-      if (!detail::process_alive(detail::ProcessId{f.name.pid, 0})) {
+      if (!detail::pid_exists(f.name.pid)) {
         out.push_back(
             {f.file, fmt::format("unfinished creation by pid {}, which died", f.name.pid)});
       }
@@ -415,20 +415,20 @@ std::vector<ShmLeftover> list_leftovers() {
 Result<bool> remove_channel_if_abandoned(std::string_view channel, bool dry_run) {
   if (auto ok = detail::check_channel_name(channel); !ok) return tl::unexpected(ok.error());
   const std::string ring_name = detail::ring_object_name(channel);
-  auto locked = detail::try_lock_unused(ring_name);
+  auto locked = detail::try_lock_unused_channel(channel);
   if (!locked) return tl::unexpected(locked.error());
-  if (*locked < 0) return false;  // a process maps it
+  if (locked->fd < 0) return false;  // a process maps it
   struct Closer {
     int fd;
     ~Closer() { ::close(fd); }
-  } closer{*locked};
+  } closer{locked->fd};
   auto st = read_channel_stats(channel);
   if (!st) return tl::unexpected(st.error());
   if (!st->abandoned) return false;
   // The name must still name the object we locked (not a channel created since).
-  struct stat ours {}, named {};
-  if (::fstat(closer.fd, &ours) != 0 ||
-      ::stat(detail::shm_path(ring_name).c_str(), &named) != 0 || ours.st_ino != named.st_ino) {
+  struct stat named {};
+  if (::stat(detail::shm_path(ring_name).c_str(), &named) != 0 ||
+      named.st_ino != locked->ring_inode) {
     return false;
   }
   if (dry_run) return true;

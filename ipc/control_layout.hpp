@@ -22,8 +22,10 @@ namespace shmbus::detail {
 inline constexpr std::uint64_t kControlMagic = 0x4c52'5443'5342'4d48ULL;  // "HMBSCTRL"
 // 2: the journal section, `spilled`. 3: byte counters, retired producers' totals, the
 // per-subscriber end-to-end latency histograms. 4: slot counts chosen per channel, the arrays
-// after the fixed header, the high-water marks and the block-slot hints.
-inline constexpr std::uint32_t kControlVersion = 4;
+// after the fixed header, the high-water marks and the block-slot hints. 5: the trust model
+// (docs/security.md): the header's role, the readers' registry and the use lock as objects of
+// their own; a build of version 4 would lock the ring and never see the registry.
+inline constexpr std::uint32_t kControlVersion = 5;
 // ChannelOptions::subscriber_slots and producer_slots: defaults and accepted ranges (1 to max).
 inline constexpr std::uint32_t kDefaultSubscriberSlots = 64;
 inline constexpr std::uint32_t kMaxSubscriberSlots = 4096;
@@ -34,6 +36,12 @@ inline constexpr std::size_t kJournalDirSize = 512;
 // Set in ControlHeader::journal_owner while a journaler is writing journal_dir (the rest of the
 // word is its pack_process()): readers treat the channel as having no journaler until it clears.
 inline constexpr std::uint64_t kJournalClaiming = 1ULL << 63;
+
+// What a segment in the control format is for (ControlHeader::role), so that one can never be
+// passed off as the other: the channel's control segment, writable only by trusted processes and
+// the only one producers scan, or the readers' registry, where readers without write access to
+// the control segment register and which gates nobody (docs/security.md).
+enum class ControlRole : std::uint32_t { control = 1, readers = 2 };
 
 enum class SlotState : std::uint8_t {
   free = 0,
@@ -126,7 +134,7 @@ struct ControlHeader {
   std::uint32_t slot_count;   // subscriber slots
   std::atomic<std::uint32_t> ready;  // release-stored last by the creator
   std::uint32_t producer_slot_count;
-  std::uint32_t reserved0;
+  std::uint32_t role;  // ControlRole
   // Where the arrays are and how large the segment is, as control_layout(slot_count,
   // producer_slot_count) computes them: an opener refuses a header whose values differ.
   std::uint64_t segment_size;
@@ -199,6 +207,7 @@ struct ControlHeader {
 static_assert(offsetof(ControlHeader, slot_count) == 32);
 static_assert(offsetof(ControlHeader, ready) == 36);
 static_assert(offsetof(ControlHeader, segment_size) == 48);
+static_assert(offsetof(ControlHeader, role) == 44);
 static_assert(offsetof(ControlHeader, latency_offset) == 72);
 static_assert(offsetof(ControlHeader, gate_epoch) == 128);
 static_assert(offsetof(ControlHeader, subscriber_slots_high_water) == 136);
@@ -263,6 +272,7 @@ constexpr std::uint64_t control_fingerprint() noexcept {
       offsetof(ControlHeader, slot_count),
       offsetof(ControlHeader, ready),
       offsetof(ControlHeader, producer_slot_count),
+      offsetof(ControlHeader, role),
       offsetof(ControlHeader, segment_size),
       offsetof(ControlHeader, subscriber_slots_offset),
       offsetof(ControlHeader, producer_slots_offset),

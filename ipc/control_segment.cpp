@@ -24,7 +24,8 @@ void declare_layout(ControlHeader& header, const ControlLayout& layout) noexcept
   header.segment_size = layout.segment_size;
 }
 
-void format_control(void* base, const ControlLayout& layout, std::uint64_t incarnation) noexcept {
+void format_control(void* base, const ControlLayout& layout, std::uint64_t incarnation,
+                    ControlRole role) noexcept {
   ControlRef control(base, layout);
   ControlHeader& c = control.header();
   c.magic = kControlMagic;
@@ -32,6 +33,7 @@ void format_control(void* base, const ControlLayout& layout, std::uint64_t incar
   c.header_size = sizeof(ControlHeader);
   c.layout_fingerprint = control_fingerprint();
   c.incarnation = incarnation;
+  c.role = static_cast<std::uint32_t>(role);
   declare_layout(c, layout);
   for (ProducerSlot& p : control.producer_slots()) {
     p.in_flight.store(kNoClaim, std::memory_order_relaxed);  // relaxed: published by `ready`
@@ -41,7 +43,8 @@ void format_control(void* base, const ControlLayout& layout, std::uint64_t incar
 }
 
 tl::expected<ControlLayout, std::string> check_control(const void* base, std::size_t size,
-                                                       std::uint64_t incarnation) {
+                                                       std::uint64_t incarnation,
+                                                       ControlRole role) {
   // The identity first (every version starts with it), so that an older build's segment is
   // reported as the version mismatch it is.
   if (size < offsetof(ControlHeader, gate_epoch)) {
@@ -65,6 +68,12 @@ tl::expected<ControlLayout, std::string> check_control(const void* base, std::si
   }
   if (c->incarnation != incarnation) {
     return tl::unexpected(std::string("control segment belongs to another incarnation"));
+  }
+  if (c->role != static_cast<std::uint32_t>(role)) {
+    return tl::unexpected(fmt::format("segment declares role {}, not the {} ({})", c->role,
+                                      role == ControlRole::control ? "control segment"
+                                                                   : "readers' registry",
+                                      static_cast<std::uint32_t>(role)));
   }
   // Each declared value is read once, into `declared`, and only that copy is checked and used: a
   // peer rewriting the header meanwhile cannot make us use a value we did not check.

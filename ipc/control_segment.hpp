@@ -24,16 +24,19 @@ void declare_layout(ControlHeader& header, const ControlLayout& layout) noexcept
 
 // Formats a new, zero-filled segment of layout.segment_size bytes at `base` (creator only) and
 // release-stores `ready` last.
-void format_control(void* base, const ControlLayout& layout, std::uint64_t incarnation) noexcept;
+void format_control(void* base, const ControlLayout& layout, std::uint64_t incarnation,
+                    ControlRole role = ControlRole::control) noexcept;
 
 // The layout a mapped control segment of `size` bytes declares, if this build can use it for the
 // ring's `incarnation`: the identity (magic, version and fingerprint, ready, incarnation), then
 // every count within its bounds, every offset and the segment size equal to what control_layout()
 // computes from the counts, and the mapping at least that large. Nothing past the fixed header is
 // read, so a hostile or corrupt header gets a message (naming what is wrong), never an access out
-// of bounds. A message mentions "version" exactly when the layout version is what differs.
+// of bounds. A message mentions "version" exactly when the layout version is what differs. The
+// segment must also declare `role`: a readers' registry is never taken for the control segment.
 tl::expected<ControlLayout, std::string> check_control(const void* base, std::size_t size,
-                                                       std::uint64_t incarnation);
+                                                       std::uint64_t incarnation,
+                                                       ControlRole role = ControlRole::control);
 
 // A validated view of one mapped control segment (after check_control): its header, and its
 // arrays where the validated layout puts them. It keeps that layout and never re-reads the

@@ -77,6 +77,20 @@ ChannelMapping::GateFloor ChannelMapping::scan_gate_floor() const noexcept {
   return GateFloor{floor, source};
 }
 
+namespace {
+
+// Whether a gating slot's owner is provably alive: the identity fields name the owner word's pid
+// and that process, start time included (0 matches nothing). Anything else counts as dead, and
+// the slot is evicted once that has lasted its liveness timeout: a forged or half-written slot
+// gates for that long at most. A resuming slot's fields name the previous owner for the
+// microseconds until its new owner rewrites them (describe_slot), far below any timeout; the
+// next look then finds it alive and resets the clock.
+bool gating_owner_alive(const SubscriberSlot& slot, std::uint64_t owner) noexcept {
+  return slot.pid == owner_pid(owner) && process_alive(ProcessId{slot.pid, slot.start_time});
+}
+
+}  // namespace
+
 std::size_t ChannelMapping::evict_dead_subscribers() noexcept {
   std::size_t evicted = 0;
   const std::int64_t now = monotonic_ns();
@@ -84,11 +98,7 @@ std::size_t ChannelMapping::evict_dead_subscribers() noexcept {
     // acquire: as in scan_gate_floor.
     std::uint64_t owner = s.owner.load(std::memory_order_acquire);
     if (!gates(owner_state(owner))) continue;
-    // A resuming slot's identity fields still name the previous owner: judge the new one by pid.
-    const ProcessId who = owner_state(owner) == SlotState::active
-                              ? ProcessId{s.pid, s.start_time}
-                              : ProcessId{owner_pid(owner), 0};
-    if (process_alive(who)) {
+    if (gating_owner_alive(s, owner)) {
       // relaxed: a hint for the next look; a revived slot (new owner) resets it at registration.
       s.dead_since_ns.store(0, std::memory_order_relaxed);
       continue;
@@ -107,7 +117,7 @@ std::size_t ChannelMapping::evict_dead_subscribers() noexcept {
     if (now - since < s.liveness_timeout_ns) continue;
     // acq_rel: the winner alone counts the eviction; producers that then re-scan (after the
     // epoch bump below) no longer see the slot as gating.
-    if (s.owner.compare_exchange_strong(owner, owner_word(who.pid, SlotState::evicted),
+    if (s.owner.compare_exchange_strong(owner, owner_word(owner_pid(owner), SlotState::evicted),
                                         std::memory_order_acq_rel)) {  // acq_rel: see above
       // relaxed: counters for tools.
       s.evictions.fetch_add(1, std::memory_order_relaxed);            // relaxed: statistic
@@ -123,8 +133,10 @@ std::size_t ChannelMapping::evict_dead_subscribers() noexcept {
     std::uint64_t owner = p.owner.load(std::memory_order_acquire);
     if (owner == 0) continue;
     // A claiming slot's start time is not written yet: judge it by its pid alone.
-    const std::uint64_t start = owner_state(owner) == SlotState::active ? p.start_time : 0;
-    if (process_alive(ProcessId{owner_pid(owner), start})) continue;
+    const bool alive = owner_state(owner) == SlotState::active
+                           ? process_alive(ProcessId{owner_pid(owner), p.start_time})
+                           : pid_exists(owner_pid(owner));
+    if (alive) continue;
     // A dead producer's claim is repaired or skipped by readers; once its slot is free it bounds
     // nobody (scan_gate_floor skips free slots, and the next owner resets the bound). The bound
     // is not cleared here first: if a peer frees the slot meanwhile and a new producer takes it,

@@ -133,7 +133,7 @@ void release_journal(ChannelMapping& channel) noexcept {
 }
 
 std::optional<JournalLink> find_journal(const ChannelMapping& channel) {
-  return find_journal(channel.control());
+  return find_journal(channel.channel_control());
 }
 
 std::optional<JournalLink> find_journal(const ControlHeader& control) {

@@ -47,10 +47,13 @@ ProcessId self_process() noexcept {
 }
 
 bool process_alive(const ProcessId& process) noexcept {
-  if (process.pid == 0) return false;
-  const std::uint64_t now = process_start_time(process.pid);
-  if (now == 0) return false;
-  return process.start_time == 0 || now == process.start_time;
+  if (process.pid == 0 || process.pid > kMaxPid || process.start_time == 0) return false;
+  return process_start_time(process.pid) == process.start_time;
+}
+
+bool pid_exists(std::uint32_t pid) noexcept {
+  if (pid == 0 || pid > kMaxPid) return false;
+  return process_start_time(pid) != 0;
 }
 
 void barrier_all_cpus() noexcept {

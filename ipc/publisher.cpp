@@ -48,6 +48,12 @@ Result<void> take_exclusive(ChannelMapping& channel, const detail::ProcessId& se
 
 }  // namespace
 
+Result<Publisher> Publisher::open(std::string_view channel) {
+  ChannelOptions options;
+  options.accept_existing = true;  // no configuration asked for: any existing one will do
+  return open(channel, options);
+}
+
 Result<Publisher> Publisher::open(std::string_view channel, const ChannelOptions& options) {
   auto mapping = ChannelMapping::open_or_create(channel, options);
   if (!mapping) return tl::unexpected(mapping.error());

@@ -189,4 +189,8 @@ bool ShmSegment::exists(const std::string& name) noexcept {
   return ::access(shm_path(name).c_str(), F_OK) == 0;
 }
 
+Error shm_error(const std::string& what, const std::string& name, int err) {
+  return os_error(what, name, err);
+}
+
 }  // namespace shmbus::detail

@@ -63,6 +63,10 @@ class ShmSegment {
 // when no process uses the object, -1 when one does (EWOULDBLOCK), an error otherwise.
 Result<int> try_lock_unused(const std::string& name);
 
+// The Error for an OS error `err` while doing `what` to object `name`: its code (not_found,
+// permission_denied, no_space or system) and a message naming the path.
+Error shm_error(const std::string& what, const std::string& name, int err);
+
 // Path of a shared-memory object's name in the file system (Linux: /dev/shm).
 std::string shm_path(const std::string& name);
 

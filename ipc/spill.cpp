@@ -52,7 +52,7 @@ void SubscriberSlowState::start_catch_up(PollState& poll) noexcept {
 
 bool SubscriberSlowState::journal_ready(const PollState& poll) const noexcept {
   // acquire: pairs with the journaler's release in publish_journal_progress.
-  return channel->control().journal_written.load(std::memory_order_acquire) >=
+  return channel->channel_control().journal_written.load(std::memory_order_acquire) >=
          poll.reader.next_sequence();
 }
 
@@ -62,7 +62,7 @@ bool SubscriberSlowState::catch_up_ready(PollState& poll) noexcept {
 
 bool SubscriberSlowState::journaler_alive() noexcept {
   SpillState& sp = *spill;
-  auto& ctl = channel->control();
+  auto& ctl = channel->channel_control();
   // acquire: a settled owner word comes with its directory (see claim_journal).
   const std::uint64_t owner = ctl.journal_owner.load(std::memory_order_acquire);
   if (owner == 0) return sp.journaler_alive = false;
@@ -238,7 +238,7 @@ std::size_t SubscriberSlowState::poll_journal(PollState& poll, MessageSink sink,
   if (try_rejoin(poll, true)) return 0;
   SpillState& sp = *spill;
   const core::RingRef& ring = channel->ring();
-  auto& ctl = channel->control();
+  auto& ctl = channel->channel_control();
   std::uint64_t expected = poll.reader.next_sequence();
   // The ring reader keeps the expected sequence (next_sequence(), cursor(), the slot); its
   // position stays where the ring lapped us until we rejoin.

@@ -66,11 +66,13 @@ Result<std::pair<SubscriberSlot*, bool>> take_slot(const detail::ControlRef& con
         if (owner_state(owner) == SlotState::free) continue;
         if (std::strncmp(s.name, name.c_str(), sizeof s.name) != 0) continue;
         const SlotState st = owner_state(owner);
+        // An active slot's owner by its identity (start time included); a slot being taken
+        // (claiming, resuming) by the owner word's pid, as its identity is being written.
         const bool live_owner =
-            (st == SlotState::active || st == SlotState::claiming || st == SlotState::resuming) &&
-            detail::process_alive(st == SlotState::active
-                                      ? detail::ProcessId{s.pid, s.start_time}
-                                      : detail::ProcessId{owner_pid(owner), 0});
+            st == SlotState::active
+                ? s.pid == owner_pid(owner) && detail::process_alive({s.pid, s.start_time})
+                : (st == SlotState::claiming || st == SlotState::resuming) &&
+                      detail::pid_exists(owner_pid(owner));
         if (live_owner) {
           return tl::unexpected(Error{
               ErrorCode::busy,
@@ -99,7 +101,7 @@ Result<std::pair<SubscriberSlot*, bool>> take_slot(const detail::ControlRef& con
       const bool reusable =
           st == SlotState::free || dead_anonymous ||
           (st == SlotState::evicted && s.name[0] == '\0') ||
-          (st == SlotState::claiming && !detail::process_alive({owner_pid(owner), 0}));
+          (st == SlotState::claiming && !detail::pid_exists(owner_pid(owner)));
       if (!reusable) continue;
       // Covered by the high-water mark before it is ours (see scan_gate_floor).
       control.cover_subscriber_slot(control.index_of(s));
@@ -186,7 +188,11 @@ StartPoint start_point(const core::RingRef& ring, const SubscriberSlot& slot, bo
   // relaxed: the slot is ours (the CAS that took it acquired it).
   const std::uint64_t saved_seq = slot.next_sequence.load(std::memory_order_relaxed);
   const std::uint64_t saved_position = slot.position.load(std::memory_order_relaxed);  // relaxed: our slot
-  if (resumed && saved_seq != 0 && core::is_frame_aligned(saved_position)) {
+  // The saved position is a peer's word (the previous owner's, or anyone's who could write the
+  // segment): used only when no producer has yet to reach it. One more than a lap behind is
+  // honest (an evicted subscriber's): the reader finds itself lapped and counts the loss.
+  const bool reached = saved_position <= ring.load_tail().position;
+  if (resumed && saved_seq != 0 && core::is_frame_aligned(saved_position) && reached) {
     return {{saved_position, resume_sequence(ring, saved_position, saved_seq)}, true};
   }
   const std::uint64_t margin = ring.capacity / 8;
@@ -205,8 +211,15 @@ StartPoint start_point(const core::RingRef& ring, const SubscriberSlot& slot, bo
 // never write it). A spill reader also needs a journaler attached.
 Result<std::shared_ptr<ChannelMapping>> map_channel(std::string_view channel,
                                                     const SubscriberOptions& options) {
-  auto mapping = ChannelMapping::open(channel, options.policy == Policy::block,
-                                      options.open_timeout);
+  // A block reader gates the producers: it needs the channel's trust (write access to the
+  // control segment). Others register in the readers' registry when they lack it.
+  const bool gating = options.policy == Policy::block;
+  auto mapping = ChannelMapping::open(
+      channel, detail::OpenRequest{
+                   gating ? detail::RingAccess::write_if_permitted : detail::RingAccess::read,
+                   gating ? detail::ControlAccess::write
+                          : detail::ControlAccess::write_or_register_as_reader,
+                   options.open_timeout, true});
   if (!mapping) return mapping;
   if (options.policy == Policy::spill) {
     if (auto linked = require_journaler(**mapping, channel); !linked) {

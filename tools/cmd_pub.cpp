@@ -6,6 +6,8 @@
 #include <cstring>
 #include <memory>
 
+#include <grp.h>
+
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
@@ -143,6 +145,33 @@ int publish_lines(Publisher& pub, const PubOptions& o, std::FILE* input, Tally& 
   }
 }
 
+// --mode: an octal file mode of read and write bits only (e.g. 0640).
+CLI::Validator octal_mode_validator() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        const bool octal = !text.empty() && text.size() <= 4 &&
+                           std::all_of(text.begin(), text.end(),
+                                       [](char c) { return c >= '0' && c <= '7'; });
+        if (!octal || (std::stoul(text, nullptr, 8) & ~0666UL) != 0) {
+          return fmt::format("'{}' is not an octal mode of read and write bits (e.g. 0640)", text);
+        }
+        return {};
+      },
+      "OCTAL");
+}
+
+// --gating-group: a group name, or a numeric gid.
+tl::expected<std::uint32_t, std::string> resolve_group(const std::string& group) {
+  if (!group.empty() && std::all_of(group.begin(), group.end(),
+                                    [](char c) { return c >= '0' && c <= '9'; })) {
+    return static_cast<std::uint32_t>(std::stoul(group));
+  }
+  if (const struct group* entry = ::getgrnam(group.c_str()); entry != nullptr) {
+    return static_cast<std::uint32_t>(entry->gr_gid);
+  }
+  return tl::unexpected(fmt::format("no group named '{}'", group));
+}
+
 }  // namespace
 
 void fill_generated_payload(std::span<std::byte> out, std::uint64_t counter) noexcept {
@@ -155,6 +184,7 @@ void fill_generated_payload(std::span<std::byte> out, std::uint64_t counter) noe
 ChannelOptions channel_options_for(std::uint64_t capacity,
                                    std::optional<std::uint32_t> max_message) {
   ChannelOptions channel;
+  channel.accept_existing = true;
   channel.capacity = capacity;
   if (max_message) {
     channel.max_message = *max_message;
@@ -166,7 +196,11 @@ ChannelOptions channel_options_for(std::uint64_t capacity,
 
 int run_pub(const PubOptions& o, std::FILE* input) {
   install_stop_handlers();
-  auto pub = Publisher::open(o.channel, channel_options_for(o.capacity, o.max_message));
+  ChannelOptions channel = channel_options_for(o.capacity, o.max_message);
+  channel.mode = o.mode;
+  channel.gating_group = o.gating_group;
+  channel.accept_existing = o.accept_existing;
+  auto pub = Publisher::open(o.channel, channel);
   if (!pub) {
     fmt::print(stderr, "shmbus pub: {}\n", pub.error().message);
     return kExitFailure;
@@ -183,6 +217,9 @@ void add_pub_command(CLI::App& app) {
     PubOptions options;
     std::uint64_t count = 0;
     std::uint32_t max_message = 0;
+    std::string mode = "0660";
+    std::string gating_group;
+    bool accept_existing = false;
   };
   auto s = std::make_shared<State>();
   CLI::App* sub = app.add_subcommand(
@@ -202,7 +239,7 @@ void add_pub_command(CLI::App& app) {
                   "Messages per second, paced on CLOCK_MONOTONIC deadlines (default: as fast "
                   "as possible)")
       ->check(real_number_in(0.0, 1e10));
-  sub->add_option("--capacity", s->options.capacity,
+  CLI::Option* capacity = sub->add_option("--capacity", s->options.capacity,
                   "Ring size in bytes if the channel is created (a power of two)")
       ->capture_default_str()
       ->transform(ring_capacity_size());
@@ -217,12 +254,35 @@ void add_pub_command(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::Range(std::int64_t{0}, kMaxTimeoutMs));
   sub->add_flag("-q,--quiet", s->options.quiet, "No summary line on stderr");
+  sub->add_option("--mode", s->mode,
+                      "File mode of the ring if the channel is created, in octal (default 0660). "
+                      "Classes it lets write are trusted (publish, block, record); classes it "
+                      "lets only read may tail with drop or spill (docs/security.md)")
+      ->check(octal_mode_validator());
+  CLI::Option* gating_group = sub->add_option(
+      "--gating-group", s->gating_group,
+      "If the channel is created: a Unix group (name or gid) trusted to attach block "
+      "subscribers and journalers without publishing rights");
+  CLI::Option* accept_existing = sub->add_flag(
+      "--accept-existing", s->accept_existing,
+      "Use an existing channel whatever its configuration; without it, --capacity or "
+      "--max-message differing from the existing channel's is an error");
   sub->footer(
       "At the end a summary goes to stderr: messages, bytes, elapsed time, rate, first and last "
       "sequence.\nExit: 0 done; 1 error (e.g. timed out); 2 bad arguments; 128+N after signal N.");
-  sub->callback([s, count, max_message] {
+  sub->callback([s, count, max_message, capacity, gating_group, accept_existing] {
     if (count->count() > 0) s->options.count = s->count;
     if (max_message->count() > 0) s->options.max_message = s->max_message;
+    s->options.mode = static_cast<unsigned>(std::stoul(s->mode, nullptr, 8));
+    if (gating_group->count() > 0) {
+      auto gid = resolve_group(s->gating_group);
+      if (!gid) throw CLI::ValidationError("--gating-group", gid.error());
+      s->options.gating_group = *gid;
+    }
+    // Asking for a configuration (capacity, max message) makes a different existing one an
+    // error, unless --accept-existing says any will do.
+    const bool asked = capacity->count() > 0 || max_message->count() > 0;
+    s->options.accept_existing = !asked || accept_existing->count() > 0;
     const int code = run_pub(s->options, stdin);
     if (code != kExitOk) throw CLI::RuntimeError(code);
   });

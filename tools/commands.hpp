@@ -47,6 +47,12 @@ struct PubOptions {
   std::optional<std::uint32_t> max_message;
   std::int64_t timeout_ms = 5000;  // how long one message may wait for back-pressure to clear
   bool quiet = false;              // no summary line on stderr
+  // Creation: the ring's mode and the gating group (ChannelOptions::mode, gating_group).
+  unsigned mode = 0660;
+  std::optional<std::uint32_t> gating_group;
+  // An existing channel of another configuration than asked for (--capacity, --max-message) is
+  // an error unless this is set; without any creation flag, any existing one is accepted.
+  bool accept_existing = true;
 };
 
 // The generated payload for message `counter` (1, 2, ...): bytes 0-7 hold the counter, little
@@ -56,6 +62,7 @@ void fill_generated_payload(std::span<std::byte> out, std::uint64_t counter) noe
 
 // The options a command creates a channel with: `capacity`, and `max_message` or else the
 // default (64 KiB) capped at what the capacity allows (capacity / 4 - 32). pub and replay share it.
+// An existing channel is accepted whatever its configuration (accept_existing).
 ChannelOptions channel_options_for(std::uint64_t capacity, std::optional<std::uint32_t> max_message);
 
 // Publishes `options.count` generated messages, or else one message per line of `input`.

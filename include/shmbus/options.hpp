@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 
 namespace shmbus {
@@ -24,9 +25,12 @@ enum class StartFrom : std::uint8_t {
 struct ChannelOptions {
   std::uint64_t capacity = 4 << 20;      // data bytes, a power of two
   std::uint32_t max_message = 64 << 10;  // largest payload; at most capacity / 4 - 32
-  unsigned mode = 0660;                  // file mode of the ring; subscribers need write access
-                                         // to the control segment, whose mode adds write to
-                                         // every class that may read
+  // File mode of the ring. It says who is trusted (docs/security.md): the classes it lets write
+  // (owner, group, others) may publish, gate the producers (block subscribers), journal and
+  // remove; the classes it lets only read may consume with drop or spill, registering in the
+  // readers' registry, and can neither slow nor evict anyone. The channel's other objects get
+  // modes derived from this one (and from gating_group), which the kernel enforces.
+  unsigned mode = 0660;
   std::chrono::milliseconds open_timeout{2000};  // waiting for a channel being created
   // One producer process at a time (enforced: a second publisher gets ErrorCode::busy while the
   // first one's process lives). Claims then need no compare-and-swap.
@@ -38,10 +42,17 @@ struct ChannelOptions {
   // subscriber_slots + 1st subscriber gets ErrorCode::busy. Each subscriber slot costs 256 bytes
   // plus an 8256-byte latency histogram of shared memory, each producer slot 64 bytes; producers
   // look only at the slots ever used, so unused ones cost nothing else. Like capacity, they are
-  // the creator's choice: opening an existing channel keeps its counts, whatever these say
-  // (ChannelInfo tells them).
+  // the creator's choice: an opener asking for other counts is refused unless accept_existing.
   std::uint32_t subscriber_slots = 64;
   std::uint32_t producer_slots = 32;
+  // A Unix group (gid) trusted to gate the producers without the right to publish: its members
+  // get write access to the control segment and the use lock (so they may attach block
+  // subscribers and journalers), not to the ring. The creator must belong to it (or be root).
+  std::optional<std::uint32_t> gating_group;
+  // Opening a channel that exists with another configuration (capacity, max_message,
+  // single_producer, subscriber_slots, producer_slots) is an error (invalid_argument, naming
+  // both) unless this is set: then the existing configuration is used, as ChannelInfo tells.
+  bool accept_existing = false;
 };
 
 // A snapshot of a channel's identity, as the creator wrote it.

@@ -56,8 +56,11 @@ class Claim {
 
 class Publisher {
  public:
-  // Opens the channel, creating it with `options` if it does not exist.
-  static Result<Publisher> open(std::string_view channel, const ChannelOptions& options = {});
+  // Opens the channel, creating it with `options` if it does not exist. An existing channel of
+  // another configuration is refused unless options.accept_existing (ChannelOptions).
+  static Result<Publisher> open(std::string_view channel, const ChannelOptions& options);
+  // Opens the channel as it exists, whatever its configuration, or creates it with the defaults.
+  static Result<Publisher> open(std::string_view channel);
 
   // A moved-from Publisher may only be destroyed or assigned to.
   Publisher(Publisher&&) noexcept;

@@ -51,8 +51,9 @@ TEST(Channel, PublisherCreatesAndSubscribersOpenTheSameIncarnation) {
   EXPECT_EQ(pub->info().capacity, 64u << 10);
   EXPECT_EQ(pub->info().max_message, 1024u);
   EXPECT_NE(pub->info().incarnation, 0u);
-  // The ring and the control segment of its incarnation; no temporary left.
-  EXPECT_EQ(channel_objects(ch.name()).size(), 2u);
+  // The ring, and its incarnation's control segment, readers' registry and use lock; no
+  // temporary left.
+  EXPECT_EQ(channel_objects(ch.name()).size(), 4u);
 
   auto block = Subscriber::open(ch.name(), sub_options(Policy::block));
   ASSERT_TRUE(block) << block.error().message;
@@ -62,9 +63,14 @@ TEST(Channel, PublisherCreatesAndSubscribersOpenTheSameIncarnation) {
   EXPECT_EQ(drop->info().incarnation, pub->info().incarnation);
   EXPECT_EQ(drop->info().capacity, 64u << 10);
 
-  // A second publisher opens the existing channel; its own options do not re-create it.
+  // A second publisher asking for another capacity is refused; accepting the existing
+  // configuration, it opens the channel as it is (its own options do not re-create it).
   ChannelOptions other = small_options();
   other.capacity = 1 << 20;
+  auto refused = Publisher::open(ch.name(), other);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, ErrorCode::invalid_argument) << refused.error().message;
+  other.accept_existing = true;
   auto pub2 = Publisher::open(ch.name(), other);
   ASSERT_TRUE(pub2) << pub2.error().message;
   EXPECT_EQ(pub2->info().incarnation, pub->info().incarnation);
@@ -224,12 +230,16 @@ TEST(Channel, SimultaneousCreatorsAgreeOnOneIncarnation) {
     auto pub = Publisher::open(ch.name(), small_options());
     ASSERT_TRUE(pub) << pub.error().message;
     EXPECT_EQ("INCARNATION " + std::to_string(pub->info().incarnation), *incarnations.begin());
-    // One ring, one control segment (the losers removed theirs), no temporaries.
+    // One ring and one incarnation's control segment, registry and lock (the losers removed
+    // theirs), no temporaries.
     auto objects = channel_objects(ch.name());
     std::sort(objects.begin(), objects.end());
-    ASSERT_EQ(objects.size(), 2u) << ::testing::PrintToString(objects);
+    ASSERT_EQ(objects.size(), 4u) << ::testing::PrintToString(objects);
     EXPECT_EQ(objects[0], "shmbus." + ch.name());
-    EXPECT_TRUE(objects[1].starts_with("shmbus." + ch.name() + ".ctl.")) << objects[1];
+    const std::string control = objects[1];
+    EXPECT_TRUE(control.starts_with("shmbus." + ch.name() + ".ctl.")) << control;
+    EXPECT_EQ(objects[2], control + ".lock");
+    EXPECT_EQ(objects[3], control + ".readers");
   }
   std::printf("%d of %d processes raced to create (the rest found the channel)\n", contenders,
               kRounds * kProcesses);

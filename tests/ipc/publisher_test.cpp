@@ -222,7 +222,14 @@ TEST(SingleProducer, SecondPublisherIsBusyUntilTheFirstCloses) {
     auto second = Publisher::open(ch.name(), single_producer_options());
     ASSERT_FALSE(second);
     EXPECT_EQ(second.error().code, ErrorCode::busy) << second.error().message;
-    auto plain = Publisher::open(ch.name(), small_options());  // the channel decides, not options
+    // Asking for a multi-producer channel is refused; accepting what exists, the channel
+    // decides, not the options.
+    auto plain = Publisher::open(ch.name(), small_options());
+    ASSERT_FALSE(plain);
+    EXPECT_EQ(plain.error().code, ErrorCode::invalid_argument) << plain.error().message;
+    ChannelOptions accepting = small_options();
+    accepting.accept_existing = true;
+    plain = Publisher::open(ch.name(), accepting);
     ASSERT_FALSE(plain);
     EXPECT_EQ(plain.error().code, ErrorCode::busy);
     Child other = Child::fork([&] {

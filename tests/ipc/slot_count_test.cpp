@@ -72,8 +72,18 @@ TEST(SlotCounts, TheCreatorsCountsAreWhatEveryOpenerGets) {
   ASSERT_TRUE(pub) << pub.error().message;
   EXPECT_EQ(pub->info().subscriber_slots, 100u);
   EXPECT_EQ(pub->info().producer_slots, 3u);
-  // Another publisher asking for other counts opens the channel as it is, as with capacity.
-  auto other = Publisher::open(ch.name(), counted(2000, 500));
+  // Another publisher asking for other counts is refused, naming both; accepting the existing
+  // configuration, it opens the channel as it is, as with capacity.
+  auto refused = Publisher::open(ch.name(), counted(2000, 500));
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, ErrorCode::invalid_argument);
+  EXPECT_NE(refused.error().message.find("100 subscriber slots, 3 producer slots"),
+            std::string::npos) << refused.error().message;
+  EXPECT_NE(refused.error().message.find("2000 subscriber slots, 500 producer slots"),
+            std::string::npos) << refused.error().message;
+  ChannelOptions accepting = counted(2000, 500);
+  accepting.accept_existing = true;
+  auto other = Publisher::open(ch.name(), accepting);
   ASSERT_TRUE(other) << other.error().message;
   EXPECT_EQ(other->info().subscriber_slots, 100u);
   EXPECT_EQ(other->info().producer_slots, 3u);

@@ -122,6 +122,7 @@ int produce(const ProduceArgs& a) {
   opts.capacity = a.capacity;
   opts.max_message = a.max_message;
   opts.single_producer = a.single_producer;
+  opts.accept_existing = true;  // the options are for creating it; any existing channel will do
   auto pub = shmbus::Publisher::open(a.channel, opts);
   if (!pub) {
     emit("ERROR open: " + pub.error().message);
