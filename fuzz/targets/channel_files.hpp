@@ -35,18 +35,23 @@ class ChannelFiles {
     remove();
     ring_path_ = detail::shm_path(detail::ring_object_name(channel_));
     control_path_ = detail::shm_path(detail::control_object_name(channel_, incarnation));
-    return write_file(control_path_, control) && write_file(ring_path_, ring);
+    lock_path_ = detail::shm_path(detail::lock_object_name(channel_, incarnation));
+    // The use lock is an empty object that openers flock; without it every open stops early.
+    return write_file(lock_path_, std::span<const std::byte>()) && write_file(control_path_, control) &&
+           write_file(ring_path_, ring);
   }
 
   void remove() noexcept {
-    if (!ring_path_.empty()) ::unlink(ring_path_.c_str());
-    if (!control_path_.empty()) ::unlink(control_path_.c_str());
+    for (const std::string* path : {&ring_path_, &control_path_, &lock_path_}) {
+      if (!path->empty()) ::unlink(path->c_str());
+    }
   }
 
  private:
   std::string channel_;
   std::string ring_path_;
   std::string control_path_;
+  std::string lock_path_;
 };
 
 // A valid control segment for `incarnation` with the given slot counts (a ring target pairs its

@@ -49,6 +49,7 @@ inline AlignedBytes coerce(Input input) {
   header->header_size = sizeof(ControlHeader);
   header->layout_fingerprint = detail::control_fingerprint();
   header->incarnation = kIncarnation;
+  header->role = static_cast<std::uint32_t>(detail::ControlRole::control);
   detail::declare_layout(*header, layout);
   header->ready.store(core::kReadyMarker, std::memory_order_relaxed);
   return segment;

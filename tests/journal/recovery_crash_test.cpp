@@ -146,7 +146,10 @@ TEST(JournalRecoveryCrash, ARecoveryKilledAtAnyMomentIsFinishedByTheNextOneLosin
     Child child = Child::fork([dir, finished] {
       (void)::write(1, "START\n", 6);
       auto w = JournalWriter::open(options_for(dir, FsyncPolicy::batch));
-      write_file(finished, bytes_of_text(w ? "ok" : w.error().message));
+      // Written aside, then renamed: a kill between the create and the write must not leave an
+      // empty marker that reads as a recovery that returned nothing.
+      write_file(finished + ".part", bytes_of_text(w ? "ok" : w.error().message));
+      std::filesystem::rename(finished + ".part", finished);
       return w ? 0 : 1;
     });
     ASSERT_TRUE(child.wait_for_line("START", 10s)) << child.output();
