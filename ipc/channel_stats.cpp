@@ -330,9 +330,27 @@ struct ObjectName {
   std::string channel;
   std::string incarnation;  // 16 hex digits
   std::uint32_t pid = 0;    // temporaries only
+  std::string_view what = "control segment";  // or the readers' registry or the use lock
 };
 
+std::optional<ObjectName> parse_incarnation_object(std::string_view rest);
+
+// <channel>.ctl.<incarnation>, with ".readers" or ".lock" for the other objects of an
+// incarnation (ipc/channel.cpp names them), or a temporary ring <channel>.tmp.<pid>.<incarnation>.
 std::optional<ObjectName> parse_object_name(std::string_view rest) {
+  for (const auto& [suffix, what] : {std::pair<std::string_view, std::string_view>{
+                                         ".readers", "readers' registry"},
+                                     {".lock", "use lock"}}) {
+    if (!rest.ends_with(suffix)) continue;
+    auto name = parse_incarnation_object(rest.substr(0, rest.size() - suffix.size()));
+    if (!name || name->temporary) return std::nullopt;
+    name->what = what;
+    return name;
+  }
+  return parse_incarnation_object(rest);
+}
+
+std::optional<ObjectName> parse_incarnation_object(std::string_view rest) {
   if (rest.size() < 22) return std::nullopt;
   const std::string_view hex = rest.substr(rest.size() - 16);
   if (!all_hex(hex) || rest[rest.size() - 17] != '.') return std::nullopt;
@@ -394,7 +412,7 @@ std::vector<ShmLeftover> list_leftovers() {
     auto ring = detail::ShmSegment::open(detail::ring_object_name(f.name.channel), false, false);
     if (!ring) {
       if (ring.error().code == ErrorCode::not_found) {
-        out.push_back({f.file, fmt::format("control segment of channel '{}', which is gone",
+        out.push_back({f.file, fmt::format("{} of channel '{}', which is gone", f.name.what,
                                            f.name.channel)});
       }
       continue;
@@ -403,7 +421,7 @@ std::vector<ShmLeftover> list_leftovers() {
     if (ring->size() < sizeof(core::RingHeader) || h->magic != core::kRingMagic) continue;
     if (f.name.incarnation != fmt::format("{:016x}", h->incarnation)) {
       out.push_back(
-          {f.file, fmt::format("control segment of an earlier incarnation of channel '{}'",
+          {f.file, fmt::format("{} of an earlier incarnation of channel '{}'", f.name.what,
                                f.name.channel)});
     }
   }

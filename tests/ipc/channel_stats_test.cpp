@@ -533,6 +533,33 @@ TEST(ChannelStats, LeftoversAreFoundAndRemoved) {
   EXPECT_FALSE(has(tmp));
 }
 
+// A creator that died between its objects leaves the readers' registry and the use lock of an
+// incarnation whose ring never appeared: they are leftovers too, named for what they are.
+TEST(ChannelStats, RegistryAndUseLockOfAGoneChannelAreLeftovers) {
+  const std::string channel = unique_channel("left4");
+  const std::string readers = "shmbus." + channel + ".ctl.00000000deadbeef.readers";
+  const std::string lock = "shmbus." + channel + ".ctl.00000000deadbeef.lock";
+  for (const std::string& name : {readers, lock}) {
+    const int fd = ::shm_open(name.c_str(), O_CREAT | O_EXCL | O_RDWR, 0600);
+    ASSERT_GE(fd, 0) << name;
+    ::close(fd);
+    const timespec old[2] = {{::time(nullptr) - 120, 0}, {::time(nullptr) - 120, 0}};
+    ASSERT_EQ(::utimensat(AT_FDCWD, ("/dev/shm/" + name).c_str(), old, 0), 0) << name;
+  }
+  auto why = [](const std::string& name) -> std::string {
+    for (const ShmLeftover& l : list_leftovers()) {
+      if (l.object == name) return l.why;
+    }
+    return "";
+  };
+  EXPECT_EQ(why(readers), "readers' registry of channel '" + channel + "', which is gone");
+  EXPECT_EQ(why(lock), "use lock of channel '" + channel + "', which is gone");
+  EXPECT_TRUE(remove_leftover(readers));
+  EXPECT_TRUE(remove_leftover(lock));
+  EXPECT_EQ(why(readers), "");
+  EXPECT_EQ(why(lock), "");
+}
+
 // Names are matched by their exact shape from the end (a channel may be called "x.ctl"), and a
 // control segment whose creation is still running is no leftover however old it is.
 TEST(ChannelStats, LeftoverNamesAreParsedFromTheEndAndCreationsInProgressAreKept) {
