@@ -85,25 +85,6 @@ inline Child start_peer(const std::vector<std::string>& args,
   return c;
 }
 
-// The peer's last RESULT line, after it ended (killed if it has not within `timeout`).
-struct PeerOutcome {
-  ExitStatus status;
-  std::map<std::string, std::string> result;
-  std::string output;
-};
-inline PeerOutcome finish_peer(Child& c, std::chrono::milliseconds timeout = 60s) {
-  PeerOutcome o;
-  auto st = c.wait(timeout);
-  if (!st) {
-    c.kill_hard();
-    throw std::runtime_error("peer " + std::to_string(c.pid()) +
-                             " did not finish in time; it said:\n" + c.output());
-  }
-  o.status = *st;
-  if (auto line = c.wait_for_line("RESULT", 1s)) o.result = parse_fields(*line);
-  o.output = c.output();
-  return o;
-}
 
 // A scratch directory removed when the test ends.
 class TempDir {

@@ -53,25 +53,11 @@ Child start(const std::vector<std::string>& args) {
   return c;
 }
 
-struct Outcome {
-  ExitStatus status;
-  Fields result;  // the fields of its RESULT line
-  std::string output;
-};
+using Outcome = shmbus::test::PeerOutcome;
 
 // Waits for a peer to finish and returns its RESULT line; a peer still running is killed.
 Outcome finish(Child& c, std::chrono::milliseconds timeout = kRunTimeout) {
-  Outcome o;
-  auto st = c.wait(timeout);
-  if (!st) {
-    c.kill_hard();
-    throw std::runtime_error("peer " + std::to_string(c.pid()) +
-                             " did not finish in time; it said:\n" + c.output());
-  }
-  o.status = *st;
-  if (auto line = c.wait_for_line("RESULT", std::chrono::seconds(1))) o.result = parse_fields(*line);
-  o.output = c.output();
-  return o;
+  return shmbus::test::finish_peer(c, timeout);
 }
 
 // The checks every consumer must pass: clean exit, no verification error.

@@ -219,6 +219,20 @@ bool Child::running() {
   return true;
 }
 
+PeerOutcome finish_peer(Child& c, std::chrono::milliseconds timeout) {
+  PeerOutcome o;
+  auto st = c.wait(timeout);
+  if (!st) {
+    c.kill_hard();
+    throw std::runtime_error("peer " + std::to_string(c.pid()) +
+                             " did not finish in time; it said:\n" + c.output());
+  }
+  o.status = *st;
+  if (auto line = c.wait_for_line("RESULT", std::chrono::seconds(1))) o.result = parse_fields(*line);
+  o.output = c.output();
+  return o;
+}
+
 std::map<std::string, std::string> parse_fields(std::string_view line) {
   std::map<std::string, std::string> out;
   bool first = true;

@@ -77,6 +77,17 @@ class Child {
 std::map<std::string, std::string> parse_fields(std::string_view line);
 std::uint64_t field_u64(const std::map<std::string, std::string>& fields, const std::string& key);
 
+// How a peer ended and the fields of its last RESULT line.
+struct PeerOutcome {
+  ExitStatus status;
+  std::map<std::string, std::string> result;
+  std::string output;
+};
+// Waits for a peer to finish; a peer still running after `timeout` is killed and this throws,
+// with everything it said.
+PeerOutcome finish_peer(Child& c,
+                        std::chrono::milliseconds timeout = std::chrono::seconds(60));
+
 // A channel name no other test (or test process) uses: "t-<tag>-<pid>-<n>", at most 48 chars.
 std::string unique_channel(std::string_view tag);
 
