@@ -21,6 +21,10 @@
 namespace {
 
 namespace fs = std::filesystem;
+
+// relaxed: one thread builds each seed in its own buffer and writes it to a file; nobody else
+// reads it while it is built.
+constexpr auto kSeedOrder = std::memory_order_relaxed;
 using shmbus::fuzz::AlignedBytes;
 
 void save(const fs::path& file, std::span<const std::byte> bytes) {
@@ -78,22 +82,22 @@ void make_control_seeds(const fs::path& dir) {
     slot.flags = i == 0 ? kSlotLatencyHistogram : 0;
     std::snprintf(slot.name, sizeof slot.name, "%s", names[i]);
     slot.liveness_timeout_ns = 1'000'000;
-    slot.position.store(64 * i, std::memory_order_relaxed);
-    slot.next_sequence.store(1 + i, std::memory_order_relaxed);
+    slot.position.store(64 * i, kSeedOrder);
+    slot.next_sequence.store(1 + i, kSeedOrder);
     control.set_block_slot_hint(i, policies[i] == Policy::block);
     slot.owner.store(owner_word(1, i == 2 ? SlotState::detached : SlotState::active),
-                     std::memory_order_relaxed);
+                     kSeedOrder);
   }
   control.cover_producer_slot(0);
   ProducerSlot& producer = control.producer_slots()[0];
-  producer.published.store(5, std::memory_order_relaxed);
-  producer.in_flight.store(kNoClaim, std::memory_order_relaxed);
-  producer.owner.store(owner_word(1, SlotState::active), std::memory_order_relaxed);
+  producer.published.store(5, kSeedOrder);
+  producer.in_flight.store(kNoClaim, kSeedOrder);
+  producer.owner.store(owner_word(1, SlotState::active), kSeedOrder);
   ControlHeader& header = control.header();
   std::snprintf(header.journal_dir, sizeof header.journal_dir, "%s", "/tmp/shmbus-journal");
-  header.journal_owner.store(pack_process(ProcessId{1, 0}), std::memory_order_relaxed);
-  header.journal_written.store(4, std::memory_order_relaxed);
-  header.journal_durable.store(3, std::memory_order_relaxed);
+  header.journal_owner.store(pack_process(ProcessId{1, 0}), kSeedOrder);
+  header.journal_written.store(4, kSeedOrder);
+  header.journal_durable.store(3, kSeedOrder);
   save(dir / "slots_taken_and_journal", busy);
 }
 

@@ -51,6 +51,7 @@ inline AlignedBytes coerce(Input input) {
   header->incarnation = kIncarnation;
   header->role = static_cast<std::uint32_t>(detail::ControlRole::control);
   detail::declare_layout(*header, layout);
+  // relaxed: the segment is this thread's own buffer until the target writes it to a file.
   header->ready.store(core::kReadyMarker, std::memory_order_relaxed);
   return segment;
 }
