@@ -110,6 +110,7 @@ inline AlignedBytes coerce(Input input) {
     header->max_message = 1 + header->max_message % largest;
   }
   header->commit_key &= ~core::kCommitStateMask;
+  // relaxed: the segment is this thread's own buffer until the target hands it on.
   header->ready.store(core::kReadyMarker, std::memory_order_relaxed);
   return segment;
 }
