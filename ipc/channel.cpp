@@ -24,7 +24,10 @@ std::uint64_t random_incarnation() {
 Result<ShmSegment> build_control(const std::string& name, std::uint64_t incarnation,
                                  const ControlLayout& layout, unsigned mode,
                                  std::optional<std::uint32_t> group, ControlRole role) {
-  auto segment = ShmSegment::create(name, layout.segment_size, mode);
+  // With a gating group the segment is created private and given its group and mode only then:
+  // created with the final mode, the creator's own group (the ring's untrusted readers) could
+  // open it for writing in between and keep that descriptor.
+  auto segment = ShmSegment::create(name, layout.segment_size, group ? (mode & 0700) : mode);
   if (!segment) return segment;
   if (group) {
     if (auto given = give_to_group(name, *group, mode); !given) {

@@ -81,11 +81,14 @@ UseLock::~UseLock() {
 
 Result<UseLock> UseLock::create(const std::string& name, unsigned mode,
                                 std::optional<std::uint32_t> group) {
-  const int fd = open_lock(name, O_CREAT | O_EXCL, mode);
+  // Private until given to the gating group, as build_control does (ipc/channel.cpp).
+  const unsigned first_mode = group ? (mode & 0700) : mode;
+  const int fd = open_lock(name, O_CREAT | O_EXCL, first_mode);
   if (fd < 0) return tl::unexpected(lock_error("cannot create the use lock", name, errno));
   UseLock lock(fd);
   // The mode is the caller's, not the umask's.
-  if (::fchmod(fd, static_cast<mode_t>(mode)) != 0 || ::flock(fd, LOCK_SH | LOCK_NB) != 0) {
+  if (::fchmod(fd, static_cast<mode_t>(first_mode)) != 0 ||
+      ::flock(fd, LOCK_SH | LOCK_NB) != 0) {
     const int err = errno;
     ShmSegment::remove(name);
     return tl::unexpected(lock_error("cannot set up the use lock", name, err));

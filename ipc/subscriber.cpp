@@ -154,6 +154,10 @@ bool SubscriberSlowState::still_owned(PollState& poll) noexcept {
                     owner == owner_word(self.pid, SlotState::claiming) ||
                     owner == owner_word(self.pid, SlotState::resuming);
   if (ours && s.start_time == self.start_time) return true;
+  // A slot in the readers' registry is writable by every reader of the ring, so a changed owner
+  // word there proves nothing about us, and no producer gates on it: stop writing the slot, keep
+  // delivering. (A slot in the control segment changes only by a trusted peer's eviction.)
+  if (!channel->trusted()) return false;
   poll.status = PollStatus::evicted;
   last_error = fmt::format(
       "channel '{}': this subscriber was evicted (its process was judged dead); reopen it",

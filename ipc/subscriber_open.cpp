@@ -191,7 +191,10 @@ StartPoint start_point(const core::RingRef& ring, const SubscriberSlot& slot, bo
   // The saved position is a peer's word (the previous owner's, or anyone's who could write the
   // segment): used only when no producer has yet to reach it. One more than a lap behind is
   // honest (an evicted subscriber's): the reader finds itself lapped and counts the loss.
-  const bool reached = saved_position <= ring.load_tail().position;
+  // A saved sequence beyond the tail's is garbage: trusting it would refuse every later
+  // resynchronisation as a jump backwards and wedge the reader.
+  const core::TailWord tail = ring.load_tail();
+  const bool reached = saved_position <= tail.position && saved_seq <= tail.next_sequence;
   if (resumed && saved_seq != 0 && core::is_frame_aligned(saved_position) && reached) {
     return {{saved_position, resume_sequence(ring, saved_position, saved_seq)}, true};
   }
