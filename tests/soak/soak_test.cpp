@@ -29,7 +29,7 @@
 
 #include <gtest/gtest.h>
 
-#include "journal/reader.hpp"
+#include "shmbus/journal_reader.hpp"
 #include "tests/faults/faults_testing.hpp"
 #include "tests/soak/soak_roles.hpp"
 
