@@ -19,9 +19,13 @@ shmbus_library_interface(shmbus_shared)
 # directly, instead of through the PLT with a GOT load each (which symbols a program may interpose
 # is decided per exported symbol), and the dynamic symbol table stays small, so loading is quick.
 # tests/install/check_exports.py fails when a function the headers declare is missing from it.
+# -Bsymbolic-functions: the library's own calls to its exported functions (RingRef::load_tail on
+# the publish path, Subscriber's slow paths) bind directly too; a program cannot interpose them,
+# which shmbus does not support anyway (the objects are compiled with -fno-semantic-interposition).
+# --no-undefined: a dependency missing from the link fails here, not in a user's program.
 set(SHMBUS_EXPORT_MAP ${CMAKE_CURRENT_SOURCE_DIR}/cmake/shmbus.map)
 target_link_options(shmbus_shared PRIVATE -Wl,--version-script=${SHMBUS_EXPORT_MAP}
-  -Wl,--no-undefined)
+  -Wl,-Bsymbolic-functions -Wl,--no-undefined)
 set_target_properties(shmbus_shared PROPERTIES
   OUTPUT_NAME shmbus
   VERSION ${PROJECT_VERSION}
