@@ -1,38 +1,103 @@
 #!/usr/bin/env bash
-# Installs a build into a scratch prefix and proves the package stands on its own:
+# Installs a build into a scratch prefix, moves the installed tree elsewhere, and proves that the
+# package stands on its own from there, in both kinds (libshmbus.a and libshmbus.so):
 #  1. every installed header compiles alone, with only the prefix on the include path;
-#  2. examples/publish_subscribe builds with find_package(shmbus) and runs;
-#  3. the same example builds with `pkg-config --cflags --libs shmbus` and runs.
+#  2. libshmbus.so exports every function the headers declare (check_exports.py), nothing
+#     internal lands on a consumer's include path, the .pc files are valid;
+#  3. examples/publish_subscribe and tests/install/journal_consumer (Journaler + JournalReader)
+#     build with find_package(shmbus), setting no C++ standard, against the static library and
+#     against the shared one, and run;
+#  4. both build with a plain `pkg-config --cflags --libs` (no --static), shmbus (the static
+#     library) and shmbus-shared, and run.
 # Usage: install_example.sh BUILD_DIR SOURCE_DIR
 set -euo pipefail
 build=$1
 source=$2
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-prefix=$work/prefix
+fail() { echo "FAIL: $*" >&2; exit 1; }
+# The two consumers build side by side; wait_all fails when either build failed.
+builds=()
+wait_all() {
+  local build_pid
+  for build_pid in "${builds[@]}"; do wait "$build_pid"; done
+  builds=()
+}
 
-cmake --install "$build" --prefix "$prefix" >/dev/null
+cmake --install "$build" --prefix "$work/installed-here" >/dev/null
+# Moved after installing: nothing in the tree may still point at where it was installed.
+mkdir -p "$work/moved"
+mv "$work/installed-here" "$work/moved/prefix"
+prefix=$work/moved/prefix
+examples=("$source/examples/publish_subscribe" "$source/tests/install/journal_consumer")
 
 echo "== installed headers"
 (cd "$prefix/include" && find . -type f | sort)
 for header in $(cd "$prefix/include" && find shmbus -name '*.hpp' | sort); do
   echo "#include <$header>" > "$work/one_header.cpp"
-  if ! g++ -std=c++20 -mcx16 -fsyntax-only -I"$prefix/include" "$work/one_header.cpp"; then
-    echo "FAIL: installed header $header does not compile on its own" >&2
-    exit 1
-  fi
+  g++ -std=c++20 -mcx16 -fsyntax-only -I"$prefix/include" "$work/one_header.cpp" ||
+    fail "installed header $header does not compile on its own"
 done
 
-echo "== find_package(shmbus)"
-cmake -S "$source/examples/publish_subscribe" -B "$work/with-cmake" \
-  -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build "$work/with-cmake" >/dev/null
-"$work/with-cmake/publish_subscribe"
+echo "== what the package exports"
+libdir=$(dirname "$(find "$prefix" -name libshmbus.a)")
+python3 "$source/tests/install/check_exports.py" "$prefix/include" "$libdir/libshmbus.a" \
+  "$libdir/libshmbus.so"
+grep -q 'INTERFACE_INCLUDE_DIRECTORIES "${_IMPORT_PREFIX}/include"$' \
+  "$libdir/cmake/shmbus/shmbusStaticTargets.cmake" ||
+  fail "shmbus::shmbus_static puts more than <prefix>/include on the include path"
+if grep -q 'shmbus_warnings\|shmbus_sanitizers\|shmbus_core' "$libdir"/cmake/shmbus/*.cmake; then
+  fail "the exported targets name the build's internal targets"
+fi
+export PKG_CONFIG_PATH=$libdir/pkgconfig
+for module in shmbus shmbus-static shmbus-shared; do
+  pkg-config --validate "$module" || fail "$module.pc is not valid"
+done
 
-echo "== pkg-config shmbus"
-pc=$(dirname "$(find "$prefix" -name shmbus.pc | head -n 1)")
-flags=$(PKG_CONFIG_PATH=$pc pkg-config --cflags --libs --static shmbus)
-# shellcheck disable=SC2086  # the flags are words
-g++ -O2 "$source/examples/publish_subscribe/main.cpp" -o "$work/with-pkg-config" $flags
-"$work/with-pkg-config"
-echo "== the installed package builds and runs the example"
+# Runs a consumer and checks that it links libshmbus the way it should: $2 = static or shared.
+run_linked() {
+  local program=$1 kind=$2
+  if readelf -d "$program" | grep -q 'NEEDED.*libshmbus\.so'; then
+    [[ $kind == shared ]] || fail "$program links libshmbus.so, not the static library"
+  else
+    [[ $kind == static ]] || fail "$program does not link libshmbus.so"
+  fi
+  "$program"
+}
+
+for kind in static shared; do
+  echo "== find_package(shmbus), $kind"
+  shared=$([[ $kind == shared ]] && echo ON || echo OFF)
+  for example in "${examples[@]}"; do
+    name=$(basename "$example")
+    cmake -S "$example" -B "$work/cmake-$kind-$name" -DCMAKE_PREFIX_PATH="$prefix" \
+      -DCMAKE_BUILD_TYPE=Release -Dshmbus_SHARED_LIBS=$shared >/dev/null
+    cmake --build "$work/cmake-$kind-$name" >/dev/null &
+    builds+=($!)
+  done
+  wait_all
+  for example in "${examples[@]}"; do
+    name=$(basename "$example")
+    run_linked "$work/cmake-$kind-$name/$name" "$kind"
+  done
+done
+
+# The compile flags are the same for both modules: each consumer is compiled once, linked twice.
+echo "== pkg-config --cflags --libs"
+for example in "${examples[@]}"; do
+  # shellcheck disable=SC2046  # the flags are words
+  g++ -O2 -c "$example/main.cpp" -o "$work/$(basename "$example").o" \
+    $(pkg-config --cflags shmbus) &
+  builds+=($!)
+done
+wait_all
+for example in "${examples[@]}"; do
+  name=$(basename "$example")
+  # shellcheck disable=SC2046
+  g++ "$work/$name.o" -o "$work/pc-static-$name" $(pkg-config --libs shmbus)
+  run_linked "$work/pc-static-$name" static
+  # shellcheck disable=SC2046
+  g++ "$work/$name.o" -o "$work/pc-shared-$name" $(pkg-config --libs shmbus-shared)
+  LD_LIBRARY_PATH=$libdir run_linked "$work/pc-shared-$name" shared
+done
+echo "== the installed package builds and runs the examples, static and shared"
