@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <map>
 #include <string>
 #include <string_view>
@@ -29,6 +30,23 @@ inline std::int64_t monotonic_ns() noexcept {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
              std::chrono::steady_clock::now().time_since_epoch())
       .count();
+}
+
+// CLOCK_REALTIME in nanoseconds since the Unix epoch: the clock of Message::timestamp_ns.
+inline std::int64_t realtime_ns() noexcept {
+  timespec now{};
+  ::clock_gettime(CLOCK_REALTIME, &now);
+  return now.tv_sec * 1'000'000'000ll + now.tv_nsec;
+}
+
+// Sleeps until `due_ns` (CLOCK_MONOTONIC), spinning only the last 20 us: the other processes on
+// these cores need them more than a pacing loop needs a precise schedule.
+inline void sleep_until_ns(std::int64_t due_ns) noexcept {
+  constexpr std::int64_t kSpinNs = 20'000;
+  const std::int64_t ahead = due_ns - monotonic_ns();
+  if (ahead > kSpinNs) std::this_thread::sleep_for(std::chrono::nanoseconds(ahead - kSpinNs));
+  while (monotonic_ns() < due_ns) {
+  }
 }
 
 // Nearest-rank percentiles of a set of latencies (nanoseconds).

@@ -6,8 +6,6 @@
 
 #include <chrono>
 #include <cstdint>
-#include <ctime>
-#include <thread>
 #include <vector>
 
 namespace {
@@ -32,22 +30,6 @@ class RandomWalk {
  private:
   std::uint64_t state_;
 };
-
-std::int64_t realtime_ns() noexcept {
-  timespec now{};
-  ::clock_gettime(CLOCK_REALTIME, &now);
-  return now.tv_sec * 1'000'000'000ll + now.tv_nsec;
-}
-
-// Sleeps until `due_ns` (CLOCK_MONOTONIC), spinning only the last stretch: the other processes of
-// the pipeline need the cores more than the feed needs a precise schedule.
-void wait_until(std::int64_t due_ns) {
-  constexpr std::int64_t kSpinNs = 20'000;
-  const std::int64_t ahead = due_ns - examples::monotonic_ns();
-  if (ahead > kSpinNs) std::this_thread::sleep_for(std::chrono::nanoseconds(ahead - kSpinNs));
-  while (examples::monotonic_ns() < due_ns) {
-  }
-}
 
 }  // namespace
 
@@ -97,7 +79,8 @@ int main(int argc, char** argv) {
   const std::int64_t start_ns = examples::monotonic_ns();
   std::uint64_t published = 0;
   for (; published < quotes && !examples::stopping(); ++published) {
-    wait_until(start_ns + static_cast<std::int64_t>(static_cast<double>(published) * period_ns));
+    const double offset_ns = static_cast<double>(published) * period_ns;
+    examples::sleep_until_ns(start_ns + static_cast<std::int64_t>(offset_ns));
     const auto instrument = static_cast<std::uint32_t>(published % instruments) + 1;
     const std::uint64_t draw = random.next();
     mid[instrument] += static_cast<std::int64_t>(draw % 5) - 2;  // -2 .. +2 ticks
@@ -109,7 +92,7 @@ int main(int argc, char** argv) {
                                    mid[instrument] + half_spread,
                                    static_cast<std::uint32_t>(100 * (1 + (draw >> 16) % 10)),
                                    static_cast<std::uint32_t>(100 * (1 + (draw >> 24) % 10)),
-                                   realtime_ns(),
+                                   examples::realtime_ns(),
                                    0};
     if (const auto status = publish(quote); status != shmbus::PublishStatus::ok) {
       fmt::print(stderr, "feed handler: publishing quote {} failed: {}\n", published,
@@ -119,7 +102,7 @@ int main(int argc, char** argv) {
   }
   const std::int64_t elapsed_ns = examples::monotonic_ns() - start_ns;
   const market_data::Quote end{published, 0, market_data::kEndOfSession, 0, 0, 0, 0,
-                               realtime_ns(), 0};
+                               examples::realtime_ns(), 0};
   if (const auto status = publish(end); status != shmbus::PublishStatus::ok) {
     fmt::print(stderr, "feed handler: publishing the end of session failed: {}\n",
                shmbus::to_string(status));

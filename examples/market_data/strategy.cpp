@@ -11,7 +11,6 @@
 
 #include <cmath>
 #include <cstdint>
-#include <ctime>
 #include <unordered_map>
 #include <vector>
 
@@ -31,12 +30,6 @@ struct InstrumentState {
   bool seeded = false;
   std::int64_t position = 0;
 };
-
-std::int64_t realtime_ns() noexcept {
-  timespec now{};
-  ::clock_gettime(CLOCK_REALTIME, &now);
-  return now.tv_sec * 1'000'000'000ll + now.tv_nsec;
-}
 
 // The order to send for `quote`, if its signal says so.
 std::optional<market_data::Order> decide(const market_data::Quote& quote, InstrumentState& state) {
@@ -149,7 +142,7 @@ int main(int argc, char** argv) {
       session_over = true;
       return;
     }
-    hop_latencies.push_back(realtime_ns() - message.timestamp_ns);
+    hop_latencies.push_back(examples::realtime_ns() - message.timestamp_ns);
     if (quotes_seen == 0) first_quote_id = next_quote_id = quote->quote_id;
     if (quote->quote_id != next_quote_id) ++out_of_order;
     next_quote_id = quote->quote_id + 1;
