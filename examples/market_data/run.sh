@@ -11,7 +11,7 @@
 #               directory, removed at the end
 set -euo pipefail
 
-usage() { sed -n '9,12p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '8,11p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 [[ $# -ge 1 ]] || usage
 build=$1
 shift
@@ -26,13 +26,9 @@ while [[ $# -gt 0 ]]; do
     *) usage ;;
   esac
 done
-bin=$build/bin
-[[ -x $bin/md_feed_handler ]] || bin=$build
-[[ -x $bin/md_feed_handler ]] || { echo "no md_feed_handler in $build/bin or $build" >&2; exit 2; }
-
-# The `shmbus` command removes the channels at the end (from the build, else from PATH).
-shmbus=$build/bin/shmbus
-[[ -x $shmbus ]] || shmbus=$(command -v shmbus || true)
+# shellcheck source=../common/run_support.sh
+source "$(dirname "$0")/../common/run_support.sh"
+bin=$(programs_in "$build" md_feed_handler)
 
 work=$(mktemp -d)
 [[ -n $journal ]] || journal=$work/journal
@@ -43,12 +39,7 @@ pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  # Channels live in /dev/shm until removed; the programs leave them (a restart could resume).
-  if [[ -n $shmbus ]]; then
-    for channel in "$quotes_channel" "$orders_channel"; do
-      "$shmbus" rm --force "$channel" >/dev/null 2>&1 || true
-    done
-  fi
+  remove_channels "$build" "$quotes_channel" "$orders_channel"
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -69,7 +60,6 @@ strategy=$!
 feed=$!
 pids=("$recorder" "$gateway" "$risk" "$strategy" "$feed")
 
-failed=0
 wait "$feed" || { echo "FAIL: the feed handler exited with $?"; failed=1; }
 wait "$strategy" || { echo "FAIL: the strategy exited with $?"; failed=1; }
 wait "$gateway" || { echo "FAIL: the order gateway exited with $?"; failed=1; }
@@ -100,14 +90,6 @@ intact=$(field gateway 'order gateway: .*each once and in order: \([a-z]*\).*')
 recorded_last=$(field recorder 'recorder: the journal holds quotes 0\.\.\([0-9]*\) .*')
 complete=$(field recorder 'recorder: .*every quote, in order, no gaps: \([a-z]*\)')
 
-check() {
-  if [[ $2 == "$3" ]]; then
-    echo "ok:   $1"
-  else
-    echo "FAIL: $1 (got '$2', expected '$3')"
-    failed=1
-  fi
-}
 check "the feed published every quote" "$published" "$quotes"
 check "the strategy saw every quote, in order" "$seen/$in_order" "$quotes/yes"
 check "the gateway acked every order the strategy sent" "$acked" "$sent"

@@ -25,18 +25,14 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 here=$(cd "$(dirname "$0")" && pwd)
-bin=$build/bin
-[[ -x $bin/replay_session ]] || bin=$build
-[[ -x $bin/replay_session ]] || { echo "no replay_session in $build/bin or $build" >&2; exit 2; }
-shmbus=$build/bin/shmbus
-[[ -x $shmbus ]] || shmbus=$(command -v shmbus || true)
+# shellcheck source=../common/run_support.sh
+source "$here/../common/run_support.sh"
+bin=$(programs_in "$build" replay_session)
 
 work=$(mktemp -d)
 channels=()
 cleanup() {
-  if [[ -n $shmbus ]]; then
-    for channel in "${channels[@]}"; do "$shmbus" rm --force "$channel" >/dev/null 2>&1 || true; done
-  fi
+  remove_channels "$build" "${channels[@]}"
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -73,15 +69,6 @@ from_time=$(sed -n 's/^replay: first record: sequence [0-9]*, recorded at \([0-9
 replay_into from-time max --from-time-ns "$from_time"
 echo
 
-failed=0
-check() {
-  if [[ $2 == "$3" ]]; then
-    echo "ok:   $1"
-  else
-    echo "FAIL: $1 (got '$2', expected '$3')"
-    failed=1
-  fi
-}
 # The strategy's view of a run: "<quotes> (ids <first>..<last>), in order: <yes|no>" and digests.
 quote_view() { sed -n 's/^strategy: \([0-9]* quotes (ids [0-9.]*), in order: [a-z]*\),.*/\1/p' "$1"; }
 digests() { grep -o '[a-z]* digest [0-9a-f]*' "$1" | tr '\n' ' '; }
