@@ -1,6 +1,6 @@
 // The link between a channel and its journaler, kept in the control segment's journal section
 // (ControlHeader::journal_*): who records the channel, into which directory, and how far the
-// journal files reach. The journaler (Journaler in ipc/journaler.hpp, `shmbus record`) is the only writer;
+// journal files reach. The journaler (Journaler in include/shmbus/journaler.hpp, `shmbus record`) is the only writer;
 // publishers read it to wait for durability, spill subscribers to catch up from the files.
 //
 // Invariants:

@@ -1,6 +1,6 @@
-// The journaler (ipc/journaler.hpp): a manual-release subscriber whose records go to a
+// The journaler (include/shmbus/journaler.hpp): a manual-release subscriber whose records go to a
 // journal::JournalWriter, releasing ring space only behind what the files hold.
-#include "ipc/journaler.hpp"
+#include "shmbus/journaler.hpp"
 
 #include <array>
 #include <filesystem>
@@ -13,6 +13,7 @@
 #include "ipc/journal_link.hpp"
 #include "ipc/process.hpp"
 #include "journal/segment_files.hpp"
+#include "journal/writer.hpp"
 
 namespace shmbus {
 

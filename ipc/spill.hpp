@@ -6,7 +6,7 @@
 #include <optional>
 #include <string>
 
-#include "journal/reader.hpp"
+#include "shmbus/journal_reader.hpp"
 #include "shmbus/result.hpp"
 
 namespace shmbus::detail {

@@ -16,6 +16,8 @@
 #include <string>
 #include <string_view>
 
+#include "shmbus/journal_reader.hpp"  // RecordType
+
 namespace shmbus::journal {
 
 inline constexpr char kSegmentMagic[8] = {'S', 'H', 'M', 'B', 'J', 'R', 'N', 'L'};
@@ -32,12 +34,6 @@ inline constexpr std::size_t kChannelNameSize = 128;
 
 inline constexpr std::string_view kSegmentSuffix = ".journal";
 inline constexpr std::string_view kIndexSuffix = ".index";
-
-enum class RecordType : std::uint16_t {
-  data = 1,  // a message of the channel: sequence, publish timestamp, payload
-  gap = 2,   // `count` sequences from `sequence` on were lost before the journaler saw them;
-             // payload: GapPayload
-};
 
 // The first kSegmentHeaderSize bytes of a segment file (the rest of the page is zero).
 struct SegmentHeader {

@@ -1,4 +1,4 @@
-#include "journal/reader.hpp"
+#include "shmbus/journal_reader.hpp"
 
 #include <dirent.h>
 #include <fcntl.h>

@@ -6,7 +6,7 @@
 
 #include "journal/continuity.hpp"
 #include "journal/durable_mark.hpp"
-#include "journal/reader.hpp"
+#include "shmbus/journal_reader.hpp"
 
 namespace shmbus::journal {
 namespace {

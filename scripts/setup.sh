@@ -5,7 +5,8 @@ set -euo pipefail
 
 SHMBUS_PACKAGES=(g++ cmake make pkg-config libboost-dev liburing-dev libgtest-dev libgmock-dev
   libbenchmark-dev libcli11-dev libfmt-dev nlohmann-json3-dev libexpected-dev spin
-  libfaketime clang libclang-rt-14-dev)
+  libfaketime clang libclang-rt-14-dev libhowardhinnant-date-dev help2man doxygen
+  python3-matplotlib)
 
 shmbus_install_packages() {
   local missing=()

@@ -12,7 +12,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "journal/reader.hpp"
+#include "shmbus/journal_reader.hpp"
 #include "journal/verify.hpp"
 #include "tools/commands.hpp"
 #include "tools/journal_commands.hpp"

@@ -13,7 +13,7 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
-#include "journal/reader.hpp"
+#include "shmbus/journal_reader.hpp"
 #include "tools/commands.hpp"
 #include "tools/journal_commands.hpp"
 #include "tools/line_output.hpp"

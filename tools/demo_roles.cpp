@@ -5,8 +5,8 @@
 
 #include <fmt/format.h>
 
-#include "ipc/journaler.hpp"
-#include "journal/reader.hpp"
+#include "shmbus/journaler.hpp"
+#include "shmbus/journal_reader.hpp"
 #include "shmbus/shmbus.hpp"
 #include "tools/demo_payload.hpp"
 #include "tools/pacer.hpp"

@@ -1,11 +1,11 @@
-// shmbus record CHANNEL --dir DIR: runs the journaler as a process (see ipc/journaler.hpp).
+// shmbus record CHANNEL --dir DIR: runs the journaler as a process (see include/shmbus/journaler.hpp).
 #pragma once
 
 #include <cstdint>
 #include <cstdio>
 #include <string>
 
-#include "ipc/journaler.hpp"
+#include "shmbus/journaler.hpp"
 
 namespace CLI {
 class App;

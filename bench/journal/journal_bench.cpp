@@ -21,7 +21,7 @@
 #include "bench/journal/journal_rounds.hpp"
 #include "bench/journal/publisher_cost.hpp"
 #include "journal/format.hpp"
-#include "ipc/journaler.hpp"
+#include "shmbus/journaler.hpp"
 #include "shmbus/shmbus.hpp"
 
 namespace shmbus::bench {

@@ -8,7 +8,7 @@
 
 #include "bench/harness/process.hpp"
 #include "bench/harness/report.hpp"
-#include "ipc/journaler.hpp"
+#include "shmbus/journaler.hpp"
 #include "shmbus/shmbus.hpp"
 
 namespace shmbus::bench {

@@ -21,7 +21,7 @@
 
 #include "fuzz/targets/fuzz_support.hpp"
 #include "journal/format.hpp"
-#include "journal/reader.hpp"
+#include "shmbus/journal_reader.hpp"
 #include "journal/segment_files.hpp"
 #include "journal/segment_scan.hpp"
 #include "journal/verify.hpp"

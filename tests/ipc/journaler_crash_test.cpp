@@ -9,7 +9,7 @@
 #include <thread>
 
 #include "ipc/journal_link.hpp"
-#include "journal/reader.hpp"
+#include "shmbus/journal_reader.hpp"
 #include "tests/support/journal_files.hpp"
 #include "tests/support/payload.hpp"
 #include "tests/support/process.hpp"

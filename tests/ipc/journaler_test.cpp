@@ -8,8 +8,8 @@
 #include <random>
 #include <thread>
 
-#include "ipc/journaler.hpp"
-#include "journal/reader.hpp"
+#include "shmbus/journaler.hpp"
+#include "shmbus/journal_reader.hpp"
 #include "tests/support/journal_files.hpp"
 #include "tests/support/payload.hpp"
 #include "tests/support/process.hpp"

@@ -10,8 +10,8 @@
 #include <thread>
 #include <vector>
 
-#include "ipc/journaler.hpp"
-#include "journal/reader.hpp"
+#include "shmbus/journaler.hpp"
+#include "shmbus/journal_reader.hpp"
 #include "shmbus/shmbus.hpp"
 #include "tests/support/inprocess.hpp"
 #include "tests/support/journal_files.hpp"

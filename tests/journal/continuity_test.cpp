@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "journal/reader.hpp"
+#include "shmbus/journal_reader.hpp"
 #include "journal/verify.hpp"
 #include "journal/writer_recovery.hpp"
 #include "tests/support/journal_files.hpp"

@@ -20,7 +20,7 @@
 #include <gtest/gtest.h>
 
 #include "journal/durable_mark.hpp"
-#include "journal/reader.hpp"
+#include "shmbus/journal_reader.hpp"
 #include "journal/verify.hpp"
 #include "journal/writer.hpp"
 #include "tests/journal/writer_testing.hpp"

@@ -1,7 +1,7 @@
 // JournalReader: reading in order across segments and gaps, seeks by sequence and by time with
 // good, missing, damaged and lagging index files, end versus damaged, and refresh() seeing what was
 // appended or removed since.
-#include "journal/reader.hpp"
+#include "shmbus/journal_reader.hpp"
 
 #include <gtest/gtest.h>
 

@@ -3,9 +3,11 @@
 //
 //   core      core/                      the ring over any memory
 //   result    include/shmbus/result.hpp  Error and Result, usable by every floor
-//   journal   journal/                   the journal's files                (core, result)
-//   public    include/shmbus/            the installed API                  (core, result)
-//   ipc       ipc/                       channels, Publisher, Subscriber    (core, result, journal, public)
+//   journal_api  include/shmbus/journal_reader.hpp, journal_options.hpp
+//                                        the journal's public API           (result)
+//   journal   journal/                   the journal's files                (core, result, journal_api)
+//   public    include/shmbus/            the installed API                  (core, result, journal_api)
+//   ipc       ipc/                       channels, Publisher, Subscriber    (all of the above)
 //   bench     bench/                     harnesses                          (all of the above)
 //   tools     tools/                     the `shmbus` command               (all of the above)
 //   tests     tests/, examples/          anything

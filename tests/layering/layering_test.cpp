@@ -80,12 +80,20 @@ TEST(Layering, TheJournalMayUseResultButNotTheWholeApi) {
 
 TEST(Layering, TheJournalMayNotReachTheJournalerAboveIt) {
   Tree tree;
-  tree.write("ipc/journaler.hpp", "#pragma once\n#include \"journal/writer.hpp\"\n");
-  tree.write("journal/writer.hpp", "#pragma once\n");
-  tree.write("journal/retention.cpp", "// retention\n\n#include \"ipc/journaler.hpp\"\n");
+  tree.write("include/shmbus/journaler.hpp", "#pragma once\n");
+  tree.write("journal/retention.cpp", "// retention\n\n#include \"shmbus/journaler.hpp\"\n");
   const Violation v = only_violation(tree);
   EXPECT_EQ(v.file, "journal/retention.cpp");
   EXPECT_EQ(v.line, 3);
+}
+
+TEST(Layering, TheJournalIncludesItsPublicApiWhichMayNotReachBackIntoTheJournal) {
+  Tree tree;
+  tree.write("include/shmbus/journal_reader.hpp", "#pragma once\n#include \"journal/format.hpp\"\n");
+  tree.write("journal/format.hpp", "#pragma once\n#include \"shmbus/journal_reader.hpp\"\n");
+  const Violation v = only_violation(tree);
+  EXPECT_EQ(v.file, "include/shmbus/journal_reader.hpp");
+  EXPECT_EQ(v.included, "journal/format.hpp");
 }
 
 TEST(Layering, ASiblingIncludeResolvesBesideItsFile) {

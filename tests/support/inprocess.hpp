@@ -55,7 +55,7 @@ class ChannelMapping;
 
 namespace shmbus::test {
 
-// A journaler for tests (the real one is Journaler in ipc/journaler.hpp, `shmbus record`): a named block
+// A journaler for tests (the real one is Journaler in include/shmbus/journaler.hpp, `shmbus record`): a named block
 // subscriber with manual release that appends every message to a journal::JournalWriter in
 // `dir`, releases the ring only once the writes holding its records have completed, and reports
 // its progress in the channel's control segment (detail::publish_journal_progress).

@@ -1,4 +1,4 @@
-// Reading a journal directory: seek by sequence or by time, then iterate records in sequence order,
+// Reading a journal directory (public API, installed as <shmbus/journal_reader.hpp>): seek by sequence or by time, then iterate records in sequence order,
 // gap records included. Used by `shmbus replay`, `shmbus journal`, the spill policy and tests.
 //
 // The reader reads with pread into its own buffers (never mmap: a journaler truncating a torn tail
@@ -20,10 +20,17 @@
 #include <string>
 #include <vector>
 
-#include "journal/format.hpp"
 #include "shmbus/result.hpp"
 
 namespace shmbus::journal {
+
+// What a journal record holds (on disk: the record header's type field, docs/journal-format.md).
+enum class RecordType : std::uint16_t {
+  data = 1,  // a message of the channel: sequence, publish timestamp, payload
+  gap = 2,   // `count` sequences from `sequence` on were lost before the journaler saw them;
+             // payload: GapPayload
+};
+
 
 struct SegmentInfo {
   std::string path;              // segment file

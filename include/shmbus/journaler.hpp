@@ -23,7 +23,7 @@
 #include <memory>
 #include <string>
 
-#include "journal/writer.hpp"
+#include "shmbus/journal_options.hpp"
 #include "shmbus/shmbus.hpp"
 
 namespace shmbus {
