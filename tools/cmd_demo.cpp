@@ -40,9 +40,6 @@ constexpr std::uint64_t kDemoCapacity = 64 << 10;
 constexpr std::uint32_t kDemoMaxMessage = 1024;
 static_assert(kDemoMaxPayload <= kDemoMaxMessage);
 
-// The closing round trip: 100k per round, three rounds, two transports: about a second.
-constexpr std::uint64_t kDemoRoundTrips = 100'000;
-
 constexpr std::int64_t kStatsIntervalNs = 200'000'000;
 constexpr std::int64_t kReadyTimeoutNs = 5'000'000'000;
 constexpr std::int64_t kKillGraceNs = 5'000'000'000;  // after a stop request, before SIGKILL
@@ -356,10 +353,10 @@ class DemoRun {
 
 // The transport's own latency, after the checks; false if the measurement failed (the harness
 // checks every echoed sequence, so a failure is the bus's or the machine's, and is shown).
-bool print_round_trip(std::FILE* out) {
+bool print_round_trip(std::uint64_t round_trips, std::FILE* out) {
   fmt::print(out, "\n");
   std::fflush(out);  // the harness forks: nothing buffered is written twice
-  auto round_trip = measure_demo_round_trip(kDemoRoundTrips);
+  auto round_trip = measure_demo_round_trip(round_trips);
   if (!round_trip) {
     fmt::print(out, "round trip: FAIL: {}\n", round_trip.error());
     return false;
@@ -419,7 +416,7 @@ int run_demo(const DemoOptions& o, std::FILE* out) {
   }
   run.watch();
   bool pass = run.judge();
-  if (!stop_requested()) pass = print_round_trip(out) && pass;
+  if (!stop_requested()) pass = print_round_trip(o.round_trips, out) && pass;
   if (stop_requested()) {
     fmt::print(out, "\ndemo: interrupted\n");
     return 128 + stop_signal();
@@ -440,6 +437,11 @@ void add_demo_command(CLI::App& app) {
   sub->add_option("--rate", o->rate, "Publishing rate, messages per second")
       ->capture_default_str()
       ->check(real_number_in(1e-3, 1e10));
+  sub->add_option("--round-trips", o->round_trips,
+                  "Timed round trips per round (three rounds) of the closing latency measurement; "
+                  "the default takes about a second")
+      ->capture_default_str()
+      ->transform(whole_number_in(1, 1'000'000'000));
   sub->footer(
       "Every message carries its sequence and a checksum. Exit 0 only if the journaler (read "
       "back from its files), the block and the spill subscriber received every message once, "
