@@ -92,6 +92,7 @@ void add_tail_command(CLI::App& app);
 struct DemoOptions {
   std::uint64_t messages = 200'000;
   double rate = 100'000;  // messages per second
+  std::uint64_t round_trips = 100'000;  // the closing measurement's, per round (demo_round_trip.hpp)
 };
 
 // Runs the multi-process demo on a fresh channel demo.<pid>; prints progress and the summary table

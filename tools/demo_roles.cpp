@@ -19,10 +19,6 @@ constexpr auto kPublishTimeout = std::chrono::seconds(5);
 constexpr auto kIdleSlice = std::chrono::milliseconds(100);
 // A sink that has seen nothing for this long after every source exited stops waiting.
 constexpr std::int64_t kGiveUpIdleNs = 1'000'000'000;
-// The drop subscriber's pauses. At 100k msg/s of 16..512 bytes the 64 KiB ring holds about 2 ms
-// of messages, so a 3 ms pause gets it lapped every time (a 1 ms pause only now and then).
-constexpr std::uint64_t kDropPauseEvery = 1000;
-constexpr auto kDropPause = std::chrono::milliseconds(3);
 
 bool told_to_stop(const DemoBoard& board) {
   // relaxed: a flag polled in a loop; nothing else is published through it.
