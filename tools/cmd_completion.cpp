@@ -22,8 +22,9 @@ void add_completion_command(CLI::App& app) {
       "Exit: 0 printed; 1 output could not be written; 2 bad arguments.");
   // The script describes the whole tree, so it is generated from the top-level app when the
   // subcommand runs: by then every subcommand is registered.
+  // The callback owns `shell`, which CLI11 writes through the reference taken above.
   const CLI::App* root = &app;
-  sub->callback([root] {
+  sub->callback([root, shell] {
     const int code = print_report("completion", bash_completion_script(*root), stdout);
     if (code != kExitOk) throw CLI::RuntimeError(code);
   });

@@ -5,8 +5,9 @@
 
 #include <gtest/gtest.h>
 
-#include <csignal>
+#include <algorithm>
 #include <chrono>
+#include <csignal>
 #include <initializer_list>
 #include <string>
 #include <thread>
@@ -19,6 +20,7 @@
 #include "tests/support/command.hpp"
 #include "tests/support/journal_files.hpp"
 #include "tests/support/process.hpp"
+#include "tests/support/shmbus_cli.hpp"
 
 namespace {
 
@@ -29,14 +31,9 @@ using shmbus::test::ChannelGuard;
 using shmbus::test::Child;
 using shmbus::test::RunResult;
 using shmbus::test::run_command;
+using shmbus::test::run_shmbus;
 using shmbus::test::TempDir;
 using shmbus::test::unique_channel;
-
-RunResult cli(const std::vector<std::string>& args) {
-  std::vector<std::string> argv{SHMBUS_CLI};
-  argv.insert(argv.end(), args.begin(), args.end());
-  return run_command(argv, 10s);
-}
 
 // Creates `channel` from a process that is gone, so that nobody is attached; `mode` is the ring's.
 void create_abandoned(const std::string& channel, unsigned mode = 0660) {
@@ -55,7 +52,7 @@ TEST(RmJson, ReportsEveryObjectRemovedThenNotFoundTheSecondTime) {
   const std::vector<std::string> objects = channel_objects(channel.name());
   ASSERT_EQ(objects.size(), 4u);
 
-  const RunResult r = cli({"rm", channel.name(), "--json"});
+  const RunResult r = run_shmbus({"rm", channel.name(), "--json"});
   EXPECT_EQ(r.status.code, 0) << r.out;
   const json doc = json::parse(r.out);
   EXPECT_EQ(doc.at("channel"), channel.name());
@@ -73,7 +70,7 @@ TEST(RmJson, ReportsEveryObjectRemovedThenNotFoundTheSecondTime) {
   }
   EXPECT_TRUE(channel_objects(channel.name()).empty());
 
-  const RunResult again = cli({"rm", channel.name(), "--json"});
+  const RunResult again = run_shmbus({"rm", channel.name(), "--json"});
   EXPECT_EQ(again.status.code, 1) << again.out;
   const json missing = json::parse(again.out);
   EXPECT_EQ(missing.at("removed"), false);
@@ -94,7 +91,7 @@ TEST(RmJson, NamesTheLiveProducerWhenRefusingAndWhenForced) {
     return false;
   };
 
-  const RunResult refused = cli({"rm", channel.name(), "--json"});
+  const RunResult refused = run_shmbus({"rm", channel.name(), "--json"});
   EXPECT_EQ(refused.status.code, 1) << refused.out;
   const json no = json::parse(refused.out);
   EXPECT_EQ(no.at("refused"), true);
@@ -104,7 +101,7 @@ TEST(RmJson, NamesTheLiveProducerWhenRefusingAndWhenForced) {
   EXPECT_TRUE(names_this_producer(no)) << refused.out;
   EXPECT_FALSE(channel_objects(channel.name()).empty());
 
-  const RunResult forced = cli({"rm", channel.name(), "--force", "--json"});
+  const RunResult forced = run_shmbus({"rm", channel.name(), "--force", "--json"});
   EXPECT_EQ(forced.status.code, 0) << forced.out;
   const json yes = json::parse(forced.out);
   EXPECT_EQ(yes.at("refused"), false);
@@ -121,7 +118,7 @@ TEST(GcJson, DryRunListsAnAbandonedChannelButNotALiveOneAndRemovesNothing) {
   auto publisher = shmbus::Publisher::open(live.name(), shmbus::ChannelOptions{});
   ASSERT_TRUE(publisher) << publisher.error().message;
 
-  const RunResult r = cli({"gc", "--dry-run", "--json"});
+  const RunResult r = run_shmbus({"gc", "--dry-run", "--json"});
   ASSERT_EQ(r.status.code, 0) << r.out;
   const json doc = json::parse(r.out);
   EXPECT_EQ(doc.at("dry_run"), true);
@@ -182,7 +179,7 @@ json record_until_written(const std::string& channel, const std::string& dir,
 TEST(RecordJson, ReportsWhatWasRecordedAndWhereTheNextRunContinues) {
   ChannelGuard channel(unique_channel("recjson"));
   TempDir dir("recjson");
-  ASSERT_TRUE(cli({"pub", channel.name(), "--count", "5", "--quiet"}).status.ok());
+  ASSERT_TRUE(run_shmbus({"pub", channel.name(), "--count", "5", "--quiet"}).status.ok());
 
   const json first = record_until_written(channel.name(), dir.path(), 5);
   EXPECT_EQ(first.at("channel"), channel.name());
@@ -197,7 +194,7 @@ TEST(RecordJson, ReportsWhatWasRecordedAndWhereTheNextRunContinues) {
   EXPECT_EQ(first.at("stats").at("durable_sequence"), 5);  // drained with fsync batch
   EXPECT_EQ(first.at("stats").at("blocked"), false);
 
-  ASSERT_TRUE(cli({"pub", channel.name(), "--count", "3", "--quiet"}).status.ok());
+  ASSERT_TRUE(run_shmbus({"pub", channel.name(), "--count", "3", "--quiet"}).status.ok());
   const json second = record_until_written(channel.name(), dir.path(), 8);
   EXPECT_EQ(second.at("recovery").at("next_sequence"), 6);  // continues after what it has
   EXPECT_EQ(second.at("recovery").at("segments"), 1);
@@ -210,7 +207,7 @@ TEST(RecordJson, ReportsWhatWasRecordedAndWhereTheNextRunContinues) {
 TEST(RecordJson, AChannelThatDoesNotExistIsAFailedOutcomeWithTheError) {
   const std::string missing = unique_channel("recjson-missing");
   TempDir dir("recjson");
-  const RunResult r = cli({"record", missing, "--dir", dir.path(), "--quiet", "--json"});
+  const RunResult r = run_shmbus({"record", missing, "--dir", dir.path(), "--quiet", "--json"});
   EXPECT_EQ(r.status.code, 1) << r.out;
   const json doc = json::parse(r.out);
   EXPECT_EQ(doc.at("outcome"), "failed");
