@@ -1,5 +1,6 @@
 // shmbus rm: removes one channel's segments, refusing while live processes are attached.
 // shmbus gc: removes abandoned channels (no live process attached) and leftover objects.
+// tools/removal.hpp does the work; this file prints its reports as text or JSON.
 #include <csignal>
 #include <iterator>
 #include <memory>
@@ -8,14 +9,17 @@
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
-#include "shmbus/stats.hpp"
 #include "tools/commands.hpp"
 #include "tools/observe_commands.hpp"
-#include "tools/observe_format.hpp"
+#include "tools/removal.hpp"
+#include "tools/report_output.hpp"
 
 namespace shmbus::tools {
 namespace {
+
+using RemovalJson = nlohmann::ordered_json;
 
 std::string describe(const std::vector<LiveProcess>& live) {
   std::string out;
@@ -26,8 +30,13 @@ std::string describe(const std::vector<LiveProcess>& live) {
   return out;
 }
 
+RemovalJson error_json(const std::optional<Error>& error) {
+  if (!error) return nullptr;
+  return {{"code", error_code_name(error->code)}, {"message", error->message}};
+}
+
 // Each object's outcome, on stderr: the objects still there are what the user must deal with.
-void print_incomplete_removal(const std::string& channel, const RemovalReport& report) {
+void print_incomplete_removal(const RmReport& report) {
   std::size_t remaining = 0;
   for (const RemovedObject& object : report.objects) {
     if (object.error) {
@@ -38,7 +47,116 @@ void print_incomplete_removal(const std::string& channel, const RemovalReport& r
     }
   }
   fmt::print(stderr, "shmbus rm: channel '{}' was not removed: {} of its {} objects remain\n",
-             channel, remaining, report.objects.size());
+             report.channel, remaining, report.objects.size());
+}
+
+// What went wrong or needs saying, on stderr, in both output forms.
+void print_rm_notes(const RmReport& report) {
+  if (report.refused) {
+    fmt::print(stderr,
+               "shmbus rm: channel '{}' is in use by live processes: {}; stop them first, or "
+               "remove it anyway with --force\n",
+               report.channel,
+               report.attaching_producer ? std::string("a producer that is attaching")
+                                         : describe(report.live));
+    return;
+  }
+  if (report.unreadable) {
+    fmt::print(stderr, "shmbus rm: note: {}; the channel cannot be read, removing it anyway\n",
+               *report.unreadable);
+  }
+  if (report.error) {
+    fmt::print(stderr, "shmbus rm: {}\n", report.error->message);
+  } else if (!report.removed()) {
+    print_incomplete_removal(report);
+  } else if (!report.live.empty()) {
+    fmt::print(stderr,
+               "shmbus rm: note: {} still {} the removed channel and keep{} using it; a new "
+               "channel of that name is a different one\n",
+               describe(report.live), report.live.size() == 1 ? "maps" : "map",
+               report.live.size() == 1 ? "s" : "");
+  }
+}
+
+std::string rm_json(const RmReport& report) {
+  RemovalJson live = RemovalJson::array();
+  for (const LiveProcess& p : report.live) live.push_back({{"pid", p.pid}, {"role", p.role}});
+  RemovalJson objects = RemovalJson::array();
+  for (const RemovedObject& object : report.objects) {
+    objects.push_back({{"object", object.object},
+                       {"removed", !object.error},
+                       {"error", error_json(object.error)}});
+  }
+  RemovalJson doc;
+  doc["channel"] = report.channel;
+  doc["removed"] = report.removed();
+  doc["refused"] = report.refused;
+  doc["live_processes"] = std::move(live);
+  doc["attaching_producer"] = report.attaching_producer;
+  doc["unreadable"] = report.unreadable ? RemovalJson(*report.unreadable) : RemovalJson(nullptr);
+  doc["objects"] = std::move(objects);
+  doc["error"] = error_json(report.error);
+  return doc.dump();
+}
+
+void print_gc_problems(const GcReport& report) {
+  for (const GcReport::Problem& problem : report.problems) {
+    switch (problem.kind) {
+      case GcReport::Problem::Kind::unreadable:
+        fmt::print(stderr, "shmbus gc: skipping channel '{}': {} (remove it with 'shmbus rm')\n",
+                   problem.name, problem.message);
+        break;
+      case GcReport::Problem::Kind::opening:
+        fmt::print(stderr, "shmbus gc: skipping channel '{}': {}\n", problem.name,
+                   problem.message);
+        break;
+      case GcReport::Problem::Kind::failed:
+        fmt::print(stderr, "shmbus gc: {}\n", problem.message);
+        break;
+    }
+  }
+}
+
+std::string gc_text(const GcReport& report) {
+  const char* verb = report.dry_run ? "would remove" : "removed";
+  std::string text;
+  auto out = std::back_inserter(text);
+  for (const std::string& channel : report.channels) {
+    fmt::format_to(out, "{} channel {}\n", verb, channel);
+  }
+  for (const ShmLeftover& l : report.leftovers) {
+    fmt::format_to(out, "{} leftover {} ({})\n", verb, l.object, l.why);
+  }
+  fmt::format_to(out, "gc: {} channels, {} leftovers {}\n", report.channels.size(),
+                 report.leftovers.size(), report.dry_run ? "would be removed" : "removed");
+  return text;
+}
+
+std::string gc_json(const GcReport& report) {
+  RemovalJson leftovers = RemovalJson::array();
+  for (const ShmLeftover& l : report.leftovers) {
+    leftovers.push_back({{"object", l.object}, {"why", l.why}});
+  }
+  RemovalJson skipped = RemovalJson::array();
+  RemovalJson failures = RemovalJson::array();
+  for (const GcReport::Problem& problem : report.problems) {
+    if (problem.kind == GcReport::Problem::Kind::failed) {
+      failures.push_back({{"name", problem.name}, {"message", problem.message}});
+    } else {
+      skipped.push_back(
+          {{"channel", problem.name},
+           {"reason", problem.kind == GcReport::Problem::Kind::unreadable ? "unreadable"
+                                                                          : "opening"},
+           {"message", problem.message}});
+    }
+  }
+  RemovalJson doc;
+  doc["dry_run"] = report.dry_run;
+  doc["channels"] = report.channels;
+  doc["leftovers"] = std::move(leftovers);
+  doc["skipped"] = std::move(skipped);
+  doc["failures"] = std::move(failures);
+  return doc.dump();
 }
 
 }  // namespace
@@ -46,108 +164,34 @@ void print_incomplete_removal(const std::string& channel, const RemovalReport& r
 int run_rm(const RmOptions& o, std::FILE* out) {
   std::signal(SIGPIPE, SIG_IGN);
   try {
-    std::vector<LiveProcess> live;
-    auto stats = read_channel_stats(o.channel);
-    if (stats) {
-      live = live_processes(*stats);
-      // Not abandoned but nobody listed: the single-producer owner between taking the channel
-      // and its producer slot.
-      const bool in_use = !live.empty() || !stats->abandoned;
-      if (in_use && !o.force) {
-        fmt::print(stderr,
-                   "shmbus rm: channel '{}' is in use by live processes: {}; stop them first, or "
-                   "remove it anyway with --force\n",
-                   o.channel, live.empty() ? std::string("a producer that is attaching")
-                                           : describe(live));
-        return kExitFailure;
-      }
-    } else if (stats.error().code == ErrorCode::version_mismatch ||
-               stats.error().code == ErrorCode::corrupt) {
-      // Nobody can use such a channel, so nobody's work is cut short by removing it.
-      fmt::print(stderr, "shmbus rm: note: {}; the channel cannot be read, removing it anyway\n",
-                 stats.error().message);
-    } else {
-      fmt::print(stderr, "shmbus rm: {}\n", stats.error().message);
-      return kExitFailure;
+    const RmReport report = remove_channel_checked(o);
+    print_rm_notes(report);
+    std::string text;
+    if (o.json) {
+      text = rm_json(report) + "\n";
+    } else if (report.removed()) {
+      text = fmt::format("removed channel {}\n", report.channel);
     }
-    auto removed = unlink_channel(o.channel);
-    if (!removed) {
-      fmt::print(stderr, "shmbus rm: {}\n", removed.error().message);
-      return kExitFailure;
-    }
-    if (!removed->complete()) {
-      print_incomplete_removal(o.channel, *removed);
-      return kExitFailure;
-    }
-    fmt::print(out, "removed channel {}\n", o.channel);
-    if (!live.empty()) {
-      fmt::print(stderr,
-                 "shmbus rm: note: {} still {} the removed channel and keep{} using it; a new "
-                 "channel of that name is a different one\n",
-                 describe(live), live.size() == 1 ? "maps" : "map", live.size() == 1 ? "s" : "");
-    }
+    const int printed = print_report("rm", text, out);
+    return report.removed() ? printed : kExitFailure;
   } catch (const std::exception& e) {  // formatting allocates
     fmt::print(stderr, "shmbus rm: {}\n", e.what());
     return kExitFailure;
   }
-  std::fflush(out);
-  return kExitOk;
 }
 
 int run_gc(const GcOptions& o, std::FILE* out) {
   std::signal(SIGPIPE, SIG_IGN);
-  const char* verb = o.dry_run ? "would remove" : "removed";
-  std::uint64_t channels = 0, leftovers = 0;
-  bool failed = false;
   try {
-    for (const std::string& name : list_channels()) {
-      auto stats = read_channel_stats(name);
-      if (!stats) {
-        if (stats.error().code != ErrorCode::not_found) {  // not_found: removed meanwhile
-          fmt::print(stderr, "shmbus gc: skipping channel '{}': {} (remove it with 'shmbus rm')\n",
-                     name, stats.error().message);
-        }
-        continue;
-      }
-      if (!stats->abandoned) continue;
-      // Checked again under the ring's exclusive lock, which also sees a process that maps the
-      // channel without a slot yet (opening it right now).
-      auto removed = remove_channel_if_abandoned(name, o.dry_run);
-      if (!removed) {
-        if (removed.error().code == ErrorCode::not_found) continue;
-        fmt::print(stderr, "shmbus gc: {}\n", removed.error().message);
-        failed = true;
-        continue;
-      }
-      if (!*removed) {
-        fmt::print(stderr, "shmbus gc: skipping channel '{}': no process is registered, but one "
-                           "maps it (opening it right now?)\n", name);
-        continue;
-      }
-      fmt::print(out, "{} channel {}\n", verb, name);
-      ++channels;
-    }
-    // Listed after the channels are gone: removing a channel removes its control segment too.
-    for (const ShmLeftover& l : list_leftovers()) {
-      if (!o.dry_run) {
-        if (auto removed = remove_leftover(l.object); !removed) {
-          if (removed.error().code == ErrorCode::not_found) continue;
-          fmt::print(stderr, "shmbus gc: {}\n", removed.error().message);
-          failed = true;
-          continue;
-        }
-      }
-      fmt::print(out, "{} leftover {} ({})\n", verb, l.object, l.why);
-      ++leftovers;
-    }
-    fmt::print(out, "gc: {} channels, {} leftovers {}\n", channels, leftovers,
-               o.dry_run ? "would be removed" : "removed");
+    const GcReport report = collect_garbage(o);
+    print_gc_problems(report);
+    const int printed =
+        print_report("gc", o.json ? gc_json(report) + "\n" : gc_text(report), out);
+    return report.failed() ? kExitFailure : printed;
   } catch (const std::exception& e) {  // formatting and listing allocate
     fmt::print(stderr, "shmbus gc: {}\n", e.what());
     return kExitFailure;
   }
-  std::fflush(out);
-  return failed ? kExitFailure : kExitOk;
 }
 
 void add_rm_command(CLI::App& app) {
@@ -156,6 +200,9 @@ void add_rm_command(CLI::App& app) {
   sub->add_option("channel", o->channel, "Channel name")->required();
   sub->add_flag("--force", o->force,
                 "Remove it even while live processes are attached (they keep their mappings)");
+  sub->add_flag("--json", o->json,
+                "Print one JSON object on stdout, whatever the outcome: {channel, removed, "
+                "refused, live_processes, attaching_producer, unreadable, objects, error}");
   sub->footer(
       "Refuses while a live process is attached (a producer, subscriber or journaler whose "
       "process runs, or the creator), naming their pids. A channel that cannot be read (another "
@@ -174,6 +221,9 @@ void add_gc_command(CLI::App& app) {
   CLI::App* sub = app.add_subcommand(
       "gc", "Remove abandoned channels (no live process attached) and leftover objects");
   sub->add_flag("--dry-run", o->dry_run, "Only print what would be removed");
+  sub->add_flag("--json", o->json,
+                "Print one JSON object on stdout instead of the lines: {dry_run, channels, "
+                "leftovers, skipped, failures}");
   sub->footer(
       "One line per object: 'removed channel NAME' or 'removed leftover OBJECT (WHY)' ('would "
       "remove ...' with --dry-run), then 'gc: N channels, M leftovers removed'. Channels that "

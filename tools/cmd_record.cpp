@@ -5,11 +5,13 @@
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "tools/commands.hpp"
 #include "tools/option_bounds.hpp"
 #include "tools/pacer.hpp"
 #include "tools/record_command.hpp"
+#include "tools/report_output.hpp"
 #include "tools/signals.hpp"
 #include "tools/truncation.hpp"
 
@@ -73,10 +75,13 @@ bool parse_fsync_policy(const std::string& text, journal::WriterOptions& out) {
   return true;
 }
 
-int run_record(const RecordOptions& o, std::FILE* err) {
+namespace {
+
+// The recording itself; every way it ends is said in `report` too.
+int record_until_stopped(const RecordOptions& o, std::FILE* err, RecordReport& report) {
   install_stop_handlers();
   const detail::MappingGuard guard;  // a truncated channel ends recording with an error
-  journal::RecoveryReport report;
+  journal::RecoveryReport recovery;
   JournalerOptions jo = o.journaler;
   jo.wait_while_blocked = o.on_error == OnWriteError::wait;
   jo.should_stop = [] { return stop_requested(); };
@@ -86,13 +91,15 @@ int run_record(const RecordOptions& o, std::FILE* err) {
     *waited_blocked = true;
     fmt::print(err, "shmbus record: writes failing, holding the records and retrying: {}\n", why);
   };
-  auto opened = read_guarded([&] { return Journaler::open(jo, &report); });
+  auto opened = read_guarded([&] { return Journaler::open(jo, &recovery); });
   if (!opened) {
     fmt::print(err, "shmbus record: {}\n", opened.error().message);
+    report.error = opened.error().message;
     return kExitFailure;
   }
   Journaler& j = *opened;
-  if (!o.quiet) print_recovery(err, o, report);
+  report.recovery = recovery;
+  if (!o.quiet) print_recovery(err, o, recovery);
 
   const auto status_every = std::chrono::duration<double>(o.status_interval_s);
   auto next_status = std::chrono::steady_clock::now() + status_every;
@@ -106,7 +113,9 @@ int run_record(const RecordOptions& o, std::FILE* err) {
     }
     if (!r) {
       fmt::print(err, "shmbus record: {}\n", r.error().message);
-      print_status(err, "stopped", j.stats());
+      report.error = r.error().message;
+      report.stats = j.stats();
+      print_status(err, "stopped", *report.stats);
       // Leave the gate in place, as a crash would: a journaler restarted within the liveness
       // timeout records everything this one could not.
       j.abandon();
@@ -122,7 +131,9 @@ int run_record(const RecordOptions& o, std::FILE* err) {
                    reported);
       }
       if (o.on_error == OnWriteError::exit && now - failing_since >= o.give_up_ms * 1'000'000) {
-        fmt::print(err, "shmbus record: giving up after {} ms of failed writes\n", o.give_up_ms);
+        report.error = fmt::format("giving up after {} ms of failed writes", o.give_up_ms);
+        report.stats = s;
+        fmt::print(err, "shmbus record: {}\n", *report.error);
         print_status(err, "stopped", s);
         j.abandon();  // as above
         return kExitFailure;
@@ -139,12 +150,65 @@ int run_record(const RecordOptions& o, std::FILE* err) {
     }
   }
   auto drained = j.drain();
-  if (!o.quiet) print_status(err, "stopped", j.stats());
+  report.stats = j.stats();
+  if (!o.quiet) print_status(err, "stopped", *report.stats);
   if (!drained) {
-    fmt::print(err, "shmbus record: draining: {}\n", drained.error().message);
+    report.error = fmt::format("draining: {}", drained.error().message);
+    fmt::print(err, "shmbus record: {}\n", *report.error);
     return kExitFailure;
   }
   return kExitOk;
+}
+
+}  // namespace
+
+std::string record_json(const RecordReport& report) {
+  nlohmann::ordered_json doc;
+  doc["channel"] = report.channel;
+  doc["dir"] = report.dir;
+  doc["outcome"] = report.error ? "failed" : "stopped";
+  doc["error"] = report.error ? nlohmann::ordered_json(*report.error) : nullptr;
+  if (report.recovery) {
+    const journal::RecoveryReport& r = *report.recovery;
+    doc["recovery"] = {{"segments", r.segments},
+                       {"next_sequence", r.next_sequence},
+                       {"truncated_bytes", r.truncated_bytes},
+                       {"truncated_segment", r.truncated_segment},
+                       {"damage", r.damage},
+                       {"crash_repairs", r.crash_repairs},
+                       {"removed", r.removed}};
+  } else {
+    doc["recovery"] = nullptr;
+  }
+  if (report.stats) {
+    const JournalerStats& s = *report.stats;
+    doc["stats"] = {{"recorded", s.recorded},
+                    {"gap_records", s.gap_records},
+                    {"lost", s.lost},
+                    {"duplicates", s.duplicates},
+                    {"written_sequence", s.written_sequence},
+                    {"durable_sequence", s.durable_sequence},
+                    {"blocked", s.blocked}};
+  } else {
+    doc["stats"] = nullptr;
+  }
+  return doc.dump();
+}
+
+int run_record(const RecordOptions& o, std::FILE* err, std::FILE* out) {
+  RecordReport report;
+  int code = kExitFailure;
+  try {
+    report.channel = o.journaler.channel;
+    report.dir = o.journaler.writer.dir;
+    code = record_until_stopped(o, err, report);
+    if (!o.json) return code;
+    const int printed = print_report("record", record_json(report) + "\n", out);
+    return code == kExitOk ? printed : code;
+  } catch (const std::exception& e) {  // the report's formatting allocates
+    fmt::print(err, "shmbus record: {}\n", e.what());
+    return kExitFailure;
+  }
 }
 
 void add_record_command(CLI::App& app) {
@@ -217,6 +281,9 @@ void add_record_command(CLI::App& app) {
                   "Print a status line to stderr every S seconds")
       ->check(real_number_in(0.0, 86400.0));
   cmd->add_flag("--quiet", s->options.quiet, "No start and summary lines");
+  cmd->add_flag("--json", s->options.json,
+                "At exit, print one JSON object on stdout, whatever the outcome: {channel, dir, "
+                "outcome, error, recovery, stats}");
   cmd->footer(
       "Recovery: a torn tail left by a crash is cut (and said how much); damage in the middle is "
       "reported and never cut. SIGINT/SIGTERM drain the writes and exit 0.\n"
@@ -237,7 +304,7 @@ void add_record_command(CLI::App& app) {
     o.journaler.writer.retain_age = std::chrono::seconds(s->retain_age_s);
     o.journaler.start = s->start == "latest" ? StartFrom::latest : StartFrom::earliest;
     o.on_error = s->on_error == "exit" ? OnWriteError::exit : OnWriteError::wait;
-    const int code = run_record(o, stderr);
+    const int code = run_record(o, stderr, stdout);
     if (code != kExitOk) throw CLI::RuntimeError(code);
   });
 }

@@ -4,8 +4,10 @@
 //   - add_X_command(app): registers the subcommand with CLI11 and runs run_X when it is chosen.
 // Run functions never throw. They print errors to stderr prefixed "shmbus X: ".
 //
-// Exit codes: 0 success; 1 a runtime error (the channel cannot be opened, a publish timed out, the
-// demo's checks failed); 2 invalid arguments (CLI11) or, for tail, --timeout-ms without a message.
+// Exit codes (docs/observability.md lists them all): 0 success; 1 a runtime error (the channel
+// cannot be opened, a publish timed out, the demo's checks failed); 2 invalid arguments (CLI11);
+// 3 a wait timed out (tail's --timeout-ms without a message). Each outcome has its own code, so a
+// script can tell "nothing arrived" from "you called me wrong".
 #pragma once
 
 #include <cstdint>
@@ -26,7 +28,7 @@ namespace shmbus::tools {
 inline constexpr int kExitOk = 0;
 inline constexpr int kExitFailure = 1;
 inline constexpr int kExitUsage = 2;
-inline constexpr int kExitTimedOut = 2;
+inline constexpr int kExitTimedOut = 3;
 
 // The largest --timeout-ms accepted (about 31 years), so that deadlines in nanoseconds never
 // overflow.
@@ -79,7 +81,7 @@ struct TailOptions {
   std::optional<std::uint64_t> count;  // exit 0 after this many records
   RecordFormat format = RecordFormat::text;
   std::string name;  // a named subscriber resumes where the last one of that name stopped
-  std::optional<std::int64_t> timeout_ms;  // exit 2 after this long without a message
+  std::optional<std::int64_t> timeout_ms;  // exit 3 after this long without a message
   bool latency_histogram = false;          // SubscriberOptions::latency_histogram
 };
 
@@ -99,5 +101,14 @@ struct DemoOptions {
 // to `out`. Returns 0 only if every process's checks passed.
 int run_demo(const DemoOptions& options, std::FILE* out);
 void add_demo_command(CLI::App& app);
+
+// --- shmbus version, shmbus --version, shmbus completion -----------------------------------------
+
+// `shmbus version [--json]` and the top-level --version flag (tools/build_info.hpp says what they
+// print).
+void add_version_command(CLI::App& app);
+// `shmbus completion bash`: the script is generated from `app`'s tree when it runs, so register it
+// on the top-level app; it covers every subcommand registered before or after it.
+void add_completion_command(CLI::App& app);
 
 }  // namespace shmbus::tools

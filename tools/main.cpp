@@ -55,6 +55,8 @@ int main(int argc, char** argv) {
   shmbus::tools::add_inspect_command(app);
   shmbus::tools::add_rm_command(app);
   shmbus::tools::add_gc_command(app);
+  shmbus::tools::add_version_command(app);
+  shmbus::tools::add_completion_command(app);
 
   try {
     app.parse(argc, argv);

@@ -7,8 +7,8 @@
 //   shmbus ls [--json] [--interval-ms MS]                                  (cmd_ls.cpp)
 //   shmbus stat CHANNEL [--watch S] [--json | --prometheus] [--interval-ms MS]   (cmd_stat.cpp)
 //   shmbus inspect CHANNEL [--records N] [--json]                          (cmd_inspect.cpp)
-//   shmbus rm CHANNEL [--force]                                            (cmd_gc.cpp)
-//   shmbus gc [--dry-run]                                                  (cmd_gc.cpp)
+//   shmbus rm CHANNEL [--force] [--json]                                   (cmd_gc.cpp)
+//   shmbus gc [--dry-run] [--json]                                         (cmd_gc.cpp)
 //
 // Exit codes: 0 success; 1 a runtime error (the channel cannot be read, inspect found problems, rm
 // refused because live processes are attached); 2 bad arguments.
@@ -74,12 +74,14 @@ void add_inspect_command(CLI::App& app);
 struct RmOptions {
   std::string channel;
   bool force = false;  // remove even while live processes are attached
+  bool json = false;   // one JSON report on stdout (tools/cmd_gc.cpp)
 };
 int run_rm(const RmOptions& options, std::FILE* out);
 void add_rm_command(CLI::App& app);
 
 struct GcOptions {
   bool dry_run = false;
+  bool json = false;  // one JSON report on stdout instead of the lines
 };
 // Removes abandoned channels and leftover shared-memory objects, one line each.
 int run_gc(const GcOptions& options, std::FILE* out);
