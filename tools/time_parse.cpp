@@ -186,7 +186,7 @@ tl::expected<std::int64_t, std::string> date_time(std::string_view text) {
   if (!shape) return failure(fmt::format("'{}': {}", text, expected_forms));
   const int year = number_at(text, 0, 4);
   if (year < kFirstYear || year > kLastYear) {
-    return failure(fmt::format("'{}': the year must lie in {} to {} (int64 nanoseconds)", text,
+    return failure(fmt::format("'{}': times must lie in years {} to {} (int64 nanoseconds)", text,
                                kFirstYear, kLastYear));
   }
   std::optional<int> offset_minutes;
