@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <fcntl.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -210,10 +211,16 @@ TEST(ProgressLine, RewritesOneLineOnATerminalAndErasesItAtTheEnd) {
     EXPECT_TRUE(progress.enabled());
     progress.update(1234, 99, 0);
   }
-  std::string seen(4096, '\0');
-  const ssize_t n = read(master, seen.data(), seen.size());
-  ASSERT_GT(n, 0);
-  seen.resize(static_cast<std::size_t>(n));
+  // The terminal may hand the two writes over separately: read until the erase arrives.
+  std::string seen;
+  const auto ends_erased = [&] { return seen.size() > 4 && seen.substr(seen.size() - 4) == "\r\x1b[K"; };
+  for (int attempt = 0; attempt < 100 && !ends_erased(); ++attempt) {
+    pollfd ready{master, POLLIN, 0};
+    if (poll(&ready, 1, 20) != 1) continue;
+    char buffer[4096];
+    const ssize_t n = read(master, buffer, sizeof buffer);
+    if (n > 0) seen.append(buffer, static_cast<std::size_t>(n));
+  }
   EXPECT_NE(seen.find("\r\x1b[Kshmbus replay: 1234 records, at seq=99"), std::string::npos) << seen;
   EXPECT_EQ(seen.substr(seen.size() - 4), "\r\x1b[K");  // erased at the end
   close(terminal);
