@@ -79,8 +79,9 @@ void print_json_report(const PubOptions& o, const Tally& t, int code) {
   j["input"] = input_name(o);
   j["messages"] = t.messages;
   j["bytes"] = t.bytes;
-  j["first_sequence"] = t.messages == 0 ? nlohmann::ordered_json() : nlohmann::ordered_json(t.first_sequence);
-  j["last_sequence"] = t.messages == 0 ? nlohmann::ordered_json() : nlohmann::ordered_json(t.last_sequence);
+  const nlohmann::ordered_json none;  // null: nothing was published
+  j["first_sequence"] = t.messages == 0 ? none : nlohmann::ordered_json(t.first_sequence);
+  j["last_sequence"] = t.messages == 0 ? none : nlohmann::ordered_json(t.last_sequence);
   j["elapsed_ns"] = elapsed;
   j["messages_per_second"] = static_cast<double>(t.messages) / seconds;
   j["bytes_per_second"] = static_cast<double>(t.bytes) / seconds;

@@ -40,11 +40,11 @@ LocalZone look_up(const std::optional<std::string>& tz) {
     found.zone = date::locate_zone(name.empty() ? std::string_view("UTC") : name);
   } catch (const std::exception& e) {
     found.zone = nullptr;
-    found.problem =
-        tz ? fmt::format("TZ='{}' names no zone of the tz database (such as Europe/London or "
-                         "America/New_York): {}",
-                         *tz, e.what())
-           : fmt::format("no tz database: {}", e.what());
+    found.problem = tz ? fmt::format(
+                             "TZ='{}' names no zone of the tz database (such as Europe/London or "
+                             "America/New_York): {}",
+                             *tz, e.what())
+                       : fmt::format("no tz database: {}", e.what());
   }
   return found;
 }
@@ -89,11 +89,10 @@ std::string iso8601_local_ns(std::int64_t unix_ns) {
   const auto day = date::floor<date::days>(wall);
   const date::year_month_day ymd{day};
   const date::hh_mm_ss<std::chrono::seconds> time_of_day{wall - day};
-  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:09}{}",
-                     static_cast<int>(ymd.year()), static_cast<unsigned>(ymd.month()),
-                     static_cast<unsigned>(ymd.day()), time_of_day.hours().count(),
-                     time_of_day.minutes().count(), time_of_day.seconds().count(), nanos,
-                     format_utc_offset(offset));
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:09}{}", static_cast<int>(ymd.year()),
+                     static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
+                     time_of_day.hours().count(), time_of_day.minutes().count(),
+                     time_of_day.seconds().count(), nanos, format_utc_offset(offset));
 }
 
 }  // namespace shmbus::tools

@@ -40,10 +40,9 @@ void ProgressLine::update(std::uint64_t records, std::uint64_t sequence, std::in
   if (now < next_due_ns_) return;
   next_due_ns_ = now + interval_ns_;
   const double seconds = static_cast<double>(std::max<std::int64_t>(now - start_ns_, 1)) / 1e9;
-  const std::string line =
-      fmt::format("{}{}: {} records, at seq={} time={} ({} records/s)", kEraseLine, label_,
-                  records, sequence, iso8601_local_ns(time_ns),
-                  human_count(static_cast<double>(records) / seconds));
+  const std::string line = fmt::format(
+      "{}{}: {} records, at seq={} time={} ({} records/s)", kEraseLine, label_, records, sequence,
+      iso8601_local_ns(time_ns), human_count(static_cast<double>(records) / seconds));
   shown_ = true;
   if (!write_all(fd_, line)) enabled_ = false;
 }

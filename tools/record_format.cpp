@@ -100,8 +100,8 @@ tl::expected<CapturedRecord, std::string> data_record(const nlohmann::json& j) {
   const auto size = unsigned_field(j, "size");
   if (!size) return tl::unexpected(size.error());
   if (*size && **size != r.payload.size()) {
-    return tl::unexpected(fmt::format("\"size\" is {} but the payload has {} bytes", **size,
-                                      r.payload.size()));
+    return tl::unexpected(
+        fmt::format("\"size\" is {} but the payload has {} bytes", **size, r.payload.size()));
   }
   const auto sequence = unsigned_field(j, "seq");
   if (!sequence) return tl::unexpected(sequence.error());
@@ -115,8 +115,10 @@ tl::expected<CapturedRecord, std::string> data_record(const nlohmann::json& j) {
   return r;
 }
 
-tl::expected<CapturedRecord, std::string> lost_record(const nlohmann::json& j, const char* count_key,
-                                                      const char* sequence_key, bool sequence_is_next) {
+tl::expected<CapturedRecord, std::string> lost_record(const nlohmann::json& j,
+                                                      const char* count_key,
+                                                      const char* sequence_key,
+                                                      bool sequence_is_next) {
   const auto count = unsigned_field(j, count_key);
   if (!count) return tl::unexpected(count.error());
   const auto sequence = unsigned_field(j, sequence_key);
@@ -187,26 +189,31 @@ CaptureRead RawRecordReader::next(CapturedRecord& out) {
   if (!got) return stopped_ ? CaptureRead::interrupted : CaptureRead::error;
   if (*got == 0) return CaptureRead::end;
   if (*got < header.size()) {
-    return fail(fmt::format("stdin ends {} bytes into the {}-byte header of raw record {} (at "
-                            "byte {}): a cut capture?",
-                            *got, kRawHeaderBytes, frames_ + 1, offset_));
+    return fail(
+        fmt::format("stdin ends {} bytes into the {}-byte header of raw record {} (at "
+                    "byte {}): a cut capture?",
+                    *got, kRawHeaderBytes, frames_ + 1, offset_));
   }
   const auto magic = std::span<const std::byte>(header).first(4);
   const std::string_view magic_text(reinterpret_cast<const char*>(magic.data()), magic.size());
   const bool data = magic_text == kRawDataMagic;
   if (!data && magic_text != kRawLostMagic) {
-    return fail(fmt::format("raw record {} (at byte {}) begins with {}, not \"SBRD\" or \"SBRL\": "
-                            "not the output of --format raw (or not from its start)",
-                            frames_ + 1, offset_, printable_magic(magic)));
+    return fail(
+        fmt::format("raw record {} (at byte {}) begins with {}, not \"SBRD\" or \"SBRL\": "
+                    "not the output of --format raw (or not from its start)",
+                    frames_ + 1, offset_, printable_magic(magic)));
   }
-  const auto size = static_cast<std::uint32_t>(read_le(std::span<const std::byte>(header).subspan(4, 4)));
+  const auto size =
+      static_cast<std::uint32_t>(read_le(std::span<const std::byte>(header).subspan(4, 4)));
   out.kind = data ? CapturedRecord::Kind::data : CapturedRecord::Kind::lost;
   out.sequence = read_le(std::span<const std::byte>(header).subspan(8, 8));
-  out.time_ns = static_cast<std::int64_t>(read_le(std::span<const std::byte>(header).subspan(16, 8)));
+  out.time_ns =
+      static_cast<std::int64_t>(read_le(std::span<const std::byte>(header).subspan(16, 8)));
   if (data && size > max_payload_) {
-    return fail(fmt::format("raw record {} (at byte {}, seq={}) holds {} bytes, more than the "
-                            "channel's max message ({} bytes)",
-                            frames_ + 1, offset_, out.sequence, size, max_payload_));
+    return fail(
+        fmt::format("raw record {} (at byte {}, seq={}) holds {} bytes, more than the "
+                    "channel's max message ({} bytes)",
+                    frames_ + 1, offset_, out.sequence, size, max_payload_));
   }
   if (!data && size != 8) {
     return fail(fmt::format("raw lost record {} (at byte {}) has size {}, not 8", frames_ + 1,
@@ -216,9 +223,10 @@ CaptureRead RawRecordReader::next(CapturedRecord& out) {
   const auto body = read_up_to(out.payload);
   if (!body) return stopped_ ? CaptureRead::interrupted : CaptureRead::error;
   if (*body < size) {
-    return fail(fmt::format("stdin ends {} bytes into the {}-byte payload of raw record {} (at "
-                            "byte {}, seq={}): a cut capture?",
-                            *body, size, frames_ + 1, offset_, out.sequence));
+    return fail(
+        fmt::format("stdin ends {} bytes into the {}-byte payload of raw record {} (at "
+                    "byte {}, seq={}): a cut capture?",
+                    *body, size, frames_ + 1, offset_, out.sequence));
   }
   if (!data) {
     out.lost = read_le(out.payload);
@@ -268,21 +276,15 @@ bool RecordWriter::data(const Message& m) {
 }
 
 bool RecordWriter::lost(std::uint64_t lost, std::uint64_t before, std::int64_t seen_ns) {
-  switch (format_) {
-    case RecordFormat::raw:
-      frame_.clear();
-      append_raw_lost(frame_, before - lost, lost, seen_ns);
-      return out_.write_bytes(frame_);
-    case RecordFormat::payload:
-      return out_.error() == 0;
-    case RecordFormat::text:
-    case RecordFormat::json:
-      break;
-  }
-  return out_.write(lost_line(lost, before, format_));
+  return loss(before - lost, lost, seen_ns, /*journal_gap=*/false);
 }
 
 bool RecordWriter::gap(std::uint64_t first_sequence, std::uint64_t count, std::int64_t seen_ns) {
+  return loss(first_sequence, count, seen_ns, /*journal_gap=*/true);
+}
+
+bool RecordWriter::loss(std::uint64_t first_sequence, std::uint64_t count, std::int64_t seen_ns,
+                        bool journal_gap) {
   switch (format_) {
     case RecordFormat::raw:
       frame_.clear();
@@ -294,15 +296,17 @@ bool RecordWriter::gap(std::uint64_t first_sequence, std::uint64_t count, std::i
     case RecordFormat::json:
       break;
   }
-  return out_.write(gap_line(first_sequence, count, seen_ns, format_));
+  return out_.write(journal_gap ? gap_line(first_sequence, count, seen_ns, format_)
+                                : lost_line(count, first_sequence + count, format_));
 }
 
 std::optional<std::string> binary_to_terminal_problem(RecordFormat format, std::FILE* out) {
   if (format != RecordFormat::raw && format != RecordFormat::payload) return std::nullopt;
   if (::isatty(::fileno(out)) == 0) return std::nullopt;
-  return fmt::format("--format {} writes binary; not to a terminal: redirect stdout to a file or "
-                     "a pipe (e.g. > capture.bin)",
-                     format == RecordFormat::raw ? "raw" : "payload");
+  return fmt::format(
+      "--format {} writes binary; not to a terminal: redirect stdout to a file or "
+      "a pipe (e.g. > capture.bin)",
+      format == RecordFormat::raw ? "raw" : "payload");
 }
 
 }  // namespace shmbus::tools

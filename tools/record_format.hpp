@@ -105,6 +105,11 @@ class RecordWriter {
   int error() const noexcept { return out_.error(); }
 
  private:
+  // Both kinds of loss: one SBRL frame in raw; in text and json, tail's lost line or the journal's
+  // gap line.
+  bool loss(std::uint64_t first_sequence, std::uint64_t count, std::int64_t seen_ns,
+            bool journal_gap);
+
   LineOutput out_;
   RecordFormat format_;
   std::string frame_;  // reused for raw frames

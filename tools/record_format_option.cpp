@@ -16,7 +16,9 @@ void add_record_format_option(CLI::App& command, std::string& format) {
                       "then the payload, read back by 'shmbus pub --format raw'; payload: the "
                       "payload bytes alone, nothing between them")
           ->transform(CLI::IsMember({"text", "json", "raw", "payload"}, CLI::ignore_case));
-  command.add_flag_callback("--json", [&format] { format = "json"; }, "Same as --format json")
+  command
+      .add_flag_callback(
+          "--json", [&format] { format = "json"; }, "Same as --format json")
       ->excludes(format_option);
 }
 

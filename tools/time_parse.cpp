@@ -71,9 +71,10 @@ std::optional<tl::expected<std::int64_t, std::string>> relative_time(std::string
   const auto unit = std::find_if(kUnits.begin(), kUnits.end(),
                                  [&](const Unit& u) { return u.name == unit_name; });
   if (unit == kUnits.end()) {
-    return failure(fmt::format("'{}': unknown unit '{}' of a relative time (ms, s, m, h or d, as "
-                               "in -10m)",
-                               text, unit_name));
+    return failure(
+        fmt::format("'{}': unknown unit '{}' of a relative time (ms, s, m, h or d, as "
+                    "in -10m)",
+                    text, unit_name));
   }
   std::int64_t count = 0;
   const auto parsed = std::from_chars(text.data() + 1, text.data() + unit_at, count);
@@ -96,8 +97,8 @@ struct DateTimeShape {
 };
 
 std::optional<DateTimeShape> date_time_shape(std::string_view t) {
-  if (!(digits_at(t, 0, 4) && t.size() >= 10 && t[4] == '-' && digits_at(t, 5, 2) &&
-        t[7] == '-' && digits_at(t, 8, 2))) {
+  if (!(digits_at(t, 0, 4) && t.size() >= 10 && t[4] == '-' && digits_at(t, 5, 2) && t[7] == '-' &&
+        digits_at(t, 8, 2))) {
     return std::nullopt;
   }
   DateTimeShape shape;
@@ -148,9 +149,10 @@ tl::expected<std::int64_t, std::string> from_local(std::string_view text, std::s
                                                    LocalNanos local) {
   const LocalZone& local_tz = local_zone();
   if (local_tz.zone == nullptr) {
-    return failure(fmt::format("'{}' is a local time, but {}; give the time with Z or a UTC "
-                               "offset such as +01:00",
-                               text, local_tz.problem));
+    return failure(
+        fmt::format("'{}' is a local time, but {}; give the time with Z or a UTC "
+                    "offset such as +01:00",
+                    text, local_tz.problem));
   }
   const date::time_zone& zone = *local_tz.zone;
   const date::local_info info = zone.get_info(date::floor<std::chrono::seconds>(local));
@@ -164,8 +166,8 @@ tl::expected<std::int64_t, std::string> from_local(std::string_view text, std::s
           "write the time with the UTC offset you mean, e.g. {}{}",
           text, zone.name(), format_local_seconds(jump + info.first.offset),
           date::format("%H:%M:%S", jump + info.second.offset), info.first.abbrev,
-          format_utc_offset(info.first.offset), info.second.abbrev, format_utc_offset(info.second.offset),
-          written, format_utc_offset(info.first.offset)));
+          format_utc_offset(info.first.offset), info.second.abbrev,
+          format_utc_offset(info.second.offset), written, format_utc_offset(info.first.offset)));
     }
     case date::local_info::ambiguous:
     default:
@@ -194,21 +196,24 @@ tl::expected<std::int64_t, std::string> date_time(std::string_view text) {
   if (!utc && !shape->zone.empty()) {
     offset_minutes = utc_offset_minutes(shape->zone);
     if (!offset_minutes) {
-      return failure(fmt::format("'{}': '{}' after the {} is not Z or a UTC offset such as "
-                                 "+01:00, -0430 or +05",
-                                 text, shape->zone, shape->has_time ? "time" : "date"));
+      return failure(
+          fmt::format("'{}': '{}' after the {} is not Z or a UTC offset such as "
+                      "+01:00, -0430 or +05",
+                      text, shape->zone, shape->has_time ? "time" : "date"));
     }
   }
   // The shape is checked: the fields are digits. date's calendar checks the day of the month.
-  const date::year_month_day day{date::year{year}, date::month{static_cast<unsigned>(number_at(text, 5, 2))},
+  const date::year_month_day day{date::year{year},
+                                 date::month{static_cast<unsigned>(number_at(text, 5, 2))},
                                  date::day{static_cast<unsigned>(number_at(text, 8, 2))}};
   const int hour = shape->has_time ? number_at(text, 11, 2) : 0;
   const int minute = shape->has_time ? number_at(text, 14, 2) : 0;
   const int second = shape->has_seconds ? number_at(text, 17, 2) : 0;
   if (!day.ok() || hour > 23 || minute > 59 || second > 60) {
-    return failure(fmt::format("'{}': no such date or time of day (months 01-12, days within "
-                               "the month, hours 00-23, minutes and seconds 00-59)",
-                               text));
+    return failure(
+        fmt::format("'{}': no such date or time of day (months 01-12, days within "
+                    "the month, hours 00-23, minutes and seconds 00-59)",
+                    text));
   }
   std::int64_t fraction_ns = 0;
   if (shape->end > 20) {
@@ -253,8 +258,8 @@ tl::expected<std::int64_t, std::string> parse_time_point(std::string_view raw_te
     std::int64_t ns = 0;
     const auto parsed = std::from_chars(text.data(), text.data() + text.size(), ns);
     if (parsed.ec != std::errc{}) {
-      return failure(fmt::format("'{}': beyond the range of int64 nanoseconds since the epoch",
-                                 text));
+      return failure(
+          fmt::format("'{}': beyond the range of int64 nanoseconds since the epoch", text));
     }
     return ns;
   }

@@ -28,8 +28,8 @@ using shmbus::test::Child;
 using shmbus::test::journal_payload;
 using shmbus::test::lines_of;
 using shmbus::test::read_whole_file;
-using shmbus::test::RunResult;
 using shmbus::test::run_command;
+using shmbus::test::RunResult;
 using shmbus::test::SegmentBuilder;
 using shmbus::test::TempDir;
 using shmbus::test::unique_channel;
@@ -67,7 +67,8 @@ std::vector<std::byte> bytes_of(std::string_view text) {
 std::vector<std::vector<std::byte>> awkward_payloads() {
   return {{},
           bytes_of(std::string_view("a\nb\r\n\0z", 7)),
-          bytes_of("\xff\xfe" "SBRD"),
+          bytes_of("\xff\xfe"
+                   "SBRD"),
           bytes_of("w\xc3\xb6rld \"quoted\" \\"),
           journal_payload(4, 3000),
           bytes_of("\n")};
@@ -160,9 +161,9 @@ TEST(CaptureCli, ReplayRawRepublishesTheJournalsPayloadsAndCountsItsGaps) {
                                    Shell{"/dev/null", dir.file("replay.bin"), ""});
   ASSERT_TRUE(raw.status.ok()) << raw.status.describe();
   ChannelGuard channel(unique_channel("cap-replay"));
-  const RunResult pub = shmbus_cli(
-      {"pub", channel.name(), "--format", "raw", "--json", "--capacity", "65536"},
-      Shell{dir.file("replay.bin"), "", ""});
+  const RunResult pub =
+      shmbus_cli({"pub", channel.name(), "--format", "raw", "--json", "--capacity", "65536"},
+                 Shell{dir.file("replay.bin"), "", ""});
   ASSERT_TRUE(pub.status.ok()) << pub.status.describe() << "\n" << pub.out;
   const auto report = nlohmann::json::parse(pub.out);
   EXPECT_EQ(report.at("input"), "raw");
@@ -187,8 +188,8 @@ TEST(CaptureCli, ReplayRawRepublishesTheJournalsPayloadsAndCountsItsGaps) {
 TEST(CaptureCli, ReplayCountStopsAfterNDataRecordsAndJsonIsItsFormatSynonym) {
   TempDir dir("capture-count");
   build_journal(dir.path(), 1, 10, 0);
-  const RunResult r = shmbus_cli({"replay", "--dir", dir.path(), "--from", "4", "--count", "3",
-                                  "--json"});
+  const RunResult r =
+      shmbus_cli({"replay", "--dir", dir.path(), "--from", "4", "--count", "3", "--json"});
   ASSERT_TRUE(r.status.ok()) << r.status.describe();
   const auto lines = lines_of(r.out);
   ASSERT_EQ(lines.size(), 4u) << r.out;  // 4, 5, the gap, 8
@@ -203,7 +204,8 @@ TEST(CaptureCli, ReplayCountStopsAfterNDataRecordsAndJsonIsItsFormatSynonym) {
       << file_text(dir.file("err"));
 }
 
-TEST(CaptureCli, ReplayFollowPrintsWhatTheJournalerAppendsEndsCleanlyOnSigtermAndShowsNoProgressOnAPipe) {
+TEST(CaptureCli,
+     ReplayFollowPrintsWhatTheJournalerAppendsEndsCleanlyOnSigtermAndShowsNoProgressOnAPipe) {
   TempDir dir("capture-follow");
   build_journal(dir.path(), 1, 5, 0);
   const std::string out = dir.file("out.json");
@@ -243,9 +245,9 @@ TEST(CaptureCli, BadCapturesAreRefusedNamingTheLineOrRecord) {
   ChannelGuard channel(unique_channel("cap-bad"));
   write_whole_file(dir.file("bad.json"),
                    bytes_of("{\"seq\":1,\"payload_hex\":\"6869\"}\nseq=2 hello\n"));
-  const RunResult json = shmbus_cli(
-      {"pub", channel.name(), "--format", "json", "--json", "--capacity", "65536"},
-      Shell{dir.file("bad.json"), "", dir.file("err")});
+  const RunResult json =
+      shmbus_cli({"pub", channel.name(), "--format", "json", "--json", "--capacity", "65536"},
+                 Shell{dir.file("bad.json"), "", dir.file("err")});
   EXPECT_EQ(json.status.code, 1);
   const auto report = nlohmann::json::parse(json.out);
   EXPECT_EQ(report.at("messages"), 1);

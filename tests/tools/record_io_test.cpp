@@ -36,10 +36,14 @@ TEST(PrintableText, IsWellFormedUtf8WithoutControlOrBidiCharacters) {
   EXPECT_TRUE(printable("w\xc3\xb6rld \xe2\x82\xac \xf0\x9f\x93\x88"));  // o-umlaut, euro, chart
   EXPECT_FALSE(printable("a\tb"));
   EXPECT_FALSE(printable("line\n"));
-  EXPECT_FALSE(printable("8=FIX\x01" "35=D"));  // SOH
+  EXPECT_FALSE(
+      printable("8=FIX\x01"
+                "35=D"));  // SOH
   EXPECT_FALSE(printable("\x7f"));
-  EXPECT_FALSE(printable("\xc2\x85"));          // C1 control NEL
-  EXPECT_FALSE(printable("\xe2\x80\xae" "abc"));  // right-to-left override
+  EXPECT_FALSE(printable("\xc2\x85"));  // C1 control NEL
+  EXPECT_FALSE(
+      printable("\xe2\x80\xae"
+                "abc"));                        // right-to-left override
   EXPECT_FALSE(printable("\xc0\x80"));          // overlong NUL
   EXPECT_FALSE(printable("\xe0\x80\xaf"));      // overlong '/'
   EXPECT_FALSE(printable("\xed\xa0\x80"));      // a surrogate
@@ -90,7 +94,10 @@ std::vector<CapturedRecord> read_raw(const std::string& capture, std::uint32_t m
 }
 
 TEST(RawFrames, RoundTripDataAndLostRecordsExactly) {
-  const auto binary = bytes_of(std::string_view("\n\0\xff" "SBRD", 7));
+  const auto binary =
+      bytes_of(std::string_view("\n\0\xff"
+                                "SBRD",
+                                7));
   std::string capture;
   append_raw_data(capture, 5, -1, binary);
   append_raw_lost(capture, 6, 2, 99);
@@ -213,7 +220,9 @@ TEST(ProgressLine, RewritesOneLineOnATerminalAndErasesItAtTheEnd) {
   }
   // The terminal may hand the two writes over separately: read until the erase arrives.
   std::string seen;
-  const auto ends_erased = [&] { return seen.size() > 4 && seen.substr(seen.size() - 4) == "\r\x1b[K"; };
+  const auto ends_erased = [&] {
+    return seen.size() > 4 && seen.substr(seen.size() - 4) == "\r\x1b[K";
+  };
   for (int attempt = 0; attempt < 100 && !ends_erased(); ++attempt) {
     pollfd ready{master, POLLIN, 0};
     if (poll(&ready, 1, 20) != 1) continue;

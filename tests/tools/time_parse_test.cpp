@@ -91,7 +91,8 @@ TEST_F(ZoneTest, TheSkippedHourWhenClocksGoForwardIsAnErrorNamingTheOffsets) {
   EXPECT_EQ(parsed("2026-03-08 01:59:59"), parsed("2026-03-08T06:59:59Z"));
   EXPECT_EQ(parsed("2026-03-08 03:00:00"), parsed("2026-03-08T07:00:00Z"));
   const std::string e = error_of("2026-03-08 02:30");
-  EXPECT_NE(e.find("'2026-03-08 02:30' does not exist in America/New_York"), std::string::npos) << e;
+  EXPECT_NE(e.find("'2026-03-08 02:30' does not exist in America/New_York"), std::string::npos)
+      << e;
   EXPECT_NE(e.find("EST -05:00 to EDT -04:00"), std::string::npos) << e;
   EXPECT_NE(e.find("2026-03-08T02:30-05:00"), std::string::npos) << e;
   EXPECT_EQ(parsed("2026-03-08T02:30-05:00"), parsed("2026-03-08T07:30:00Z"));
