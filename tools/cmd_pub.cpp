@@ -10,22 +10,31 @@
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "tools/commands.hpp"
 #include "tools/option_bounds.hpp"
 #include "tools/pacer.hpp"
+#include "tools/record_format.hpp"
 #include "tools/signals.hpp"
 
 namespace shmbus::tools {
 namespace {
 
-// What was published, for the summary line.
+// What was published, for the summary line and the JSON report.
 struct Tally {
   std::uint64_t messages = 0;
   std::uint64_t bytes = 0;
   std::uint64_t first_sequence = 0;
   std::uint64_t last_sequence = 0;
   std::int64_t start_ns = monotonic_now_ns();
+  // Claims that found the ring full (a block subscriber behind) and how long they waited.
+  std::uint64_t back_pressure_waits = 0;
+  std::int64_t back_pressure_wait_ns = 0;
+  // Loss and gap records of a capture: not published, counted.
+  std::uint64_t loss_records = 0;
+  std::uint64_t lost_sequences = 0;
+  std::string error;  // the first error, as printed on stderr
 
   void add(std::uint64_t sequence, std::uint64_t size) {
     if (messages == 0) first_sequence = sequence;
@@ -34,6 +43,12 @@ struct Tally {
     bytes += size;
   }
 };
+
+// Prints "shmbus pub: <message>" on stderr and keeps the first message for the JSON report.
+void report_error(Tally& tally, std::string message) {
+  fmt::print(stderr, "shmbus pub: {}\n", message);
+  if (tally.error.empty()) tally.error = std::move(message);
+}
 
 void print_summary(const Tally& t) {
   const std::int64_t elapsed = std::max<std::int64_t>(monotonic_now_ns() - t.start_ns, 1);
@@ -46,102 +61,224 @@ void print_summary(const Tally& t) {
              human_bytes(static_cast<double>(t.bytes) / seconds), seqs);
 }
 
-void print_publish_error(const PubOptions& o, const Publisher& pub, PublishStatus status,
-                         std::size_t size, std::uint64_t sequence) {
+const char* input_name(const PubOptions& o) {
+  if (o.count) return "generated";
+  switch (o.input) {
+    case PubInput::raw: return "raw";
+    case PubInput::json: return "json";
+    case PubInput::lines: break;
+  }
+  return "lines";
+}
+
+void print_json_report(const PubOptions& o, const Tally& t, int code) {
+  const std::int64_t elapsed = std::max<std::int64_t>(monotonic_now_ns() - t.start_ns, 1);
+  const double seconds = static_cast<double>(elapsed) / 1e9;
+  nlohmann::ordered_json j;
+  j["channel"] = o.channel;
+  j["input"] = input_name(o);
+  j["messages"] = t.messages;
+  j["bytes"] = t.bytes;
+  const nlohmann::ordered_json none;  // null: nothing was published
+  j["first_sequence"] = t.messages == 0 ? none : nlohmann::ordered_json(t.first_sequence);
+  j["last_sequence"] = t.messages == 0 ? none : nlohmann::ordered_json(t.last_sequence);
+  j["elapsed_ns"] = elapsed;
+  j["messages_per_second"] = static_cast<double>(t.messages) / seconds;
+  j["bytes_per_second"] = static_cast<double>(t.bytes) / seconds;
+  j["back_pressure_waits"] = t.back_pressure_waits;
+  j["back_pressure_wait_ns"] = t.back_pressure_wait_ns;
+  j["capture_loss_records"] = t.loss_records;
+  j["capture_lost_sequences"] = t.lost_sequences;
+  j["exit_code"] = code;
+  if (!t.error.empty()) j["error"] = t.error;
+  fmt::print("{}\n", j.dump());
+  std::fflush(stdout);
+}
+
+std::string publish_error_text(const PubOptions& o, const Publisher& pub, PublishStatus status,
+                               std::size_t size, std::uint64_t sequence) {
   switch (status) {
     case PublishStatus::timed_out:
-      fmt::print(stderr,
-                 "shmbus pub: channel '{}': timed out after {} ms waiting for space in the ring "
-                 "(a block subscriber is not keeping up)\n",
-                 o.channel, o.timeout_ms);
-      return;
+      return fmt::format(
+          "channel '{}': timed out after {} ms waiting for space in the ring (a block subscriber "
+          "is not keeping up)",
+          o.channel, o.timeout_ms);
     case PublishStatus::too_large:
-      fmt::print(stderr,
-                 "shmbus pub: channel '{}': a message of {} bytes is larger than the channel's "
-                 "max message ({} bytes)\n",
-                 o.channel, size, pub.info().max_message);
-      return;
+      return fmt::format(
+          "channel '{}': a message of {} bytes is larger than the channel's max message ({} "
+          "bytes)",
+          o.channel, size, pub.info().max_message);
     case PublishStatus::abandoned:
-      fmt::print(stderr,
-                 "shmbus pub: channel '{}': message seq={} was marked abandoned (this process "
-                 "held its claim past the abandon timeout)\n",
-                 o.channel, sequence);
-      return;
+      return fmt::format(
+          "channel '{}': message seq={} was marked abandoned (this process held its claim past "
+          "the abandon timeout)",
+          o.channel, sequence);
     case PublishStatus::corrupt:
-      fmt::print(stderr,
-                 "shmbus pub: channel '{}': the ring's claim word holds garbage (something other "
-                 "than shmbus wrote into /dev/shm/shmbus.{}); remove and re-create the channel\n",
-                 o.channel, o.channel);
-      return;
+      return fmt::format(
+          "channel '{}': the ring's claim word holds garbage (something other than shmbus wrote "
+          "into /dev/shm/shmbus.{}); remove and re-create the channel",
+          o.channel, o.channel);
     case PublishStatus::ok:
     case PublishStatus::back_pressured:
       break;
   }
-  fmt::print(stderr, "shmbus pub: channel '{}': publish failed: {}\n", o.channel,
-             to_string(status));
+  return fmt::format("channel '{}': publish failed: {}", o.channel, to_string(status));
 }
 
-// Claims `size` bytes, waiting out back-pressure up to the timeout, lets `fill` write them and
-// commits. Prints the error and returns false if the message could not be published.
-template <class Fill>
-bool publish_one(Publisher& pub, const PubOptions& o, std::size_t size, Fill&& fill, Tally& tally) {
-  if (size > UINT32_MAX) {
-    print_publish_error(o, pub, PublishStatus::too_large, size, 0);
-    return false;
-  }
-  Claim claim;
-  PublishStatus st = pub.claim(static_cast<std::uint32_t>(size), claim,
-                               std::chrono::milliseconds(o.timeout_ms));
-  if (st == PublishStatus::ok) {
-    fill(claim.span());
-    st = pub.commit(claim);
-  }
-  if (st != PublishStatus::ok) {
-    print_publish_error(o, pub, st, size, claim.sequence());
-    return false;
-  }
-  tally.add(claim.sequence(), size);
-  return true;
-}
+// Publishes messages one at a time, paced by --rate, each claim waiting out back-pressure up to
+// --timeout-ms (the waits are counted for the report).
+class PublishLoop {
+ public:
+  PublishLoop(Publisher& pub, const PubOptions& o, Tally& tally)
+      : pub_(pub), o_(o), tally_(tally), pacer_(o.rate) {}
 
-int publish_generated(Publisher& pub, const PubOptions& o, Tally& tally) {
-  const Pacer pacer(o.rate);
-  for (std::uint64_t counter = 1; counter <= *o.count; ++counter) {
-    while (!pacer.wait_turn(counter - 1)) {
+  // kExitOk, or the exit code to end with (the error was reported).
+  template <class Fill>
+  int publish(std::size_t size, Fill&& fill) {
+    while (!pacer_.wait_turn(index_)) {
       if (stop_requested()) return 128 + stop_signal();
     }
     if (stop_requested()) return 128 + stop_signal();
+    ++index_;
+    if (size > UINT32_MAX) return failed(PublishStatus::too_large, size, 0);
+    const auto bytes = static_cast<std::uint32_t>(size);
+    Claim claim;
+    PublishStatus st = pub_.try_claim(bytes, claim);
+    if (st == PublishStatus::back_pressured) {
+      const std::int64_t since = monotonic_now_ns();
+      st = pub_.claim(bytes, claim, std::chrono::milliseconds(o_.timeout_ms));
+      ++tally_.back_pressure_waits;
+      tally_.back_pressure_wait_ns += monotonic_now_ns() - since;
+    }
+    if (st == PublishStatus::ok) {
+      fill(claim.span());
+      st = pub_.commit(claim);
+    }
+    if (st != PublishStatus::ok) return failed(st, size, claim.sequence());
+    tally_.add(claim.sequence(), size);
+    return kExitOk;
+  }
+
+  int publish_copy(std::span<const std::byte> payload) {
+    return publish(payload.size(), [payload](std::span<std::byte> out) {
+      if (!payload.empty()) std::memcpy(out.data(), payload.data(), payload.size());
+    });
+  }
+
+ private:
+  int failed(PublishStatus st, std::size_t size, std::uint64_t sequence) {
+    report_error(tally_, publish_error_text(o_, pub_, st, size, sequence));
+    return kExitFailure;
+  }
+
+  Publisher& pub_;
+  const PubOptions& o_;
+  Tally& tally_;
+  Pacer pacer_;
+  std::uint64_t index_ = 0;
+};
+
+// The lines of stdin, without their newlines.
+class StdinLines {
+ public:
+  explicit StdinLines(std::FILE* input) : input_(input) {}
+  // record: `line` holds the next line (valid until the next call).
+  CaptureRead next(std::string_view& line) {
+    for (;;) {
+      char* buffer = buffer_.release();
+      const ssize_t n = getline(&buffer, &capacity_, input_);
+      buffer_.reset(buffer);
+      if (stop_requested()) return CaptureRead::interrupted;
+      if (n < 0) {
+        if (std::ferror(input_) == 0) return CaptureRead::end;
+        if (errno == EINTR) {
+          std::clearerr(input_);
+          continue;
+        }
+        error_ = fmt::format("reading stdin: {}", std::strerror(errno));
+        return CaptureRead::error;
+      }
+      ++number_;
+      std::size_t size = static_cast<std::size_t>(n);
+      if (size > 0 && buffer[size - 1] == '\n') --size;
+      line = std::string_view(buffer, size);
+      return CaptureRead::record;
+    }
+  }
+  std::uint64_t number() const noexcept { return number_; }
+  const std::string& error() const noexcept { return error_; }
+
+ private:
+  std::FILE* input_;
+  std::unique_ptr<char, decltype(&std::free)> buffer_{nullptr, &std::free};
+  std::size_t capacity_ = 0;
+  std::uint64_t number_ = 0;  // of the line last returned, from 1
+  std::string error_;
+};
+
+// The exit code for a read that did not return a record.
+int end_of_input(CaptureRead read, const std::string& error, Tally& tally) {
+  switch (read) {
+    case CaptureRead::end: return kExitOk;
+    case CaptureRead::interrupted: return 128 + stop_signal();
+    case CaptureRead::error:
+    case CaptureRead::record: break;
+  }
+  report_error(tally, error);
+  return kExitFailure;
+}
+
+int publish_generated(PublishLoop& loop, const PubOptions& o) {
+  for (std::uint64_t counter = 1; counter <= *o.count; ++counter) {
     auto fill = [counter](std::span<std::byte> out) { fill_generated_payload(out, counter); };
-    if (!publish_one(pub, o, o.size, fill, tally)) return kExitFailure;
+    if (const int code = loop.publish(o.size, fill); code != kExitOk) return code;
   }
   return kExitOk;
 }
 
-int publish_lines(Publisher& pub, const PubOptions& o, std::FILE* input, Tally& tally) {
-  const Pacer pacer(o.rate);
-  std::unique_ptr<char, decltype(&std::free)> line(nullptr, &std::free);
-  std::size_t capacity = 0;
-  for (std::uint64_t index = 0;; ++index) {
-    char* buffer = line.release();
-    const ssize_t n = getline(&buffer, &capacity, input);
-    line.reset(buffer);
-    if (stop_requested()) return 128 + stop_signal();
-    if (n < 0) {
-      if (std::ferror(input) == 0) return kExitOk;  // end of input
-      if (errno == EINTR) {
-        std::clearerr(input);
-        continue;
-      }
-      fmt::print(stderr, "shmbus pub: reading stdin: {}\n", std::strerror(errno));
+int publish_lines(PublishLoop& loop, std::FILE* input, Tally& tally) {
+  StdinLines lines(input);
+  for (std::string_view line;;) {
+    const CaptureRead read = lines.next(line);
+    if (read != CaptureRead::record) return end_of_input(read, lines.error(), tally);
+    const int code = loop.publish_copy(std::as_bytes(std::span(line.data(), line.size())));
+    if (code != kExitOk) return code;
+  }
+}
+
+// A capture's record: data is published; a loss or gap is counted.
+int publish_captured(PublishLoop& loop, const CapturedRecord& record, Tally& tally) {
+  if (record.kind == CapturedRecord::Kind::lost) {
+    ++tally.loss_records;
+    tally.lost_sequences += record.lost;
+    return kExitOk;
+  }
+  return loop.publish_copy(record.payload);
+}
+
+int publish_json_capture(PublishLoop& loop, std::FILE* input, Tally& tally) {
+  StdinLines lines(input);
+  for (std::string_view line;;) {
+    const CaptureRead read = lines.next(line);
+    if (read != CaptureRead::record) return end_of_input(read, lines.error(), tally);
+    auto record = parse_json_record_line(line);
+    if (!record) {
+      report_error(tally, fmt::format("stdin line {}: {} (--format json reads the lines of "
+                                      "'shmbus tail --format json')",
+                                      lines.number(), record.error()));
       return kExitFailure;
     }
-    std::size_t size = static_cast<std::size_t>(n);
-    if (size > 0 && buffer[size - 1] == '\n') --size;
-    while (!pacer.wait_turn(index)) {
-      if (stop_requested()) return 128 + stop_signal();
-    }
-    auto fill = [buffer, size](std::span<std::byte> out) { std::memcpy(out.data(), buffer, size); };
-    if (!publish_one(pub, o, size, fill, tally)) return kExitFailure;
+    if (!*record) continue;  // a blank line
+    if (const int code = publish_captured(loop, **record, tally); code != kExitOk) return code;
+  }
+}
+
+int publish_raw_capture(PublishLoop& loop, const Publisher& pub, std::FILE* input, Tally& tally) {
+  RawRecordReader reader(input, pub.info().max_message);
+  for (CapturedRecord record;;) {
+    const CaptureRead read = reader.next(record);
+    if (read != CaptureRead::record) return end_of_input(read, reader.error(), tally);
+    if (const int code = publish_captured(loop, record, tally); code != kExitOk) return code;
   }
 }
 
@@ -200,15 +337,29 @@ int run_pub(const PubOptions& o, std::FILE* input) {
   channel.mode = o.mode;
   channel.gating_group = o.gating_group;
   channel.accept_existing = o.accept_existing;
+  Tally tally;
   auto pub = Publisher::open(o.channel, channel);
   if (!pub) {
-    fmt::print(stderr, "shmbus pub: {}\n", pub.error().message);
+    report_error(tally, pub.error().message);
+    if (o.json) print_json_report(o, tally, kExitFailure);
     return kExitFailure;
   }
-  Tally tally;
-  const int code =
-      o.count ? publish_generated(*pub, o, tally) : publish_lines(*pub, o, input, tally);
-  if (!o.quiet) print_summary(tally);
+  PublishLoop loop(*pub, o, tally);
+  int code = kExitOk;
+  if (o.count) {
+    code = publish_generated(loop, o);
+  } else if (o.input == PubInput::raw) {
+    code = publish_raw_capture(loop, *pub, input, tally);
+  } else if (o.input == PubInput::json) {
+    code = publish_json_capture(loop, input, tally);
+  } else {
+    code = publish_lines(loop, input, tally);
+  }
+  if (o.json) {
+    print_json_report(o, tally, code);
+  } else if (!o.quiet) {
+    print_summary(tally);
+  }
   return code;
 }
 
@@ -220,6 +371,7 @@ void add_pub_command(CLI::App& app) {
     std::string mode = "0660";
     std::string gating_group;
     bool accept_existing = false;
+    std::string input = "lines";
   };
   auto s = std::make_shared<State>();
   CLI::App* sub = app.add_subcommand(
@@ -254,6 +406,20 @@ void add_pub_command(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::Range(std::int64_t{0}, kMaxTimeoutMs));
   sub->add_flag("-q,--quiet", s->options.quiet, "No summary line on stderr");
+  sub->add_option("--format", s->input,
+                  "What stdin holds: lines (the default: each line, without its newline, is one "
+                  "message); raw (a capture of 'shmbus tail/replay --format raw'); json (the "
+                  "lines of 'shmbus tail/replay --format json': the payload from payload_hex, "
+                  "else payload_text). A capture's records are republished byte for byte under "
+                  "the channel's next sequences; its loss and gap records are counted, not "
+                  "published")
+      ->transform(CLI::IsMember({"lines", "raw", "json"}, CLI::ignore_case))
+      ->excludes(count);
+  sub->add_flag("--json", s->options.json,
+                "Report on stdout as one JSON object (channel, input, messages, bytes, "
+                "first_sequence, last_sequence, elapsed_ns, rates, back_pressure_waits, "
+                "back_pressure_wait_ns, capture_loss_records, capture_lost_sequences, exit_code, "
+                "error) instead of the summary line on stderr");
   sub->add_option("--mode", s->mode,
                       "File mode of the ring if the channel is created, in octal (default 0660). "
                       "Classes it lets write are trusted (publish, block, record); classes it "
@@ -272,6 +438,9 @@ void add_pub_command(CLI::App& app) {
       "sequence.\nExit: 0 done; 1 error (e.g. timed out); 2 bad arguments; 128+N after signal N.");
   sub->callback([s, count, max_message, capacity, gating_group, accept_existing] {
     if (count->count() > 0) s->options.count = s->count;
+    s->options.input = s->input == "raw"    ? PubInput::raw
+                       : s->input == "json" ? PubInput::json
+                                            : PubInput::lines;
     if (max_message->count() > 0) s->options.max_message = s->max_message;
     s->options.mode = static_cast<unsigned>(std::stoul(s->mode, nullptr, 8));
     if (gating_group->count() > 0) {

@@ -1,6 +1,7 @@
 // shmbus replay: reads a range of a journal and prints it (the lines of `shmbus tail`) or
 // republishes it into a channel, paced like the original or as fast as possible.
 #include <time.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -16,25 +17,53 @@
 #include "shmbus/journal_reader.hpp"
 #include "tools/commands.hpp"
 #include "tools/journal_commands.hpp"
-#include "tools/line_output.hpp"
 #include "tools/option_bounds.hpp"
 #include "tools/pacer.hpp"
+#include "tools/progress.hpp"
+#include "tools/record_format.hpp"
+#include "tools/record_format_option.hpp"
 #include "tools/signals.hpp"
+#include "tools/time_parse.hpp"
 
 namespace shmbus::tools {
 namespace {
 
 constexpr std::size_t kEnvelopeBytes = 16;  // original sequence (u64) and timestamp (i64), LE
+// --follow: how long to sleep when the journal has nothing new. A journaler appends in batches of
+// about a millisecond; 20 ms keeps a follower close behind at a negligible cost.
+constexpr std::int64_t kFollowPollNs = 20'000'000;
+// The progress line on a terminal (progress.hpp): first after a second, then every second.
+constexpr std::int64_t kProgressIntervalNs = 1'000'000'000;
+
+// Sleeps `ns` on CLOCK_MONOTONIC; a signal cuts it short (the handlers have no SA_RESTART).
+void sleep_ns(std::int64_t ns) {
+  const timespec ts{static_cast<time_t>(ns / 1'000'000'000), static_cast<long>(ns % 1'000'000'000)};
+  clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, nullptr);
+}
 
 // Replays the original spacing of data records divided by `speed`: record k is due at
 // start + (t_k - t_0) / speed on CLOCK_MONOTONIC. A record whose timestamp is earlier than one
 // already replayed (a clock step) is not waited for.
+// Where output goes: lines on a stream, or messages into a channel.
+class Sink {
+ public:
+  virtual ~Sink() = default;
+  // False: stop (the error was printed, or the reader of the output went away).
+  virtual bool data(const journal::JournalRecord& r) = 0;
+  virtual bool gap(const journal::JournalRecord& r) = 0;
+  // Before the replay waits (pacing, or --follow at the end of the journal): output buffered so
+  // far must reach its reader now.
+  virtual void idle() {}
+  virtual int finish(int code) = 0;
+};
+
 class ReplayClock {
  public:
   explicit ReplayClock(double speed) : speed_(speed) {}
 
-  // Waits until the record stamped `timestamp_ns` is due. False if a stop was requested.
-  bool wait_for(std::int64_t timestamp_ns) {
+  // Waits until the record stamped `timestamp_ns` is due, calling sink.idle() before it sleeps.
+  // False if a stop was requested.
+  bool wait_for(std::int64_t timestamp_ns, Sink& sink) {
     if (speed_ <= 0) return !stop_requested();
     if (!started_) {
       started_ = true;
@@ -44,6 +73,7 @@ class ReplayClock {
     }
     const double offset = static_cast<double>(timestamp_ns - first_ts_) / speed_;
     const std::int64_t due = start_ns_ + static_cast<std::int64_t>(std::max(offset, 0.0));
+    if (monotonic_now_ns() < due) sink.idle();
     for (;;) {
       if (stop_requested()) return false;
       const std::int64_t now = monotonic_now_ns();
@@ -63,37 +93,31 @@ class ReplayClock {
   std::int64_t start_ns_ = 0;
 };
 
-// Where output goes: lines on a stream, or messages into a channel.
-class Sink {
- public:
-  virtual ~Sink() = default;
-  // False: stop (the error was printed, or the reader of the output went away).
-  virtual bool data(const journal::JournalRecord& r) = 0;
-  virtual bool gap(const journal::JournalRecord& r) = 0;
-  virtual int finish(int code) = 0;
-};
 
-class LineSink final : public Sink {
+// Records to a stream, buffered while records come back to back (a replay at full speed writes
+// in stdio's blocks, not once per record) and flushed whenever the replay waits.
+class StreamSink final : public Sink {
  public:
-  LineSink(std::FILE* out, RecordFormat format) : lines_(out), format_(format) {}
+  StreamSink(std::FILE* out, RecordFormat format) : writer_(out, format, /*flush_each=*/false) {}
   bool data(const journal::JournalRecord& r) override {
-    return lines_.write(record_line(Message{r.sequence, r.timestamp_ns, r.payload, 0}, format_));
+    return writer_.data(Message{r.sequence, r.timestamp_ns, r.payload, 0});
   }
   bool gap(const journal::JournalRecord& r) override {
-    return lines_.write(gap_line(r.sequence, r.gap_count, r.timestamp_ns, format_));
+    return writer_.gap(r.sequence, r.gap_count, r.timestamp_ns);
   }
+  void idle() override { writer_.flush(); }
   int finish(int code) override {
-    if (lines_.error() == EPIPE) return kExitOk;
-    if (lines_.error() != 0) {
-      fmt::print(stderr, "shmbus replay: writing output: {}\n", std::strerror(lines_.error()));
+    writer_.flush();
+    if (writer_.error() == EPIPE) return kExitOk;
+    if (writer_.error() != 0) {
+      fmt::print(stderr, "shmbus replay: writing output: {}\n", std::strerror(writer_.error()));
       return kExitFailure;
     }
     return code;
   }
 
  private:
-  LineOutput lines_;
-  RecordFormat format_;
+  RecordWriter writer_;
 };
 
 class ChannelSink final : public Sink {
@@ -170,7 +194,7 @@ class ChannelSink final : public Sink {
 };
 
 std::unique_ptr<Sink> make_sink(const ReplayOptions& o, std::FILE* out) {
-  if (o.to_channel.empty()) return std::make_unique<LineSink>(out, o.format);
+  if (o.to_channel.empty()) return std::make_unique<StreamSink>(out, o.format);
   auto pub = Publisher::open(o.to_channel, channel_options_for(o.capacity, o.max_message));
   if (!pub) {
     fmt::print(stderr, "shmbus replay: {}\n", pub.error().message);
@@ -196,6 +220,12 @@ Result<void> position(journal::JournalReader& reader, const ReplayOptions& o) {
 int run_replay(const ReplayOptions& o, std::FILE* out) {
   install_stop_handlers();
   std::signal(SIGPIPE, SIG_IGN);
+  if (o.to_channel.empty()) {
+    if (const auto problem = binary_to_terminal_problem(o.format, out)) {
+      fmt::print(stderr, "shmbus replay: {}\n", *problem);
+      return kExitUsage;
+    }
+  }
   auto reader = journal::JournalReader::open(o.dir);
   if (!reader) {
     fmt::print(stderr, "shmbus replay: {}\n", reader.error().message);
@@ -208,26 +238,52 @@ int run_replay(const ReplayOptions& o, std::FILE* out) {
   std::unique_ptr<Sink> sink = make_sink(o, out);
   if (!sink) return kExitFailure;
 
+  ProgressLine progress(STDERR_FILENO, "shmbus replay", kProgressIntervalNs);
+  // Every end goes through here: the progress line is erased before anything else is said.
+  auto finish = [&](int code) {
+    progress.finish();
+    return sink->finish(code);
+  };
+  // A stop is how --follow ends (exit 0); otherwise it cut the replay short (128+N).
+  auto stopped = [&] { return finish(o.follow ? kExitOk : 128 + stop_signal()); };
+
   ReplayClock clock(o.speed);
   journal::JournalRecord r;
+  std::uint64_t replayed = 0;  // data records
   try {
     for (;;) {
+      if (o.count && replayed >= *o.count) return finish(kExitOk);
       const journal::ReadStatus st = reader->next(r);
-      if (st == journal::ReadStatus::end) return sink->finish(kExitOk);
-      if (st == journal::ReadStatus::damaged) {
-        // Never replay across damage silently: the consumer would see a hole it cannot explain.
-        fmt::print(stderr, "shmbus replay: stopped at damage: {}\n", reader->last_error());
-        return sink->finish(kExitFailure);
-      }
-      if (past_end(o, r)) return sink->finish(kExitOk);
-      if (r.type == journal::RecordType::gap) {
-        if (!sink->gap(r)) return sink->finish(kExitFailure);
+      if (st == journal::ReadStatus::end) {
+        if (!o.follow) return finish(kExitOk);
+        if (stop_requested()) return stopped();
+        sink->idle();
+        sleep_ns(kFollowPollNs);
+        if (auto refreshed = reader->refresh(); !refreshed) {
+          progress.finish();
+          fmt::print(stderr, "shmbus replay: {}\n", refreshed.error().message);
+          return finish(kExitFailure);
+        }
         continue;
       }
-      if (!clock.wait_for(r.timestamp_ns)) return sink->finish(128 + stop_signal());
-      if (!sink->data(r)) return sink->finish(kExitFailure);
+      if (st == journal::ReadStatus::damaged) {
+        // Never replay across damage silently: the consumer would see a hole it cannot explain.
+        progress.finish();
+        fmt::print(stderr, "shmbus replay: stopped at damage: {}\n", reader->last_error());
+        return finish(kExitFailure);
+      }
+      if (past_end(o, r)) return finish(kExitOk);
+      if (r.type == journal::RecordType::gap) {
+        if (!sink->gap(r)) return finish(kExitFailure);
+        continue;
+      }
+      if (!clock.wait_for(r.timestamp_ns, *sink)) return stopped();
+      if (!sink->data(r)) return finish(kExitFailure);
+      ++replayed;
+      progress.update(replayed, r.sequence, r.timestamp_ns);
     }
   } catch (const std::exception& e) {  // formatting allocates
+    progress.finish();
     fmt::print(stderr, "shmbus replay: {}\n", e.what());
     return kExitFailure;
   }
@@ -239,6 +295,7 @@ void add_replay_command(CLI::App& app) {
     std::uint64_t from = 0, to = 0;
     std::string from_time, to_time, speed = "max", format = "text";
     std::uint32_t max_message = 0;
+    std::uint64_t count = 0;
   };
   auto s = std::make_shared<State>();
   CLI::App* sub = app.add_subcommand(
@@ -246,18 +303,18 @@ void add_replay_command(CLI::App& app) {
   sub->add_option("--dir", s->options.dir, "Journal directory")->required();
   const auto time_check = CLI::Validator(
       [](std::string& v) -> std::string {
-        return parse_time_ns(v) ? std::string()
-                                : fmt::format("expected nanoseconds since the epoch or an ISO-8601 "
-                                              "UTC time like 2026-11-27T10:00:00Z, got '{}'",
-                                              v);
+        const auto time = parse_time_point(v, realtime_now_ns());
+        return time ? std::string() : time.error();
       },
-      "NS|ISO-8601");
+      "TIME");
   CLI::Option* from = sub->add_option("--from", s->from, "First sequence to replay")
                           ->transform(whole_number_in(1, kMaxU64));
   CLI::Option* from_time =
       sub->add_option("--from-time", s->from_time,
-                      "Start at the first data record stamped at or after T (ns since the epoch, "
-                      "or ISO-8601 UTC such as 2026-11-27T10:00:00Z or ...:00.250Z)")
+                      "Start at the first data record stamped at or after T: local time "
+                      "'2026-12-03 09:23:08[.250]' (or with T), UTC '2026-12-03T09:23:08Z', "
+                      "an explicit offset '...+01:00', relative to now '-10m' (ms, s, m, h, d), "
+                      "'now', or ns since the epoch")
           ->check(time_check);
   from->excludes(from_time);
   CLI::Option* to = sub->add_option("--to", s->to, "Last sequence to replay (inclusive)")
@@ -287,11 +344,14 @@ void add_replay_command(CLI::App& app) {
             return {};
           },
           "1|N|max");
-  sub->add_option("--format", s->format,
-                  "Printing: text (the default) or json, the lines of 'shmbus tail' with the "
-                  "records' original seq and time_ns; gap records as "
-                  "{\"type\":\"gap\",\"seq\":S,\"count\":N,...}")
-      ->transform(CLI::IsMember({"text", "json"}, CLI::ignore_case));
+  add_record_format_option(*sub, s->format);
+  CLI::Option* count =
+      sub->add_option("--count", s->count,
+                      "Stop after N data records (gap records are not counted)")
+          ->transform(whole_number_in(1, kMaxU64));
+  sub->add_flag("--follow", s->options.follow,
+                "At the end of the journal, wait for the journaler to append more and replay "
+                "it too, until SIGINT/SIGTERM (exit 0), --count or --to/--to-time");
   sub->add_flag("--envelope", s->options.envelope,
                 "With --to-channel: prefix each payload with 16 bytes, the record's original "
                 "sequence (u64) then timestamp_ns (i64), both little endian")
@@ -313,18 +373,30 @@ void add_replay_command(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::Range(std::int64_t{0}, kMaxTimeoutMs));
   sub->footer(
-      "Gap records (sequences the journaler never saw) are printed, or counted in the summary "
-      "when republishing. Replay stops at damage (exit 1) rather than skip records.\n"
-      "Exit: 0 done; 1 error or damage; 2 bad arguments; 128+N after signal N.");
-  sub->callback([s, from, from_time, to, to_time, max_message] {
+      "Printed records are the lines of 'shmbus tail' (text, json) with the records' original seq "
+      "and time_ns, or its raw frames; gap records (sequences the journaler never saw) as "
+      "'# gap: ...', {\"type\":\"gap\",\"seq\":S,\"count\":N,...} or an SBRL frame, and counted "
+      "in the summary when republishing. Replay stops at damage (exit 1) rather than skip "
+      "records.\n"
+      "On a terminal, a progress line on stderr after the first second; never on a pipe or file.\n"
+      "Exit: 0 done; 1 error or damage; 2 bad arguments; 128+N after signal N (0 with --follow).");
+  sub->callback([s, from, from_time, to, to_time, max_message, count] {
     ReplayOptions o = s->options;
+    // Relative times count from now: the moment the command line is read.
+    const std::int64_t now = realtime_now_ns();
+    auto time_of = [now](const char* option, const std::string& text) {
+      const auto time = parse_time_point(text, now);
+      if (!time) throw CLI::ValidationError(option, time.error());
+      return *time;
+    };
     if (from->count() > 0) o.from_sequence = s->from;
-    if (from_time->count() > 0) o.from_time_ns = parse_time_ns(s->from_time);
+    if (from_time->count() > 0) o.from_time_ns = time_of("--from-time", s->from_time);
     if (to->count() > 0) o.to_sequence = s->to;
-    if (to_time->count() > 0) o.to_time_ns = parse_time_ns(s->to_time);
+    if (to_time->count() > 0) o.to_time_ns = time_of("--to-time", s->to_time);
     if (max_message->count() > 0) o.max_message = s->max_message;
+    if (count->count() > 0) o.count = s->count;
     o.speed = s->speed == "max" ? 0 : std::strtod(s->speed.c_str(), nullptr);
-    o.format = s->format == "json" ? RecordFormat::json : RecordFormat::text;
+    o.format = record_format_named(s->format);
     const int code = run_replay(o, stdout);
     if (code != kExitOk) throw CLI::RuntimeError(code);
   });

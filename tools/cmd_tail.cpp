@@ -11,7 +11,8 @@
 #include <fmt/format.h>
 
 #include "tools/commands.hpp"
-#include "tools/line_output.hpp"
+#include "tools/record_format.hpp"
+#include "tools/record_format_option.hpp"
 #include "tools/option_bounds.hpp"
 #include "tools/pacer.hpp"
 #include "tools/signals.hpp"
@@ -40,18 +41,22 @@ int run_tail(const TailOptions& o, std::FILE* out) {
   install_stop_handlers();
   std::signal(SIGPIPE, SIG_IGN);  // a closed pipe is an EPIPE from fwrite, handled below
   const detail::MappingGuard guard;  // a truncated channel is an error, not a SIGBUS
+  if (const auto problem = binary_to_terminal_problem(o.format, out)) {
+    fmt::print(stderr, "shmbus tail: {}\n", *problem);
+    return kExitUsage;
+  }
   auto sub = read_guarded([&] { return Subscriber::open(o.channel, subscriber_options(o)); });
   if (!sub) {
     fmt::print(stderr, "shmbus tail: {}\n", sub.error().message);
     return kExitFailure;
   }
 
-  LineOutput writer(out);
+  RecordWriter writer(out, o.format, /*flush_each=*/true);
   std::uint64_t printed = 0;
   auto on_message = [&](const Message& m) noexcept {
     try {
-      if (m.lost_before > 0) writer.write(lost_line(m.lost_before, m.sequence, o.format));
-      writer.write(record_line(m, o.format));
+      if (m.lost_before > 0) writer.lost(m.lost_before, m.sequence, m.timestamp_ns);
+      writer.data(m);
     } catch (...) {  // formatting allocates; poll() must not see an exception
       writer.fail(ENOMEM);
     }
@@ -143,11 +148,7 @@ void add_tail_command(CLI::App& app) {
   CLI::Option* count =
       sub->add_option("--count", s->count, "Exit (code 0) after printing N messages")
           ->transform(whole_number_in(1, kMaxU64));
-  sub->add_option("--format", s->format,
-                  "text (the default): seq=N time=ISO-8601 size=B payload (printable text, else "
-                  "0x+hex; first 64 bytes); json: one object per line with seq, time_ns, time, "
-                  "size, lost_before, payload_hex")
-      ->transform(CLI::IsMember({"text", "json"}, CLI::ignore_case));
+  add_record_format_option(*sub, s->format);
   sub->add_option("--name", s->options.name,
                   "Subscriber name: a named subscriber resumes where the last one of that name "
                   "stopped");
@@ -161,7 +162,9 @@ void add_tail_command(CLI::App& app) {
           ->check(CLI::Range(std::int64_t{0}, kMaxTimeoutMs));
   sub->footer(
       "Lost messages (drop policy) are announced before the next message received: '# lost N "
-      "messages before seq=S' (json: {\"lost\":N,\"before_seq\":S}).\n"
+      "messages before seq=S' (json: {\"lost\":N,\"before_seq\":S}; raw: an SBRL frame).\n"
+      "Text shows times in the local zone ($TZ; TZ=UTC for UTC). A raw capture is republished "
+      "byte for byte by 'shmbus pub CHANNEL --format raw < capture' (docs/observability.md).\n"
       "Every line is flushed. SIGINT/SIGTERM end tail cleanly (exit 0).\n"
       "Exit: 0 done; 1 error; 2 bad arguments or --timeout-ms expired.");
   sub->callback([s, count, timeout] {
@@ -169,7 +172,7 @@ void add_tail_command(CLI::App& app) {
     o.policy = s->policy == "block"   ? Policy::block
                : s->policy == "spill" ? Policy::spill
                                       : Policy::drop;
-    o.format = s->format == "json" ? RecordFormat::json : RecordFormat::text;
+    o.format = record_format_named(s->format);
     if (count->count() > 0) o.count = s->count;
     if (timeout->count() > 0) o.timeout_ms = s->timeout_ms;
     if (s->from == "earliest") {

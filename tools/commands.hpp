@@ -36,6 +36,10 @@ inline constexpr std::int64_t kMaxTimeoutMs = 1'000'000'000'000;
 
 // --- shmbus pub CHANNEL -------------------------------------------------------------------------
 
+// What pub reads from stdin: lines, or a capture of tail/replay --format raw|json
+// (tools/record_format.hpp).
+enum class PubInput : std::uint8_t { lines, raw, json };
+
 struct PubOptions {
   std::string channel;
   // Generated messages (--count N --size B); without a count, each line of the input (without its
@@ -49,6 +53,10 @@ struct PubOptions {
   std::optional<std::uint32_t> max_message;
   std::int64_t timeout_ms = 5000;  // how long one message may wait for back-pressure to clear
   bool quiet = false;              // no summary line on stderr
+  // Without a count, what stdin holds: lines (each line, without its newline, is one message), or
+  // a raw or json capture whose data records are published (their loss and gap records counted).
+  PubInput input = PubInput::lines;
+  bool json = false;  // the report as one JSON object on stdout instead of the summary on stderr
   // Creation: the ring's mode and the gating group (ChannelOptions::mode, gating_group).
   unsigned mode = 0660;
   std::optional<std::uint32_t> gating_group;

@@ -28,12 +28,65 @@ bool is_printable_ascii(std::span<const std::byte> bytes) noexcept {
   return true;
 }
 
+namespace {
+
+// Characters a terminal would act on rather than show, or that reorder what it shows.
+bool is_printable_code_point(std::uint32_t c) noexcept {
+  if (c < 0x20 || (c >= 0x7f && c <= 0x9f)) return false;
+  if (c == 0x200e || c == 0x200f || (c >= 0x202a && c <= 0x202e)) return false;
+  return !(c >= 0x2066 && c <= 0x2069);
+}
+
+}  // namespace
+
+// Hand-written: none of the project's libraries (fmt, nlohmann-json, CLI11) exposes a UTF-8
+// validator, and this one also has to reject the control and bidirectional characters.
+bool is_printable_text(std::span<const std::byte> bytes) noexcept {
+  std::size_t i = 0;
+  while (i < bytes.size()) {
+    const auto lead = static_cast<std::uint32_t>(bytes[i]);
+    std::size_t length = 0;
+    std::uint32_t c = 0;
+    if (lead < 0x80) {
+      length = 1;
+      c = lead;
+    } else if (lead >= 0xc2 && lead <= 0xdf) {
+      length = 2;
+      c = lead & 0x1f;
+    } else if (lead >= 0xe0 && lead <= 0xef) {
+      length = 3;
+      c = lead & 0x0f;
+    } else if (lead >= 0xf0 && lead <= 0xf4) {
+      length = 4;
+      c = lead & 0x07;
+    } else {
+      return false;  // a continuation byte, or a lead byte of an overlong or too large form
+    }
+    if (i + length > bytes.size()) return false;
+    for (std::size_t k = 1; k < length; ++k) {
+      const auto next = static_cast<std::uint32_t>(bytes[i + k]);
+      if ((next & 0xc0) != 0x80) return false;
+      c = (c << 6) | (next & 0x3f);
+    }
+    if ((length == 3 && c < 0x800) || (length == 4 && c < 0x10000)) return false;  // overlong
+    if ((c >= 0xd800 && c <= 0xdfff) || c > 0x10ffff) return false;
+    if (!is_printable_code_point(c)) return false;
+    i += length;
+  }
+  return true;
+}
+
 std::string payload_preview(std::span<const std::byte> bytes, std::size_t limit) {
   const bool truncated = bytes.size() > limit;
   const auto shown = bytes.first(truncated ? limit : bytes.size());
   std::string out;
-  if (is_printable_ascii(bytes)) {
-    out.assign(reinterpret_cast<const char*>(shown.data()), shown.size());
+  if (is_printable_text(bytes)) {
+    // Cut before a multi-byte character that does not fit whole (at a lead byte).
+    std::size_t cut = shown.size();
+    if (truncated) {
+      while (cut > 0 && (static_cast<unsigned>(bytes[cut]) & 0xc0) == 0x80) --cut;
+    }
+    out.assign(reinterpret_cast<const char*>(shown.data()), cut);
   } else {
     out = "0x" + to_hex(shown);
   }
@@ -108,10 +161,14 @@ std::string record_line(const Message& m, RecordFormat format) {
     j["size"] = m.payload.size();
     j["lost_before"] = m.lost_before;
     j["payload_hex"] = to_hex(m.payload);
+    if (is_printable_text(m.payload)) {
+      j["payload_text"] = std::string_view(reinterpret_cast<const char*>(m.payload.data()),
+                                           m.payload.size());
+    }
     return j.dump();
   }
   std::string line = fmt::format("seq={} time={} size={}", m.sequence,
-                                 iso8601_utc_ns(m.timestamp_ns), m.payload.size());
+                                 iso8601_local_ns(m.timestamp_ns), m.payload.size());
   if (!m.payload.empty()) {
     line += ' ';
     line += payload_preview(m.payload);

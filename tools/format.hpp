@@ -17,12 +17,26 @@ std::string to_hex(std::span<const std::byte> bytes);
 // True if every byte is printable ASCII (0x20 ' ' to 0x7e '~'). An empty span is printable.
 bool is_printable_ascii(std::span<const std::byte> bytes) noexcept;
 
-// A payload for a human: as text if it is printable ASCII, else as "0x" followed by hex. Only the
-// first `limit` bytes are shown; a longer payload ends in "...".
+// True if `bytes` is printable text: well-formed UTF-8 (RFC 3629: no overlong forms, no
+// surrogates, nothing above U+10FFFF) without control characters (U+0000-U+001F, U+007F,
+// U+0080-U+009F) or bidirectional formatting characters (U+200E, U+200F, U+202A-U+202E,
+// U+2066-U+2069), which could rearrange or hide what a terminal shows. Printable ASCII is printable
+// text; tab and newline are not. An empty span is printable.
+bool is_printable_text(std::span<const std::byte> bytes) noexcept;
+
+// A payload for a human: as text if it is printable text (is_printable_text), else as "0x"
+// followed by hex. Only the first `limit` bytes are shown (text is cut before a UTF-8 sequence
+// that does not fit whole); a longer payload ends in "...".
 std::string payload_preview(std::span<const std::byte> bytes, std::size_t limit = 64);
 
 // ISO-8601 UTC with nanoseconds: 1700000000123456789 -> "2023-11-14T22:13:20.123456789Z".
 std::string iso8601_utc_ns(std::int64_t unix_ns);
+
+// ISO-8601 in the local time zone (tools/local_zone.hpp: $TZ, else the system's) with its UTC
+// offset: "2023-11-14T23:13:20.123456789+01:00". Where the offset is zero (UTC, or London in
+// winter) it is iso8601_utc_ns's "...Z"; so is any time when $TZ names no known zone.
+// Defined in local_zone.cpp, with the zone lookup.
+std::string iso8601_local_ns(std::int64_t unix_ns);
 
 // 1536 -> "1.50 KiB"; below 1 KiB in bytes: "512 B".
 std::string human_bytes(double bytes);
@@ -41,11 +55,16 @@ std::string human_age(std::int64_t now_ns, std::int64_t then_ns);
 // A rate for a human: human_count(per_second) + " " + unit + "/s": "1.20 M msg/s", "950 msg/s".
 std::string human_rate(double per_second, const char* unit = "msg");
 
-enum class RecordFormat : std::uint8_t { text, json };
+// How tail, replay and journal dump write records: lines (text, json) or binary (raw: framed
+// records, tools/record_format.hpp; payload: the payload bytes alone, nothing between them).
+enum class RecordFormat : std::uint8_t { text, json, raw, payload };
 
 // One line (without the newline) for a received message:
-//   text: seq=<n> time=<ISO-8601 UTC> size=<bytes> <payload_preview>   (no payload part if empty)
-//   json: {"seq":n,"time_ns":t,"time":"<ISO>","size":s,"lost_before":l,"payload_hex":"<hex>"}
+//   text: seq=<n> time=<iso8601_local_ns> size=<bytes> <payload_preview>   (no payload part if
+//         empty)
+//   json: {"seq":n,"time_ns":t,"time":"<ISO UTC>","size":s,"lost_before":l,"payload_hex":"<hex>"
+//          [,"payload_text":"<the payload>"]}   payload_text only if is_printable_text(payload)
+// raw and payload have no line form: they get the text line.
 std::string record_line(const Message& message, RecordFormat format);
 
 // The line that precedes a message when `lost` messages were lost just before sequence `before`:

@@ -66,7 +66,11 @@ struct ReplayOptions {
   // capacity/max_message if it does not exist), which assigns its own sequences.
   std::string to_channel;
   double speed = 0;  // divide the original spacing by this; 0: as fast as possible ("max")
-  RecordFormat format = RecordFormat::text;
+  RecordFormat format = RecordFormat::text;  // printing: any RecordFormat (raw and payload binary)
+  std::optional<std::uint64_t> count;        // stop after this many data records
+  // At the end of the journal, wait for more (JournalReader::refresh) until a stop is requested
+  // (then exit 0), count or the --to bound.
+  bool follow = false;
   std::uint64_t capacity = 4 << 20;
   std::optional<std::uint32_t> max_message;
   // Republishing: prefix each payload with the original sequence and timestamp (16 bytes, u64 and
@@ -85,8 +89,8 @@ void add_replay_command(CLI::App& app);
 std::string gap_line(std::uint64_t sequence, std::uint64_t count, std::int64_t seen_ns,
                      RecordFormat format);
 
-// A time given on the command line: integer nanoseconds since the Unix epoch, or ISO-8601 UTC
-// "2026-11-27T10:00:00Z" with optional fractional seconds (up to 9 digits). Nothing if neither.
+// A time given on the command line, in any form of tools/time_parse.hpp (relative times count
+// from now). Nothing if it is none of them; parse_time_point says why.
 std::optional<std::int64_t> parse_time_ns(std::string_view text);
 
 }  // namespace shmbus::tools
