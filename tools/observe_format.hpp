@@ -112,7 +112,7 @@ std::string stat_prometheus_all(const std::vector<ChannelStats>& channels);
 
 struct WatchFrameStyle {
   std::string clock;       // the local time, shown at the right end of the header line
-  std::string hint;        // shown after the clock ("q quits"); may be empty
+  std::string hint;        // the last line ("every 2 s, q quits"); may be empty
   bool colour = false;     // SGR colours for states, headings and alarms
   std::size_t width = 80;  // no line is wider than this many columns
 };

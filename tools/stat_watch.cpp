@@ -61,10 +61,10 @@ std::string truncate_middle(std::string_view text, std::size_t width) {
   const std::size_t columns = display_width(text);
   if (columns <= width) return std::string(text);
   if (width < 5) return std::string(text.substr(0, utf8_prefix_bytes(text, width)));
-  // The end of a name often tells instances apart ("...-replica-07"): keep as much of it as of
-  // its start.
+  // Names of one channel's subscribers tend to share their start and differ at the end
+  // ("...-replica-07"): keep a third of the start and two thirds of the end.
   const std::size_t kept = width - 3;
-  const std::size_t head = (kept + 1) / 2;
+  const std::size_t head = kept / 3;
   return fmt::format("{}...{}", text.substr(0, utf8_prefix_bytes(text, head)),
                      text.substr(utf8_suffix_start(text, kept - head)));
 }
@@ -243,8 +243,10 @@ std::string watch_field_lines(const detail::StatField& field, std::size_t width,
     std::string text = lines[i];
     while (!text.empty() && text.back() == ' ') text.pop_back();
     text = truncate_middle(watch_printable(text), room);
-    const std::string label = fmt::format("{:<10}", i == 0 ? field.label : "");
-    out += fmt::format("  {} {}\n", field.alarm ? palette.paint(label, "1;31") : label, text);
+    const std::string label = i == 0 ? field.label : "";
+    const std::string padding(10 - std::min<std::size_t>(10, label.size()), ' ');
+    out += fmt::format("  {}{} {}\n", field.alarm ? palette.paint(label, "1;31") : label, padding,
+                       text);
   }
   return out;
 }
@@ -260,18 +262,17 @@ std::string stat_watch_frame(const ChannelStats& s, const ChannelRates& r,
   const WatchPalette palette{style.colour};
   const std::size_t width = std::max<std::size_t>(style.width, 40);
 
-  std::string right = watch_printable(style.clock);
-  if (!style.hint.empty()) right = fmt::format("{}  {}", right, watch_printable(style.hint));
+  const std::string right = watch_printable(style.clock);
   const std::string incarnation = fmt::format("  incarnation {}", incarnation_hex(s.incarnation));
   const std::size_t fixed = display_width("channel ") + incarnation.size() + 2 + display_width(right);
-  const std::size_t name_room = width > fixed ? width - fixed : kMinNameColumns;
-  std::string left = fmt::format("channel {}{}",
-                                 truncate_middle(watch_printable(s.name), std::max(name_room, std::size_t{5})),
-                                 incarnation);
+  const std::size_t name_room = width > fixed ? width - fixed : 0;
+  const std::string left =
+      fmt::format("channel {}{}", truncate_middle(watch_printable(s.name), std::max<std::size_t>(name_room, 5)),
+                  incarnation);
   const std::size_t used = display_width(left) + display_width(right);
-  std::string out = watch_clip(palette.paint(left, "1") +
-                             std::string(width > used ? width - used : 1, ' ') + right,
-                         width);
+  std::string out = watch_clip(
+      palette.paint(left, "1") + std::string(width > used + 2 ? width - used : 2, ' ') + right,
+      width);
   out += '\n';
 
   for (const detail::StatField& f : detail::stat_fields(s, r)) out += watch_field_lines(f, width, palette);
@@ -291,6 +292,11 @@ std::string stat_watch_frame(const ChannelStats& s, const ChannelRates& r,
     out += '\n';
     out += watch_heading(detail::kLatencyHeading, palette, width);
     out += render_watch_table(std::move(latency), WatchFit{{0, 1}, 1, -1}, width, palette);
+  }
+  if (!style.hint.empty()) {
+    out += '\n';
+    out += palette.paint(watch_clip(watch_printable(style.hint), width), "2");
+    out += '\n';
   }
   return out;
 }
