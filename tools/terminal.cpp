@@ -1,6 +1,7 @@
 #include "tools/terminal.hpp"
 
 #include <poll.h>
+#include <signal.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
@@ -43,19 +44,37 @@ KeyReader::KeyReader() {
   if (::isatty(STDIN_FILENO) != 1 || ::isatty(STDOUT_FILENO) != 1) return;
   if (::tcgetpgrp(STDIN_FILENO) != ::getpgrp()) return;
   if (::tcgetattr(STDIN_FILENO, &saved_) != 0) return;
-  struct termios raw = saved_;
-  raw.c_lflag &= ~static_cast<tcflag_t>(ICANON | ECHO);
-  raw.c_cc[VMIN] = 0;
-  raw.c_cc[VTIME] = 0;
-  active_ = ::tcsetattr(STDIN_FILENO, TCSANOW, &raw) == 0;
+  keys_mode_ = saved_;
+  keys_mode_.c_lflag &= ~static_cast<tcflag_t>(ICANON | ECHO);
+  keys_mode_.c_cc[VMIN] = 0;
+  keys_mode_.c_cc[VTIME] = 0;
+  active_ = ::tcsetattr(STDIN_FILENO, TCSANOW, &keys_mode_) == 0;
 }
 
 KeyReader::~KeyReader() {
-  if (active_) ::tcsetattr(STDIN_FILENO, TCSANOW, &saved_);
+  if (!active_) return;
+  // Ended while a background job (Ctrl-Z, bg, then a signal), tcsetattr would stop the process
+  // with SIGTTOU instead of restoring the terminal: ignore it for this one call.
+  struct sigaction ignore {};
+  struct sigaction previous {};
+  ignore.sa_handler = SIG_IGN;
+  ::sigaction(SIGTTOU, &ignore, &previous);
+  ::tcsetattr(STDIN_FILENO, TCSANOW, &saved_);
+  ::sigaction(SIGTTOU, &previous, nullptr);
 }
 
 bool KeyReader::quit_typed(int timeout_ms) {
-  if (!active_ || input_closed_) {
+  // Suspended (Ctrl-Z) and sent to the background, a read of the terminal would stop the process
+  // (SIGTTIN): keys only while in the foreground. Resumed there, the shell has put its own mode
+  // back: switch to single keys again.
+  const bool foreground = active_ && ::tcgetpgrp(STDIN_FILENO) == ::getpgrp();
+  if (foreground) {
+    struct termios now {};
+    if (::tcgetattr(STDIN_FILENO, &now) == 0 && (now.c_lflag & ICANON) != 0) {
+      ::tcsetattr(STDIN_FILENO, TCSANOW, &keys_mode_);
+    }
+  }
+  if (!foreground || input_closed_) {
     struct timespec pause {timeout_ms / 1000, static_cast<long>(timeout_ms % 1000) * 1'000'000};
     ::nanosleep(&pause, nullptr);  // EINTR (SIGINT, SIGTERM) ends it early, as wanted
     return false;
