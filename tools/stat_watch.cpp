@@ -123,6 +123,58 @@ std::string watch_clip(std::string line, std::size_t width) {
   return plain.substr(0, utf8_prefix_bytes(plain, width));
 }
 
+// The non-key columns cut, in order, into as few groups as fit in `budget` (a group's cost with the
+// keys, from `cost`; a column too wide for any budget gets a group of its own), and among the cuts
+// into that many groups the one whose widest group is narrowest: the groups come out about equally
+// wide, leaving each the most room for its name column. Each group starts with the keys.
+std::vector<std::vector<std::size_t>> watch_column_groups(
+    std::size_t column_count, const std::vector<std::size_t>& keys, std::size_t budget,
+    const std::function<std::size_t(const std::vector<std::size_t>&)>& cost) {
+  std::vector<std::size_t> others;
+  for (std::size_t c = 0; c < column_count; ++c) {
+    if (std::find(keys.begin(), keys.end(), c) == keys.end()) others.push_back(c);
+  }
+  const std::size_t n = others.size();
+  const auto span_cost = [&](std::size_t begin, std::size_t end) {  // others[begin, end)
+    std::vector<std::size_t> columns = keys;
+    columns.insert(columns.end(), others.begin() + static_cast<std::ptrdiff_t>(begin),
+                   others.begin() + static_cast<std::ptrdiff_t>(end));
+    return cost(columns);
+  };
+  const auto fits = [&](std::size_t begin, std::size_t end) {
+    return end - begin == 1 || span_cost(begin, end) <= budget;
+  };
+  // best[g][i]: the narrowest widest group over cuts of the first i columns into g groups.
+  constexpr std::size_t kNone = static_cast<std::size_t>(-1);
+  std::vector<std::vector<std::size_t>> best(n + 1, std::vector<std::size_t>(n + 1, kNone));
+  std::vector<std::vector<std::size_t>> cut(n + 1, std::vector<std::size_t>(n + 1, 0));
+  best[0][0] = 0;
+  std::size_t groups = n == 0 ? 0 : kNone;
+  for (std::size_t g = 1; g <= n && groups == kNone; ++g) {
+    for (std::size_t i = 1; i <= n; ++i) {
+      for (std::size_t j = g - 1; j < i; ++j) {
+        if (best[g - 1][j] == kNone || !fits(j, i)) continue;
+        const std::size_t widest = std::max(best[g - 1][j], span_cost(j, i));
+        if (widest < best[g][i]) {
+          best[g][i] = widest;
+          cut[g][i] = j;
+        }
+      }
+    }
+    if (best[g][n] != kNone) groups = g;
+  }
+  std::vector<std::vector<std::size_t>> out(groups == kNone ? 0 : groups);
+  for (std::size_t g = out.size(), i = n; g > 0; --g) {
+    const std::size_t j = cut[g][i];
+    out[g - 1] = keys;
+    out[g - 1].insert(out[g - 1].end(), others.begin() + static_cast<std::ptrdiff_t>(j),
+                      others.begin() + static_cast<std::ptrdiff_t>(i));
+    i = j;
+  }
+  if (out.empty()) out.push_back(keys);
+  return out;
+}
+
 struct WatchFit {
   std::vector<std::size_t> keys;  // columns repeated in every group (slot, name)
   std::ptrdiff_t flex = -1;       // the key column that shrinks (name), or -1
@@ -143,9 +195,6 @@ std::string render_watch_table(detail::StatTable table, const WatchFit& spec, st
       natural[c] = std::max(natural[c], display_width(row[c]));
     }
   }
-  const auto is_key = [&](std::size_t c) {
-    return std::find(spec.keys.begin(), spec.keys.end(), c) != spec.keys.end();
-  };
   const auto flex_floor = [&] {
     return spec.flex < 0 ? 0 : std::min(natural[spec.flex], kMinNameColumns);
   };
@@ -158,25 +207,11 @@ std::string render_watch_table(detail::StatTable table, const WatchFit& spec, st
     return cost;
   };
 
-  std::vector<std::vector<std::size_t>> groups;
-  std::vector<std::size_t> group = spec.keys;
-  bool has_other = false;
-  for (std::size_t c = 0; c < column_count; ++c) {
-    if (is_key(c)) continue;
-    std::vector<std::size_t> candidate = group;
-    candidate.push_back(c);
-    if (has_other && fixed_cost(candidate) + flex_floor() > width) {
-      groups.push_back(group);
-      candidate = spec.keys;
-      candidate.push_back(c);
-    }
-    group = std::move(candidate);
-    has_other = true;
-  }
-  groups.push_back(group);
+  const std::vector<std::vector<std::size_t>> groups = watch_column_groups(
+      column_count, spec.keys, width - std::min(width, flex_floor()), fixed_cost);
 
   std::string out;
-  for (std::vector<std::size_t>& columns : groups) {
+  for (std::vector<std::size_t> columns : groups) {
     std::sort(columns.begin(), columns.end());
     std::vector<std::size_t> widths = natural;
     if (spec.flex >= 0) {
