@@ -50,8 +50,7 @@ bool sleep_unless_stopped(std::int64_t ns, KeyReader& keys) {
 
 // Every channel on the host that can be read now. A channel removed since the listing is left
 // out silently; one that cannot be read is left out, and `report` (if any) hears why.
-std::vector<ChannelStats> read_all_channels(
-    const std::function<void(const std::string&)>& report) {
+std::vector<ChannelStats> read_all_channels(const std::function<void(const std::string&)>& report) {
   std::vector<ChannelStats> channels;
   for (const std::string& name : list_channels()) {
     auto stats = read_guarded([&] { return read_channel_stats(name); });
@@ -156,22 +155,24 @@ int run_stat(const StatOptions& o, std::FILE* out) {
     };
     std::optional<ChannelStats> previous;
     ChannelStats current;
-    if (!all_channels) {
-      auto before = read_guarded([&] { return read_channel_stats(o.channel); });
-      if (!before) {
-        report(before.error().message);
-        return kExitFailure;
+    // Reads the channel again; the read before becomes `previous`. False (said on stderr) when
+    // the channel cannot be read.
+    const auto read_next = [&]() -> bool {
+      auto next = read_guarded([&] { return read_channel_stats(o.channel); });
+      if (!next) {
+        report(next.error().message);
+        return false;
       }
-      current = std::move(*before);
+      previous = std::move(current);
+      current = std::move(*next);
+      return true;
+    };
+    if (!all_channels) {
+      if (!read_next()) return kExitFailure;
+      previous.reset();  // the first read has nothing before it
       if (o.interval_ms > 0) {
         if (!sleep_unless_stopped(o.interval_ms * 1'000'000, keys)) return kExitOk;
-        auto after = read_guarded([&] { return read_channel_stats(o.channel); });
-        if (!after) {
-          report(after.error().message);
-          return kExitFailure;
-        }
-        previous = std::move(current);
-        current = std::move(*after);
+        if (!read_next()) return kExitFailure;
       }
     }
 
@@ -186,9 +187,12 @@ int run_stat(const StatOptions& o, std::FILE* out) {
     const auto render = [&](const ChannelRates& rates) -> std::string {
       if (all_channels) return stat_prometheus_all(read_all_channels(report));
       switch (o.format) {
-        case StatFormat::json: return stat_json(current, rates) + "\n";
-        case StatFormat::prometheus: return stat_prometheus(current);
-        case StatFormat::text: break;
+        case StatFormat::json:
+          return stat_json(current, rates) + "\n";
+        case StatFormat::prometheus:
+          return stat_prometheus(current);
+        case StatFormat::text:
+          break;
       }
       if (!watching) return stat_text(current, rates, false);
       style.clock = local_clock(std::time(nullptr));
@@ -203,14 +207,7 @@ int run_stat(const StatOptions& o, std::FILE* out) {
       const ChannelRates rates = measure_rates(previous ? &*previous : nullptr, current);
       if (!writer.write(render(rates), watching)) break;
       if (!watching || !sleep_unless_stopped(period_ns, keys)) break;
-      if (all_channels) continue;
-      auto next = read_guarded([&] { return read_channel_stats(o.channel); });
-      if (!next) {
-        report(next.error().message);
-        return kExitFailure;
-      }
-      previous = std::move(current);
-      current = std::move(*next);
+      if (!all_channels && !read_next()) return kExitFailure;
     }
     if (writer.error() == EPIPE) return kExitOk;  // the reader went away: a normal end
     if (writer.error() != 0) {
@@ -283,8 +280,9 @@ void add_stat_command(CLI::App& app) {
                : s->prometheus ? StatFormat::prometheus
                                : StatFormat::text;
     if (o.channel.empty() && o.format != StatFormat::prometheus) {
-      throw CLI::ValidationError("channel", "a channel is required (only --prometheus exports "
-                                            "every channel)");
+      throw CLI::ValidationError("channel",
+                                 "a channel is required (only --prometheus exports "
+                                 "every channel)");
     }
     if (watch->count() > 0) o.watch_s = s->watch_s;
     if (listen->count() > 0) o.listen = s->listen;

@@ -146,9 +146,9 @@ bool write_answer(HttpClient& client) {
 Result<MetricsListener> MetricsListener::open(const ListenAddress& address) {
   const std::string port = std::to_string(address.port);
   // Every interface: IPv6's any-address also takes IPv4 unless the host has no IPv6.
-  const std::vector<std::string> hosts =
-      address.host.empty() ? std::vector<std::string>{"::", "0.0.0.0"}
-                           : std::vector<std::string>{address.host};
+  const std::vector<std::string> hosts = address.host.empty()
+                                             ? std::vector<std::string>{"::", "0.0.0.0"}
+                                             : std::vector<std::string>{address.host};
   std::string why = "no address";
   for (const std::string& host : hosts) {
     struct addrinfo hints {};
@@ -162,8 +162,8 @@ Result<MetricsListener> MetricsListener::open(const ListenAddress& address) {
       continue;
     }
     for (const struct addrinfo* a = found; a != nullptr; a = a->ai_next) {
-      const int fd = ::socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                              a->ai_protocol);
+      const int fd =
+          ::socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol);
       if (fd < 0) {
         why = std::strerror(errno);
         continue;
@@ -181,9 +181,8 @@ Result<MetricsListener> MetricsListener::open(const ListenAddress& address) {
     }
     ::freeaddrinfo(found);
   }
-  return tl::unexpected(Error{ErrorCode::system,
-                              fmt::format("cannot listen on {}:{}: {}", address.host,
-                                          address.port, why)});
+  return tl::unexpected(Error{ErrorCode::system, fmt::format("cannot listen on {}:{}: {}",
+                                                             address.host, address.port, why)});
 }
 
 MetricsListener::MetricsListener(MetricsListener&& other) noexcept
@@ -257,8 +256,8 @@ void MetricsListener::serve(const std::function<Result<std::string>()>& scrape,
       while (clients.size() < limits.max_clients) {
         const int fd = ::accept4(fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) break;  // EAGAIN: no more waiting; other errors: the client is gone
-        clients.push_back(HttpClient{fd, listener_now_ms() + limits.client_timeout_ms, {}, {}, 0,
-                                     false});
+        clients.push_back(
+            HttpClient{fd, listener_now_ms() + limits.client_timeout_ms, {}, {}, 0, false});
       }
     }
   }

@@ -22,7 +22,7 @@
 namespace shmbus::tools {
 
 struct ListenAddress {
-  std::string host;  // a name or an address; "" listens on every interface
+  std::string host;        // a name or an address; "" listens on every interface
   std::uint16_t port = 0;  // 0: the kernel picks a free one (MetricsListener::address says which)
 };
 
@@ -36,7 +36,7 @@ std::string answer_http_request(std::string_view head,
                                 const std::function<Result<std::string>()>& scrape);
 
 struct ListenerLimits {
-  std::size_t max_request_bytes = 8192;  // a longer request head gets 431 and is closed
+  std::size_t max_request_bytes = 8192;   // a longer request head gets 431 and is closed
   std::int64_t client_timeout_ms = 5000;  // from accept to the last byte of the answer
   std::size_t max_clients = 64;           // more wait in the kernel's backlog
 };

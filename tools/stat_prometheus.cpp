@@ -18,10 +18,17 @@ std::string escape_label_value(std::string_view value) {
   out.reserve(value.size());
   for (char c : value) {
     switch (c) {
-      case '\\': out += "\\\\"; break;
-      case '"': out += "\\\""; break;
-      case '\n': out += "\\n"; break;
-      default: out += c;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -156,7 +163,8 @@ std::string stat_prometheus_all(const std::vector<ChannelStats>& channels) {
   std::vector<std::vector<std::string>> labels;  // [channel][subscriber]
   for (const ChannelStats& s : channels) {
     labels.emplace_back();
-    for (const SubscriberStats& sub : s.subscribers) labels.back().push_back(subscriber_labels(sub));
+    for (const SubscriberStats& sub : s.subscribers)
+      labels.back().push_back(subscriber_labels(sub));
   }
   for (const auto& m : kSubscriberMetrics) {
     e.family(m.name, m.type, m.help);

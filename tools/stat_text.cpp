@@ -92,21 +92,23 @@ std::vector<StatField> stat_fields(const ChannelStats& s, const ChannelRates& r)
   const std::string average =
       human_rate(average_rate(s.published_messages, s.created_ns, s.sampled_ns));
   if (r.measured) {
-    out.push_back({"rate", fmt::format("{}, {}/s {}; average {} since created",
-                                       human_rate(r.messages_per_s), human_bytes(r.bytes_per_s),
-                                       interval_words(r), average)});
+    out.push_back(
+        {"rate", fmt::format("{}, {}/s {}; average {} since created", human_rate(r.messages_per_s),
+                             human_bytes(r.bytes_per_s), interval_words(r), average)});
   } else {
-    out.push_back({"rate", fmt::format("{}; average {} since created", interval_words(r), average)});
+    out.push_back(
+        {"rate", fmt::format("{}; average {} since created", interval_words(r), average)});
   }
-  out.push_back({"events", fmt::format("{} back-pressure, {} evictions, {} abandoned claims repaired",
-                                       s.back_pressure_events, s.evictions, s.abandoned_repaired)});
+  out.push_back(
+      {"events", fmt::format("{} back-pressure, {} evictions, {} abandoned claims repaired",
+                             s.back_pressure_events, s.evictions, s.abandoned_repaired)});
   if (s.journal) {
     const JournalStats& j = *s.journal;
-    out.push_back({"journal", fmt::format("{}: pid {}, dir {}, written seq {} ({} behind), durable "
-                                          "seq {}, heartbeat {}",
-                                          journal_status(s), j.pid, j.dir, j.written_sequence,
-                                          journal_lag(s), j.durable_sequence,
-                                          human_age(s.sampled_ns, j.heartbeat_ns))});
+    out.push_back(
+        {"journal", fmt::format("{}: pid {}, dir {}, written seq {} ({} behind), durable "
+                                "seq {}, heartbeat {}",
+                                journal_status(s), j.pid, j.dir, j.written_sequence, journal_lag(s),
+                                j.durable_sequence, human_age(s.sampled_ns, j.heartbeat_ns))});
   } else {
     out.push_back({"journal", "none"});
   }
@@ -136,7 +138,7 @@ StatTable producer_table(const ChannelStats& s, const ChannelRates& r) {
   StatTable t;
   t.rows.push_back(
       {"SLOT", "PID", "STATE", "PUBLISHED", "BYTES", "RATE", "AVG RATE", "CLAIM", "ATTACHED"});
-  t.align = {Align::right, Align::right, Align::left,  Align::right, Align::right,
+  t.align = {Align::right, Align::right, Align::left, Align::right, Align::right,
              Align::right, Align::right, Align::left, Align::left};
   for (std::size_t i = 0; i < s.producers.size(); ++i) {
     const ProducerStats& p = s.producers[i];
@@ -145,7 +147,8 @@ StatTable producer_table(const ChannelStats& s, const ChannelRates& r) {
                       human_bytes(static_cast<double>(p.published_bytes)),
                       human_rate(at_or(r.producer_messages_per_s, i, 0.0)),
                       human_rate(average_rate(p.published, p.attached_ns, s.sampled_ns)),
-                      p.claim_in_flight ? "in flight" : "-", human_age(s.sampled_ns, p.attached_ns)});
+                      p.claim_in_flight ? "in flight" : "-",
+                      human_age(s.sampled_ns, p.attached_ns)});
   }
   return t;
 }

@@ -87,10 +87,10 @@ struct WatchPalette {
 
 // The colour of a state word of the producer and subscriber tables.
 std::string_view watch_state_sgr(std::string_view cell) {
-  if (cell == "alive") return "32";                     // green
-  if (cell == "lagging") return "33";                   // yellow
+  if (cell == "alive") return "32";                                          // green
+  if (cell == "lagging") return "33";                                        // yellow
   if (cell == "lapped" || cell == "dead" || cell == "evicted") return "31";  // red
-  if (cell == "detached") return "2";                   // dim
+  if (cell == "detached") return "2";                                        // dim
   return "";
 }
 
@@ -184,7 +184,7 @@ struct WatchFit {
 // `table` as one or more aligned tables no wider than `width`: the key columns, then as many of
 // the other columns, in order, as fit; the rest in further groups below, a blank line apart.
 std::string render_watch_table(detail::StatTable table, const WatchFit& spec, std::size_t width,
-                          const WatchPalette& palette) {
+                               const WatchPalette& palette) {
   for (auto& row : table.rows) {
     for (auto& cell : row) cell = watch_printable(cell);
   }
@@ -226,10 +226,9 @@ std::string render_watch_table(detail::StatTable table, const WatchFit& spec, st
         const std::size_t c = columns[k];
         const bool last = k + 1 == columns.size();
         const bool right = c < table.align.size() && table.align[c] == Align::right;
-        const std::string cell =
-            static_cast<std::ptrdiff_t>(c) == spec.flex
-                ? truncate_middle(table.rows[r][c], widths[c])
-                : table.rows[r][c];
+        const std::string cell = static_cast<std::ptrdiff_t>(c) == spec.flex
+                                     ? truncate_middle(table.rows[r][c], widths[c])
+                                     : table.rows[r][c];
         const std::size_t pad = widths[c] - std::min(widths[c], display_width(cell));
         if (right) line.append(pad, ' ');
         if (r == 0) {
@@ -253,7 +252,7 @@ std::string render_watch_table(detail::StatTable table, const WatchFit& spec, st
 // "  label      text" lines no wider than `width`: the text breaks after its ", " and "; ", and a
 // piece too long for a line on its own is shortened in the middle.
 std::string watch_field_lines(const detail::StatField& field, std::size_t width,
-                          const WatchPalette& palette) {
+                              const WatchPalette& palette) {
   std::vector<std::string> pieces;
   std::string_view rest = field.text;
   while (!rest.empty()) {
@@ -299,18 +298,20 @@ std::string stat_watch_frame(const ChannelStats& s, const ChannelRates& r,
 
   const std::string right = watch_printable(style.clock);
   const std::string incarnation = fmt::format("  incarnation {}", incarnation_hex(s.incarnation));
-  const std::size_t fixed = display_width("channel ") + incarnation.size() + 2 + display_width(right);
+  const std::size_t fixed =
+      display_width("channel ") + incarnation.size() + 2 + display_width(right);
   const std::size_t name_room = width > fixed ? width - fixed : 0;
-  const std::string left =
-      fmt::format("channel {}{}", truncate_middle(watch_printable(s.name), std::max<std::size_t>(name_room, 5)),
-                  incarnation);
+  const std::string left = fmt::format(
+      "channel {}{}", truncate_middle(watch_printable(s.name), std::max<std::size_t>(name_room, 5)),
+      incarnation);
   const std::size_t used = display_width(left) + display_width(right);
   std::string out = watch_clip(
       palette.paint(left, "1") + std::string(width > used + 2 ? width - used : 2, ' ') + right,
       width);
   out += '\n';
 
-  for (const detail::StatField& f : detail::stat_fields(s, r)) out += watch_field_lines(f, width, palette);
+  for (const detail::StatField& f : detail::stat_fields(s, r))
+    out += watch_field_lines(f, width, palette);
 
   out += '\n';
   out += watch_heading(detail::producers_heading(s), palette, width);
@@ -320,7 +321,8 @@ std::string stat_watch_frame(const ChannelStats& s, const ChannelRates& r,
   out += '\n';
   out += watch_heading(detail::subscribers_heading(s), palette, width);
   if (!s.subscribers.empty()) {
-    out += render_watch_table(detail::subscriber_table(s, r), WatchFit{{0, 1}, 1, 3}, width, palette);
+    out +=
+        render_watch_table(detail::subscriber_table(s, r), WatchFit{{0, 1}, 1, 3}, width, palette);
   }
   detail::StatTable latency = detail::latency_table(s, r, true);
   if (latency.rows.size() > 1) {

@@ -75,11 +75,15 @@ bool KeyReader::quit_typed(int timeout_ms) {
     }
   }
   if (!foreground || input_closed_) {
-    struct timespec pause {timeout_ms / 1000, static_cast<long>(timeout_ms % 1000) * 1'000'000};
+    struct timespec pause {
+      timeout_ms / 1000, static_cast<long>(timeout_ms % 1000) * 1'000'000
+    };
     ::nanosleep(&pause, nullptr);  // EINTR (SIGINT, SIGTERM) ends it early, as wanted
     return false;
   }
-  struct pollfd input {STDIN_FILENO, POLLIN, 0};
+  struct pollfd input {
+    STDIN_FILENO, POLLIN, 0
+  };
   if (::poll(&input, 1, timeout_ms) <= 0) return false;
   std::array<char, 64> keys{};
   const ssize_t n =

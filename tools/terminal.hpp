@@ -44,7 +44,7 @@ class KeyReader {
 
  private:
   bool active_ = false;
-  bool input_closed_ = false;  // the terminal hung up: no more keys will come
+  bool input_closed_ = false;    // the terminal hung up: no more keys will come
   struct termios saved_ {};      // the terminal's mode before, put back by the destructor
   struct termios keys_mode_ {};  // saved_ without ICANON and ECHO
 };

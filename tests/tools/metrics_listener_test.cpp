@@ -56,14 +56,17 @@ TEST(MetricsListenerAddress, AcceptsHostPortEveryInterfaceAndBracketedIpv6) {
 }
 
 TEST(MetricsListenerAnswer, MetricsIsTheScrapeAsTextVersion004) {
-  const std::string a = answer_http_request("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", fixed_scrape);
+  const std::string a =
+      answer_http_request("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", fixed_scrape);
   EXPECT_EQ(a.rfind("HTTP/1.0 200 OK\r\n", 0), 0u) << a;
   EXPECT_NE(a.find("\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"),
             std::string::npos);
   EXPECT_NE(a.find("\r\nContent-Length: 17\r\n"), std::string::npos) << a;
   EXPECT_EQ(a.substr(a.find("\r\n\r\n") + 4), "m{channel=\"a\"} 1\n");
   // A query string is still /metrics; HEAD has the headers only.
-  EXPECT_EQ(answer_http_request("GET /metrics?x=1 HTTP/1.0\n\n", fixed_scrape).rfind("HTTP/1.0 200", 0), 0u);
+  EXPECT_EQ(
+      answer_http_request("GET /metrics?x=1 HTTP/1.0\n\n", fixed_scrape).rfind("HTTP/1.0 200", 0),
+      0u);
   const std::string head = answer_http_request("HEAD /metrics HTTP/1.1\r\n\r\n", fixed_scrape);
   EXPECT_EQ(head.rfind("HTTP/1.0 200", 0), 0u);
   EXPECT_EQ(head.substr(head.find("\r\n\r\n") + 4), "");
@@ -76,8 +79,8 @@ TEST(MetricsListenerAnswer, OtherPathsMethodsAndGarbageGetTheirErrors) {
     return std::string();
   };
   EXPECT_EQ(answer_http_request("GET / HTTP/1.1\r\n\r\n", counting).rfind("HTTP/1.0 404", 0), 0u);
-  EXPECT_EQ(answer_http_request("GET /metricsx HTTP/1.1\r\n\r\n", counting).rfind("HTTP/1.0 404", 0),
-            0u);
+  EXPECT_EQ(
+      answer_http_request("GET /metricsx HTTP/1.1\r\n\r\n", counting).rfind("HTTP/1.0 404", 0), 0u);
   const std::string post = answer_http_request("POST /metrics HTTP/1.1\r\n\r\n", counting);
   EXPECT_EQ(post.rfind("HTTP/1.0 405", 0), 0u);
   EXPECT_NE(post.find("\r\nAllow: GET, HEAD\r\n"), std::string::npos);
@@ -309,8 +312,7 @@ TEST(StatListenCli, ServesAFreshWellFormedExpositionUntilSigterm) {
   const auto everything = http_get(*all_port, "/metrics");
   ASSERT_TRUE(everything);
   EXPECT_EQ(
-      published_in(shmbus::test::parse_well_formed_exposition(body_of(*everything)), ch.name()),
-      7);
+      published_in(shmbus::test::parse_well_formed_exposition(body_of(*everything)), ch.name()), 7);
   const auto elsewhere = http_get(*one_port, "/favicon.ico");
   ASSERT_TRUE(elsewhere);
   EXPECT_EQ(elsewhere->rfind("HTTP/1.0 404", 0), 0u);

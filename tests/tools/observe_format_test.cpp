@@ -15,6 +15,7 @@
 
 #include "tests/support/command.hpp"
 #include "tests/tools/exposition_parser.hpp"
+#include "tests/tools/latency_samples.hpp"
 #include "tools/format.hpp"
 #include "tools/observe_format.hpp"
 
@@ -48,14 +49,7 @@ constexpr std::int64_t kSecond = 1'000'000'000;
 constexpr std::int64_t kNow = 1'800'000'000 * kSecond;  // CLOCK_REALTIME of the later read
 
 core::LatencySnapshot snapshot_of(const std::vector<std::uint64_t>& values) {
-  core::LatencySnapshot s;
-  for (std::uint64_t v : values) {
-    ++s.buckets[core::latency_bucket(v)];
-    ++s.count;
-    s.sum_ns += v;
-    s.max_ns = std::max(s.max_ns, v);
-  }
-  return s;
+  return shmbus::test::latency_snapshot_of(values);
 }
 
 // A channel with one producer, a named block subscriber that records latency, an anonymous drop

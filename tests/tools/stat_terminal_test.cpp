@@ -88,7 +88,9 @@ class TerminalChild {
   bool started() const { return pid_ > 0 && slave_ >= 0; }
   pid_t pid() const { return pid_; }
   const std::string& screen() const { return screen_; }
-  struct termios initial_settings() const { return initial_; }
+  struct termios initial_settings() const {
+    return initial_;
+  }
   struct termios settings() const {
     struct termios now {};
     ::tcgetattr(slave_, &now);
@@ -148,8 +150,8 @@ bool has_sgr_colour(const std::string& text) {
 class StatOnATerminal : public ::testing::Test {
  protected:
   void SetUp() override {
-    const auto r = shmbus::test::run_command({SHMBUS_CLI, "pub", ch_.name(), "--count", "5",
-                                              "--quiet"}, 10s);
+    const auto r =
+        shmbus::test::run_command({SHMBUS_CLI, "pub", ch_.name(), "--count", "5", "--quiet"}, 10s);
     ASSERT_TRUE(r.status.ok()) << r.out;
   }
   std::vector<std::string> watch_args() const {
@@ -209,8 +211,8 @@ TEST_F(StatOnATerminal, NoColorOrADumbTerminalGetNoColours) {
 // Piped: plain frames a blank line apart, each with the clock, no escape sequence, no q (stdin is
 // not read), and SIGINT still ends it.
 TEST_F(StatOnATerminal, InAPipeFramesArePlainAndSigintEndsIt) {
-  Child watch = Child::spawn({SHMBUS_CLI, "stat", ch_.name(), "--watch", "0.1", "--interval-ms",
-                              "0"});
+  Child watch =
+      Child::spawn({SHMBUS_CLI, "stat", ch_.name(), "--watch", "0.1", "--interval-ms", "0"});
   ASSERT_TRUE(watch.wait_for_line("channel " + ch_.name(), 10s)) << watch.output();
   ASSERT_TRUE(watch.wait_for_line("channel " + ch_.name(), 10s)) << watch.output();
   ASSERT_EQ(::kill(watch.pid(), SIGINT), 0);

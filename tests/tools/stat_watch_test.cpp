@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "tests/support/command.hpp"
+#include "tests/tools/latency_samples.hpp"
 #include "tools/observe_format.hpp"
 
 namespace {
@@ -24,17 +25,6 @@ using tools::WatchFrameStyle;
 
 constexpr std::int64_t kSecond = 1'000'000'000;
 constexpr std::int64_t kNow = 1'800'000'000 * kSecond;
-
-core::LatencySnapshot latency_of(const std::vector<std::uint64_t>& values) {
-  core::LatencySnapshot s;
-  for (std::uint64_t v : values) {
-    ++s.buckets[core::latency_bucket(v)];
-    ++s.count;
-    s.sum_ns += v;
-    s.max_ns = std::max(s.max_ns, v);
-  }
-  return s;
-}
 
 std::string long_name(int i) {
   return "risk-engine.eu-west-1.order-book-consumer.primary.replica-" + std::to_string(i);
@@ -74,8 +64,8 @@ ChannelStats crowded_channel(std::uint64_t received_offset) {
     producer.claim_in_flight = p == 0;
     s.producers.push_back(producer);
   }
-  const SubscriberState states[] = {SubscriberState::alive,  SubscriberState::lagging,
-                                    SubscriberState::lapped, SubscriberState::dead,
+  const SubscriberState states[] = {SubscriberState::alive,   SubscriberState::lagging,
+                                    SubscriberState::lapped,  SubscriberState::dead,
                                     SubscriberState::evicted, SubscriberState::detached};
   for (int i = 0; i < 20; ++i) {
     SubscriberStats sub;
@@ -95,7 +85,8 @@ ChannelStats crowded_channel(std::uint64_t received_offset) {
     sub.spilled = 6'666'666'666;
     sub.evictions = 55'555;
     if (i % 2 == 0) {
-      sub.latency = latency_of({1000, 25'000 + received_offset, 3'000'000, 4'000'000'000});
+      sub.latency = shmbus::test::latency_snapshot_of(
+          {1000, 25'000 + received_offset, 3'000'000, 4'000'000'000});
     }
     s.subscribers.push_back(sub);
   }
@@ -161,8 +152,8 @@ TEST(StatWatchFrame, EveryLineOfACrowdedChannelFitsEightyColumns) {
 
 TEST(StatWatchFrame, FitsANarrowerTerminalToo) {
   const Reads reads;
-  for (const std::string& line : lines_of(stat_watch_frame(reads.after, reads.rates,
-                                                           style_of(false, 60)))) {
+  for (const std::string& line :
+       lines_of(stat_watch_frame(reads.after, reads.rates, style_of(false, 60)))) {
     EXPECT_LE(display_width(line), 60u) << "'" << line << "'";
   }
 }
@@ -173,13 +164,49 @@ TEST(StatWatchFrame, KeepsEveryFieldOfTheOneShotPage) {
   const Reads reads;
   const std::string frame = stat_watch_frame(reads.after, reads.rates, style_of(false));
   const std::string page = tools::stat_text(reads.after, reads.rates, true);
-  for (const char* word :
-       {"ring", "slots", "created", "head", "published", "rate", "events", "journal", "ABANDONED",
-        "CORRUPT", "PUBLISHED", "BYTES", "AVG RATE", "CLAIM", "ATTACHED", "NAME", "PID", "STATE",
-        "POLICY", "LAG BYTES", "RECEIVED", "LOST", "SPILLED", "EVICTED", "RATE", "HEARTBEAT",
-        "WINDOW", "COUNT", "P50", "P99.9", "MAX", "since attach", "last 1.0 s", "in flight",
-        "lapped", "evicted", "detached", "4194000", "4100019", "1.00 M msg/s",
-        "durable seq 98765431000", "21:05:09 CET", "every 2 s, q quits"}) {
+  for (const char* word : {"ring",
+                           "slots",
+                           "created",
+                           "head",
+                           "published",
+                           "rate",
+                           "events",
+                           "journal",
+                           "ABANDONED",
+                           "CORRUPT",
+                           "PUBLISHED",
+                           "BYTES",
+                           "AVG RATE",
+                           "CLAIM",
+                           "ATTACHED",
+                           "NAME",
+                           "PID",
+                           "STATE",
+                           "POLICY",
+                           "LAG BYTES",
+                           "RECEIVED",
+                           "LOST",
+                           "SPILLED",
+                           "EVICTED",
+                           "RATE",
+                           "HEARTBEAT",
+                           "WINDOW",
+                           "COUNT",
+                           "P50",
+                           "P99.9",
+                           "MAX",
+                           "since attach",
+                           "last 1.0 s",
+                           "in flight",
+                           "lapped",
+                           "evicted",
+                           "detached",
+                           "4194000",
+                           "4100019",
+                           "1.00 M msg/s",
+                           "durable seq 98765431000",
+                           "21:05:09 CET",
+                           "every 2 s, q quits"}) {
     EXPECT_NE(frame.find(word), std::string::npos) << "missing: " << word << "\n" << frame;
     if (std::string(word).find("CET") == std::string::npos &&
         std::string(word).find("q quits") == std::string::npos) {
