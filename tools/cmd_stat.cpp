@@ -254,12 +254,10 @@ void add_stat_command(CLI::App& app) {
                       "With --prometheus: serve it over HTTP at HOST:PORT (127.0.0.1:9464, :9464 "
                       "for every interface), GET /metrics, a fresh read per request, until "
                       "SIGINT/SIGTERM")
-          ->check(
-              [](const std::string& text) {
-                return parse_listen_address(text) ? std::string()
-                                                  : std::string("expected HOST:PORT");
-              },
-              "HOST:PORT");
+          ->type_name("HOST:PORT")
+          ->check([](const std::string& text) {
+            return parse_listen_address(text) ? std::string() : std::string("expected HOST:PORT");
+          });
   listen->needs(prometheus);
   listen->excludes(watch);
   sub->add_option("--interval-ms", s->options.interval_ms,
