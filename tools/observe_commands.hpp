@@ -6,6 +6,7 @@
 //
 //   shmbus ls [--json] [--interval-ms MS]                                  (cmd_ls.cpp)
 //   shmbus stat CHANNEL [--watch S] [--json | --prometheus] [--interval-ms MS]   (cmd_stat.cpp)
+//   shmbus stat [CHANNEL] --prometheus [--watch S | --listen ADDR:PORT]        (cmd_stat.cpp)
 //   shmbus inspect CHANNEL [--records N] [--json]                          (cmd_inspect.cpp)
 //   shmbus rm CHANNEL [--force] [--json]                                   (cmd_gc.cpp)
 //   shmbus gc [--dry-run] [--json]                                         (cmd_gc.cpp)
@@ -46,14 +47,19 @@ void add_ls_command(CLI::App& app);
 enum class StatFormat : std::uint8_t { text, json, prometheus };
 
 struct StatOptions {
-  std::string channel;
+  std::string channel;  // empty: every channel on the host (only with StatFormat::prometheus)
   StatFormat format = StatFormat::text;
   // Refresh every this many seconds until SIGINT/SIGTERM; rates and latencies then also over the
   // last interval. Nothing: print once.
   std::optional<double> watch_s;
   // The one-shot sample (and the first frame of --watch): two reads this far apart; 0: one read.
   std::int64_t interval_ms = 200;
+  // "HOST:PORT" (tools/metrics_listener.hpp): serve the Prometheus exposition over HTTP, a fresh
+  // read on every request, until SIGINT/SIGTERM; the bound address is printed on stderr.
+  std::optional<std::string> listen;
 };
+// --watch on a terminal: colours (unless NO_COLOR or TERM=dumb), the local time, the terminal's
+// width, and 'q' quits (stdin in non-canonical mode meanwhile, restored on every way out).
 int run_stat(const StatOptions& options, std::FILE* out);
 void add_stat_command(CLI::App& app);
 

@@ -9,6 +9,7 @@
 //   rates: measure_rates over two reads of one channel.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -101,6 +102,36 @@ std::string stat_text(const ChannelStats& stats, const ChannelRates& rates, bool
 
 // A label value escaped for the exposition format: backslash, double quote and newline.
 std::string escape_label_value(std::string_view value);
+
+// All channels in one exposition: each family's # HELP and # TYPE once, then its samples for every
+// channel in the order given (each sample carries its `channel` label). stat_prometheus(s) is
+// stat_prometheus_all({s}).
+std::string stat_prometheus_all(const std::vector<ChannelStats>& channels);
+
+// --- stat --watch (stat_watch.cpp) --------------------------------------------------------------
+
+struct WatchFrameStyle {
+  std::string clock;       // the local time, shown at the right end of the header line
+  std::string hint;        // the last line ("every 2 s, q quits"); may be empty
+  bool colour = false;     // SGR colours for states, headings and alarms
+  std::size_t width = 80;  // no line is wider than this many columns
+};
+
+// One frame of `stat --watch` for a terminal: every field of stat_text (with the last interval's
+// latency), laid out so that no line is wider than style.width columns. Tables too wide for it are
+// split into column groups that repeat the slot (and name) columns; names too long for their
+// column keep their start and end around "..."; long field lines wrap at their commas. Control
+// characters in names are shown as '?', so a name cannot move the cursor.
+std::string stat_watch_frame(const ChannelStats& stats, const ChannelRates& rates,
+                             const WatchFrameStyle& style);
+
+// The columns `text` takes on a terminal: its UTF-8 code points, without SGR escape sequences
+// ("\x1b[...m").
+std::size_t display_width(std::string_view text);
+
+// `text` if it fits in `width` columns, else its start and its end around "..." in exactly
+// `width` columns (cut at code point boundaries; just the start when width < 5).
+std::string truncate_middle(std::string_view text, std::size_t width);
 
 // --- ls (observe_format.cpp) --------------------------------------------------------------------
 

@@ -1,9 +1,12 @@
 // Helpers shared by the files behind tools/observe_format.hpp (observe_format.cpp, stat_json.cpp,
-// stat_text.cpp); not part of that header's interface.
+// stat_text.cpp, stat_watch.cpp); not part of that header's interface.
 #pragma once
 
 #include <cstddef>
+#include <string>
 #include <vector>
+
+#include "tools/observe_format.hpp"
 
 namespace shmbus::tools::detail {
 
@@ -12,5 +15,31 @@ template <class T>
 T at_or(const std::vector<T>& v, std::size_t i, T fallback) {
   return i < v.size() ? v[i] : fallback;
 }
+
+// One "label  text" line of the stat page ("ring", "capacity 1.00 MiB, ..."), in page order.
+// Flagged lines (ABANDONED, CORRUPT) are `alarm`.
+struct StatField {
+  std::string label;
+  std::string text;
+  bool alarm = false;
+};
+std::vector<StatField> stat_fields(const ChannelStats& stats, const ChannelRates& rates);
+
+// A table of the stat page: the header row, then one row per entry, and each column's alignment.
+struct StatTable {
+  std::vector<std::vector<std::string>> rows;
+  std::vector<Align> align;
+};
+StatTable producer_table(const ChannelStats& stats, const ChannelRates& rates);
+StatTable subscriber_table(const ChannelStats& stats, const ChannelRates& rates);
+// Empty (header only) when no subscriber records latency. `interval`: also the latency of the last
+// interval, for subscribers whose rates carry one.
+StatTable latency_table(const ChannelStats& stats, const ChannelRates& rates, bool interval);
+
+// The headings above the tables: "producers (N attached, M alive)" or "producers: none
+// attached"; "subscribers (N)" or "subscribers: none"; the latency table's title.
+std::string producers_heading(const ChannelStats& stats);
+std::string subscribers_heading(const ChannelStats& stats);
+inline constexpr const char* kLatencyHeading = "latency, publish to delivery (within 1/64)";
 
 }  // namespace shmbus::tools::detail

@@ -18,10 +18,17 @@ std::string escape_label_value(std::string_view value) {
   out.reserve(value.size());
   for (char c : value) {
     switch (c) {
-      case '\\': out += "\\\\"; break;
-      case '"': out += "\\\""; break;
-      case '\n': out += "\\n"; break;
-      default: out += c;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -33,30 +40,27 @@ namespace {
 // with its first sample, so a family without samples leaves no trace.
 class Exposition {
  public:
-  explicit Exposition(std::string channel_label)
-      : channel_(fmt::format("channel=\"{}\"", escape_label_value(channel_label))) {}
-
   void family(const char* name, const char* type, const char* help) {
     name_ = name;
     type_ = type;
     help_ = help;
     announced_ = false;
   }
-  // A sample of the current family: `suffix` is appended to its name ("_sum"), `labels` (already
-  // escaped, comma-separated, may be empty) follow the channel label.
+  // A sample of the current family for `channel`: `suffix` is appended to its name ("_sum"),
+  // `labels` (already escaped, comma-separated, may be empty) follow the channel label.
   template <class V>
-  void sample(V value, std::string_view labels = {}, std::string_view suffix = {}) {
+  void sample(const std::string& channel, V value, std::string_view labels = {},
+              std::string_view suffix = {}) {
     if (!announced_) {
       text_ += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name_, help_, name_, type_);
       announced_ = true;
     }
-    text_ += fmt::format("{}{}{{{}{}{}}} {}\n", name_, suffix, channel_, labels.empty() ? "" : ",",
-                         labels, value);
+    text_ += fmt::format("{}{}{{channel=\"{}\"{}{}}} {}\n", name_, suffix,
+                         escape_label_value(channel), labels.empty() ? "" : ",", labels, value);
   }
   std::string take() { return std::move(text_); }
 
  private:
-  std::string channel_;
   const char* name_ = "";
   const char* type_ = "";
   const char* help_ = "";
@@ -71,100 +75,129 @@ std::string subscriber_labels(const SubscriberStats& s) {
 
 double seconds(std::uint64_t ns) { return static_cast<double>(ns) / 1e9; }
 
+// A metric with one value per channel, or per subscriber, or per channel with a journal.
+template <class Of>
+struct MetricFamily {
+  const char* name;
+  const char* type;
+  const char* help;
+  std::uint64_t (*value)(const Of&);
+};
+
+constexpr MetricFamily<ChannelStats> kChannelMetrics[] = {
+    {"shmbus_published_messages_total", "counter",
+     "Messages committed by the channel's producers since it was created.",
+     [](const ChannelStats& s) { return s.published_messages; }},
+    {"shmbus_published_bytes_total", "counter",
+     "Payload bytes of the messages committed since the channel was created.",
+     [](const ChannelStats& s) { return s.published_bytes; }},
+    {"shmbus_head_sequence", "gauge", "The last sequence claimed on the channel.",
+     [](const ChannelStats& s) { return s.head_sequence; }},
+    {"shmbus_back_pressure_events_total", "counter",
+     "Times a producer found the ring full because a block subscriber lagged.",
+     [](const ChannelStats& s) { return s.back_pressure_events; }},
+    {"shmbus_evictions_total", "counter",
+     "Subscribers evicted after their process died and their liveness timeout passed.",
+     [](const ChannelStats& s) { return s.evictions; }},
+    {"shmbus_abandoned_repaired_total", "counter",
+     "Claims of stalled or dead producers marked abandoned by peers.",
+     [](const ChannelStats& s) { return s.abandoned_repaired; }},
+    {"shmbus_capacity_bytes", "gauge", "Data bytes of the channel's ring.",
+     [](const ChannelStats& s) { return s.capacity; }},
+    {"shmbus_producers", "gauge", "Attached producers whose process runs.",
+     [](const ChannelStats& s) { return alive_producers(s); }},
+    {"shmbus_subscribers", "gauge", "Occupied subscriber slots (any state).",
+     [](const ChannelStats& s) { return std::uint64_t{s.subscribers.size()}; }},
+    {"shmbus_subscriber_slots", "gauge", "Subscriber slots of the channel, occupied or not.",
+     [](const ChannelStats& s) { return std::uint64_t{s.subscriber_slots}; }},
+    {"shmbus_producer_slots", "gauge", "Producer slots of the channel, occupied or not.",
+     [](const ChannelStats& s) { return std::uint64_t{s.producer_slots}; }},
+    {"shmbus_abandoned", "gauge", "1 if no live process is attached to the channel.",
+     [](const ChannelStats& s) { return std::uint64_t{s.abandoned ? 1u : 0u}; }},
+    {"shmbus_corrupt_slots", "gauge",
+     "Occupied control-segment slots holding values no shmbus process writes.",
+     [](const ChannelStats& s) { return std::uint64_t{s.corrupt_slots}; }},
+};
+
+constexpr MetricFamily<SubscriberStats> kSubscriberMetrics[] = {
+    {"shmbus_subscriber_received_total", "counter", "Messages delivered to the subscriber.",
+     [](const SubscriberStats& x) { return x.received; }},
+    {"shmbus_subscriber_lost_total", "counter",
+     "Sequences the subscriber lost (drop policy, abandoned claims).",
+     [](const SubscriberStats& x) { return x.lost; }},
+    {"shmbus_subscriber_spilled_total", "counter",
+     "Messages delivered to the subscriber from the journal (spill policy).",
+     [](const SubscriberStats& x) { return x.spilled; }},
+    {"shmbus_subscriber_lag_messages", "gauge",
+     "Sequences claimed on the channel that the subscriber has not consumed.",
+     [](const SubscriberStats& x) { return x.lag_messages; }},
+    {"shmbus_subscriber_lag_bytes", "gauge", "Ring bytes between the subscriber and the head.",
+     [](const SubscriberStats& x) { return x.lag_bytes; }},
+    {"shmbus_subscriber_alive", "gauge",
+     "1 while the subscriber's process runs and its slot is attached, else 0.",
+     [](const SubscriberStats& x) { return std::uint64_t{subscriber_running(x) ? 1u : 0u}; }},
+};
+
+constexpr MetricFamily<JournalStats> kJournalMetrics[] = {
+    {"shmbus_journal_written_sequence", "gauge",
+     "Every sequence up to this one is in the journal files.",
+     [](const JournalStats& j) { return j.written_sequence; }},
+    {"shmbus_journal_durable_sequence", "gauge",
+     "Every sequence up to this one is in the journal files and fdatasync'ed.",
+     [](const JournalStats& j) { return j.durable_sequence; }},
+    {"shmbus_journal_alive", "gauge", "1 while the journaler's process runs, else 0.",
+     [](const JournalStats& j) { return std::uint64_t{j.alive ? 1u : 0u}; }},
+};
+
 }  // namespace
 
-std::string stat_prometheus(const ChannelStats& s) {
-  Exposition e(s.name);
-  e.family("shmbus_published_messages_total", "counter",
-           "Messages committed by the channel's producers since it was created.");
-  e.sample(s.published_messages);
-  e.family("shmbus_published_bytes_total", "counter",
-           "Payload bytes of the messages committed since the channel was created.");
-  e.sample(s.published_bytes);
-  e.family("shmbus_head_sequence", "gauge", "The last sequence claimed on the channel.");
-  e.sample(s.head_sequence);
-  e.family("shmbus_back_pressure_events_total", "counter",
-           "Times a producer found the ring full because a block subscriber lagged.");
-  e.sample(s.back_pressure_events);
-  e.family("shmbus_evictions_total", "counter",
-           "Subscribers evicted after their process died and their liveness timeout passed.");
-  e.sample(s.evictions);
-  e.family("shmbus_abandoned_repaired_total", "counter",
-           "Claims of stalled or dead producers marked abandoned by peers.");
-  e.sample(s.abandoned_repaired);
-  e.family("shmbus_capacity_bytes", "gauge", "Data bytes of the channel's ring.");
-  e.sample(s.capacity);
-  e.family("shmbus_producers", "gauge", "Attached producers whose process runs.");
-  e.sample(alive_producers(s));
-  e.family("shmbus_subscribers", "gauge", "Occupied subscriber slots (any state).");
-  e.sample(s.subscribers.size());
-  e.family("shmbus_subscriber_slots", "gauge", "Subscriber slots of the channel, occupied or not.");
-  e.sample(s.subscriber_slots);
-  e.family("shmbus_producer_slots", "gauge", "Producer slots of the channel, occupied or not.");
-  e.sample(s.producer_slots);
-  e.family("shmbus_abandoned", "gauge", "1 if no live process is attached to the channel.");
-  e.sample(s.abandoned ? 1 : 0);
-  e.family("shmbus_corrupt_slots", "gauge",
-           "Occupied control-segment slots holding values no shmbus process writes.");
-  e.sample(s.corrupt_slots);
+std::string stat_prometheus(const ChannelStats& s) { return stat_prometheus_all({s}); }
 
-  struct Counter {
-    const char* name;
-    const char* type;
-    const char* help;
-    std::uint64_t (*value)(const SubscriberStats&);
-  };
-  static constexpr Counter kSubscriberMetrics[] = {
-      {"shmbus_subscriber_received_total", "counter", "Messages delivered to the subscriber.",
-       [](const SubscriberStats& x) { return x.received; }},
-      {"shmbus_subscriber_lost_total", "counter",
-       "Sequences the subscriber lost (drop policy, abandoned claims).",
-       [](const SubscriberStats& x) { return x.lost; }},
-      {"shmbus_subscriber_spilled_total", "counter",
-       "Messages delivered to the subscriber from the journal (spill policy).",
-       [](const SubscriberStats& x) { return x.spilled; }},
-      {"shmbus_subscriber_lag_messages", "gauge",
-       "Sequences claimed on the channel that the subscriber has not consumed.",
-       [](const SubscriberStats& x) { return x.lag_messages; }},
-      {"shmbus_subscriber_lag_bytes", "gauge", "Ring bytes between the subscriber and the head.",
-       [](const SubscriberStats& x) { return x.lag_bytes; }},
-      {"shmbus_subscriber_alive", "gauge",
-       "1 while the subscriber's process runs and its slot is attached, else 0.",
-       [](const SubscriberStats& x) { return std::uint64_t{subscriber_running(x) ? 1u : 0u}; }},
-  };
-  std::vector<std::string> labels;
-  for (const SubscriberStats& sub : s.subscribers) labels.push_back(subscriber_labels(sub));
-  for (const Counter& m : kSubscriberMetrics) {
+std::string stat_prometheus_all(const std::vector<ChannelStats>& channels) {
+  Exposition e;
+  for (const auto& m : kChannelMetrics) {
     e.family(m.name, m.type, m.help);
-    for (std::size_t i = 0; i < s.subscribers.size(); ++i) {
-      e.sample(m.value(s.subscribers[i]), labels[i]);
+    for (const ChannelStats& s : channels) e.sample(s.name, m.value(s));
+  }
+
+  std::vector<std::vector<std::string>> labels;  // [channel][subscriber]
+  for (const ChannelStats& s : channels) {
+    labels.emplace_back();
+    for (const SubscriberStats& sub : s.subscribers)
+      labels.back().push_back(subscriber_labels(sub));
+  }
+  for (const auto& m : kSubscriberMetrics) {
+    e.family(m.name, m.type, m.help);
+    for (std::size_t c = 0; c < channels.size(); ++c) {
+      for (std::size_t i = 0; i < channels[c].subscribers.size(); ++i) {
+        e.sample(channels[c].name, m.value(channels[c].subscribers[i]), labels[c][i]);
+      }
     }
   }
 
   e.family("shmbus_subscriber_latency_seconds", "summary",
            "End-to-end latency from publish to delivery since the subscriber attached (quantile "
            "1 is the maximum; quantiles within 1/64 relative error).");
-  for (std::size_t i = 0; i < s.subscribers.size(); ++i) {
-    if (!s.subscribers[i].latency) continue;
-    const LatencySummary l = summarize_latency(*s.subscribers[i].latency);
-    const std::pair<const char*, std::uint64_t> quantiles[] = {
-        {"0.5", l.p50_ns}, {"0.99", l.p99_ns}, {"0.999", l.p999_ns}, {"1", l.max_ns}};
-    for (const auto& [q, ns] : quantiles) {
-      e.sample(seconds(ns), fmt::format("{},quantile=\"{}\"", labels[i], q));
+  for (std::size_t c = 0; c < channels.size(); ++c) {
+    const ChannelStats& s = channels[c];
+    for (std::size_t i = 0; i < s.subscribers.size(); ++i) {
+      if (!s.subscribers[i].latency) continue;
+      const LatencySummary l = summarize_latency(*s.subscribers[i].latency);
+      const std::pair<const char*, std::uint64_t> quantiles[] = {
+          {"0.5", l.p50_ns}, {"0.99", l.p99_ns}, {"0.999", l.p999_ns}, {"1", l.max_ns}};
+      for (const auto& [q, ns] : quantiles) {
+        e.sample(s.name, seconds(ns), fmt::format("{},quantile=\"{}\"", labels[c][i], q));
+      }
+      e.sample(s.name, seconds(l.sum_ns), labels[c][i], "_sum");
+      e.sample(s.name, l.count, labels[c][i], "_count");
     }
-    e.sample(seconds(l.sum_ns), labels[i], "_sum");
-    e.sample(l.count, labels[i], "_count");
   }
 
-  if (s.journal) {
-    e.family("shmbus_journal_written_sequence", "gauge",
-             "Every sequence up to this one is in the journal files.");
-    e.sample(s.journal->written_sequence);
-    e.family("shmbus_journal_durable_sequence", "gauge",
-             "Every sequence up to this one is in the journal files and fdatasync'ed.");
-    e.sample(s.journal->durable_sequence);
-    e.family("shmbus_journal_alive", "gauge", "1 while the journaler's process runs, else 0.");
-    e.sample(s.journal->alive ? 1 : 0);
+  for (const auto& m : kJournalMetrics) {
+    e.family(m.name, m.type, m.help);
+    for (const ChannelStats& s : channels) {
+      if (s.journal) e.sample(s.name, m.value(*s.journal));
+    }
   }
   return e.take();
 }

@@ -73,115 +73,147 @@ std::vector<std::string> latency_row(const SubscriberStats& sub, std::string win
 
 }  // namespace
 
-std::string stat_text(const ChannelStats& s, const ChannelRates& r, bool watch) {
-  std::string out;
-  out += fmt::format("channel {}  incarnation {}\n", s.name, incarnation_hex(s.incarnation));
-  out += fmt::format("  ring       capacity {}, max message {}, {}\n",
-                     human_bytes(static_cast<double>(s.capacity)),
-                     human_bytes(static_cast<double>(s.max_message)),
-                     s.single_producer ? "single producer" : "multi-producer");
-  out += fmt::format("  slots      {} subscriber, {} producer\n", s.subscriber_slots,
-                     s.producer_slots);
-  out += fmt::format("  created    {} by pid {} ({})\n", iso8601_utc_ns(s.created_ns),
-                     s.creator_pid, s.creator_alive ? "alive" : "gone");
-  out += fmt::format("  head       seq {}, position {}\n", s.head_sequence, s.head_position);
-  out += fmt::format("  published  {} messages, {}\n",
-                     human_count(static_cast<double>(s.published_messages)),
-                     human_bytes(static_cast<double>(s.published_bytes)));
+namespace detail {
+
+std::vector<StatField> stat_fields(const ChannelStats& s, const ChannelRates& r) {
+  std::vector<StatField> out;
+  out.push_back({"ring", fmt::format("capacity {}, max message {}, {}",
+                                     human_bytes(static_cast<double>(s.capacity)),
+                                     human_bytes(static_cast<double>(s.max_message)),
+                                     s.single_producer ? "single producer" : "multi-producer")});
+  out.push_back(
+      {"slots", fmt::format("{} subscriber, {} producer", s.subscriber_slots, s.producer_slots)});
+  out.push_back({"created", fmt::format("{} by pid {} ({})", iso8601_utc_ns(s.created_ns),
+                                        s.creator_pid, s.creator_alive ? "alive" : "gone")});
+  out.push_back({"head", fmt::format("seq {}, position {}", s.head_sequence, s.head_position)});
+  out.push_back({"published", fmt::format("{} messages, {}",
+                                          human_count(static_cast<double>(s.published_messages)),
+                                          human_bytes(static_cast<double>(s.published_bytes)))});
+  const std::string average =
+      human_rate(average_rate(s.published_messages, s.created_ns, s.sampled_ns));
   if (r.measured) {
-    out += fmt::format("  rate       {}, {}/s {}; average {} since created\n",
-                       human_rate(r.messages_per_s), human_bytes(r.bytes_per_s), interval_words(r),
-                       human_rate(average_rate(s.published_messages, s.created_ns, s.sampled_ns)));
+    out.push_back(
+        {"rate", fmt::format("{}, {}/s {}; average {} since created", human_rate(r.messages_per_s),
+                             human_bytes(r.bytes_per_s), interval_words(r), average)});
   } else {
-    out += fmt::format("  rate       {}; average {} since created\n", interval_words(r),
-                       human_rate(average_rate(s.published_messages, s.created_ns, s.sampled_ns)));
+    out.push_back(
+        {"rate", fmt::format("{}; average {} since created", interval_words(r), average)});
   }
-  out += fmt::format("  events     {} back-pressure, {} evictions, {} abandoned claims repaired\n",
-                     s.back_pressure_events, s.evictions, s.abandoned_repaired);
+  out.push_back(
+      {"events", fmt::format("{} back-pressure, {} evictions, {} abandoned claims repaired",
+                             s.back_pressure_events, s.evictions, s.abandoned_repaired)});
   if (s.journal) {
     const JournalStats& j = *s.journal;
-    out += fmt::format(
-        "  journal    {}: pid {}, dir {}, written seq {} ({} behind), durable seq {}, "
-        "heartbeat {}\n",
-        journal_status(s), j.pid, j.dir, j.written_sequence, journal_lag(s), j.durable_sequence,
-        human_age(s.sampled_ns, j.heartbeat_ns));
+    out.push_back(
+        {"journal", fmt::format("{}: pid {}, dir {}, written seq {} ({} behind), durable "
+                                "seq {}, heartbeat {}",
+                                journal_status(s), j.pid, j.dir, j.written_sequence, journal_lag(s),
+                                j.durable_sequence, human_age(s.sampled_ns, j.heartbeat_ns))});
   } else {
-    out += "  journal    none\n";
+    out.push_back({"journal", "none"});
   }
-  if (s.abandoned) out += "  ABANDONED  no live process is attached ('shmbus gc' removes it)\n";
+  if (s.abandoned) {
+    out.push_back({"ABANDONED", "no live process is attached ('shmbus gc' removes it)", true});
+  }
   if (s.corrupt_slots > 0) {
-    out += fmt::format("  CORRUPT    {} slot{} of the control segment hold garbage (not shown)\n",
-                       s.corrupt_slots, s.corrupt_slots == 1 ? "" : "s");
+    out.push_back({"CORRUPT",
+                   fmt::format("{} slot{} of the control segment hold garbage (not shown)",
+                               s.corrupt_slots, s.corrupt_slots == 1 ? "" : "s"),
+                   true});
   }
+  return out;
+}
 
-  out += '\n';
-  if (s.producers.empty()) {
-    out += "producers: none attached\n";
-  } else {
-    out += fmt::format("producers ({} attached, {} alive)\n", s.producers.size(),
-                       alive_producers(s));
-    std::vector<std::vector<std::string>> rows{
-        {"SLOT", "PID", "STATE", "PUBLISHED", "BYTES", "RATE", "AVG RATE", "CLAIM", "ATTACHED"}};
-    for (std::size_t i = 0; i < s.producers.size(); ++i) {
-      const ProducerStats& p = s.producers[i];
-      rows.push_back({std::to_string(p.slot), std::to_string(p.pid), p.alive ? "alive" : "dead",
+std::string producers_heading(const ChannelStats& s) {
+  if (s.producers.empty()) return "producers: none attached";
+  return fmt::format("producers ({} attached, {} alive)", s.producers.size(), alive_producers(s));
+}
+
+std::string subscribers_heading(const ChannelStats& s) {
+  if (s.subscribers.empty()) return "subscribers: none";
+  return fmt::format("subscribers ({})", s.subscribers.size());
+}
+
+StatTable producer_table(const ChannelStats& s, const ChannelRates& r) {
+  StatTable t;
+  t.rows.push_back(
+      {"SLOT", "PID", "STATE", "PUBLISHED", "BYTES", "RATE", "AVG RATE", "CLAIM", "ATTACHED"});
+  t.align = {Align::right, Align::right, Align::left, Align::right, Align::right,
+             Align::right, Align::right, Align::left, Align::left};
+  for (std::size_t i = 0; i < s.producers.size(); ++i) {
+    const ProducerStats& p = s.producers[i];
+    t.rows.push_back({std::to_string(p.slot), std::to_string(p.pid), p.alive ? "alive" : "dead",
                       human_count(static_cast<double>(p.published)),
                       human_bytes(static_cast<double>(p.published_bytes)),
-                      human_rate(detail::at_or(r.producer_messages_per_s, i, 0.0)),
+                      human_rate(at_or(r.producer_messages_per_s, i, 0.0)),
                       human_rate(average_rate(p.published, p.attached_ns, s.sampled_ns)),
                       p.claim_in_flight ? "in flight" : "-",
                       human_age(s.sampled_ns, p.attached_ns)});
-    }
-    out += render_table(rows,
-                        {Align::right, Align::right, Align::left, Align::right, Align::right,
-                         Align::right, Align::right, Align::left, Align::left},
-                        "  ");
   }
+  return t;
+}
 
-  out += '\n';
-  if (s.subscribers.empty()) {
-    out += "subscribers: none\n";
-  } else {
-    out += fmt::format("subscribers ({})\n", s.subscribers.size());
-    std::vector<std::vector<std::string>> rows{{"SLOT", "NAME", "PID", "STATE", "POLICY", "LAG",
-                                                "LAG BYTES", "RECEIVED", "LOST", "SPILLED",
-                                                "EVICTED", "RATE", "HEARTBEAT"}};
-    for (std::size_t i = 0; i < s.subscribers.size(); ++i) {
-      const SubscriberStats& sub = s.subscribers[i];
-      rows.push_back({std::to_string(sub.slot), sub.name.empty() ? "-" : sub.name,
+StatTable subscriber_table(const ChannelStats& s, const ChannelRates& r) {
+  StatTable t;
+  t.rows.push_back({"SLOT", "NAME", "PID", "STATE", "POLICY", "LAG", "LAG BYTES", "RECEIVED",
+                    "LOST", "SPILLED", "EVICTED", "RATE", "HEARTBEAT"});
+  t.align = {Align::right, Align::left,  Align::right, Align::left,  Align::left,
+             Align::right, Align::right, Align::right, Align::right, Align::right,
+             Align::right, Align::right, Align::left};
+  for (std::size_t i = 0; i < s.subscribers.size(); ++i) {
+    const SubscriberStats& sub = s.subscribers[i];
+    t.rows.push_back({std::to_string(sub.slot), sub.name.empty() ? "-" : sub.name,
                       std::to_string(sub.pid), to_string(sub.state), to_string(sub.policy),
                       human_count(static_cast<double>(sub.lag_messages)),
                       human_bytes(static_cast<double>(sub.lag_bytes)),
                       human_count(static_cast<double>(sub.received)),
                       human_count(static_cast<double>(sub.lost)),
                       human_count(static_cast<double>(sub.spilled)), std::to_string(sub.evictions),
-                      human_rate(detail::at_or(r.subscriber_messages_per_s, i, 0.0)),
+                      human_rate(at_or(r.subscriber_messages_per_s, i, 0.0)),
                       human_age(s.sampled_ns, sub.heartbeat_ns)});
-    }
-    out += render_table(rows,
-                        {Align::right, Align::left, Align::right, Align::left, Align::left,
-                         Align::right, Align::right, Align::right, Align::right, Align::right,
-                         Align::right, Align::right, Align::left},
-                        "  ");
   }
+  return t;
+}
 
-  std::vector<std::vector<std::string>> latency{
-      {"SLOT", "NAME", "WINDOW", "COUNT", "P50", "P99", "P99.9", "MAX"}};
+StatTable latency_table(const ChannelStats& s, const ChannelRates& r, bool interval) {
+  StatTable t;
+  t.rows.push_back({"SLOT", "NAME", "WINDOW", "COUNT", "P50", "P99", "P99.9", "MAX"});
+  t.align = {Align::right, Align::left,  Align::left,  Align::right,
+             Align::right, Align::right, Align::right, Align::right};
   for (std::size_t i = 0; i < s.subscribers.size(); ++i) {
     const SubscriberStats& sub = s.subscribers[i];
     if (!sub.latency) continue;
-    latency.push_back(latency_row(sub, "since attach", *sub.latency));
-    if (watch && i < r.subscriber_latency.size() && r.subscriber_latency[i]) {
-      latency.push_back(
+    t.rows.push_back(latency_row(sub, "since attach", *sub.latency));
+    if (interval && i < r.subscriber_latency.size() && r.subscriber_latency[i]) {
+      t.rows.push_back(
           latency_row(sub, fmt::format("last {:.1f} s", r.interval_s), *r.subscriber_latency[i]));
     }
   }
-  if (latency.size() > 1) {
-    out += "\nlatency, publish to delivery (within 1/64)\n";
-    out += render_table(latency,
-                        {Align::right, Align::left, Align::left, Align::right, Align::right,
-                         Align::right, Align::right, Align::right},
-                        "  ");
+  return t;
+}
+
+}  // namespace detail
+
+std::string stat_text(const ChannelStats& s, const ChannelRates& r, bool watch) {
+  std::string out;
+  out += fmt::format("channel {}  incarnation {}\n", s.name, incarnation_hex(s.incarnation));
+  for (const detail::StatField& f : detail::stat_fields(s, r)) {
+    out += fmt::format("  {:<10} {}\n", f.label, f.text);
+  }
+  out += fmt::format("\n{}\n", detail::producers_heading(s));
+  if (!s.producers.empty()) {
+    const detail::StatTable t = detail::producer_table(s, r);
+    out += render_table(t.rows, t.align, "  ");
+  }
+  out += fmt::format("\n{}\n", detail::subscribers_heading(s));
+  if (!s.subscribers.empty()) {
+    const detail::StatTable t = detail::subscriber_table(s, r);
+    out += render_table(t.rows, t.align, "  ");
+  }
+  const detail::StatTable latency = detail::latency_table(s, r, watch);
+  if (latency.rows.size() > 1) {
+    out += fmt::format("\n{}\n", detail::kLatencyHeading);
+    out += render_table(latency.rows, latency.align, "  ");
   }
   return out;
 }

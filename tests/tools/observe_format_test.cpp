@@ -14,6 +14,8 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/support/command.hpp"
+#include "tests/tools/exposition_parser.hpp"
+#include "tests/tools/latency_samples.hpp"
 #include "tools/format.hpp"
 #include "tools/observe_format.hpp"
 
@@ -47,14 +49,7 @@ constexpr std::int64_t kSecond = 1'000'000'000;
 constexpr std::int64_t kNow = 1'800'000'000 * kSecond;  // CLOCK_REALTIME of the later read
 
 core::LatencySnapshot snapshot_of(const std::vector<std::uint64_t>& values) {
-  core::LatencySnapshot s;
-  for (std::uint64_t v : values) {
-    ++s.buckets[core::latency_bucket(v)];
-    ++s.count;
-    s.sum_ns += v;
-    s.max_ns = std::max(s.max_ns, v);
-  }
-  return s;
+  return shmbus::test::latency_snapshot_of(values);
 }
 
 // A channel with one producer, a named block subscriber that records latency, an anonymous drop
@@ -361,111 +356,10 @@ TEST(ObserveStatJson, NamesEveryState) {
 
 // --- stat --prometheus --------------------------------------------------------------------------
 
-struct Sample {
-  std::string name;
-  std::map<std::string, std::string> labels;
-  double value = 0;
-};
-
-struct ParsedExposition {
-  std::map<std::string, std::string> type;  // family -> counter/gauge/summary
-  std::map<std::string, std::string> help;
-  std::vector<Sample> samples;
-};
-
-bool is_metric_char(char c, bool first) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == ':' ||
-         (!first && c >= '0' && c <= '9');
-}
-
-// A metric name at the start of `text`, or "" if it does not start with one.
-std::string metric_name(const std::string& text) {
-  std::size_t n = 0;
-  while (n < text.size() && is_metric_char(text[n], n == 0)) ++n;
-  return text.substr(0, n);
-}
-
-// Parses the text exposition format strictly enough to catch malformed output: every line is a
-// "# HELP name text", a "# TYPE name counter|gauge|summary" or a sample
-// `name{label="value",...} number`, with label values unescaped. (No std::regex: GCC 12 warns
-// inside it under the sanitizer build's -O1.)
-ParsedExposition parse_exposition(const std::string& text) {
-  ParsedExposition e;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);) {
-    for (const char* prefix : {"# HELP ", "# TYPE "}) {
-      const std::string kind = prefix;
-      if (line.rfind(kind, 0) != 0) continue;
-      const std::string rest = line.substr(kind.size());
-      const std::string name = metric_name(rest);
-      const std::string value = name.size() < rest.size() && rest[name.size()] == ' '
-                                    ? rest.substr(name.size() + 1)
-                                    : std::string();
-      EXPECT_FALSE(name.empty() || value.empty()) << "bad line: '" << line << "'";
-      auto& map = kind == "# HELP " ? e.help : e.type;
-      EXPECT_EQ(map.count(name), 0u) << "two '" << kind << "' lines for " << name;
-      map[name] = value;
-      if (kind == "# TYPE ") {
-        EXPECT_TRUE(value == "counter" || value == "gauge" || value == "summary") << line;
-      }
-    }
-    if (line.rfind("#", 0) == 0) continue;
-
-    Sample s;
-    s.name = metric_name(line);
-    std::size_t i = s.name.size();
-    if (s.name.empty() || i >= line.size() || line[i] != '{') {
-      ADD_FAILURE() << "not an exposition line: '" << line << "'";
-      continue;
-    }
-    ++i;
-    bool ok = true;
-    while (ok && i < line.size() && line[i] != '}') {
-      const std::size_t eq = line.find("=\"", i);
-      if (eq == std::string::npos || metric_name(line.substr(i)).size() != eq - i) {
-        ok = false;
-        break;
-      }
-      const std::string key = line.substr(i, eq - i);
-      std::string value;
-      std::size_t k = eq + 2;
-      for (; k < line.size() && line[k] != '"'; ++k) {
-        if (line[k] == '\\') {
-          ++k;
-          if (k >= line.size() || (line[k] != 'n' && line[k] != '\\' && line[k] != '"')) {
-            ok = false;
-            break;
-          }
-          value += line[k] == 'n' ? '\n' : line[k];
-        } else {
-          value += line[k];
-        }
-      }
-      if (k >= line.size()) ok = false;
-      s.labels[key] = value;
-      i = k + 1;
-      if (i < line.size() && line[i] == ',') ++i;
-    }
-    if (!ok || i + 2 > line.size() || line[i] != '}' || line[i + 1] != ' ') {
-      ADD_FAILURE() << "bad labels: '" << line << "'";
-      continue;
-    }
-    const std::string number = line.substr(i + 2);
-    std::size_t used = 0;
-    s.value = std::stod(number, &used);
-    EXPECT_EQ(used, number.size()) << "bad value: '" << line << "'";
-    e.samples.push_back(std::move(s));
-  }
-  return e;
-}
-
-std::vector<Sample> samples_named(const ParsedExposition& e, const std::string& name) {
-  std::vector<Sample> out;
-  for (const Sample& s : e.samples) {
-    if (s.name == name) out.push_back(s);
-  }
-  return out;
-}
+using shmbus::test::parse_exposition;
+using shmbus::test::ParsedExposition;
+using shmbus::test::Sample;
+using shmbus::test::samples_named;
 
 TEST(ObservePrometheus, TheTestsParserRejectsMalformedLines) {
   EXPECT_NONFATAL_FAILURE(parse_exposition("x{channel=\"a} 1\n"), "bad labels");
@@ -483,28 +377,32 @@ TEST(ObservePrometheus, TheTestsParserRejectsMalformedLines) {
 TEST(ObservePrometheus, EverySampleBelongsToAFamilyWithHelpAndTypeDeclaredFirst) {
   const std::string text = stat_prometheus(sample_channel());
   ASSERT_FALSE(text.empty());
-  EXPECT_EQ(text.back(), '\n');
-  const ParsedExposition e = parse_exposition(text);
-  for (const Sample& s : e.samples) {
-    std::string family = s.name;
-    for (const char* suffix : {"_sum", "_count"}) {
-      const std::string suf = suffix;
-      if (e.type.count(family) == 0 && family.size() > suf.size() &&
-          family.compare(family.size() - suf.size(), suf.size(), suf) == 0) {
-        family.resize(family.size() - suf.size());
-      }
-    }
-    EXPECT_EQ(e.type.count(family), 1u) << s.name;
-    EXPECT_EQ(e.help.count(family), 1u) << s.name;
-    EXPECT_EQ(s.labels.at("channel"), "md.eurusd") << s.name;
-    // The family's TYPE comes before its first sample.
-    EXPECT_LT(text.find("# TYPE " + family + " "), text.find("\n" + s.name + "{")) << s.name;
-  }
-  for (const auto& [family, type] : e.type) {
-    if (family.size() > 6 && family.compare(family.size() - 6, 6, "_total") == 0) {
-      EXPECT_EQ(type, "counter") << family;
-    }
-  }
+  const ParsedExposition e = shmbus::test::parse_well_formed_exposition(text);
+  ASSERT_FALSE(e.samples.empty());
+  for (const Sample& s : e.samples) EXPECT_EQ(s.labels.at("channel"), "md.eurusd") << s.name;
+}
+
+// Without a channel: one exposition for all of them, each family declared once, each sample
+// labelled with its channel (escaped), a family left out only when no channel has a sample.
+TEST(ObservePrometheus, AllChannelsShareEachFamilysHelpAndTypeAndLabelEverySample) {
+  ChannelStats quiet = sample_channel();
+  quiet.name = "odd\"name\\";
+  quiet.published_messages = 7;
+  quiet.subscribers.resize(1);
+  quiet.journal.reset();
+  const std::string text = tools::stat_prometheus_all({sample_channel(), quiet});
+  const ParsedExposition e = shmbus::test::parse_well_formed_exposition(text);
+  const auto published = samples_named(e, "shmbus_published_messages_total");
+  ASSERT_EQ(published.size(), 2u);
+  EXPECT_EQ(published[0].labels.at("channel"), "md.eurusd");
+  EXPECT_EQ(published[0].value, 50'000);
+  EXPECT_EQ(published[1].labels.at("channel"), "odd\"name\\");
+  EXPECT_EQ(published[1].value, 7);
+  EXPECT_EQ(samples_named(e, "shmbus_subscriber_received_total").size(), 3u);
+  EXPECT_EQ(samples_named(e, "shmbus_journal_written_sequence").size(), 1u);
+  // One channel alone is exactly the single-channel output.
+  EXPECT_EQ(tools::stat_prometheus_all({quiet}), stat_prometheus(quiet));
+  EXPECT_EQ(tools::stat_prometheus_all({}), "");
 }
 
 TEST(ObservePrometheus, ChannelMetricsHaveTheContractNamesAndValues) {
