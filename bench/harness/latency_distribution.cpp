@@ -12,13 +12,16 @@ namespace shmbus::bench {
 namespace {
 
 // HdrHistogram's default: five reporting steps per halving of the distance to 100%.
-constexpr double kTicksPerHalfDistance = 5;
+constexpr int kTicksPerHalfDistance = 5;
+// Halvings of the distance to 100% before the lines stop regardless: 2^-64 is past any count.
+constexpr int kMaxHalvings = 64;
 
-// The next level after `level` (a fraction below 1), as HdrHistogram's percentile iterator steps.
-double next_level(double level) {
-  const double halvings = std::floor(std::log2(1.0 / (1.0 - level)));
-  const double ticks = kTicksPerHalfDistance * std::exp2(halvings + 1);
-  return level + 1.0 / ticks;
+// The level of step `tick` in halving `halving`: halving k covers [1 - 2^-k, 1 - 2^-(k+1)) in
+// kTicksPerHalfDistance equal steps, as HdrHistogram's percentile iterator steps. Computed from
+// the two indices rather than by adding steps up, so that no rounding error crosses a halving.
+double level_at(int halving, int tick) {
+  const double distance = std::ldexp(1.0, -halving);  // 2^-halving
+  return 1.0 - distance + tick * distance / (2.0 * kTicksPerHalfDistance);
 }
 
 // The rank (1-based) of the sample at fraction `level` of `count` samples, nearest-rank.
@@ -68,12 +71,18 @@ std::vector<PercentileLine> percentile_lines(const core::LatencySnapshot& histog
   if (histogram.count == 0) return lines;
   std::uint32_t bucket = 0;
   std::uint64_t seen = histogram.buckets[0];
-  for (double level = 0; level < 1.0; level = next_level(level)) {
-    const std::uint64_t rank = rank_at(level, histogram.count);
-    while (seen < rank && bucket + 1 < core::kLatencyBuckets) seen += histogram.buckets[++bucket];
-    lines.push_back({level, std::min(core::latency_bucket_midpoint(bucket), histogram.max_ns),
-                     seen});
-    if (rank >= histogram.count) break;  // the last sample is reached: only the close remains
+  bool last_sample_reached = false;
+  for (int halving = 0; halving < kMaxHalvings && !last_sample_reached; ++halving) {
+    for (int tick = 0; tick < kTicksPerHalfDistance && !last_sample_reached; ++tick) {
+      const double level = level_at(halving, tick);
+      const std::uint64_t rank = rank_at(level, histogram.count);
+      while (seen < rank && bucket + 1 < core::kLatencyBuckets) {
+        seen += histogram.buckets[++bucket];
+      }
+      lines.push_back(
+          {level, std::min(core::latency_bucket_midpoint(bucket), histogram.max_ns), seen});
+      last_sample_reached = rank >= histogram.count;  // only the closing line remains
+    }
   }
   lines.push_back({1.0, histogram.max_ns, histogram.count});
   return lines;
