@@ -81,6 +81,10 @@ struct JournalBenchResult {
 JournalBenchResult run_journal_bench(const JournalBenchConfig& config,
                                      const std::function<void(const std::string&)>& progress);
 
+// The JSON document (docs/performance.md lists its fields). Besides the figures: "spread" objects
+// (each figure's (max - min) / median over the rounds) on direct_write, every throughput entry and
+// every latency side, and "distribution" (percentile lines of every message of every round,
+// bench/harness/latency_distribution.hpp) on the four latency sides.
 nlohmann::json to_json(const JournalBenchReport& report);
 std::string format_table(const JournalBenchReport& report);
 
