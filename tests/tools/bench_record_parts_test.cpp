@@ -6,7 +6,6 @@
 
 #include <cstdint>
 #include <numeric>
-#include <regex>
 #include <string>
 #include <vector>
 
@@ -17,6 +16,7 @@
 #include "bench/harness/run_metadata.hpp"
 #include "bench/harness/stats.hpp"
 #include "bench/run_record.hpp"
+#include "tests/tools/bench_field_shapes.hpp"
 
 namespace {
 
@@ -156,13 +156,13 @@ TEST(RunMetadata, CpuModelIsTheFirstModelNameOrUnknown) {
 
 TEST(RunMetadata, NamesTheBuildTheMachineAndAUtcDate) {
   const RunMetadata m = collect_run_metadata({1, -1, 0, 1}, 3, 0.25);
-  EXPECT_TRUE(std::regex_match(m.shmbus_version, std::regex(R"(\d+\.\d+\.\d+)"))) << m.shmbus_version;
+  EXPECT_TRUE(shmbus::test::is_version(m.shmbus_version)) << m.shmbus_version;
   EXPECT_FALSE(m.git_commit.empty());
   EXPECT_FALSE(m.cpu_model.empty());
   EXPECT_GE(m.cpus, 1u);
   EXPECT_EQ(m.cpus_used, (std::vector<int>{1, 0})) << "not pinned (-1) and repeats are dropped";
   EXPECT_EQ(m.kernel.rfind("Linux ", 0), 0u) << m.kernel;
-  EXPECT_TRUE(std::regex_match(m.date_utc, std::regex(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)")))
+  EXPECT_TRUE(shmbus::test::is_utc_date(m.date_utc))
       << m.date_utc;
   const nlohmann::ordered_json j = to_json(m);
   EXPECT_EQ(j.at("rounds"), 3);
@@ -191,6 +191,25 @@ TEST(RunRecord, AddsMetadataAndOneWarningPerDisagreeingTransport) {
   EXPECT_EQ(document.at("bench"), "pingpong");
   EXPECT_EQ(document.at("warnings").size(), 1u);
   EXPECT_EQ(document.at("metadata").at("cpus_used").dump(), "[0,1]");
+}
+
+}  // namespace
+
+namespace {
+
+TEST(BenchFieldShapes, TellVersionsAndUtcDatesFromOtherText) {
+  using shmbus::test::is_utc_date;
+  using shmbus::test::is_version;
+  EXPECT_TRUE(is_version("0.1.0"));
+  EXPECT_TRUE(is_version("10.22.333"));
+  EXPECT_FALSE(is_version("0.1"));
+  EXPECT_FALSE(is_version("0..1"));
+  EXPECT_FALSE(is_version("0.1.0-rc1"));
+  EXPECT_FALSE(is_version("unknown"));
+  EXPECT_TRUE(is_utc_date("2026-12-03T21:30:00Z"));
+  EXPECT_FALSE(is_utc_date("2026-12-03T21:30:00"));
+  EXPECT_FALSE(is_utc_date("2026-12-03 21:30:00Z"));
+  EXPECT_FALSE(is_utc_date("2026-1x-03T21:30:00Z"));
 }
 
 }  // namespace
