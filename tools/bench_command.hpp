@@ -19,6 +19,8 @@ struct BenchOptions {
   double duration_s = 2.0;
   int rounds = 3;
   bool json = false;
+  // The spread between rounds ((max - min) / median of a figure) above which the run warns.
+  double max_spread = 0.25;
   // transports to run (raw-shm, and for throughput raw-seq, always run); empty: all
   std::vector<std::string> only;
   // journal: where the journal and the O_DIRECT baseline file are written, and bytes per round.

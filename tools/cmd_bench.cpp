@@ -17,6 +17,7 @@
 #include "bench/harness/report.hpp"
 #include "bench/harness/runner.hpp"
 #include "bench/journal/journal_bench.hpp"
+#include "bench/run_record.hpp"
 #include "bench/transports/shmbus_transport.hpp"
 #include "tools/bench_command.hpp"
 #include "tools/option_bounds.hpp"
@@ -24,6 +25,9 @@
 namespace shmbus::tools {
 
 namespace {
+
+static_assert(BenchOptions{}.max_spread == bench::kDefaultMaxSpread,
+              "--max-spread's default is the one the bench documents");
 
 // Progress lines go to stderr, and only with the table: the JSON output stays one document.
 std::function<void(const std::string&)> progress_to_stderr(const BenchOptions& options) {
@@ -37,11 +41,19 @@ int print_bench_failure(const std::string& error) {
   return 1;
 }
 
-// The table, or the JSON document with --json; returns the exit code.
+// The table, or the JSON document with --json (with the run's metadata and warnings); returns the
+// exit code. The warnings go to stderr either way: they do not change the exit code, since the
+// figures were measured, only less trustworthy.
 template <class Report>
 int print_bench_report(const BenchOptions& options, const Report& report) {
+  const bench::RunRecord record = bench::run_record(report, options.max_spread);
+  for (const std::string& warning : record.warnings) {
+    std::fprintf(stderr, "shmbus bench: warning: %s\n", warning.c_str());
+  }
   if (options.json) {
-    std::cout << bench::to_json(report).dump() << std::endl;
+    auto document = bench::to_json(report);
+    bench::add_run_record(document, record);
+    std::cout << document.dump() << std::endl;
   } else {
     std::cout << bench::format_table(report) << std::flush;
   }
@@ -217,7 +229,14 @@ void add_bench_command(CLI::App& app) {
       ->check(CLI::IsMember({"shmbus", "shmbus-sp", "raw-shm", "raw-seq", "pipe", "unix-socket",
                              "boost-mq", "shmbus-single", "shmbus-sp-single",
                              "shmbus-sp-nocounters", "shmbus-sp-hist"}));
-  cmd->add_flag("--json", options->json, "One JSON document on stdout instead of a table");
+  cmd->add_option("--max-spread", options->max_spread,
+                  "Warn (stderr, and the JSON's warnings) when a figure's rounds differ by more "
+                  "than this fraction of its median, (max - min) / median; max_ns is never "
+                  "warned on (default 0.25)")
+      ->check(real_number_in(0.0, 1000.0));
+  cmd->add_flag("--json", options->json,
+                "One JSON document on stdout instead of a table, with the run's metadata, "
+                "each figure's spread over the rounds, the latency distributions and warnings");
   cmd->callback([options] {
     const int code = run_bench(*options);
     if (code != 0) throw CLI::RuntimeError(code);

@@ -33,7 +33,7 @@ struct RoundFigures {
   double delivered_median_msgs_per_s = 0;
   double lost = 0;
   double lost_fraction = 0;
-  LatencyStats latency;
+  LatencyRound latency;  // every subscriber's deliveries together
 };
 
 // Middle value; mean of the two middle values for an even count.
@@ -72,18 +72,15 @@ class RoundChannel {
   std::string name_;
 };
 
-LatencyStats latency_of(std::span<const SubscriberTally> tallies) {
-  core::LatencySnapshot all;
-  for (const SubscriberTally& t : tallies) {
-    const core::LatencySnapshot one = core::take_snapshot(t.latency);
-    for (std::uint32_t b = 0; b < core::kLatencyBuckets; ++b) all.buckets[b] += one.buckets[b];
-    all.count += one.count;
-    all.sum_ns += one.sum_ns;
-    all.max_ns = std::max(all.max_ns, one.max_ns);
-  }
-  return LatencyStats{core::latency_percentile(all, 0.50), core::latency_percentile(all, 0.90),
-                      core::latency_percentile(all, 0.99), core::latency_percentile(all, 0.999),
-                      all.max_ns};
+LatencyRound latency_of(std::span<const SubscriberTally> tallies) {
+  LatencyRound round;
+  core::LatencySnapshot& all = round.histogram;
+  for (const SubscriberTally& t : tallies) merge(all, core::take_snapshot(t.latency));
+  round.stats = LatencyStats{core::latency_percentile(all, 0.50),
+                             core::latency_percentile(all, 0.90),
+                             core::latency_percentile(all, 0.99),
+                             core::latency_percentile(all, 0.999), all.max_ns};
+  return round;
 }
 
 // What the children left in shared memory, checked and turned into figures.
@@ -171,8 +168,14 @@ FanoutResult median_result(const FanoutPlan& plan, const std::vector<RoundFigure
     for (const RoundFigures& r : rounds) values.push_back(r.*field);
     return median(std::move(values));
   };
-  std::vector<LatencyStats> latencies;
+  std::vector<LatencyRound> latencies;
   for (const RoundFigures& r : rounds) latencies.push_back(r.latency);
+  LatencySummary latency = summarize(latencies);
+  auto spread_of_field = [&](const char* figure, double RoundFigures::*field) {
+    std::vector<double> values;
+    for (const RoundFigures& r : rounds) values.push_back(r.*field);
+    return spread_of(figure, values);
+  };
   FanoutResult result;
   result.policy = to_string(plan.policy);
   result.subscribers = plan.subscribers;
@@ -182,7 +185,14 @@ FanoutResult median_result(const FanoutPlan& plan, const std::vector<RoundFigure
   result.delivered_median_msgs_per_s = median_of(&RoundFigures::delivered_median_msgs_per_s);
   result.lost = std::uint64_t(std::llround(median_of(&RoundFigures::lost)));
   result.lost_fraction = median_of(&RoundFigures::lost_fraction);
-  result.latency = median_latency(latencies);
+  result.latency = latency.median;
+  result.latency_detail = std::move(latency.detail);
+  result.spread = {
+      spread_of_field("publisher_msgs_per_s", &RoundFigures::publisher_msgs_per_s),
+      spread_of_field("delivered_min_msgs_per_s", &RoundFigures::delivered_min_msgs_per_s),
+      spread_of_field("delivered_median_msgs_per_s", &RoundFigures::delivered_median_msgs_per_s)};
+  result.spread.insert(result.spread.end(), result.latency_detail.spread.begin(),
+                       result.latency_detail.spread.end());
   return result;
 }
 

@@ -53,7 +53,9 @@ nlohmann::ordered_json to_json(const FanoutReport& report) {
                        {"p90_ns", l.p90_ns},
                        {"p99_ns", l.p99_ns},
                        {"p999_ns", l.p999_ns},
-                       {"max_ns", l.max_ns}});
+                       {"max_ns", l.max_ns},
+                       {"spread", to_json(r.spread)},
+                       {"distribution", distribution_json(r.latency_detail.distribution)}});
   }
   return {{"bench", "fanout"},
           {"size", report.size},

@@ -7,6 +7,8 @@
 //                "delivered_median_msgs_per_s":..,"lost":..,"lost_fraction":..,
 //                "p50_ns":..,"p90_ns":..,"p99_ns":..,"p999_ns":..,"max_ns":..}, ...]}
 // Every figure is the median over the rounds, each taken separately. Keys keep the order shown.
+// Each result ends with "spread" (each figure's (max - min) / median over the rounds) and
+// "distribution" (percentile lines of every delivery of every round, latency_distribution.hpp).
 #pragma once
 
 #include <cstddef>
@@ -39,6 +41,9 @@ struct FanoutResult {
   // publisher's clock at claim; a negative difference counts as 0). Percentiles come from a
   // log-linear histogram (core/latency_histogram.hpp): within 1/64 of the true value.
   LatencyStats latency;
+  LatencyDetail latency_detail;  // the latency figures' spreads and every delivery's latency
+  // Over the rounds: the three rates, then the latency figures (as in latency_detail).
+  std::vector<FigureSpread> spread;
 };
 
 struct FanoutReport {

@@ -94,6 +94,8 @@ nlohmann::ordered_json to_json(const PingPongReport& report) {
       row["ratio_p50_to_raw"] = ratio(double(l.p50_ns), double(base->latency.p50_ns));
       row["ratio_p999_to_raw"] = ratio(double(l.p999_ns), double(base->latency.p999_ns));
     }
+    row["spread"] = to_json(r.detail.spread);
+    row["distribution"] = distribution_json(r.detail.distribution);
     results.push_back(std::move(row));
   }
   return {{"bench", "pingpong"},
@@ -116,6 +118,7 @@ nlohmann::ordered_json to_json(const ThroughputReport& report) {
                           {"seconds", r.seconds}};
     if (base != nullptr) row["ratio_to_raw"] = ratio(r.msgs_per_s, base->msgs_per_s);
     if (seq_base != nullptr) row["ratio_to_raw_seq"] = ratio(r.msgs_per_s, seq_base->msgs_per_s);
+    row["spread"] = to_json(r.spread);
     results.push_back(std::move(row));
   }
   const std::uint64_t count = report.results.empty() ? 0 : report.results.front().messages;

@@ -9,6 +9,10 @@
 // is among the results ("ratio_p50_to_raw", "ratio_p999_to_raw"; throughput: "ratio_to_raw"), and
 // throughput results also get "ratio_to_raw_seq" when the "raw-seq" baseline (one cache line per
 // message) is among them. Keys keep the order shown (ordered_json), so the text reads as above.
+// After those, each result has "spread" (each figure's (max - min) / median over the rounds,
+// round_spread.hpp) and, for pingpong, "distribution" (the percentile lines of every timed round
+// trip of every round, latency_distribution.hpp). The command adds "metadata" and "warnings"
+// (run_record.hpp).
 #pragma once
 
 #include <cstddef>
@@ -18,20 +22,16 @@
 
 #include <nlohmann/json_fwd.hpp>
 
-namespace shmbus::bench {
+#include "bench/harness/latency_distribution.hpp"
+#include "bench/harness/latency_stats.hpp"
+#include "bench/harness/round_spread.hpp"
 
-// Round-trip times in nanoseconds, nearest-rank percentiles of the timed samples.
-struct LatencyStats {
-  std::uint64_t p50_ns = 0;
-  std::uint64_t p90_ns = 0;
-  std::uint64_t p99_ns = 0;
-  std::uint64_t p999_ns = 0;
-  std::uint64_t max_ns = 0;
-};
+namespace shmbus::bench {
 
 struct PingPongResult {
   std::string transport;
-  LatencyStats latency;
+  LatencyStats latency;  // round-trip times: the median of each figure over the rounds
+  LatencyDetail detail;  // each figure's spread over the rounds, and every round trip's time
 };
 
 struct PingPongReport {
@@ -50,6 +50,7 @@ struct ThroughputResult {
   double seconds = 0;          // first message to end marker in the median round
   double msgs_per_s = 0;       // median over rounds
   double mb_per_s = 0;         // msgs_per_s * size / 1e6: message bytes, sequence number included
+  std::vector<FigureSpread> spread;  // msgs_per_s over the rounds (set on the median result)
 };
 
 struct ThroughputReport {

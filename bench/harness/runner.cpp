@@ -18,12 +18,12 @@ namespace shmbus::bench {
 
 namespace {
 
-// What the two sides of one round share with the parent, in one MAP_SHARED page mapped before
+// What the two sides of one round share with the parent, in one MAP_SHARED mapping made before
 // fork. The results are written by a child before it exits and read by the parent after reaping
 // it (exit and wait order them), so only the start flag, read while the peer runs, is atomic.
 struct Control {
   alignas(64) std::atomic<std::uint32_t> responder_ready{0};  // set once the receiving side polls
-  alignas(64) LatencyStats latency;                            // pingpong: from the initiator
+  alignas(64) LatencyRound latency;                            // pingpong: from the initiator
   std::uint64_t messages = 0;                                  // throughput: from the consumer
   std::uint64_t elapsed_ns = 0;
   ErrorSlot initiator_error{};
@@ -84,7 +84,7 @@ void pingpong_initiator(PingPongTransport& t, const BenchConfig& config, Control
     if (got != seq) sequence_error("echo received", seq, got);
   }
   t.detach();
-  control.latency = latency_stats(samples);
+  control.latency = measure_latency(samples);
 }
 
 void throughput_consumer(ThroughputTransport& t, Control& control) {
@@ -175,7 +175,7 @@ std::string validate(const BenchConfig& config) {
   return {};
 }
 
-tl::expected<LatencyStats, std::string> run_pingpong_round(PingPongTransport& transport,
+tl::expected<LatencyRound, std::string> run_pingpong_round(PingPongTransport& transport,
                                                            const BenchConfig& config,
                                                            const CpuPlan& cpus) {
   SharedMapping shared(sizeof(Control));
@@ -217,7 +217,7 @@ tl::expected<PingPongReport, std::string> run_pingpong(
   if (std::string e = check_transports(transports); !e.empty()) return tl::unexpected(e);
   const CpuPlan cpus = plan_cpus(config.initiator_cpu, config.responder_cpu);
 
-  std::vector<std::vector<LatencyStats>> rounds(transports.size());
+  std::vector<std::vector<LatencyRound>> rounds(transports.size());
   for (int round = 1; round <= config.rounds; ++round) {
     for (std::size_t i = 0; i < transports.size(); ++i) {
       const std::string name = transports[i]->name();
@@ -243,7 +243,9 @@ tl::expected<PingPongReport, std::string> run_pingpong(
   report.initiator_cpu = cpus.initiator_cpu;
   report.responder_cpu = cpus.responder_cpu;
   for (std::size_t i = 0; i < transports.size(); ++i) {
-    report.results.push_back({transports[i]->name(), median_latency(rounds[i])});
+    LatencySummary summary = summarize(rounds[i]);
+    report.results.push_back(
+        {transports[i]->name(), summary.median, std::move(summary.detail)});
   }
   return report;
 }
@@ -281,7 +283,13 @@ tl::expected<ThroughputReport, std::string> run_throughput(
   report.rounds = config.rounds;
   report.producer_cpu = cpus.initiator_cpu;
   report.consumer_cpu = cpus.responder_cpu;
-  for (auto& per_round : rounds) report.results.push_back(median_throughput(per_round));
+  for (auto& per_round : rounds) {
+    std::vector<double> rates;
+    for (const ThroughputResult& r : per_round) rates.push_back(r.msgs_per_s);
+    ThroughputResult median = median_throughput(per_round);
+    median.spread = {spread_of("msgs_per_s", rates)};
+    report.results.push_back(std::move(median));
+  }
   return report;
 }
 

@@ -46,8 +46,9 @@ tl::expected<ThroughputReport, std::string> run_throughput(
     std::span<const std::unique_ptr<ThroughputTransport>> transports, const BenchConfig& config,
     const Progress& progress = {});
 
-// One round of one transport on the given CPUs: prepare, fork both sides, wait, cleanup.
-tl::expected<LatencyStats, std::string> run_pingpong_round(PingPongTransport& transport,
+// One round of one transport on the given CPUs: prepare, fork both sides, wait, cleanup. A
+// pingpong round returns its exact percentiles and the histogram of its round trips.
+tl::expected<LatencyRound, std::string> run_pingpong_round(PingPongTransport& transport,
                                                            const BenchConfig& config,
                                                            const CpuPlan& cpus);
 tl::expected<ThroughputResult, std::string> run_throughput_round(ThroughputTransport& transport,

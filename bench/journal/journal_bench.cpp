@@ -150,7 +150,7 @@ JournalThroughput throughput_round(const JournalBenchConfig& cfg, std::size_t si
   return t;
 }
 
-LatencyStats latency_round(const JournalBenchConfig& cfg, bool with_journal, int round,
+LatencyRound latency_round(const JournalBenchConfig& cfg, bool with_journal, int round,
                            const CpuPlan& cpus) {
   const RoundScratch scratch(with_journal ? "lat-j" : "lat", round, cfg.dir);
   const std::string& channel = scratch.channel;
@@ -178,7 +178,7 @@ LatencyStats latency_round(const JournalBenchConfig& cfg, bool with_journal, int
           samples.push_back(monotonic_now_ns() - sent);
         });
       }
-      control.latency = latency_stats(samples);
+      control.latency = measure_latency(samples);
     });
     Child producer = spawn_child("producer", cpus.initiator_cpu, cpus.shared_cpu,
                                  control.second_error, [&] {
@@ -248,9 +248,11 @@ JournalBenchResult run_journal_bench(const JournalBenchConfig& cfg,
     if (progress) progress(line);
   };
   const CpuPlan cpus = plan_cpus(0, 1);
+  report.initiator_cpu = cpus.initiator_cpu;
+  report.responder_cpu = cpus.responder_cpu;
   std::vector<double> direct;
   std::vector<std::vector<JournalThroughput>> tput(cfg.sizes.size());
-  std::vector<LatencyStats> without, with, publisher_without, publisher_with;
+  std::vector<LatencyRound> without, with, publisher_without, publisher_with;
   try {
     for (int r = 1; r <= cfg.rounds; ++r) {
       say(fmt::format("journal round {}/{}: O_DIRECT sequential write", r, cfg.rounds));
@@ -276,27 +278,44 @@ JournalBenchResult run_journal_bench(const JournalBenchConfig& cfg,
     return result;
   }
   report.direct_write_mb_per_s = median(direct);
+  report.direct_write_spread = {spread_of("mb_per_s", direct)};
   for (auto& rounds : tput) {
+    std::vector<double> rates;
+    for (const JournalThroughput& t : rounds) rates.push_back(t.msgs_per_s);
     std::sort(rounds.begin(), rounds.end(),
               [](const auto& a, const auto& b) { return a.msgs_per_s < b.msgs_per_s; });
     JournalThroughput t = rounds[(rounds.size() - 1) / 2];  // the median round, whole
     t.of_direct = report.direct_write_mb_per_s > 0 ? t.mb_per_s / report.direct_write_mb_per_s : 0;
+    t.spread = {spread_of("msgs_per_s", rates)};
     report.throughput.push_back(t);
   }
-  report.publisher_without = median_latency(publisher_without);
-  report.publisher_with = median_latency(publisher_with);
+  LatencySummary summary = summarize(publisher_without);
+  report.publisher_without = summary.median;
+  report.publisher_without_detail = std::move(summary.detail);
+  summary = summarize(publisher_with);
+  report.publisher_with = summary.median;
+  report.publisher_with_detail = std::move(summary.detail);
   report.publisher_p99_ratio = p99_ratio(report.publisher_with, report.publisher_without);
-  report.latency_without = median_latency(without);
-  report.latency_with = median_latency(with);
+  summary = summarize(without);
+  report.latency_without = summary.median;
+  report.latency_without_detail = std::move(summary.detail);
+  summary = summarize(with);
+  report.latency_with = summary.median;
+  report.latency_with_detail = std::move(summary.detail);
   report.p99_ratio = p99_ratio(report.latency_with, report.latency_without);
   return result;
 }
 
 namespace {
 
-nlohmann::ordered_json latency_json(const LatencyStats& s) {
-  return {{"p50_ns", s.p50_ns}, {"p90_ns", s.p90_ns}, {"p99_ns", s.p99_ns},
-          {"p999_ns", s.p999_ns}, {"max_ns", s.max_ns}};
+nlohmann::ordered_json latency_json(const LatencyStats& s, const LatencyDetail& detail) {
+  return {{"p50_ns", s.p50_ns},
+          {"p90_ns", s.p90_ns},
+          {"p99_ns", s.p99_ns},
+          {"p999_ns", s.p999_ns},
+          {"max_ns", s.max_ns},
+          {"spread", to_json(detail.spread)},
+          {"distribution", distribution_json(detail.distribution)}};
 }
 
 }  // namespace
@@ -310,14 +329,18 @@ nlohmann::json to_json(const JournalBenchReport& r) {
                     {"msgs_per_s", t.msgs_per_s},
                     {"mb_per_s", t.mb_per_s},
                     {"payload_mb_per_s", t.payload_mb_per_s},
-                    {"of_direct_write", t.of_direct}});
+                    {"of_direct_write", t.of_direct},
+                    {"spread", to_json(t.spread)}});
   }
   nlohmann::ordered_json j = {
       {"bench", "journal"},
       {"dir", r.config.dir},
       {"rounds", r.config.rounds},
       {"direct_io", r.config.direct},
-      {"direct_write", {{"mb_per_s", r.direct_write_mb_per_s}}},
+      {"initiator_cpu", r.initiator_cpu},
+      {"responder_cpu", r.responder_cpu},
+      {"direct_write",
+       {{"mb_per_s", r.direct_write_mb_per_s}, {"spread", to_json(r.direct_write_spread)}}},
       {"throughput", tput},
       {"publisher",
        {{"what", "try_claim..commit per message, in the publishing process"},
@@ -325,16 +348,16 @@ nlohmann::json to_json(const JournalBenchReport& r) {
         {"size", r.config.latency_size},
         {"count", r.config.latency_count},
         {"rate", r.config.latency_rate},
-        {"without_journal", latency_json(r.publisher_without)},
-        {"with_journal", latency_json(r.publisher_with)},
+        {"without_journal", latency_json(r.publisher_without, r.publisher_without_detail)},
+        {"with_journal", latency_json(r.publisher_with, r.publisher_with_detail)},
         {"p99_ratio", r.publisher_p99_ratio}}},
       {"latency",
        {{"what", "one-way, three processes on two cores: scheduling noise dominates"},
         {"size", r.config.latency_size},
         {"count", r.config.latency_count},
         {"rate", r.config.latency_rate},
-        {"without_journal", latency_json(r.latency_without)},
-        {"with_journal", latency_json(r.latency_with)},
+        {"without_journal", latency_json(r.latency_without, r.latency_without_detail)},
+        {"with_journal", latency_json(r.latency_with, r.latency_with_detail)},
         {"p99_ratio", r.p99_ratio}}}};
   return nlohmann::json::parse(j.dump());
 }

@@ -47,20 +47,28 @@ struct JournalThroughput {
   double mb_per_s = 0;        // journal bytes (headers and padding included) per second
   double payload_mb_per_s = 0;
   double of_direct = 0;       // mb_per_s / direct_write mb_per_s
+  std::vector<FigureSpread> spread;  // msgs_per_s over the rounds
 };
 
 struct JournalBenchReport {
   JournalBenchConfig config;
+  int initiator_cpu = -1;  // the producer's and publisher's CPU; -1: not pinned
+  int responder_cpu = -1;  // the journaler's and subscriber's CPU
   double direct_write_mb_per_s = 0;
+  std::vector<FigureSpread> direct_write_spread;  // mb_per_s over the rounds
   std::vector<JournalThroughput> throughput;
   // The publisher's try_claim..commit time per message, without and with a journaler.
   LatencyStats publisher_without;
   LatencyStats publisher_with;
+  LatencyDetail publisher_without_detail;  // spreads over the rounds and every message's time
+  LatencyDetail publisher_with_detail;
   double publisher_p99_ratio = 0;  // with / without
   std::string publisher_clock;     // what timed it: "tsc" or "clock_monotonic"
   // One-way publisher-to-subscriber latency (scheduling noise dominates; see above).
   LatencyStats latency_without;
   LatencyStats latency_with;
+  LatencyDetail latency_without_detail;
+  LatencyDetail latency_with_detail;
   double p99_ratio = 0;  // with / without
 };
 
@@ -73,6 +81,10 @@ struct JournalBenchResult {
 JournalBenchResult run_journal_bench(const JournalBenchConfig& config,
                                      const std::function<void(const std::string&)>& progress);
 
+// The JSON document (docs/performance.md lists its fields). Besides the figures: "spread" objects
+// (each figure's (max - min) / median over the rounds) on direct_write, every throughput entry and
+// every latency side, and "distribution" (percentile lines of every message of every round,
+// bench/harness/latency_distribution.hpp) on the four latency sides.
 nlohmann::json to_json(const JournalBenchReport& report);
 std::string format_table(const JournalBenchReport& report);
 

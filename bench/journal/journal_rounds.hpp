@@ -24,7 +24,7 @@ struct RoundControl {
   std::atomic<std::uint32_t> ready{0};
   std::uint64_t start_ns = 0;  // producer: first publish
   std::uint64_t done_ns = 0;   // journaler: last record written
-  LatencyStats latency;
+  LatencyRound latency;
   ErrorSlot first_error;
   ErrorSlot second_error;
 };

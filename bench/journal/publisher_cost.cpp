@@ -120,7 +120,7 @@ void run_publisher_side(const std::string& channel, const JournalBenchConfig& cf
   }
   timer.finish();
   for (std::uint64_t& t : ticks) t = timer.ns(t);
-  control.latency = latency_stats(ticks);
+  control.latency = measure_latency(ticks);
   *fmt::format_to_n(clock_name.text, sizeof clock_name.text - 1, "{}", timer.clock_name()).out =
       '\0';
 }

@@ -23,7 +23,7 @@
 namespace shmbus::bench {
 
 struct PublisherCostRound {
-  LatencyStats claim_commit;  // nanoseconds per message
+  LatencyRound claim_commit;  // nanoseconds per message
   std::string clock;          // "tsc" or "clock_monotonic"
 };
 
