@@ -157,7 +157,7 @@ void add_tail_command(CLI::App& app) {
                 "by 'shmbus stat' (p50, p99, p99.9, max)");
   CLI::Option* timeout =
       sub->add_option("--timeout-ms", s->timeout_ms,
-                      "Exit with code 2 if no message arrives for this long (default: wait "
+                      "Exit with code 3 if no message arrives for this long (default: wait "
                       "forever)")
           ->check(CLI::Range(std::int64_t{0}, kMaxTimeoutMs));
   sub->footer(
@@ -166,7 +166,7 @@ void add_tail_command(CLI::App& app) {
       "Text shows times in the local zone ($TZ; TZ=UTC for UTC). A raw capture is republished "
       "byte for byte by 'shmbus pub CHANNEL --format raw < capture' (docs/observability.md).\n"
       "Every line is flushed. SIGINT/SIGTERM end tail cleanly (exit 0).\n"
-      "Exit: 0 done; 1 error; 2 bad arguments or --timeout-ms expired.");
+      "Exit: 0 done; 1 error; 2 bad arguments; 3 --timeout-ms expired.");
   sub->callback([s, count, timeout] {
     TailOptions& o = s->options;
     o.policy = s->policy == "block"   ? Policy::block

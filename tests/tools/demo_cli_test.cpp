@@ -94,7 +94,7 @@ shmbus::tools::DemoRoundTrip made_up_round_trip(int initiator_cpu, int responder
   rt.report.responder_cpu = responder_cpu;
   rt.shmbus = {300, 350, 600, 900, 5000};
   rt.raw = {150, 200, 300, 450, 4000};
-  rt.report.results = {{"shmbus", rt.shmbus}, {"raw-shm", rt.raw}};
+  rt.report.results = {{"shmbus", rt.shmbus, {}}, {"raw-shm", rt.raw, {}}};
   rt.cpus_available = initiator_cpu >= 0 ? 2 : 1;
   return rt;
 }
