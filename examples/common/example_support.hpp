@@ -89,11 +89,13 @@ inline std::string describe(const LatencySummary& s) {
 inline std::atomic<bool> stop_requested{false};
 
 inline void stop_on_signals() {
+  // Relaxed: the flag orders nothing else; the main loop only needs to see it eventually.
   auto handler = [](int) { stop_requested.store(true, std::memory_order_relaxed); };
   std::signal(SIGINT, handler);
   std::signal(SIGTERM, handler);
 }
 
+// Relaxed: only the flag itself is read; no data is handed over with it.
 inline bool stopping() noexcept { return stop_requested.load(std::memory_order_relaxed); }
 
 // `--name value` pairs. An option given twice keeps its last value; a malformed command line or

@@ -163,6 +163,7 @@ int main(int argc, char** argv) {
     pending.clear();
   }
   const std::int64_t elapsed_ns = examples::monotonic_ns() - start_ns;
+  // Relaxed: only the flag is handed over; join() orders everything after.
   stop_journaler.store(true, std::memory_order_relaxed);
   journaler_thread.join();
   const shmbus::JournalerStats stats = journaler->stats();

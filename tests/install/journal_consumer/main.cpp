@@ -113,6 +113,7 @@ int main() {
   const std::uint64_t last_sequence = first_sequence + kRecords - 1;
   const bool durable =
       first_sequence != 0 && pub->wait_durable(last_sequence, std::chrono::seconds(10));
+  // Relaxed: only the flag is handed over; join() orders everything after.
   stop.store(true, std::memory_order_relaxed);
   recorder.join();
 
