@@ -36,8 +36,9 @@ inline void build_app(CLI::App& app) {
   app.require_subcommand(1);
   tools::add_pub_command(app);
   tools::add_tail_command(app);
+#ifndef SHMBUS_FUZZ_WITHOUT_BENCH  // the libFuzzer build leaves out `shmbus bench` and `demo`,
+                                   // which drive the bench/ harness (fuzz/CMakeLists.txt)
   tools::add_demo_command(app);
-#ifndef SHMBUS_FUZZ_WITHOUT_BENCH  // the libFuzzer build leaves `shmbus bench` out (fuzz/CMakeLists.txt)
   tools::add_bench_command(app);
 #endif
   tools::add_record_command(app);

@@ -12,7 +12,7 @@
 //    a killed producer made before it could log it, gap records only uncommitted sequences.
 // It prints one summary line: messages, kills, gaps, time to recover after each kill.
 //
-// SHMBUS_SOAK_SECONDS sets the duration (20 s when unset; the README's test command runs 90 s).
+// SHMBUS_SOAK_SECONDS sets the duration (20 s when unset; the README's test command runs 60 s).
 // ctest labels it "soak". Not run under sanitizers unless SHMBUS_SOAK_SECONDS is set: the
 // processes run several times slower there and the fault tests already cover each scenario.
 #include <signal.h>
