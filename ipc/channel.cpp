@@ -1,5 +1,6 @@
 #include "ipc/channel.hpp"
 
+
 #include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -8,6 +9,8 @@
 #include <iterator>
 #include <random>
 #include <thread>
+
+#include "ipc/group_segment.hpp"
 
 namespace shmbus::detail {
 namespace {
@@ -76,6 +79,9 @@ Result<void> check_configuration(const ChannelInfo& info, const ChannelOptions& 
 
 // Every object of incarnation `incarnation` but the ring.
 void remove_incarnation_objects(std::string_view channel, std::uint64_t incarnation) {
+  for (const std::string& group : list_group_names(channel, incarnation)) {
+    ShmSegment::remove(group_object_name(channel, incarnation, group));
+  }
   ShmSegment::remove(control_object_name(channel, incarnation));
   ShmSegment::remove(readers_object_name(channel, incarnation));
   ShmSegment::remove(lock_object_name(channel, incarnation));
@@ -427,6 +433,10 @@ Result<RemovalReport> unlink_channel(std::string_view channel) {
     const auto* h = static_cast<const core::RingHeader*>(ring->base());
     if (ring->size() >= sizeof(core::RingHeader) && h->magic == core::kRingMagic) {
       // The lock goes last: while it exists, an opener of this incarnation still finds it.
+      // The consumer groups first: they are named under the control segment.
+      for (const std::string& group : detail::list_group_names(channel, h->incarnation)) {
+        unlink(detail::group_object_name(channel, h->incarnation, group));
+      }
       unlink(detail::control_object_name(channel, h->incarnation));
       unlink(detail::readers_object_name(channel, h->incarnation));
       unlink(detail::lock_object_name(channel, h->incarnation));

@@ -46,6 +46,7 @@ enum class PollStatus : std::uint8_t {
 namespace detail {
 
 struct SubscriberSlowState;  // ipc/subscriber_state.hpp: what poll does not touch per message
+struct GroupAccess;          // ipc/group_consumer.cpp: a group's gate is a Subscriber
 
 // What Subscriber::poll touches on every call, kept inline in the Subscriber.
 struct PollState {
@@ -128,6 +129,7 @@ class Subscriber {
   void release(const Cursor& cursor) noexcept;
 
  private:
+  friend struct detail::GroupAccess;
   Subscriber() = default;
 
   void after_batch(core::ReadState state, std::size_t delivered) noexcept {
