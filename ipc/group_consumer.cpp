@@ -97,10 +97,6 @@ Result<GroupConsumer> GroupConsumer::open(std::string_view channel, std::string_
     return tl::unexpected(Error{ErrorCode::invalid_argument,
                                 "spill groups are not supported by this build; use block"});
   }
-  if (options.keyed) {
-    return tl::unexpected(Error{ErrorCode::invalid_argument,
-                                "keyed groups are not supported by this build"});
-  }
   const std::string where = fmt::format("group '{}' of channel '{}'", group, channel);
   // A first look at the channel, for its incarnation and ring (the group object is named after
   // the incarnation, and a new group starts where the ring stands).

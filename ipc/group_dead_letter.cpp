@@ -65,6 +65,8 @@ bool GroupState::dead_letter(std::uint64_t sequence, std::uint64_t lease, std::u
   if (view) {
     letter.original_timestamp_ns = view->timestamp_ns;
     letter.payload = {view->payload, view->length};
+    if (view->key != nullptr) letter.key = {view->key, view->key_length};
+    letter.message_type = view->message_type;
   }
   const std::size_t size = encoded_size(letter);
   Claim claim;

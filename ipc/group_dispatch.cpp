@@ -46,6 +46,18 @@ void GroupState::retire_lost(std::uint64_t sequence, std::uint64_t position) {
   }
 }
 
+bool GroupState::key_free_below(std::uint64_t hash, std::uint64_t sequence) const {
+  const GroupPair floor = load_cursor(header->floor);
+  for (std::uint64_t q = floor.second; q < sequence; ++q) {
+    GroupEntry& e = entry(q);
+    const GroupPair seen = load_pair_for_tools(e.word);
+    if (seen.first != q || retired(unpack_lease(seen.second).state)) continue;
+    // relaxed: stored before the claiming CAS of record q, which the load above acquired.
+    if (e.key_hash.load(std::memory_order_relaxed) == hash) return false;
+  }
+  return true;
+}
+
 bool GroupState::dispatch_new(GroupConsumer::Sink sink) {
   for (int round = 0; round < 64; ++round) {
     GroupPair cursor = load_cursor(header->dispatch);
@@ -134,16 +146,33 @@ bool GroupState::dispatch_new(GroupConsumer::Sink sink) {
       continue;
     }
     const std::int64_t now = group_clock_ns();
-    // relaxed (both): published by the claiming CAS below (a full barrier); an entry we fail to
-    // claim gets the same position and a deadline as near from whoever wins it.
+    const std::uint64_t hash = settings.keyed ? key_hash(view->key, view->key_length) : 0;
+    // relaxed (all three): published by the claiming CAS below (a full barrier); an entry we
+    // fail to claim gets the same values (a deadline as near) from whoever wins it.
     e.position.store(position, std::memory_order_relaxed);
+    e.key_hash.store(hash, std::memory_order_relaxed);  // relaxed: see above
     e.deadline_ns.store(now + settings.ack_timeout.count(), std::memory_order_relaxed);
+    if (hash != 0 && !key_free_below(hash, sequence)) {
+      // Keyed: an earlier record of this key is not retired yet. This one waits as an orphan
+      // that has had no delivery; take_orphan hands it out once the key is free.
+      const Lease waiting{EntryState::orphaned, OrphanReason::none, index, 0, token};
+      if (!cas_pair(e.word, seen, GroupPair{sequence, pack_lease(waiting)})) continue;
+      header->orphaned.fetch_add(1, std::memory_order_relaxed);  // relaxed: a hint
+      cas_pair(header->dispatch, cursor, next);
+      continue;
+    }
     const std::uint64_t lease = pack_lease(my_lease(EntryState::in_flight, 1));
     if (!cas_pair(e.word, seen, GroupPair{sequence, lease})) continue;
     cas_pair(header->dispatch, cursor, next);
     remember(sequence, lease);
     ++delivered;
-    GroupMessage m{sequence, view->timestamp_ns, {view->payload, view->length}, {}, false, 1};
+    const GroupMessage m{sequence,
+                         view->timestamp_ns,
+                         {view->payload, view->length},
+                         {view->key, view->key == nullptr ? 0u : view->key_length},
+                         view->message_type,
+                         false,
+                         1};
     sink.call(sink.handler, m);
     return true;
   }
@@ -157,7 +186,8 @@ bool GroupState::take_orphan(GroupConsumer::Sink sink) {
   const GroupPair cursor = load_cursor(header->dispatch);
   if (cursor.second <= floor.second) return false;
   const std::uint64_t span = cursor.second - floor.second;
-  std::uint64_t start = orphan_hint;
+  // Keyed groups scan from the floor up, so that a key's waiting records go out oldest first.
+  std::uint64_t start = settings.keyed ? floor.second : orphan_hint;
   if (start < floor.second || start >= cursor.second) start = floor.second;
   for (std::uint64_t i = 0; i < span; ++i) {
     std::uint64_t s = start + i;
@@ -168,6 +198,9 @@ bool GroupState::take_orphan(GroupConsumer::Sink sink) {
     if (seen.first != s || !plausible_lease(seen.second)) continue;
     const Lease old = unpack_lease(seen.second);
     if (old.state != EntryState::orphaned) continue;
+    // relaxed: stored before the CAS that claimed the entry for s, acquired above.
+    const std::uint64_t hash = e.key_hash.load(std::memory_order_relaxed);
+    if (hash != 0 && !key_free_below(hash, s)) continue;  // its key is busy below it
     orphan_hint = s;
     // relaxed: published by the CAS below; a lost race leaves the winner's near deadline.
     e.deadline_ns.store(group_clock_ns() + settings.ack_timeout.count(), std::memory_order_relaxed);
@@ -191,8 +224,10 @@ bool GroupState::take_orphan(GroupConsumer::Sink sink) {
     const std::uint32_t attempt = old.attempts + 1;
     const std::uint64_t lease = pack_lease(my_lease(EntryState::in_flight, attempt));
     if (!cas_pair(e.word, seen, GroupPair{s, lease})) continue;
-    header->orphaned.fetch_sub(1, std::memory_order_relaxed);      // relaxed: a hint
-    header->redelivered.fetch_add(1, std::memory_order_relaxed);   // relaxed: a statistic
+    header->orphaned.fetch_sub(1, std::memory_order_relaxed);  // relaxed: a hint
+    // A keyed record that waited for its key has had no delivery yet: not a redelivery.
+    const bool again = old.attempts > 0;
+    if (again) header->redelivered.fetch_add(1, std::memory_order_relaxed);  // relaxed: statistic
     const std::optional<core::RecordView> view = read_record(position, s);
     if (!view) {
       // Gone from the ring (the gate was not held) or unreadable: nothing to deliver.
@@ -209,8 +244,14 @@ bool GroupState::take_orphan(GroupConsumer::Sink sink) {
     }
     remember(s, lease);
     ++delivered;
-    ++redelivered;
-    GroupMessage m{s, view->timestamp_ns, {view->payload, view->length}, {}, true, attempt};
+    if (again) ++redelivered;
+    const GroupMessage m{s,
+                         view->timestamp_ns,
+                         {view->payload, view->length},
+                         {view->key, view->key == nullptr ? 0u : view->key_length},
+                         view->message_type,
+                         again,
+                         attempt};
     sink.call(sink.handler, m);
     return true;
   }

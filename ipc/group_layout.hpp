@@ -5,7 +5,7 @@
 //   GroupHeader   identity and settings (immutable once ready), then three lines of shared words:
 //                 the dispatch cursor, the retirement floor, the counters
 //   GroupMember[max members]   one per member process, 128 bytes
-//   GroupEntry[window]         one per record between the floor and the dispatch cursor, 32 bytes,
+//   GroupEntry[window]         one per record between the floor and the dispatch cursor, 64 bytes,
 //                              record `s` at index s % window
 #pragma once
 
@@ -92,8 +92,25 @@ struct GroupEntry {
   // CLOCK_MONOTONIC when an in_flight lease expires. Stored (relaxed) before the CAS that
   // installs the lease, so whoever acquires the lease sees this deadline or a later one.
   std::atomic<std::int64_t> deadline_ns;
+  // Keyed groups: key_hash() of the record's key (0: no key). Stored (relaxed) with the position,
+  // before the claiming CAS, and published by it.
+  std::atomic<std::uint64_t> key_hash;
+  std::uint64_t reserved[3];
 };
-static_assert(sizeof(GroupEntry) == 32);
+static_assert(sizeof(GroupEntry) == 64);
+
+// A record key's hash for the per-key order of keyed groups: FNV-1a over its bytes, with the low
+// bit set so that no key hashes to 0 (no key). Two keys with one hash are ordered as one key
+// (never wrong, only less parallel); at 64 bits that is as rare as it gets.
+constexpr std::uint64_t key_hash(const std::byte* key, std::size_t length) noexcept {
+  if (key == nullptr || length == 0) return 0;
+  std::uint64_t h = 0xcbf29ce484222325ULL;
+  for (std::size_t i = 0; i < length; ++i) {
+    h ^= static_cast<std::uint8_t>(key[i]);
+    h *= 0x100000001b3ULL;
+  }
+  return h | 1;
+}
 
 // The member word: the token of the membership holding the slot (0: none) and its state.
 enum class MemberState : std::uint8_t {
@@ -200,6 +217,7 @@ constexpr std::uint64_t group_layout_fingerprint() noexcept {
       offsetof(GroupHeader, floor), offsetof(GroupHeader, acked),
       sizeof(GroupMember),         offsetof(GroupMember, delivered),
       sizeof(GroupEntry),          offsetof(GroupEntry, position),
+      offsetof(GroupEntry, key_hash),
       kMaxGroupMembers,            kGroupVersion,
   };
   return core::fingerprint(parts);

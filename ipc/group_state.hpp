@@ -84,6 +84,8 @@ struct GroupState {
   bool deliver_one(GroupConsumer::Sink sink);
   bool take_orphan(GroupConsumer::Sink sink);
   bool dispatch_new(GroupConsumer::Sink sink);
+  // Keyed groups: no record of the key with this hash below `sequence` is unretired.
+  bool key_free_below(std::uint64_t hash, std::uint64_t sequence) const;
   // Copies record `sequence` at `position` into copy_buffer; the view of it, or nothing when the
   // ring no longer holds it (or holds garbage there).
   std::optional<core::RecordView> read_record(std::uint64_t position, std::uint64_t sequence);

@@ -50,7 +50,7 @@ struct GroupOptions {
   std::uint32_t max_attempts = 5;
   // Records the group may have delivered but not yet retired (all acked, dead-lettered or lost up
   // to them), a power of two (64 to 1 << 20): the furthest one member may run ahead of the oldest
-  // unacked record. Each costs 32 bytes of the group's shared memory.
+  // unacked record. Each costs 64 bytes of the group's shared memory.
   std::uint32_t window = 4096;
   // Where dead letters go; empty: dead_letter_channel(channel), i.e. "<channel>.dlq".
   std::string dead_letter_channel;
@@ -72,6 +72,7 @@ struct GroupMessage {
   std::int64_t timestamp_ns;  // publish time, nanoseconds since the Unix epoch
   std::span<const std::byte> payload;
   std::span<const std::byte> key;  // empty: no key
+  std::uint16_t message_type;       // 0: none (Publisher's RecordTag)
   bool redelivered;     // an earlier delivery of this record was not acknowledged
   std::uint32_t attempt;  // 1 for the first delivery
 };
