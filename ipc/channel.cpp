@@ -152,7 +152,15 @@ std::string lock_object_name(std::string_view channel, std::uint64_t incarnation
 }
 
 Result<void> check_channel_name(std::string_view channel) {
-  const bool ok_length = !channel.empty() && channel.size() <= 48;
+  // 48 bytes, and 4 more for a name ending in ".dlq", so that every channel's dead-letter channel
+  // (dead_letter_channel(), include/shmbus/dead_letter.hpp) is a valid name too. Both fit the ring
+  // header's 64-byte name field.
+  constexpr std::size_t kMaxName = 48;
+  constexpr std::string_view kDeadLetterSuffix = ".dlq";
+  static_assert(kMaxName + kDeadLetterSuffix.size() < sizeof(core::RingHeader::name));
+  const std::size_t max_size =
+      channel.ends_with(kDeadLetterSuffix) ? kMaxName + kDeadLetterSuffix.size() : kMaxName;
+  const bool ok_length = !channel.empty() && channel.size() <= max_size;
   bool ok_chars = ok_length && channel.front() != '.' && channel.front() != '-';
   for (char ch : channel) {
     const bool allowed = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
@@ -165,8 +173,8 @@ Result<void> check_channel_name(std::string_view channel) {
   if (!ok_chars) {
     return tl::unexpected(
         Error{ErrorCode::invalid_argument,
-              fmt::format("bad channel name '{}': use 1-48 of [A-Za-z0-9._-], not starting with "
-                          "'.' or '-'",
+              fmt::format("bad channel name '{}': use 1-48 of [A-Za-z0-9._-] (and a '.dlq' "
+                          "suffix beyond them), not starting with '.' or '-'",
                           channel)});
   }
   return {};

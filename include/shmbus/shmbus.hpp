@@ -6,6 +6,8 @@
 //   subscriber.hpp  Subscriber and Message: poll, wait, manual release
 //   stats.hpp       read_channel_stats and friends: what `shmbus stat` shows (include it too
 //                   to use it)
+//   dead_letter.hpp DeadLetter, encode and decode: the records of a dead-letter channel
+//                   (include it too to use it)
 //
 // Setup calls (open, close) return Result<T>: a value or an Error whose message names the channel,
 // the segment and what is wrong. Hot-path calls (claim, commit, publish, poll) return small status
