@@ -4,8 +4,10 @@
 #include <atomic>
 #include <chrono>
 #include <exception>
+#include <new>
 #include <optional>
 #include <utility>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -129,6 +131,7 @@ Result<DlqReadSummary> read_dlq_records(const DlqSourceOptions& o,
     }
   };
   auto waited = std::chrono::nanoseconds(0);
+  std::string reported_corruption;  // each corruption once, not once per poll
   while (expected <= head) {
     batch.clear();
     sub->poll(copy, kDlqBatch);
@@ -136,8 +139,9 @@ Result<DlqReadSummary> read_dlq_records(const DlqSourceOptions& o,
     if (auto truncation = detail::MappingGuard::take()) {
       return tl::unexpected(Error{ErrorCode::corrupt, detail::describe(*truncation)});
     }
-    if (sub->status() == PollStatus::corrupt) {
-      summary.warnings.push_back(fmt::format("channel '{}': {}", o.channel, sub->last_error()));
+    if (sub->status() == PollStatus::corrupt && sub->last_error() != reported_corruption) {
+      reported_corruption = sub->last_error();
+      summary.warnings.push_back(fmt::format("channel '{}': {}", o.channel, reported_corruption));
     }
     if (batch.empty()) {
       if (waited >= kDlqCommitWait) break;
