@@ -28,9 +28,14 @@
 //     timeout between applying and committing keeps its records (the group does not give them to
 //     another member) instead of having them applied twice.
 //
-// Exactly-once is about the effect on the committed states, not about side effects the apply
-// function has outside its State (those happen again on redelivery), and it needs every member's
-// checkpoints to be visible to every other (one shared directory, or a shared store).
+// Exactly-once: the effect of each record on the sum of the members' committed states, across
+// kill -9 of any member at any moment (restarted under its name or not) and across a member
+// stalled past the ack timeout (thanks to pin()). Across a host power loss only as far as the
+// commit's fdatasync and directory fsync make it durable. Not exactly-once: side effects the apply
+// function has outside its State (they happen again on redelivery); a member whose checkpoint
+// directory (or store) is not shared with the others (its applied set is invisible to them); a
+// record the group dead-letters after max_attempts (its effect is then absent, unless its last
+// holder committed it and died before acking). docs/exactly-once.md has the details.
 //
 // ExactlyOnce holds references to its member and its store: both must outlive it and stay where
 // they are. Call process() from the thread that polls the member.
