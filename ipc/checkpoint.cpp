@@ -203,8 +203,10 @@ Result<CheckpointData> read_checkpoint(const std::string& file) {
   CheckpointData data;
   data.applied.through = h.applied_through;
   data.applied.sequences.resize(h.applied_count);
-  std::memcpy(data.applied.sequences.data(), bytes.data() + sizeof(CheckpointHeader),
-              8 * h.applied_count);
+  if (h.applied_count > 0) {  // an empty vector's data() may be null, which memcpy may not get
+    std::memcpy(data.applied.sequences.data(), bytes.data() + sizeof(CheckpointHeader),
+                8 * h.applied_count);
+  }
   const std::byte* state = bytes.data() + sizeof(CheckpointHeader) + 8 * h.applied_count;
   data.state.assign(state, state + h.state_size);
   // The CRC matched, so only a writer that broke the rules could produce this; still checked.
