@@ -11,7 +11,7 @@
 namespace shmbus::core {
 
 inline constexpr std::uint64_t kRingMagic = 0x474e'4952'5342'4d48ULL;  // "HMBSRING" little-endian
-inline constexpr std::uint32_t kLayoutVersion = 1;
+inline constexpr std::uint32_t kLayoutVersion = 2;  // 2: tagged records (RecordType::tagged)
 inline constexpr std::size_t kCacheLine = 64;
 
 // Records start on 32-byte boundaries: a 64-byte payload plus its 32-byte header is exactly three
@@ -36,7 +36,37 @@ enum class RecordType : std::uint16_t {
   data = 1,       // an application message
   padding = 2,    // fills the end of a lap so that no record wraps; carries no sequence
   abandoned = 3,  // a claim whose producer never committed; its sequence is counted as lost
+  tagged = 4,     // an application message with a key and/or a message type: a TagPrefix, the
+                  // key padded to 8 bytes, then the payload (see below)
 };
+
+// A tagged record's payload area starts with this prefix, then key_length key bytes, zero padding
+// up to a multiple of kTagAlignment, then the application payload. RecordHeader::length counts all
+// of it. Records with neither a key nor a message type stay RecordType::data and carry no prefix,
+// so they cost nothing more than before. Readers check the prefix against the length (tag_fits)
+// before they trust it: a prefix is shared-memory bytes like any other.
+struct TagPrefix {
+  std::uint16_t key_length;    // 0..kMaxKeyLength
+  std::uint16_t message_type;  // the application's type, 0: none
+  std::uint32_t reserved;      // zero
+};
+static_assert(sizeof(TagPrefix) == 8);
+static_assert(offsetof(TagPrefix, key_length) == 0);
+static_assert(offsetof(TagPrefix, message_type) == 2);
+static_assert(offsetof(TagPrefix, reserved) == 4);
+inline constexpr std::uint32_t kMaxKeyLength = 256;
+inline constexpr std::uint32_t kTagAlignment = 8;
+
+// Bytes a tag takes before the application payload: the prefix and the padded key.
+constexpr std::uint32_t tag_size(std::uint32_t key_length) noexcept {
+  return static_cast<std::uint32_t>(sizeof(TagPrefix)) +
+         ((key_length + kTagAlignment - 1) & ~(kTagAlignment - 1));
+}
+// Whether `prefix`, read from a tagged record of `length` bytes, describes bytes inside it.
+constexpr bool tag_fits(const TagPrefix& prefix, std::uint32_t length) noexcept {
+  return prefix.reserved == 0 && prefix.key_length <= kMaxKeyLength &&
+         tag_size(prefix.key_length) <= length;
+}
 
 // The commit word of a record is the record's own position, keyed by the channel incarnation, so a
 // header left over from an earlier lap (another position) or from an earlier incarnation (another
@@ -57,7 +87,8 @@ constexpr std::uint64_t commit_word(std::uint64_t key, std::uint64_t position,
 // acquire load of it has shown this position's committed value.
 struct RecordHeader {
   std::atomic<std::uint64_t> commit;
-  std::uint32_t length;   // payload bytes (for padding: bytes after the header up to the lap end)
+  std::uint32_t length;   // payload bytes (tagged: the tag too; padding: bytes after the header up
+                          // to the lap end)
   std::uint16_t type;     // RecordType
   std::uint16_t producer; // producer tag, diagnostic only
   std::uint64_t sequence; // 0 for padding
@@ -176,7 +207,9 @@ constexpr std::uint64_t layout_fingerprint() noexcept {
       offsetof(RingHeader, checkpoints), offsetof(RingHeader, exclusive_pid),
       offsetof(RingHeader, repaired_through), kFrameAlignment,
       kRingDataOffset,               kCheckpoints,
-      kLayoutVersion,
+      kLayoutVersion,                sizeof(TagPrefix),
+      offsetof(TagPrefix, message_type), kMaxKeyLength,
+      kTagAlignment,
   };
   return fingerprint(parts);
 }

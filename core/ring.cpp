@@ -192,6 +192,7 @@ ClaimStatus RingWriter::try_claim_batch(std::span<const std::uint32_t> lengths,
     t.sequence = at.next_sequence + i;
     t.start = i == 0 ? at.position : position;  // the padding, if any, goes with the first
     t.end = position + frame;
+    t.type = RecordType::data;  // `out` may be uninitialised storage (Publisher::try_claim_batch)
     position += frame;
   }
   return ClaimStatus::ok;
@@ -199,7 +200,7 @@ ClaimStatus RingWriter::try_claim_batch(std::span<const std::uint32_t> lengths,
 
 void RingWriter::write_header(const ClaimTicket& t, std::int64_t now_ns) noexcept {
   if (t.position != t.start) write_padding(t.start, t.position - t.start, now_ns);
-  fill_header(t.position, t.length, t.sequence, RecordType::data, now_ns);
+  fill_header(t.position, t.length, t.sequence, t.type, now_ns);
   RecordHeader* h = ring_.header_at(t.position);
   // release: a peer that sees "pending" may trust length and sequence (it needs them to mark the
   // claim abandoned should we die before committing).
@@ -258,8 +259,9 @@ std::optional<std::string> check_record(const RingRef& ring, std::uint64_t posit
       }
       return std::nullopt;
     case RecordType::data:
+    case RecordType::tagged:  // the tag itself is checked by whoever reads the payload
     case RecordType::abandoned:
-      if (h.type == static_cast<std::uint16_t>(RecordType::data) ? h.length > ring.max_message
+      if (h.type != static_cast<std::uint16_t>(RecordType::abandoned) ? h.length > ring.max_message
                                                                   : frame_size(h.length) >
                                                                         frame_size(ring.max_message)) {
         return fmt::format("record at position {} has length {} above the maximum {}", position,

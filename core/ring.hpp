@@ -75,7 +75,22 @@ struct ClaimTicket {
   std::uint64_t start = 0;     // where the claim starts: the padding, if any, else the record
   std::uint64_t end = 0;       // position after the record
   std::int64_t timestamp_ns = 0;  // the claim's time, for commit_with_header() and abandon()
+  // data, or tagged when the caller lays a tag (TagPrefix and key) at the start of the payload
+  // (write_tag); `length` then counts the tag too.
+  RecordType type = RecordType::data;
 };
+
+// Lays a tag at `at` (tag_size(key.size()) bytes): the prefix, the key and its zero padding.
+// The caller has checked key.size() <= kMaxKeyLength.
+inline void write_tag(std::byte* at, std::span<const std::byte> key,
+                      std::uint16_t message_type) noexcept {
+  const TagPrefix prefix{static_cast<std::uint16_t>(key.size()), message_type, 0};
+  std::memcpy(at, &prefix, sizeof prefix);
+  const std::uint32_t tag = tag_size(static_cast<std::uint32_t>(key.size()));
+  // The padding first, as one word over the tag's last 8 bytes; the key then overwrites its part.
+  if (tag > sizeof prefix) std::memset(at + tag - kTagAlignment, 0, kTagAlignment);
+  if (!key.empty()) std::memcpy(at + sizeof prefix, key.data(), key.size());
+}
 
 class RingWriter {
  public:
@@ -140,19 +155,20 @@ class RingWriter {
   }
   [[nodiscard]] CommitStatus commit_with_header(const ClaimTicket& ticket,
                                                 std::int64_t timestamp_ns) noexcept {
-    return commit_record(ticket.position, ticket.length, ticket.sequence, timestamp_ns);
+    return commit_record(ticket.position, ticket.length, ticket.sequence, timestamp_ns,
+                         ticket.type);
   }
   // The same for a claim known by the fields its header needs: a caller that keeps its claims in
   // its own form passes them in registers instead of building a ticket in memory.
   [[nodiscard]] CommitStatus commit_record(std::uint64_t position, std::uint32_t length,
-                                           std::uint64_t sequence,
-                                           std::int64_t timestamp_ns) noexcept {
+                                           std::uint64_t sequence, std::int64_t timestamp_ns,
+                                           RecordType type = RecordType::data) noexcept {
     // acquire: pairs with the repairer's release of repaired_through, which it stores before it
     // rewrites any header; without a pending header this is the only way to learn of a repair.
     if (ring_.header->repaired_through.load(std::memory_order_acquire) > position) [[unlikely]] {
       return CommitStatus::abandoned;
     }
-    fill_header(position, length, sequence, RecordType::data, timestamp_ns);
+    fill_header(position, length, sequence, type, timestamp_ns);
     // release: the payload and the fields above are visible to a reader that acquires this.
     ring_.header_at(position)->commit.store(ring_.committed(position), std::memory_order_release);
     return CommitStatus::ok;

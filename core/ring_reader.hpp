@@ -25,16 +25,37 @@ enum class ReadState : std::uint8_t {
   corrupt,    // a committed header failed validation
 };
 
-// A record as the reader hands it on. `payload` points into the ring (in-place polls) or into the
-// reader's copy buffer (copying polls); valid until the next poll call.
+// A record as the reader hands it on. `payload` and `key` point into the ring (in-place polls) or
+// into the reader's copy buffer (copying polls); valid until the next poll call. For a tagged
+// record `payload` and `length` are the application's bytes, after the tag.
 struct RecordView {
   std::uint64_t sequence;
   std::int64_t timestamp_ns;
   std::uint32_t length;
-  RecordType type;
+  RecordType type;  // data or tagged
   const std::byte* payload;
   std::uint64_t lost_before;  // sequences lost immediately before this one (0 if none)
+  const std::byte* key = nullptr;  // tagged: key_length bytes; null when there is no key
+  std::uint16_t key_length = 0;
+  std::uint16_t message_type = 0;  // 0: none
 };
+
+// Moves a tagged record's view (payload and length still covering the whole record) past its tag,
+// filling in key and message_type. False when the prefix is garbage: the reserved word is set, or
+// the key is longer than kMaxKeyLength or than the record. Nothing is read beyond `length` bytes.
+inline bool open_tag(RecordView& view) noexcept {
+  if (view.length < sizeof(TagPrefix)) return false;
+  TagPrefix prefix;
+  std::memcpy(&prefix, view.payload, sizeof prefix);  // once: a hostile peer may rewrite it
+  if (!tag_fits(prefix, view.length)) return false;
+  const std::uint32_t tag = tag_size(prefix.key_length);
+  view.key = prefix.key_length == 0 ? nullptr : view.payload + sizeof prefix;
+  view.key_length = prefix.key_length;
+  view.message_type = prefix.message_type;
+  view.payload += tag;
+  view.length -= tag;
+  return true;
+}
 
 
 // Functions that read what a producer may be overwriting at the same time. The race is by design
@@ -157,8 +178,9 @@ class RingReader {
         skip_abandoned(frame, h->sequence);
         continue;
       }
-      const RecordView view{h->sequence, h->timestamp_ns, h->length, type,
-                            reinterpret_cast<const std::byte*>(h + 1), pending_lost_};
+      RecordView view{h->sequence, h->timestamp_ns, h->length, type,
+                      reinterpret_cast<const std::byte*>(h + 1), pending_lost_};
+      if (type == RecordType::tagged && !open_tag(view)) [[unlikely]] return ReadState::corrupt;
       pending_lost_ = 0;
       position_ += frame;
       ++next_sequence_;
@@ -198,8 +220,13 @@ class RingReader {
         ++next_sequence_;
         continue;
       }
-      const RecordView view{h->sequence, h->timestamp_ns, h->length, type,
-                            reinterpret_cast<const std::byte*>(h + 1), pending_lost_};
+      RecordView view{h->sequence, h->timestamp_ns, h->length, type,
+                      reinterpret_cast<const std::byte*>(h + 1), pending_lost_};
+      if (type == RecordType::tagged && !open_tag(view)) [[unlikely]] {
+        // Not consumed: the reader stays at the record, as for any other failed validation.
+        position_ -= frame;
+        return ReadState::corrupt;
+      }
       pending_lost_ = 0;
       ++next_sequence_;
       ++delivered;
@@ -266,6 +293,7 @@ class RingReader {
       case RecordType::padding:
         return std::uint64_t{length} + kRecordHeaderSize == room;
       case RecordType::data:
+      case RecordType::tagged:  // the tag is checked where it is read (open_tag)
         return length <= ring_.max_message && frame_size(length) <= room;
       case RecordType::abandoned:  // a repair may round a dead claim's length up to its frame
         return frame_size(length) <= frame_size(ring_.max_message) && frame_size(length) <= room;

@@ -94,10 +94,14 @@ struct Journaler::State {
     }
   }
 
-  // Appends one message: into the open run when it continues it (the common case: the next
-  // sequence, room in the buffer), otherwise on its own, after which a new run begins.
+  // Appends one message: into the open run when it continues it (the common case: an untagged
+  // message, the next sequence, room in the buffer), otherwise on its own (tagged messages always:
+  // the run lays plain records only), after which a new run begins.
   void on_message(const Message& m) noexcept {
-    if (run.append(m.sequence, m.timestamp_ns, m.payload)) [[likely]] return;
+    if (m.message_type == 0 && m.key.empty() && run.append(m.sequence, m.timestamp_ns, m.payload))
+        [[likely]] {
+      return;
+    }
     end_run();
     append_one(m);
     if (!append_failed) run = writer->begin_run();
@@ -133,7 +137,10 @@ struct Journaler::State {
       ++stats.gap_records;
       stats.lost += count;
     }
-    if (auto r = with_room([&] { return writer->append(m.sequence, m.timestamp_ns, m.payload); });
+    if (auto r = with_room([&] {
+          return writer->append_tagged(m.sequence, m.timestamp_ns, m.key, m.message_type,
+                                       m.payload);
+        });
         !r) {
       fail_append(r.error());
       return;

@@ -179,8 +179,10 @@ template <bool kExclusive>
                                                        std::uint64_t position,
                                                        std::uint32_t length,
                                                        std::uint64_t sequence,
-                                                       std::int64_t timestamp_ns) noexcept {
-  const core::CommitStatus st = s.writer.commit_record(position, length, sequence, timestamp_ns);
+                                                       std::int64_t timestamp_ns,
+                                                       core::RecordType type) noexcept {
+  const core::CommitStatus st =
+      s.writer.commit_record(position, length, sequence, timestamp_ns, type);
   if (st == core::CommitStatus::ok && s.counters) {
     // relaxed: statistics for tools, on our own slot's line; nothing is ordered by them. Plain
     // stores of our own running totals (we are the slot's only writer): no locked increment.
@@ -196,6 +198,63 @@ template <bool kExclusive>
   return st == core::CommitStatus::ok ? PublishStatus::ok : PublishStatus::abandoned;
 }
 
+static_assert(kMaxKeyLength == core::kMaxKeyLength);
+
+bool tag_is_empty(const RecordTag& tag) noexcept {
+  return tag.key.empty() && tag.message_type == 0;
+}
+
+// A tagged claim: the record is `size` payload bytes after the tag, which is laid here (the claim
+// is ours until committed). `t` covers the whole record; the payload starts tag_size() in.
+template <bool kExclusive>
+[[gnu::always_inline]] inline PublishStatus claim_tagged(detail::PublisherState& s,
+                                                         std::uint32_t size, const RecordTag& tag,
+                                                         core::ClaimTicket& t) noexcept {
+  if (tag.key.size() > kMaxKeyLength) return PublishStatus::too_large;
+  const std::uint32_t tag_bytes = core::tag_size(static_cast<std::uint32_t>(tag.key.size()));
+  if (size > UINT32_MAX - tag_bytes) return PublishStatus::too_large;
+  const PublishStatus st = claim_one<kExclusive>(s, size + tag_bytes, t);
+  if (st != PublishStatus::ok) return st;
+  core::write_tag(t.payload, tag.key, tag.message_type);
+  t.type = core::RecordType::tagged;
+  return PublishStatus::ok;
+}
+
+// Held back by a slow block subscriber, a producer backs off in three steps so that it neither
+// burns its core nor keeps taking the subscribers' lines: it spins with a pause per attempt for
+// the first 50 us, yields until 1 ms, then sleeps in slices growing to 200 us. Room appears in
+// steps anyway: a subscriber publishes its position every sixteenth of the ring it reads.
+template <class TryClaim>
+PublishStatus claim_with_backoff(detail::PublisherState& s, TryClaim&& try_claim,
+                                 std::chrono::nanoseconds timeout) noexcept {
+  constexpr std::int64_t kSpinNs = 50'000;
+  constexpr std::int64_t kYieldNs = 1'000'000;
+  constexpr std::int64_t kLongestNapNs = 200'000;
+  std::int64_t start = 0;
+  std::int64_t nap_ns = 1'000;
+  for (std::uint32_t spins = 0;; ++spins) {
+    const PublishStatus st = try_claim();
+    if (st != PublishStatus::back_pressured) return st;
+    if ((spins & 63) != 63) {
+      _mm_pause();  // spin a little before reading the clock
+      continue;
+    }
+    const std::int64_t now = detail::monotonic_ns();
+    if (start == 0) start = now;
+    const std::int64_t waited = now - start;
+    if (waited >= timeout.count()) return PublishStatus::timed_out;
+    if ((spins & 4095) == 4095) s.channel->evict_dead_subscribers();
+    if (waited < kSpinNs) continue;
+    if (waited < kYieldNs) {
+      std::this_thread::yield();
+      continue;
+    }
+    std::this_thread::sleep_for(
+        std::chrono::nanoseconds(std::min(nap_ns, timeout.count() - waited)));
+    nap_ns = std::min(nap_ns * 2, kLongestNapNs);
+  }
+}
+
 }  // namespace
 
 PublishStatus Publisher::try_claim(std::uint32_t size, Claim& claim) noexcept {
@@ -203,13 +262,19 @@ PublishStatus Publisher::try_claim(std::uint32_t size, Claim& claim) noexcept {
   core::ClaimTicket t;
   const PublishStatus st = s.exclusive ? claim_one<true>(s, size, t) : claim_one<false>(s, size, t);
   if (st != PublishStatus::ok) return st;
-  claim.payload_ = t.payload;
-  claim.length_ = t.length;
-  claim.sequence_ = t.sequence;
-  claim.position_ = t.position;
-  claim.start_ = t.start;
-  claim.end_ = t.end;
-  claim.timestamp_ns_ = t.timestamp_ns;
+  detail::PublisherState::fill_claim(claim, t, 0);
+  return PublishStatus::ok;
+}
+
+PublishStatus Publisher::try_claim(std::uint32_t size, Claim& claim,
+                                   const RecordTag& tag) noexcept {
+  if (tag_is_empty(tag)) return try_claim(size, claim);
+  detail::PublisherState& s = *state_;
+  core::ClaimTicket t;
+  const PublishStatus st = s.exclusive ? claim_tagged<true>(s, size, tag, t)
+                                       : claim_tagged<false>(s, size, tag, t);
+  if (st != PublishStatus::ok) return st;
+  detail::PublisherState::fill_claim(claim, t, core::tag_size(static_cast<std::uint32_t>(tag.key.size())));
   return PublishStatus::ok;
 }
 
@@ -254,55 +319,37 @@ PublishStatus Publisher::try_claim_batch(std::span<const std::uint32_t> sizes,
     c.start_ = t.start;
     c.end_ = t.end;
     c.timestamp_ns_ = now;
+    c.record_length_ = t.length;
+    c.record_type_ = static_cast<std::uint16_t>(core::RecordType::data);
   }
   return PublishStatus::ok;
 }
 
 PublishStatus Publisher::claim(std::uint32_t size, Claim& claim,
                                std::chrono::nanoseconds timeout) noexcept {
-  // Held back by a slow block subscriber, a producer backs off in three steps so that it neither
-  // burns its core nor keeps taking the subscribers' lines: it spins with a pause per attempt
-  // for the first 50 us, yields until 1 ms, then sleeps in slices growing to 200 us. Room appears in steps anyway: a subscriber
-  // publishes its position every sixteenth of the ring it reads.
-  constexpr std::int64_t kSpinNs = 50'000;
-  constexpr std::int64_t kYieldNs = 1'000'000;
-  constexpr std::int64_t kLongestNapNs = 200'000;
-  std::int64_t start = 0;
-  std::int64_t nap_ns = 1'000;
-  for (std::uint32_t spins = 0;; ++spins) {
-    const PublishStatus st = try_claim(size, claim);
-    if (st != PublishStatus::back_pressured) return st;
-    if ((spins & 63) != 63) {
-      _mm_pause();  // spin a little before reading the clock
-      continue;
-    }
-    const std::int64_t now = detail::monotonic_ns();
-    if (start == 0) start = now;
-    const std::int64_t waited = now - start;
-    if (waited >= timeout.count()) return PublishStatus::timed_out;
-    if ((spins & 4095) == 4095) state_->channel->evict_dead_subscribers();
-    if (waited < kSpinNs) continue;
-    if (waited < kYieldNs) {
-      std::this_thread::yield();
-      continue;
-    }
-    std::this_thread::sleep_for(
-        std::chrono::nanoseconds(std::min(nap_ns, timeout.count() - waited)));
-    nap_ns = std::min(nap_ns * 2, kLongestNapNs);
-  }
+  return claim_with_backoff(
+      *state_, [&]() noexcept { return try_claim(size, claim); }, timeout);
+}
+
+PublishStatus Publisher::claim(std::uint32_t size, Claim& claim, const RecordTag& tag,
+                               std::chrono::nanoseconds timeout) noexcept {
+  return claim_with_backoff(
+      *state_, [&]() noexcept { return try_claim(size, claim, tag); }, timeout);
 }
 
 PublishStatus Publisher::commit(Claim& claim) noexcept {
   detail::PublisherState& s = *state_;
-  return s.exclusive ? commit_one<true>(s, claim.position_, claim.length_, claim.sequence_,
-                                        claim.timestamp_ns_)
-                     : commit_one<false>(s, claim.position_, claim.length_, claim.sequence_,
-                                         claim.timestamp_ns_);
+  const auto type = static_cast<core::RecordType>(claim.record_type_);
+  return s.exclusive ? commit_one<true>(s, claim.position_, claim.record_length_,
+                                        claim.sequence_, claim.timestamp_ns_, type)
+                     : commit_one<false>(s, claim.position_, claim.record_length_,
+                                         claim.sequence_, claim.timestamp_ns_, type);
 }
 
 void Publisher::abandon(Claim& claim) noexcept {
   detail::PublisherState& s = *state_;
-  s.writer.abandon(core::ClaimTicket{claim.payload_, claim.length_, claim.position_,
+  // The whole record, tag included: readers step over its frame.
+  s.writer.abandon(core::ClaimTicket{nullptr, claim.record_length_, claim.position_,
                                      claim.sequence_, claim.start_, claim.end_,
                                      claim.timestamp_ns_});
   s.claim_done();
@@ -357,7 +404,21 @@ PublishStatus publish_one(detail::PublisherState& s, std::span<const std::byte> 
   const PublishStatus st = claim_one<kExclusive>(s, static_cast<std::uint32_t>(payload.size()), t);
   if (st != PublishStatus::ok) return st;
   std::memcpy(t.payload, payload.data(), payload.size());
-  return commit_one<kExclusive>(s, t.position, t.length, t.sequence, t.timestamp_ns);
+  return commit_one<kExclusive>(s, t.position, t.length, t.sequence, t.timestamp_ns,
+                                core::RecordType::data);
+}
+
+template <bool kExclusive>
+PublishStatus publish_tagged(detail::PublisherState& s, std::span<const std::byte> payload,
+                             const RecordTag& tag) noexcept {
+  core::ClaimTicket t;
+  const PublishStatus st =
+      claim_tagged<kExclusive>(s, static_cast<std::uint32_t>(payload.size()), tag, t);
+  if (st != PublishStatus::ok) return st;
+  if (!payload.empty()) {
+    std::memcpy(t.payload + (t.length - payload.size()), payload.data(), payload.size());
+  }
+  return commit_one<kExclusive>(s, t.position, t.length, t.sequence, t.timestamp_ns, t.type);
 }
 
 }  // namespace
@@ -366,6 +427,24 @@ PublishStatus Publisher::try_publish(std::span<const std::byte> payload) noexcep
   if (payload.size() > UINT32_MAX) [[unlikely]] return PublishStatus::too_large;
   detail::PublisherState& s = *state_;
   return s.exclusive ? publish_one<true>(s, payload) : publish_one<false>(s, payload);
+}
+
+PublishStatus Publisher::try_publish(std::span<const std::byte> payload,
+                                     const RecordTag& tag) noexcept {
+  if (tag_is_empty(tag)) return try_publish(payload);
+  if (payload.size() > UINT32_MAX) return PublishStatus::too_large;
+  detail::PublisherState& s = *state_;
+  return s.exclusive ? publish_tagged<true>(s, payload, tag) : publish_tagged<false>(s, payload, tag);
+}
+
+PublishStatus Publisher::publish(std::span<const std::byte> payload, const RecordTag& tag,
+                                 std::chrono::nanoseconds timeout) noexcept {
+  if (payload.size() > UINT32_MAX) return PublishStatus::too_large;
+  Claim c;
+  const PublishStatus st = claim(static_cast<std::uint32_t>(payload.size()), c, tag, timeout);
+  if (st != PublishStatus::ok) return st;
+  if (!payload.empty()) std::memcpy(c.data(), payload.data(), payload.size());
+  return commit(c);
 }
 
 PublishStatus Publisher::publish(std::span<const std::byte> payload,

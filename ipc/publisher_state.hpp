@@ -79,6 +79,18 @@ struct PublisherState {
     if (--outstanding == 0) slot->in_flight.store(kNoClaim, std::memory_order_release);
   }
   void wake_waiters() noexcept;
+  // Fills `claim` from a ticket whose payload starts `tag_bytes` in (0: an ordinary record).
+  static void fill_claim(Claim& claim, const core::ClaimTicket& t, std::uint32_t tag_bytes) noexcept {
+    claim.payload_ = t.payload + tag_bytes;
+    claim.length_ = t.length - tag_bytes;
+    claim.sequence_ = t.sequence;
+    claim.position_ = t.position;
+    claim.start_ = t.start;
+    claim.end_ = t.end;
+    claim.timestamp_ns_ = t.timestamp_ns;
+    claim.record_length_ = t.length;
+    claim.record_type_ = static_cast<std::uint16_t>(t.type);
+  }
 
  private:
   std::uint64_t scan_gate(std::uint64_t epoch) noexcept;

@@ -21,6 +21,7 @@
 
 #include <algorithm>
 #include <string>
+#include <utility>
 
 #include "core/ring.hpp"
 #include "ipc/journal_link.hpp"
@@ -315,12 +316,23 @@ bool SubscriberSlowState::deliver_from_journal(PollState& poll, const journal::J
   poll.lost += lost_before;
   ++expected;
   if (rec.sequence < poll.skip_below) return false;  // walking up to StartFrom::sequence
+  std::uint64_t delivered_lost = lost_before;
+  if (poll.filter.active) {
+    const auto key_length = static_cast<std::uint16_t>(rec.key.size());  // <= kMaxKeyLength
+    if (!poll.filter.matches(rec.key.data(), key_length, rec.message_type)) {
+      ++poll.filtered;
+      poll.filter.carried_lost += lost_before;
+      return false;
+    }
+    delivered_lost += std::exchange(poll.filter.carried_lost, 0);
+  }
   ++poll.spilled;
   // End to end, catch-up included: the journal kept the publish time.
   if (poll.latency != nullptr) {
     core::record_latency(*poll.latency, latency_clock->now_ns() - rec.timestamp_ns);
   }
-  sink.call(sink.handler, Message{rec.sequence, rec.timestamp_ns, rec.payload, lost_before});
+  sink.call(sink.handler, Message{rec.sequence, rec.timestamp_ns, rec.payload, delivered_lost,
+                                  rec.key, rec.message_type});
   return true;
 }
 

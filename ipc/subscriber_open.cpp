@@ -35,6 +35,17 @@ Result<void> check_subscriber_name(const std::string& name) {
   return {};
 }
 
+// A filter key longer than any record's key would silently match nothing: refused instead.
+Result<void> check_filter(const MessageFilter& filter) {
+  if (filter.key && filter.key->size() > core::kMaxKeyLength) {
+    return tl::unexpected(Error{
+        ErrorCode::invalid_argument,
+        fmt::format("filter key of {} bytes: keys are at most {} bytes", filter.key->size(),
+                    core::kMaxKeyLength)});
+  }
+  return {};
+}
+
 // Catching up needs journal files that reach the ring: a journaler attached now.
 Result<void> require_journaler(const ChannelMapping& channel, std::string_view name) {
   const auto link = detail::find_journal(channel);
@@ -247,6 +258,23 @@ void prepare(detail::PollState& poll, detail::SubscriberSlowState& slow,
     slow.copy_buffer = std::make_unique<std::byte[]>(poll.copy_buffer_size);
     poll.copy_buffer = slow.copy_buffer.get();
   }
+  const MessageFilter& filter = options.filter;
+  if (filter.empty()) return;
+  poll.filter.active = true;
+  if (filter.key) {
+    slow.filter_key = *filter.key;
+    poll.filter.by_key = true;
+    poll.filter.key = reinterpret_cast<const std::byte*>(slow.filter_key.data());
+    poll.filter.key_length = static_cast<std::uint16_t>(slow.filter_key.size());
+  }
+  if (!filter.message_types.empty()) {
+    constexpr std::size_t kWords = (std::size_t{UINT16_MAX} + 1) / 64;
+    slow.filter_types = std::make_unique<std::uint64_t[]>(kWords);  // zeroed
+    for (const std::uint16_t type : filter.message_types) {
+      slow.filter_types[type >> 6] |= std::uint64_t{1} << (type & 63);
+    }
+    poll.filter.types = slow.filter_types.get();
+  }
 }
 
 // Takes the slot we were given for this process: who holds it, its block hint (before the owner
@@ -338,6 +366,9 @@ void activate(detail::PollState& poll, detail::SubscriberSlowState& slow,
 Result<Subscriber> Subscriber::open(std::string_view channel, const SubscriberOptions& options) {
   if (auto named = check_subscriber_name(options.name); !named) {
     return tl::unexpected(named.error());
+  }
+  if (auto filtered = check_filter(options.filter); !filtered) {
+    return tl::unexpected(filtered.error());
   }
   auto mapping = map_channel(channel, options);
   if (!mapping) return tl::unexpected(mapping.error());

@@ -35,6 +35,9 @@ struct SubscriberSlowState {
   std::optional<SpillState> spill;           // spill policy only
   std::optional<PublishClock> latency_clock;  // SubscriberOptions::latency_histogram only
   std::uint32_t position_publishes = 0;      // heartbeats are refreshed every 1024th
+  // SubscriberOptions::filter's bytes, which PollState::filter points at.
+  std::string filter_key;
+  std::unique_ptr<std::uint64_t[]> filter_types;  // a bit per message type (65536 bits)
 
   // Stores how far `poll` has read (and its counters) in our slot: producers may overwrite what
   // lies before it.

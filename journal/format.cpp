@@ -22,14 +22,14 @@ std::uint32_t record_crc(const RecordHeader& h, std::span<const std::byte> paylo
 
 // A record header's fields, its crc still 0.
 RecordHeader header_fields(RecordType type, std::uint64_t sequence, std::int64_t timestamp_ns,
-                           std::size_t payload_length) noexcept {
+                           std::size_t payload_length, std::uint16_t flags) noexcept {
   RecordHeader h;
   h.crc = 0;
   h.length = static_cast<std::uint32_t>(payload_length);
   h.sequence = sequence;
   h.timestamp_ns = timestamp_ns;
   h.type = static_cast<std::uint16_t>(type);
-  h.flags = 0;
+  h.flags = flags;
   h.reserved = 0;
   return h;
 }
@@ -37,8 +37,9 @@ RecordHeader header_fields(RecordType type, std::uint64_t sequence, std::int64_t
 }  // namespace
 
 void make_record_header(RecordHeader& h, RecordType type, std::uint64_t sequence,
-                        std::int64_t timestamp_ns, std::span<const std::byte> payload) noexcept {
-  h = header_fields(type, sequence, timestamp_ns, payload.size());
+                        std::int64_t timestamp_ns, std::span<const std::byte> payload,
+                        std::uint16_t flags) noexcept {
+  h = header_fields(type, sequence, timestamp_ns, payload.size(), flags);
   h.crc = record_crc(h, payload);
 }
 
@@ -48,13 +49,14 @@ void seal_record(std::byte* record, std::uint32_t payload_length) noexcept {
 }
 
 std::uint64_t lay_record(std::byte* at, RecordType type, std::uint64_t sequence,
-                         std::int64_t timestamp_ns, std::span<const std::byte> payload) noexcept {
+                         std::int64_t timestamp_ns, std::span<const std::byte> payload,
+                         std::uint16_t flags) noexcept {
   const std::uint64_t size = padded_record_size(payload.size());
   // The padding first, as one word over the record's last 8 bytes (a record is at least a 32-byte
   // header): the header and the payload then overwrite whatever part of it is theirs.
   constexpr std::uint64_t kZeroWord = 0;
   std::memcpy(at + size - sizeof kZeroWord, &kZeroWord, sizeof kZeroWord);
-  const RecordHeader h = header_fields(type, sequence, timestamp_ns, payload.size());
+  const RecordHeader h = header_fields(type, sequence, timestamp_ns, payload.size(), flags);
   std::memcpy(at, &h, sizeof h);
   if (!payload.empty()) std::memcpy(at + sizeof h, payload.data(), payload.size());
   seal_record(at, h.length);
@@ -70,7 +72,12 @@ std::optional<std::string> check_record_fields(const RecordHeader& h) {
   if (h.type == static_cast<std::uint16_t>(RecordType::gap) && h.length != sizeof(GapPayload)) {
     return fmt::format("gap record has length {} (expected {})", h.length, sizeof(GapPayload));
   }
-  if (h.flags != 0 || h.reserved != 0) return std::string("reserved header bits are set");
+  if ((h.flags & ~kRecordFlagTagged) != 0 || h.reserved != 0) {
+    return std::string("reserved header bits are set");
+  }
+  if ((h.flags & kRecordFlagTagged) != 0 && h.type != static_cast<std::uint16_t>(RecordType::data)) {
+    return std::string("a gap record marked tagged");
+  }
   if (h.sequence == 0) return std::string("sequence 0 (sequences start at 1)");
   return std::nullopt;
 }
@@ -86,7 +93,34 @@ std::optional<std::string> check_record(const RecordHeader& h, std::span<const s
       return fmt::format("gap record counts {} sequences", g.count);
     }
   }
+  if ((h.flags & kRecordFlagTagged) != 0 && !split_tagged(payload)) {
+    return fmt::format("tagged record of {} bytes has a bad tag (key longer than {} bytes or than "
+                       "the record, or reserved bits set)",
+                       h.length, kMaxKeyLength);
+  }
   return std::nullopt;
+}
+
+std::optional<TaggedPayload> split_tagged(std::span<const std::byte> payload) noexcept {
+  if (payload.size() < sizeof(TagPrefix)) return std::nullopt;
+  TagPrefix prefix;
+  std::memcpy(&prefix, payload.data(), sizeof prefix);
+  if (prefix.reserved != 0 || prefix.key_length > kMaxKeyLength ||
+      tag_size(prefix.key_length) > payload.size()) {
+    return std::nullopt;
+  }
+  return TaggedPayload{payload.subspan(sizeof prefix, prefix.key_length), prefix.message_type,
+                       payload.subspan(tag_size(prefix.key_length))};
+}
+
+void lay_tagged_payload(std::byte* at, std::span<const std::byte> key, std::uint16_t message_type,
+                        std::span<const std::byte> payload) noexcept {
+  const TagPrefix prefix{static_cast<std::uint16_t>(key.size()), message_type, 0};
+  std::memcpy(at, &prefix, sizeof prefix);
+  const std::uint32_t tag = tag_size(static_cast<std::uint32_t>(key.size()));
+  std::memset(at + sizeof prefix, 0, tag - sizeof prefix);
+  if (!key.empty()) std::memcpy(at + sizeof prefix, key.data(), key.size());
+  if (!payload.empty()) std::memcpy(at + tag, payload.data(), payload.size());
 }
 
 void make_segment_header(SegmentHeader& h, std::string_view channel, std::uint64_t incarnation,
@@ -108,9 +142,9 @@ std::optional<std::string> check_segment_header(const SegmentHeader& h) {
   if (std::memcmp(h.magic, kSegmentMagic, sizeof h.magic) != 0) {
     return std::string("not a shmbus journal segment (bad magic)");
   }
-  if (h.version != kFormatVersion) {
-    return fmt::format("journal format version {} (this build reads version {})", h.version,
-                       kFormatVersion);
+  if (!readable_version(h.version)) {
+    return fmt::format("journal format version {} (this build reads versions {} to {})",
+                       h.version, kOldestReadableVersion, kFormatVersion);
   }
   if (h.header_size != kSegmentHeaderSize) {
     return fmt::format("segment header size {} (expected {})", h.header_size, kSegmentHeaderSize);
@@ -135,7 +169,7 @@ void make_index_header(IndexHeader& h, std::uint64_t first_sequence) noexcept {
 
 std::optional<std::string> check_index_header(const IndexHeader& h) {
   if (std::memcmp(h.magic, kIndexMagic, sizeof h.magic) != 0) return std::string("bad index magic");
-  if (h.version != kFormatVersion) return fmt::format("index format version {}", h.version);
+  if (!readable_version(h.version)) return fmt::format("index format version {}", h.version);
   if (h.entry_size != sizeof(IndexEntry)) return fmt::format("index entry size {}", h.entry_size);
   return std::nullopt;
 }

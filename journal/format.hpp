@@ -22,7 +22,13 @@ namespace shmbus::journal {
 
 inline constexpr char kSegmentMagic[8] = {'S', 'H', 'M', 'B', 'J', 'R', 'N', 'L'};
 inline constexpr char kIndexMagic[8] = {'S', 'H', 'M', 'B', 'J', 'I', 'D', 'X'};
-inline constexpr std::uint32_t kFormatVersion = 1;
+// Version 2 adds tagged data records (kRecordFlagTagged); version 1 files, which cannot hold them,
+// are read as they are. A version 1 reader refuses version 2 files by their version.
+inline constexpr std::uint32_t kFormatVersion = 2;
+inline constexpr std::uint32_t kOldestReadableVersion = 1;
+constexpr bool readable_version(std::uint32_t version) noexcept {
+  return version >= kOldestReadableVersion && version <= kFormatVersion;
+}
 // The segment header fills one page, so records start page-aligned (O_DIRECT writes need that).
 inline constexpr std::uint32_t kSegmentHeaderSize = 4096;
 inline constexpr std::uint32_t kRecordHeaderSize = 32;
@@ -58,10 +64,36 @@ struct RecordHeader {
   std::uint64_t sequence;     // data: the message's sequence; gap: the first lost sequence
   std::int64_t timestamp_ns;  // data: publish time (Unix epoch ns); gap: when the loss was seen
   std::uint16_t type;         // RecordType
-  std::uint16_t flags;        // zero (reserved)
+  std::uint16_t flags;        // kRecordFlagTagged (data records only) or zero
   std::uint32_t reserved;     // zero
 };
 static_assert(sizeof(RecordHeader) == kRecordHeaderSize);
+
+// A data record with this flag carries a key and/or a message type: its payload starts with a
+// TagPrefix, then key_length key bytes, zero padding to a multiple of 8, then the message's
+// payload (the same bytes as a tagged record in the ring, core/layout.hpp). `length` counts it all.
+inline constexpr std::uint16_t kRecordFlagTagged = 1;
+struct TagPrefix {
+  std::uint16_t key_length;    // at most kMaxKeyLength
+  std::uint16_t message_type;  // 0: none
+  std::uint32_t reserved;      // zero
+};
+static_assert(sizeof(TagPrefix) == 8);
+inline constexpr std::uint32_t kMaxKeyLength = 256;
+constexpr std::uint32_t tag_size(std::uint32_t key_length) noexcept {
+  return static_cast<std::uint32_t>(sizeof(TagPrefix)) + ((key_length + 7) & ~7u);
+}
+// A tagged payload taken apart; check_record has vouched for the prefix.
+struct TaggedPayload {
+  std::span<const std::byte> key;
+  std::uint16_t message_type = 0;
+  std::span<const std::byte> payload;
+};
+// Takes a tagged record's payload apart; nullopt when the prefix does not fit in it.
+std::optional<TaggedPayload> split_tagged(std::span<const std::byte> payload) noexcept;
+// Lays a tagged payload (tag_size(key.size()) + payload.size() bytes) at `at`.
+void lay_tagged_payload(std::byte* at, std::span<const std::byte> key, std::uint16_t message_type,
+                        std::span<const std::byte> payload) noexcept;
 
 // The payload of a gap record.
 struct GapPayload {
@@ -135,7 +167,8 @@ constexpr std::uint64_t padded_record_size(std::uint64_t payload_length) noexcep
 
 // Fills `header` (crc included) for a record with this payload.
 void make_record_header(RecordHeader& header, RecordType type, std::uint64_t sequence,
-                        std::int64_t timestamp_ns, std::span<const std::byte> payload) noexcept;
+                        std::int64_t timestamp_ns, std::span<const std::byte> payload,
+                        std::uint16_t flags = 0) noexcept;
 // The CRC32C of a record's header bytes 4..31: continue it over the payload with crc32c(crc, ...)
 // and mask the result to get the stored crc (for readers that take the payload in pieces).
 std::uint32_t record_crc_start(const RecordHeader& header) noexcept;
@@ -147,7 +180,8 @@ void seal_record(std::byte* record, std::uint32_t payload_length) noexcept;
 // header (crc included, as make_record_header computes it), the payload and the zero padding.
 // Returns the bytes laid. The writer's one way of putting a record into a write buffer.
 std::uint64_t lay_record(std::byte* at, RecordType type, std::uint64_t sequence,
-                         std::int64_t timestamp_ns, std::span<const std::byte> payload) noexcept;
+                         std::int64_t timestamp_ns, std::span<const std::byte> payload,
+                         std::uint16_t flags = 0) noexcept;
 // lay_record's twin for bulk appends (journal/record_run.hpp; in journal/crc32c.cpp): the same
 // bytes at `at` (8-byte aligned), written with non-temporal stores, which bypass the cache (the buffer goes to the disk,
 // not back to this CPU, so pulling its lines in first is wasted memory traffic), the payload read
@@ -168,7 +202,7 @@ std::optional<std::string> check_record_fields(const RecordHeader& header);
 void make_segment_header(SegmentHeader& header, std::string_view channel,
                          std::uint64_t incarnation, std::uint64_t first_sequence,
                          std::uint64_t segment_number, std::int64_t created_ns) noexcept;
-// Why the header is not a valid segment header of this format version, or nullopt.
+// Why the header is not a valid segment header of a format version this build reads, or nullopt.
 std::optional<std::string> check_segment_header(const SegmentHeader& header);
 
 void make_index_header(IndexHeader& header, std::uint64_t first_sequence) noexcept;

@@ -189,6 +189,16 @@ struct JournalReader::State {
         out.sequence = p.header.sequence;
         out.timestamp_ns = p.header.timestamp_ns;
         out.payload = gap ? std::span<const std::byte>{} : p.payload;
+        out.key = {};
+        out.message_type = 0;
+        if ((p.header.flags & kRecordFlagTagged) != 0) {
+          // probe_record checked the tag (check_record): it splits.
+          if (const auto tagged = split_tagged(p.payload)) {
+            out.key = tagged->key;
+            out.message_type = tagged->message_type;
+            out.payload = tagged->payload;
+          }
+        }
         out.gap_count = gap ? p.gap_count() : 0;
         out.offset = offset;
         out.segment = seg;

@@ -28,7 +28,10 @@ RecordHeader header_at(std::span<const std::byte> bytes) noexcept {
 // runs them at every aligned offset of what may be megabytes of garbage or zeros.
 bool plausible_header(const RecordHeader& h, std::uint64_t min_sequence) noexcept {
   if (h.type != kDataType && h.type != kGapType) return false;
-  if (h.flags != 0 || h.reserved != 0 || h.length > kMaxRecordPayload) return false;
+  if ((h.flags & ~kRecordFlagTagged) != 0 || h.reserved != 0 || h.length > kMaxRecordPayload) {
+    return false;
+  }
+  if (h.flags != 0 && h.type != kDataType) return false;
   if (h.type == kGapType && h.length != sizeof(GapPayload)) return false;
   return h.sequence != 0 && h.sequence >= min_sequence;
 }
@@ -171,7 +174,7 @@ Result<SegmentHeader> read_segment_header(FileWindow& file) {
   std::memcpy(&h, bytes->data(), sizeof h);
   if (auto bad = check_segment_header(h)) {
     const bool version = std::memcmp(h.magic, kSegmentMagic, sizeof h.magic) == 0 &&
-                         h.version != kFormatVersion;
+                         !readable_version(h.version);
     return tl::unexpected(Error{version ? ErrorCode::version_mismatch : ErrorCode::corrupt,
                                 fmt::format("journal segment '{}': {}", path, *bad)});
   }

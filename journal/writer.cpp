@@ -179,6 +179,27 @@ Result<void> JournalWriter::append_gap(std::uint64_t first_sequence, std::uint64
                         std::as_bytes(std::span(&gap, 1)));
 }
 
+Result<void> JournalWriter::append_tagged(std::uint64_t sequence, std::int64_t timestamp_ns,
+                                          std::span<const std::byte> key,
+                                          std::uint16_t message_type,
+                                          std::span<const std::byte> payload) {
+  if (key.empty() && message_type == 0) return append(sequence, timestamp_ns, payload);
+  if (key.size() > kMaxKeyLength) {
+    return tl::unexpected(Error{ErrorCode::invalid_argument,
+                                fmt::format("journal {}: a key of {} bytes (at most {})",
+                                            state_->options.dir, key.size(), kMaxKeyLength)});
+  }
+  const std::size_t size = tag_size(static_cast<std::uint32_t>(key.size())) + payload.size();
+  // The tagged payload is put together in a buffer kept for the next one: the journaler appends
+  // tagged records one at a time (a run takes only plain ones), so this allocates only when a
+  // record is larger than every one before.
+  std::vector<std::byte>& scratch = state_->tagged_scratch;
+  if (scratch.size() < size) scratch.resize(size);
+  lay_tagged_payload(scratch.data(), key, message_type, payload);
+  return state_->append(RecordType::data, sequence, 1, timestamp_ns,
+                        std::span<const std::byte>(scratch.data(), size), kRecordFlagTagged);
+}
+
 RecordRun JournalWriter::begin_run() noexcept { return state_->begin_run(); }
 
 void JournalWriter::end_run(RecordRun& run) noexcept {

@@ -70,6 +70,12 @@ class JournalWriter {
                       std::span<const std::byte> payload);
   Result<void> append_gap(std::uint64_t first_sequence, std::uint64_t count,
                           std::int64_t seen_ns);
+  // Appends a data record carrying a key and/or a message type (a tagged record,
+  // kRecordFlagTagged); with neither, an ordinary data record as append() lays it. The key is at
+  // most kMaxKeyLength bytes (invalid_argument otherwise).
+  Result<void> append_tagged(std::uint64_t sequence, std::int64_t timestamp_ns,
+                             std::span<const std::byte> key, std::uint16_t message_type,
+                             std::span<const std::byte> payload);
 
   // A run of data records laid straight into the current buffer (journal/record_run.hpp): the
   // fast way to append many records in a row. Empty (it takes nothing) when the journal is empty,

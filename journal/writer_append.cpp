@@ -39,7 +39,8 @@ Result<void> check_record(const std::string& dir, std::uint64_t next_sequence,
 
 Result<void> JournalWriter::State::append(RecordType type, std::uint64_t sequence,
                                           std::uint64_t count, std::int64_t timestamp_ns,
-                                          std::span<const std::byte> payload) {
+                                          std::span<const std::byte> payload,
+                                          std::uint16_t flags) {
   if (errors.stopped()) return tl::unexpected(*errors.stopped_by);
   if (auto r = check_record(options.dir, next_sequence, sequence, count, payload.size()); !r) {
     return r;
@@ -78,10 +79,10 @@ Result<void> JournalWriter::State::append(RecordType type, std::uint64_t sequenc
   record_ends.note(stream_position + size, last);
 
   if (in_place) {
-    write_in_place(type, sequence, timestamp_ns, payload);
+    write_in_place(type, sequence, timestamp_ns, payload, flags);
   } else {
     RecordHeader header;
-    make_record_header(header, type, sequence, timestamp_ns, payload);
+    make_record_header(header, type, sequence, timestamp_ns, payload, flags);
     if (big) {
       write_in_own_buffer(header, payload, size, std::move(own_buffer));
     } else {
@@ -192,9 +193,11 @@ void JournalWriter::State::submit_current_buffer(BufferHandoff handoff) {
 
 void JournalWriter::State::write_in_place(RecordType type, std::uint64_t sequence,
                                           std::int64_t timestamp_ns,
-                                          std::span<const std::byte> payload) {
+                                          std::span<const std::byte> payload,
+                                          std::uint16_t flags) {
   PoolBuffer& b = buffers.current();
-  const std::uint64_t size = lay_record(b.bytes + b.filled, type, sequence, timestamp_ns, payload);
+  const std::uint64_t size =
+      lay_record(b.bytes + b.filled, type, sequence, timestamp_ns, payload, flags);
   b.filled += size;
   stream_position += size;
   segments.current()->end_offset += size;

@@ -349,9 +349,10 @@ Result<RecoveredJournal> recover_journal(const std::string& dir, bool sync,
   out.next_segment_number = scan.header.segment_number + 1;
   report.next_sequence = out.next_sequence;
   const std::int64_t last_data = scan.data_records > 0 ? scan.max_time_ns : 0;
-  if (!scan.damage.empty()) {
+  if (!scan.damage.empty() || scan.header.version != kFormatVersion) {
     // Leave the damaged segment as it is (its index rebuilt over the valid records) and continue
-    // in a new one after its last valid record.
+    // in a new one after its last valid record. A segment of an older format version is left too:
+    // it must not get records (tagged ones) that a reader of its version refuses.
     auto index = write_index_file(join_path(dir, index_file_name(segment.header.first_sequence)),
                                   segment.header.first_sequence, segment.index);
     if (!index) return tl::unexpected(index.error());

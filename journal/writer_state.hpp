@@ -22,6 +22,7 @@
 #include <chrono>
 #include <cstdint>
 #include <span>
+#include <vector>
 
 #include "journal/format.hpp"
 #include "journal/segment_files.hpp"
@@ -54,8 +55,10 @@ struct JournalWriter::State {
   void close();
 
   // --- writer_append.cpp ---
+  // `flags`: the record header's (kRecordFlagTagged for a tagged payload).
   Result<void> append(RecordType type, std::uint64_t sequence, std::uint64_t count,
-                      std::int64_t timestamp_ns, std::span<const std::byte> payload);
+                      std::int64_t timestamp_ns, std::span<const std::byte> payload,
+                      std::uint16_t flags = 0);
   RecordRun begin_run() noexcept;
   void end_run(const RecordRun& run) noexcept;
   // Hands the current buffer's new bytes to a write; `handoff` says whether it stays current.
@@ -74,13 +77,14 @@ struct JournalWriter::State {
   // Stream position: bytes appended since open, offset so that carried bytes never go below 0.
   std::uint64_t stream_position = kPageSize;
   RecordEnds record_ends;
+  std::vector<std::byte> tagged_scratch;  // append_tagged puts a tagged payload together here
 
  private:
   Error pool_full() const;
   Result<void> start_segment_for(std::uint64_t first_sequence);
   void finish_current_segment();
   void write_in_place(RecordType type, std::uint64_t sequence, std::int64_t timestamp_ns,
-                      std::span<const std::byte> payload);
+                      std::span<const std::byte> payload, std::uint16_t flags);
   void copy_across_buffers(const void* bytes, std::size_t count);
   void write_in_own_buffer(const RecordHeader& header, std::span<const std::byte> payload,
                            std::uint64_t size, AlignedBuffer own_buffer);

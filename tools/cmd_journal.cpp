@@ -185,7 +185,8 @@ void print_verify_json(const std::string& dir, const JournalReport& report, std:
 // --- dump ---------------------------------------------------------------------------------------
 
 std::string data_line(const journal::JournalRecord& r, RecordFormat format) {
-  return record_line(Message{r.sequence, r.timestamp_ns, r.payload, 0}, format);
+  return record_line(
+      Message{r.sequence, r.timestamp_ns, r.payload, 0, r.key, r.message_type}, format);
 }
 
 }  // namespace

@@ -134,7 +134,7 @@ class PublishLoop {
 
   // kExitOk, or the exit code to end with (the error was reported).
   template <class Fill>
-  int publish(std::size_t size, Fill&& fill) {
+  int publish(std::size_t size, const RecordTag& tag, Fill&& fill) {
     while (!pacer_.wait_turn(index_)) {
       if (stop_requested()) return 128 + stop_signal();
     }
@@ -143,10 +143,10 @@ class PublishLoop {
     if (size > UINT32_MAX) return failed(PublishStatus::too_large, size, 0);
     const auto bytes = static_cast<std::uint32_t>(size);
     Claim claim;
-    PublishStatus st = pub_.try_claim(bytes, claim);
+    PublishStatus st = pub_.try_claim(bytes, claim, tag);
     if (st == PublishStatus::back_pressured) {
       const std::int64_t since = monotonic_now_ns();
-      st = pub_.claim(bytes, claim, std::chrono::milliseconds(o_.timeout_ms));
+      st = pub_.claim(bytes, claim, tag, std::chrono::milliseconds(o_.timeout_ms));
       ++tally_.back_pressure_waits;
       tally_.back_pressure_wait_ns += monotonic_now_ns() - since;
     }
@@ -159,8 +159,8 @@ class PublishLoop {
     return kExitOk;
   }
 
-  int publish_copy(std::span<const std::byte> payload) {
-    return publish(payload.size(), [payload](std::span<std::byte> out) {
+  int publish_copy(std::span<const std::byte> payload, const RecordTag& tag) {
+    return publish(payload.size(), tag, [payload](std::span<std::byte> out) {
       if (!payload.empty()) std::memcpy(out.data(), payload.data(), payload.size());
     });
   }
@@ -228,20 +228,30 @@ int end_of_input(CaptureRead read, const std::string& error, Tally& tally) {
   return kExitFailure;
 }
 
+// --key and --message-type as the tag of every message; `o` outlives it.
+RecordTag option_tag(const PubOptions& o) {
+  RecordTag tag;
+  if (o.key) tag.key = std::as_bytes(std::span(o.key->data(), o.key->size()));
+  tag.message_type = o.message_type;
+  return tag;
+}
+
 int publish_generated(PublishLoop& loop, const PubOptions& o) {
+  const RecordTag tag = option_tag(o);
   for (std::uint64_t counter = 1; counter <= *o.count; ++counter) {
     auto fill = [counter](std::span<std::byte> out) { fill_generated_payload(out, counter); };
-    if (const int code = loop.publish(o.size, fill); code != kExitOk) return code;
+    if (const int code = loop.publish(o.size, tag, fill); code != kExitOk) return code;
   }
   return kExitOk;
 }
 
-int publish_lines(PublishLoop& loop, std::FILE* input, Tally& tally) {
+int publish_lines(PublishLoop& loop, const PubOptions& o, std::FILE* input, Tally& tally) {
+  const RecordTag tag = option_tag(o);
   StdinLines lines(input);
   for (std::string_view line;;) {
     const CaptureRead read = lines.next(line);
     if (read != CaptureRead::record) return end_of_input(read, lines.error(), tally);
-    const int code = loop.publish_copy(std::as_bytes(std::span(line.data(), line.size())));
+    const int code = loop.publish_copy(std::as_bytes(std::span(line.data(), line.size())), tag);
     if (code != kExitOk) return code;
   }
 }
@@ -253,7 +263,7 @@ int publish_captured(PublishLoop& loop, const CapturedRecord& record, Tally& tal
     tally.lost_sequences += record.lost;
     return kExitOk;
   }
-  return loop.publish_copy(record.payload);
+  return loop.publish_copy(record.payload, RecordTag{record.key, record.message_type});
 }
 
 int publish_json_capture(PublishLoop& loop, std::FILE* input, Tally& tally) {
@@ -353,7 +363,7 @@ int run_pub(const PubOptions& o, std::FILE* input) {
   } else if (o.input == PubInput::json) {
     code = publish_json_capture(loop, input, tally);
   } else {
-    code = publish_lines(loop, input, tally);
+    code = publish_lines(loop, o, input, tally);
   }
   if (o.json) {
     print_json_report(o, tally, code);
@@ -372,6 +382,8 @@ void add_pub_command(CLI::App& app) {
     std::string gating_group;
     bool accept_existing = false;
     std::string input = "lines";
+    std::string key;
+    std::uint16_t message_type = 0;
   };
   auto s = std::make_shared<State>();
   CLI::App* sub = app.add_subcommand(
@@ -415,6 +427,25 @@ void add_pub_command(CLI::App& app) {
                   "published")
       ->transform(CLI::IsMember({"lines", "raw", "json"}, CLI::ignore_case))
       ->excludes(count);
+  CLI::Option* key =
+      sub->add_option("--key", s->key,
+                      "Every message carries this key (its bytes, at most 256): subscribers may "
+                      "filter on it ('shmbus tail --key'), consumer groups keep its messages in "
+                      "order")
+          ->check(
+              [](const std::string& v) -> std::string {
+                if (v.empty()) return "the key is empty";
+                if (v.size() > kMaxKeyLength) {
+                  return fmt::format("the key has {} bytes (at most {})", v.size(),
+                                     kMaxKeyLength);
+                }
+                return {};
+              },
+              "KEY");
+  CLI::Option* message_type =
+      sub->add_option("--message-type", s->message_type,
+                      "Every message carries this application message type (1 to 65535)")
+          ->check(CLI::Range(1, 65535));
   sub->add_flag("--json", s->options.json,
                 "Report on stdout as one JSON object (channel, input, messages, bytes, "
                 "first_sequence, last_sequence, elapsed_ns, rates, back_pressure_waits, "
@@ -436,11 +467,19 @@ void add_pub_command(CLI::App& app) {
   sub->footer(
       "At the end a summary goes to stderr: messages, bytes, elapsed time, rate, first and last "
       "sequence.\nExit: 0 done; 1 error (e.g. timed out); 2 bad arguments; 128+N after signal N.");
-  sub->callback([s, count, max_message, capacity, gating_group, accept_existing] {
+  sub->callback([s, count, max_message, capacity, gating_group, accept_existing, key,
+                 message_type] {
     if (count->count() > 0) s->options.count = s->count;
     s->options.input = s->input == "raw"    ? PubInput::raw
                        : s->input == "json" ? PubInput::json
                                             : PubInput::lines;
+    const bool tagged = key->count() > 0 || message_type->count() > 0;
+    if (tagged && s->options.input != PubInput::lines && !s->options.count) {
+      throw CLI::ValidationError("--key/--message-type",
+                                 "a capture's records carry their own key and message type");
+    }
+    if (key->count() > 0) s->options.key = s->key;
+    s->options.message_type = s->message_type;
     if (max_message->count() > 0) s->options.max_message = s->max_message;
     s->options.mode = static_cast<unsigned>(std::stoul(s->mode, nullptr, 8));
     if (gating_group->count() > 0) {

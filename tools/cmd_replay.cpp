@@ -100,7 +100,8 @@ class StreamSink final : public Sink {
  public:
   StreamSink(std::FILE* out, RecordFormat format) : writer_(out, format, /*flush_each=*/false) {}
   bool data(const journal::JournalRecord& r) override {
-    return writer_.data(Message{r.sequence, r.timestamp_ns, r.payload, 0});
+    return writer_.data(
+        Message{r.sequence, r.timestamp_ns, r.payload, 0, r.key, r.message_type});
   }
   bool gap(const journal::JournalRecord& r) override {
     return writer_.gap(r.sequence, r.gap_count, r.timestamp_ns);

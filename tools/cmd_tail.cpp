@@ -6,6 +6,7 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -32,6 +33,7 @@ SubscriberOptions subscriber_options(const TailOptions& o) {
   so.start_sequence = o.start_sequence;
   so.name = o.name;
   so.latency_histogram = o.latency_histogram;
+  so.filter = o.filter;
   return so;
 }
 
@@ -124,6 +126,8 @@ void add_tail_command(CLI::App& app) {
     std::string from = "latest";
     std::uint64_t count = 0;
     std::int64_t timeout_ms = 0;
+    std::string key;
+    std::vector<std::uint16_t> message_types;
   };
   auto s = std::make_shared<State>();
   CLI::App* sub = app.add_subcommand("tail", "Print a channel's messages as they arrive");
@@ -149,6 +153,23 @@ void add_tail_command(CLI::App& app) {
       sub->add_option("--count", s->count, "Exit (code 0) after printing N messages")
           ->transform(whole_number_in(1, kMaxU64));
   add_record_format_option(*sub, s->format);
+  CLI::Option* key =
+      sub->add_option("--key", s->key,
+                      "Print only messages published with this key (its bytes, exactly); the "
+                      "others are skipped by tail, not counted as lost")
+          ->check(
+              [](const std::string& v) -> std::string {
+                if (v.size() > kMaxKeyLength) {
+                  return fmt::format("the key has {} bytes (at most {})", v.size(),
+                                     kMaxKeyLength);
+                }
+                return {};
+              },
+              "KEY");
+  sub->add_option("--message-type", s->message_types,
+                  "Print only messages of this application message type (repeat for several; "
+                  "0: messages without a type); with --key, messages that match both")
+      ->check(CLI::Range(0, 65535));
   sub->add_option("--name", s->options.name,
                   "Subscriber name: a named subscriber resumes where the last one of that name "
                   "stopped");
@@ -167,8 +188,10 @@ void add_tail_command(CLI::App& app) {
       "byte for byte by 'shmbus pub CHANNEL --format raw < capture' (docs/observability.md).\n"
       "Every line is flushed. SIGINT/SIGTERM end tail cleanly (exit 0).\n"
       "Exit: 0 done; 1 error; 2 bad arguments; 3 --timeout-ms expired.");
-  sub->callback([s, count, timeout] {
+  sub->callback([s, count, timeout, key] {
     TailOptions& o = s->options;
+    if (key->count() > 0) o.filter.key = s->key;
+    o.filter.message_types = s->message_types;
     o.policy = s->policy == "block"   ? Policy::block
                : s->policy == "spill" ? Policy::spill
                                       : Policy::drop;

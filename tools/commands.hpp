@@ -63,6 +63,10 @@ struct PubOptions {
   // An existing channel of another configuration than asked for (--capacity, --max-message) is
   // an error unless this is set; without any creation flag, any existing one is accepted.
   bool accept_existing = true;
+  // --key, --message-type: every generated message or line carries them (a capture's records
+  // carry their own).
+  std::optional<std::string> key;
+  std::uint16_t message_type = 0;
 };
 
 // The generated payload for message `counter` (1, 2, ...): bytes 0-7 hold the counter, little
@@ -91,6 +95,7 @@ struct TailOptions {
   std::string name;  // a named subscriber resumes where the last one of that name stopped
   std::optional<std::int64_t> timeout_ms;  // exit 3 after this long without a message
   bool latency_histogram = false;          // SubscriberOptions::latency_histogram
+  MessageFilter filter;                    // --key, --message-type
 };
 
 // Prints each record to `out` (one line each, flushed), until count, timeout, SIGINT or SIGTERM.

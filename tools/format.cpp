@@ -152,12 +152,26 @@ std::string human_rate(double per_second, const char* unit) {
   return fmt::format("{} {}/s", human_count(per_second), unit);
 }
 
+std::string key_text(std::span<const std::byte> key) {
+  const std::string_view text(reinterpret_cast<const char*>(key.data()), key.size());
+  const bool plain = !key.empty() && is_printable_text(key) &&
+                     text.find(' ') == std::string_view::npos && !text.starts_with("0x");
+  return plain ? std::string(text) : "0x" + to_hex(key);
+}
+
 std::string record_line(const Message& m, RecordFormat format) {
   if (format == RecordFormat::json) {
     nlohmann::ordered_json j;
     j["seq"] = m.sequence;
     j["time_ns"] = m.timestamp_ns;
     j["time"] = iso8601_utc_ns(m.timestamp_ns);
+    if (!m.key.empty()) {
+      j["key_hex"] = to_hex(m.key);
+      if (is_printable_text(m.key)) {
+        j["key"] = std::string_view(reinterpret_cast<const char*>(m.key.data()), m.key.size());
+      }
+    }
+    if (m.message_type != 0) j["message_type"] = m.message_type;
     j["size"] = m.payload.size();
     j["lost_before"] = m.lost_before;
     j["payload_hex"] = to_hex(m.payload);
@@ -167,8 +181,10 @@ std::string record_line(const Message& m, RecordFormat format) {
     }
     return j.dump();
   }
-  std::string line = fmt::format("seq={} time={} size={}", m.sequence,
-                                 iso8601_local_ns(m.timestamp_ns), m.payload.size());
+  std::string line = fmt::format("seq={} time={}", m.sequence, iso8601_local_ns(m.timestamp_ns));
+  if (!m.key.empty()) line += fmt::format(" key={}", key_text(m.key));
+  if (m.message_type != 0) line += fmt::format(" type={}", m.message_type);
+  line += fmt::format(" size={}", m.payload.size());
   if (!m.payload.empty()) {
     line += ' ';
     line += payload_preview(m.payload);

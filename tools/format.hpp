@@ -59,11 +59,20 @@ std::string human_rate(double per_second, const char* unit = "msg");
 // records, tools/record_format.hpp; payload: the payload bytes alone, nothing between them).
 enum class RecordFormat : std::uint8_t { text, json, raw, payload };
 
+// A record's key for a text line: the key itself when it is printable text with no space and
+// does not begin with "0x", else "0x" and its hex, so that a line never holds a key that reads
+// otherwise (or rearranges the terminal).
+std::string key_text(std::span<const std::byte> key);
+
 // One line (without the newline) for a received message:
-//   text: seq=<n> time=<iso8601_local_ns> size=<bytes> <payload_preview>   (no payload part if
+//   text: seq=<n> time=<iso8601_local_ns> [key=<key_text>] [type=<message type>] size=<bytes>
+//         <payload_preview>   (key and type only when the message has them; no payload part if
 //         empty)
-//   json: {"seq":n,"time_ns":t,"time":"<ISO UTC>","size":s,"lost_before":l,"payload_hex":"<hex>"
-//          [,"payload_text":"<the payload>"]}   payload_text only if is_printable_text(payload)
+//   json: {"seq":n,"time_ns":t,"time":"<ISO UTC>"[,"key_hex":"<hex>"[,"key":"<the key>"]]
+//          [,"message_type":m],"size":s,"lost_before":l,"payload_hex":"<hex>"
+//          [,"payload_text":"<the payload>"]}   key_hex when the message has a key, key only if
+//          is_printable_text(key) (JSON-escaped), message_type when not 0, payload_text only if
+//          is_printable_text(payload)
 // raw and payload have no line form: they get the text line.
 std::string record_line(const Message& message, RecordFormat format);
 

@@ -197,6 +197,7 @@ std::string record_type_name(std::uint16_t type) {
     case core::RecordType::data: return "data";
     case core::RecordType::padding: return "padding";
     case core::RecordType::abandoned: return "abandoned";
+    case core::RecordType::tagged: return "tagged";
   }
   return fmt::format("unknown({})", type);
 }

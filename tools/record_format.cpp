@@ -50,15 +50,16 @@ int hex_digit_value(char c) {
   return -1;
 }
 
-tl::expected<std::vector<std::byte>, std::string> bytes_of_hex(std::string_view hex) {
+tl::expected<std::vector<std::byte>, std::string> bytes_of_hex(std::string_view hex,
+                                                               const char* field) {
   if (hex.size() % 2 != 0) {
-    return tl::unexpected(fmt::format("payload_hex has an odd number of digits ({})", hex.size()));
+    return tl::unexpected(fmt::format("{} has an odd number of digits ({})", field, hex.size()));
   }
   std::vector<std::byte> bytes(hex.size() / 2);
   for (std::size_t i = 0; i < bytes.size(); ++i) {
     const int high = hex_digit_value(hex[2 * i]), low = hex_digit_value(hex[2 * i + 1]);
     if (high < 0 || low < 0) {
-      return tl::unexpected(fmt::format("payload_hex has a non-hex character at position {}",
+      return tl::unexpected(fmt::format("{} has a non-hex character at position {}", field,
                                         high < 0 ? 2 * i : 2 * i + 1));
     }
     bytes[i] = static_cast<std::byte>(high * 16 + low);
@@ -77,13 +78,41 @@ tl::expected<std::optional<std::uint64_t>, std::string> unsigned_field(const nlo
   return it->get<std::uint64_t>();
 }
 
+// A record line's key: from key_hex, else key (the text), else none; given both, they must agree.
+tl::expected<std::vector<std::byte>, std::string> record_key(const nlohmann::json& j) {
+  std::vector<std::byte> key;
+  const auto hex = j.find("key_hex");
+  const auto text = j.find("key");
+  if (hex != j.end()) {
+    if (!hex->is_string()) return tl::unexpected(std::string("\"key_hex\" is not a string"));
+    auto bytes = bytes_of_hex(hex->get_ref<const std::string&>(), "key_hex");
+    if (!bytes) return tl::unexpected(bytes.error());
+    key = std::move(*bytes);
+  }
+  if (text != j.end()) {
+    if (!text->is_string()) return tl::unexpected(std::string("\"key\" is not a string"));
+    const auto& s = text->get_ref<const std::string&>();
+    const auto* begin = reinterpret_cast<const std::byte*>(s.data());
+    if (hex == j.end()) {
+      key.assign(begin, begin + s.size());
+    } else if (!std::equal(begin, begin + s.size(), key.begin(), key.end())) {
+      return tl::unexpected(std::string("\"key\" and \"key_hex\" differ"));
+    }
+  }
+  if (key.size() > kMaxKeyLength) {
+    return tl::unexpected(
+        fmt::format("the key has {} bytes (at most {})", key.size(), kMaxKeyLength));
+  }
+  return key;
+}
+
 tl::expected<CapturedRecord, std::string> data_record(const nlohmann::json& j) {
   CapturedRecord r;
   const auto hex = j.find("payload_hex");
   const auto text = j.find("payload_text");
   if (hex != j.end()) {
     if (!hex->is_string()) return tl::unexpected(std::string("\"payload_hex\" is not a string"));
-    auto bytes = bytes_of_hex(hex->get_ref<const std::string&>());
+    auto bytes = bytes_of_hex(hex->get_ref<const std::string&>(), "payload_hex");
     if (!bytes) return tl::unexpected(bytes.error());
     r.payload = std::move(*bytes);
   }
@@ -106,6 +135,17 @@ tl::expected<CapturedRecord, std::string> data_record(const nlohmann::json& j) {
   const auto sequence = unsigned_field(j, "seq");
   if (!sequence) return tl::unexpected(sequence.error());
   r.sequence = sequence->value_or(0);
+  if (auto key = record_key(j); key) {
+    r.key = std::move(*key);
+  } else {
+    return tl::unexpected(key.error());
+  }
+  const auto type = unsigned_field(j, "message_type");
+  if (!type) return tl::unexpected(type.error());
+  if (*type && **type > UINT16_MAX) {
+    return tl::unexpected(fmt::format("\"message_type\" {} is above {}", **type, UINT16_MAX));
+  }
+  r.message_type = static_cast<std::uint16_t>(type->value_or(0));
   if (const auto time = j.find("time_ns"); time != j.end()) {
     if (!time->is_number_integer()) {
       return tl::unexpected(std::string("\"time_ns\" is not an integer"));
@@ -143,9 +183,19 @@ tl::expected<CapturedRecord, std::string> lost_record(const nlohmann::json& j,
 }  // namespace
 
 void append_raw_data(std::string& out, std::uint64_t sequence, std::int64_t time_ns,
-                     std::span<const std::byte> payload) {
-  append_raw_header(out, kRawDataMagic, static_cast<std::uint32_t>(payload.size()), sequence,
-                    time_ns);
+                     std::span<const std::byte> payload, std::span<const std::byte> key,
+                     std::uint16_t message_type) {
+  if (key.empty() && message_type == 0) {
+    append_raw_header(out, kRawDataMagic, static_cast<std::uint32_t>(payload.size()), sequence,
+                      time_ns);
+  } else {
+    append_raw_header(out, kRawTaggedMagic,
+                      static_cast<std::uint32_t>(kRawTagBytes + key.size() + payload.size()),
+                      sequence, time_ns);
+    append_le(out, key.size(), 2);
+    append_le(out, message_type, 2);
+    out.append(reinterpret_cast<const char*>(key.data()), key.size());
+  }
   out.append(reinterpret_cast<const char*>(payload.data()), payload.size());
 }
 
@@ -196,11 +246,12 @@ CaptureRead RawRecordReader::next(CapturedRecord& out) {
   }
   const auto magic = std::span<const std::byte>(header).first(4);
   const std::string_view magic_text(reinterpret_cast<const char*>(magic.data()), magic.size());
-  const bool data = magic_text == kRawDataMagic;
+  const bool tagged = magic_text == kRawTaggedMagic;
+  const bool data = tagged || magic_text == kRawDataMagic;
   if (!data && magic_text != kRawLostMagic) {
     return fail(
-        fmt::format("raw record {} (at byte {}) begins with {}, not \"SBRD\" or \"SBRL\": "
-                    "not the output of --format raw (or not from its start)",
+        fmt::format("raw record {} (at byte {}) begins with {}, not \"SBRD\", \"SBRK\" or "
+                    "\"SBRL\": not the output of --format raw (or not from its start)",
                     frames_ + 1, offset_, printable_magic(magic)));
   }
   const auto size =
@@ -209,7 +260,9 @@ CaptureRead RawRecordReader::next(CapturedRecord& out) {
   out.sequence = read_le(std::span<const std::byte>(header).subspan(8, 8));
   out.time_ns =
       static_cast<std::int64_t>(read_le(std::span<const std::byte>(header).subspan(16, 8)));
-  if (data && size > max_payload_) {
+  // A tagged frame's key and type take kRawTagBytes more than the ring's tag holds at least; the
+  // bound only keeps garbage from allocating, so the key's room is granted on top.
+  if (data && size > max_payload_ + (tagged ? kRawTagBytes + kMaxKeyLength : 0)) {
     return fail(
         fmt::format("raw record {} (at byte {}, seq={}) holds {} bytes, more than the "
                     "channel's max message ({} bytes)",
@@ -228,9 +281,29 @@ CaptureRead RawRecordReader::next(CapturedRecord& out) {
                     "byte {}, seq={}): a cut capture?",
                     *body, size, frames_ + 1, offset_, out.sequence));
   }
+  out.key.clear();
+  out.message_type = 0;
   if (!data) {
     out.lost = read_le(out.payload);
     out.payload.clear();
+  } else if (tagged) {
+    if (size < kRawTagBytes) {
+      return fail(fmt::format("raw keyed record {} (at byte {}, seq={}) has size {}, less than "
+                              "its {}-byte key length and type",
+                              frames_ + 1, offset_, out.sequence, size, kRawTagBytes));
+    }
+    const auto key_length = read_le(std::span<const std::byte>(out.payload).first(2));
+    if (key_length > kMaxKeyLength || key_length > size - kRawTagBytes) {
+      return fail(fmt::format("raw keyed record {} (at byte {}, seq={}) declares a key of {} "
+                              "bytes: more than {} or than the record's {} bytes",
+                              frames_ + 1, offset_, out.sequence, key_length, kMaxKeyLength,
+                              size));
+    }
+    out.message_type =
+        static_cast<std::uint16_t>(read_le(std::span<const std::byte>(out.payload).subspan(2, 2)));
+    const auto key_begin = out.payload.begin() + kRawTagBytes;
+    out.key.assign(key_begin, key_begin + static_cast<std::ptrdiff_t>(key_length));
+    out.payload.erase(out.payload.begin(), key_begin + static_cast<std::ptrdiff_t>(key_length));
   }
   offset_ += kRawHeaderBytes + size;
   ++frames_;
@@ -263,7 +336,7 @@ bool RecordWriter::data(const Message& m) {
   switch (format_) {
     case RecordFormat::raw:
       frame_.clear();
-      append_raw_data(frame_, m.sequence, m.timestamp_ns, m.payload);
+      append_raw_data(frame_, m.sequence, m.timestamp_ns, m.payload, m.key, m.message_type);
       return out_.write_bytes(frame_);
     case RecordFormat::payload:
       return out_.write_bytes(

@@ -3,16 +3,20 @@
 //
 // raw: a sequence of frames, each a 24-byte header and then `size` bytes; every field little
 // endian, nothing between frames, no header for the stream (captures concatenate):
-//   offset  0   4 bytes  magic: "SBRD" a data record, "SBRL" lost sequences
+//   offset  0   4 bytes  magic: "SBRD" a data record, "SBRK" a data record with a key and/or a
+//                        message type, "SBRL" lost sequences
 //   offset  4   u32      size: the bytes that follow the header
 //   offset  8   u64      sequence: data: the record's; lost: the first sequence lost
 //   offset 16   i64      time_ns: data: its publish time; lost: when the loss was seen
-//   offset 24   size     data: the payload; lost: 8 bytes, the number of sequences lost (u64)
-// "SBRL" frames stand for tail's "# lost N messages" lines and replay's gap records.
+//   offset 24   size     SBRD: the payload; SBRL: 8 bytes, the number of sequences lost (u64);
+//                        SBRK: u16 key length K (at most 256), u16 message type (0: none), K key
+//                        bytes, then the payload
+// "SBRL" frames stand for tail's "# lost N messages" lines and replay's gap records. Records
+// without key and type are SBRD frames, so captures of untagged channels are as before.
 //
 // json: the lines of tail/replay --format json: a record {"seq":..,"payload_hex":"..",...} (or
-// with only payload_text), a loss {"lost":N,"before_seq":S}, a gap {"type":"gap","seq":S,
-// "count":N,...}.
+// with only payload_text; key_hex or key, and message_type, when it has them), a loss
+// {"lost":N,"before_seq":S}, a gap {"type":"gap","seq":S,"count":N,...}.
 #pragma once
 
 #include <cstddef>
@@ -35,10 +39,13 @@ namespace shmbus::tools {
 inline constexpr std::size_t kRawHeaderBytes = 24;
 inline constexpr std::string_view kRawDataMagic = "SBRD";
 inline constexpr std::string_view kRawLostMagic = "SBRL";
+inline constexpr std::string_view kRawTaggedMagic = "SBRK";
+inline constexpr std::size_t kRawTagBytes = 4;  // SBRK: key length and message type
 
-// Appends one frame to `out`.
+// Appends one frame to `out`: SBRD, or SBRK when the record has a key or a message type.
 void append_raw_data(std::string& out, std::uint64_t sequence, std::int64_t time_ns,
-                     std::span<const std::byte> payload);
+                     std::span<const std::byte> payload, std::span<const std::byte> key = {},
+                     std::uint16_t message_type = 0);
 void append_raw_lost(std::string& out, std::uint64_t first_sequence, std::uint64_t count,
                      std::int64_t seen_ns);
 
@@ -49,6 +56,8 @@ struct CapturedRecord {
   std::uint64_t sequence = 0;  // as captured; a republished record gets the channel's next one
   std::int64_t time_ns = 0;
   std::vector<std::byte> payload;  // data
+  std::vector<std::byte> key;      // data: empty when it has none
+  std::uint16_t message_type = 0;  // data: 0 when none
   std::uint64_t lost = 0;          // lost: how many sequences, from `sequence` on
 };
 

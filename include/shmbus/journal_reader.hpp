@@ -26,7 +26,8 @@ namespace shmbus::journal {
 
 // What a journal record holds (on disk: the record header's type field, docs/journal-format.md).
 enum class RecordType : std::uint16_t {
-  data = 1,  // a message of the channel: sequence, publish timestamp, payload
+  data = 1,  // a message of the channel: sequence, publish timestamp, payload (and the key and
+             // message type it was published with, if any)
   gap = 2,   // `count` sequences from `sequence` on were lost before the journaler saw them;
              // payload: GapPayload
 };
@@ -52,6 +53,8 @@ struct JournalRecord {
   std::uint64_t gap_count;       // gap only: sequences lost from `sequence` on
   std::uint64_t offset;          // byte offset of the record in its segment
   std::size_t segment;           // index into segments()
+  std::span<const std::byte> key{};  // data: the message's key; empty when it has none
+  std::uint16_t message_type = 0;    // data: the message's application type; 0 when none
   // The sequence the record after this one carries: sequence + 1, or sequence + gap_count.
   std::uint64_t next_sequence() const noexcept {
     return type == RecordType::gap ? sequence + gap_count : sequence + 1;

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace shmbus {
 
@@ -66,6 +67,16 @@ struct ChannelInfo {
   std::uint32_t producer_slots = 0;    // ChannelOptions::producer_slots of the creator
 };
 
+// Which records a subscriber hands to its handler; the subscriber skips the others itself (the
+// producers do no work for it). With `key`, records whose key is exactly these bytes (records
+// without a key never match); with `message_types`, records whose message type is one of them (0
+// matches records without a type); with both, records that match both. Empty: every record.
+struct MessageFilter {
+  std::optional<std::string> key;           // at most kMaxKeyLength (256) bytes
+  std::vector<std::uint16_t> message_types;
+  bool empty() const noexcept { return !key && message_types.empty(); }
+};
+
 struct SubscriberOptions {
   Policy policy = Policy::block;
   StartFrom start = StartFrom::latest;
@@ -89,6 +100,10 @@ struct SubscriberOptions {
   // it; a message published after that read (a block poll keeps reading while handlers run) gets
   // a fresh one. Messages caught up from the journal (spill) each get their own.
   bool latency_histogram = false;
+  // Records that do not match are skipped: not handed on, counted by Subscriber::filtered() (not
+  // as lost), and next_sequence() moves past them. A loss reported just before a skipped record
+  // goes with the next record delivered.
+  MessageFilter filter;
 };
 
 }  // namespace shmbus

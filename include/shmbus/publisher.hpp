@@ -34,7 +34,20 @@ namespace detail {
 struct PublisherState;  // ipc/publisher_state.hpp
 }
 
-// Space claimed in the ring. Write `size()` bytes at `data()`, then commit (or abandon) it.
+// The longest key a record may carry.
+inline constexpr std::uint32_t kMaxKeyLength = 256;
+
+// What a record may carry besides its payload: a key (subscribers may filter on it, consumer
+// groups keep per-key order) and an application message type. A record with neither is an
+// ordinary record; one with either takes 8 bytes plus the key rounded up to 8 more in the ring,
+// counted against max_message (docs/architecture.md).
+struct RecordTag {
+  std::span<const std::byte> key;  // at most kMaxKeyLength bytes; empty: no key
+  std::uint16_t message_type = 0;  // 0: none
+};
+
+// Space claimed in the ring. Write `size()` bytes at `data()`, then commit (or abandon) it. For a
+// tagged claim the key and message type are already written; data() is the payload after them.
 class Claim {
  public:
   std::byte* data() const noexcept { return payload_; }
@@ -44,6 +57,7 @@ class Claim {
 
  private:
   friend class Publisher;
+  friend struct detail::PublisherState;  // fills claims (ipc/publisher.cpp)
   std::byte* payload_ = nullptr;
   std::uint32_t length_ = 0;
   std::uint64_t sequence_ = 0;
@@ -52,6 +66,9 @@ class Claim {
   std::uint64_t start_ = 0;
   std::uint64_t end_ = 0;
   std::int64_t timestamp_ns_ = 0;
+  // The record as the ring holds it: its length (the tag included) and type (RecordType).
+  std::uint32_t record_length_ = 0;
+  std::uint16_t record_type_ = 0;
 };
 
 class Publisher {
@@ -68,6 +85,11 @@ class Publisher {
   ~Publisher();  // gives up the producer slot (and a single-producer channel's ownership)
 
   [[nodiscard]] PublishStatus try_claim(std::uint32_t size, Claim& claim) noexcept;
+  // A claim whose record carries `tag`: `size` payload bytes after it. too_large when the key is
+  // longer than kMaxKeyLength or the record (tag included) above max_message. An empty tag (no
+  // key, type 0) claims an ordinary record, as the call above.
+  [[nodiscard]] PublishStatus try_claim(std::uint32_t size, Claim& claim,
+                                        const RecordTag& tag) noexcept;
   // Claims up to kMaxBatch records at once: one tail update and one timestamp for all of them,
   // consecutive sequences, at most one maximum-size frame (max_message + 32 bytes) in all.
   // Commit (or abandon) each claim, in order. Every claim must be committed or abandoned: on a
@@ -78,12 +100,18 @@ class Publisher {
   // Spins (then yields) while back-pressured, up to `timeout`.
   [[nodiscard]] PublishStatus claim(std::uint32_t size, Claim& claim,
                                     std::chrono::nanoseconds timeout) noexcept;
+  [[nodiscard]] PublishStatus claim(std::uint32_t size, Claim& claim, const RecordTag& tag,
+                                    std::chrono::nanoseconds timeout) noexcept;
   [[nodiscard]] PublishStatus commit(Claim& claim) noexcept;
   void abandon(Claim& claim) noexcept;
 
   // Copying helpers: claim, copy, commit.
   [[nodiscard]] PublishStatus try_publish(std::span<const std::byte> payload) noexcept;
   [[nodiscard]] PublishStatus publish(std::span<const std::byte> payload,
+                                      std::chrono::nanoseconds timeout) noexcept;
+  [[nodiscard]] PublishStatus try_publish(std::span<const std::byte> payload,
+                                          const RecordTag& tag) noexcept;
+  [[nodiscard]] PublishStatus publish(std::span<const std::byte> payload, const RecordTag& tag,
                                       std::chrono::nanoseconds timeout) noexcept;
 
   const ChannelInfo& info() const noexcept;

@@ -13,11 +13,13 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <span>
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <utility>
 
 #include "detail/core_headers.hpp"
 #include "options.hpp"
@@ -30,6 +32,8 @@ struct Message {
   std::int64_t timestamp_ns;  // publish time, nanoseconds since the Unix epoch
   std::span<const std::byte> payload;  // valid until the next poll
   std::uint64_t lost_before;  // sequences lost just before this one (drop policy, abandoned claims)
+  std::span<const std::byte> key{};  // the record's key (Publisher's RecordTag); empty when none
+  std::uint16_t message_type = 0;    // the record's application message type; 0 when none
 };
 
 enum class PollStatus : std::uint8_t {
@@ -46,6 +50,27 @@ enum class PollStatus : std::uint8_t {
 namespace detail {
 
 struct SubscriberSlowState;  // ipc/subscriber_state.hpp: what poll does not touch per message
+struct GroupAccess;          // ipc/group_consumer.cpp: a group's gate is a Subscriber
+
+// SubscriberOptions::filter as poll applies it. The bytes it points at belong to the subscriber's
+// slow state (SubscriberSlowState::filter_key, filter_types), which never moves.
+struct PollFilter {
+  bool active = false;
+  bool by_key = false;
+  std::uint16_t key_length = 0;
+  const std::byte* key = nullptr;
+  const std::uint64_t* types = nullptr;  // a bit per message type, null: any type
+  std::uint64_t carried_lost = 0;  // lost_before of skipped records, for the next one delivered
+
+  bool matches(const std::byte* record_key, std::uint16_t record_key_length,
+               std::uint16_t message_type) const noexcept {
+    if (by_key && (record_key_length != key_length ||
+                   (key_length != 0 && std::memcmp(record_key, key, key_length) != 0))) {
+      return false;
+    }
+    return types == nullptr || ((types[message_type >> 6] >> (message_type & 63)) & 1) != 0;
+  }
+};
 
 // What Subscriber::poll touches on every call, kept inline in the Subscriber.
 struct PollState {
@@ -57,6 +82,8 @@ struct PollState {
   std::uint64_t received = 0;
   std::uint64_t lost = 0;
   std::uint64_t spilled = 0;  // spill: received from the journal
+  std::uint64_t filtered = 0;  // skipped by the filter
+  PollFilter filter;
   std::uint64_t published_position = UINT64_MAX;  // as last stored in our slot
   std::uint32_t empty_polls = 0;
   Policy policy = Policy::block;
@@ -101,6 +128,8 @@ class Subscriber {
   std::uint64_t next_sequence() const noexcept { return poll_.reader.next_sequence(); }
   std::uint64_t received() const noexcept { return poll_.received; }
   std::uint64_t lost() const noexcept { return poll_.lost; }
+  // How many records SubscriberOptions::filter skipped (not in received(), not lost).
+  std::uint64_t filtered() const noexcept { return poll_.filtered; }
   // Spill policy: how many of the received messages came from the journal.
   std::uint64_t spilled() const noexcept { return poll_.spilled; }
   // Spill policy: true while it reads from the journal (it was lapped), until it rejoins the ring.
@@ -128,6 +157,7 @@ class Subscriber {
   void release(const Cursor& cursor) noexcept;
 
  private:
+  friend struct detail::GroupAccess;
   Subscriber() = default;
 
   void after_batch(core::ReadState state, std::size_t delivered) noexcept {
@@ -174,12 +204,22 @@ std::size_t Subscriber::poll(Handler&& on_message, std::size_t max_messages) noe
   auto deliver = [&](const core::RecordView& r) __attribute__((always_inline)) {
     poll_.lost += r.lost_before;
     if (r.sequence < poll_.skip_below) [[unlikely]] return;  // walking up to StartFrom::sequence
+    std::uint64_t lost_before = r.lost_before;
+    if (poll_.filter.active) [[unlikely]] {
+      if (!poll_.filter.matches(r.key, r.key_length, r.message_type)) {
+        ++poll_.filtered;
+        poll_.filter.carried_lost += lost_before;
+        return;
+      }
+      lost_before += std::exchange(poll_.filter.carried_lost, 0);
+    }
     ++handed;
     if (poll_.latency != nullptr) [[unlikely]] {
       if (delivered_ns < r.timestamp_ns) delivered_ns = detail::delivery_now_ns(*state_);
       core::record_latency(*poll_.latency, delivered_ns - r.timestamp_ns);
     }
-    on_message(Message{r.sequence, r.timestamp_ns, {r.payload, r.length}, r.lost_before});
+    on_message(Message{r.sequence, r.timestamp_ns, {r.payload, r.length}, lost_before,
+                       {r.key, r.key_length}, r.message_type});
   };
   std::size_t delivered = 0;
   core::ReadState state;

@@ -130,6 +130,11 @@ class HotLoop {
                        : std::span<const std::uint32_t>(&kSizes[i % 8], 1);
       ClaimTicket t[3];
       ClaimStatus st;
+      if (i % 8 == 5) {  // a tagged record: key and message type before the payload
+        if (!publish_tagged(lengths[0])) return false;
+        if (i % 4 == 3) poll();
+        continue;
+      }
       while ((st = writer_.try_claim_batch(lengths, floor(), t)) == ClaimStatus::back_pressured) {
         poll();
       }
@@ -150,7 +155,29 @@ class HotLoop {
   std::uint64_t floor() const noexcept {
     return std::min(in_place_.position(), copying_.position());
   }
+  static constexpr char kKey[] = "hot-key";  // 7 bytes: the tag pads it to 8
+  bool publish_tagged(std::uint32_t length) noexcept {
+    const auto key = std::as_bytes(std::span(kKey, sizeof kKey - 1));
+    const std::uint32_t tag = tag_size(static_cast<std::uint32_t>(key.size()));
+    ClaimTicket t;
+    ClaimStatus st;
+    while ((st = writer_.try_claim(tag + length, floor(), t)) == ClaimStatus::back_pressured) poll();
+    if (st != ClaimStatus::ok) return false;
+    t.type = RecordType::tagged;
+    writer_.begin(t, static_cast<std::int64_t>(t.sequence));
+    write_tag(t.payload, key, 3);
+    std::memcpy(t.payload + tag, source_, length);
+    ++published_;
+    return writer_.commit_with_header(t, static_cast<std::int64_t>(t.sequence)) ==
+           CommitStatus::ok;
+  }
   void check(const RecordView& v, std::uint64_t& seen) noexcept {
+    const bool tagged = v.type == RecordType::tagged;
+    if (tagged != (v.key_length != 0) ||
+        (tagged && (v.message_type != 3 || v.key_length != sizeof kKey - 1 ||
+                    std::memcmp(v.key, kKey, v.key_length) != 0))) {
+      ok_ = false;
+    }
     if (v.sequence != seen + 1 || v.lost_before != 0 ||
         v.timestamp_ns != static_cast<std::int64_t>(v.sequence) ||
         std::memcmp(v.payload, source_, v.length) != 0) {
@@ -397,6 +424,17 @@ int publish_and_poll(const std::string& name, bool single_producer) {
   spill_options.policy = shmbus::Policy::spill;
   auto spill = shmbus::Subscriber::open(name, spill_options);
   if (!spill) return 3;
+  // Filtered: only the tagged messages (key "hot", type 3); the others are skipped in poll.
+  shmbus::SubscriberOptions filtered_options;
+  filtered_options.policy = shmbus::Policy::drop;
+  filtered_options.filter.key = "hot";
+  filtered_options.filter.message_types = {3};
+  auto filtered = shmbus::Subscriber::open(name, filtered_options);
+  if (!filtered) return 3;
+  static constexpr char kHot[] = "hot";
+  const shmbus::RecordTag tag{std::as_bytes(std::span(kHot, 3)), 3};
+  std::uint64_t tagged_published = 0;
+  std::uint64_t filtered_seen = 0;
   std::byte source[512] = {};
   std::uint64_t published = 0;
   std::uint64_t last_block = 0;
@@ -420,6 +458,12 @@ int publish_and_poll(const std::string& name, bool single_producer) {
     if (m.sequence <= last_spill) ok = false;
     last_spill = m.sequence;
   };
+  auto on_filtered = [&](const shmbus::Message& m) {
+    if (m.message_type != 3 || m.key.size() != 3 || std::memcmp(m.key.data(), kHot, 3) != 0) {
+      ok = false;
+    }
+    ++filtered_seen;
+  };
   auto poll_gating = [&] {
     block->poll(on_block);
     manual->poll(on_manual);
@@ -437,15 +481,20 @@ int publish_and_poll(const std::string& name, bool single_producer) {
       if (i % 3 == 1 && sizes.size() == 1) {
         // The copying single-message call, which has its own straight path.
         const std::span<const std::byte> payload(source, sizes[0]);
-        while ((st = pub->try_publish(payload)) == shmbus::PublishStatus::back_pressured) {
+        const bool tagged = i % 2 == 0;
+        while ((st = tagged ? pub->try_publish(payload, tag) : pub->try_publish(payload)) ==
+               shmbus::PublishStatus::back_pressured) {
           poll_gating();
         }
         if (st != shmbus::PublishStatus::ok) ok = false;
         if (st != shmbus::PublishStatus::ok) return;
         ++published;
+        tagged_published += tagged ? 1 : 0;
       } else if (i % 3 == 2 && sizes.size() == 1) {
         shmbus::Claim c;
-        while ((st = pub->try_claim(sizes[0], c)) == shmbus::PublishStatus::back_pressured) {
+        const bool tagged = i % 2 == 0;
+        while ((st = tagged ? pub->try_claim(sizes[0], c, tag) : pub->try_claim(sizes[0], c)) ==
+               shmbus::PublishStatus::back_pressured) {
           poll_gating();
         }
         if (st != shmbus::PublishStatus::ok) ok = false;
@@ -453,6 +502,7 @@ int publish_and_poll(const std::string& name, bool single_producer) {
         std::memcpy(c.data(), source, c.size());
         if (pub->commit(c) != shmbus::PublishStatus::ok) ok = false;
         ++published;
+        tagged_published += tagged ? 1 : 0;
       } else {
         shmbus::Claim c[3];
         while ((st = pub->try_claim_batch(sizes, c)) == shmbus::PublishStatus::back_pressured) {
@@ -470,6 +520,7 @@ int publish_and_poll(const std::string& name, bool single_producer) {
         poll_gating();
         drop->poll(on_drop);
         spill->poll(on_spill);
+        filtered->poll(on_filtered);
       }
     }
     // Drain, including polls that find nothing (the subscribers' idle bookkeeping).
@@ -477,6 +528,7 @@ int publish_and_poll(const std::string& name, bool single_producer) {
       poll_gating();
       drop->poll(on_drop);
       spill->poll(on_spill);
+      filtered->poll(on_filtered);
     }
   };
   round(3000);  // warm up: registration, gate caches, first stall checks
@@ -484,7 +536,8 @@ int publish_and_poll(const std::string& name, bool single_producer) {
   round(kIterations);
   marker();
   ok = ok && last_block == published && last_drop == published && last_manual == published &&
-       last_spill == published && spill->spilled() == 0 &&
+       last_spill == published && spill->spilled() == 0 && filtered_seen == tagged_published &&
+       filtered->filtered() + filtered_seen == published && filtered->lost() == 0 &&
        block->status() == shmbus::PollStatus::ok && drop->status() == shmbus::PollStatus::ok &&
        manual->status() == shmbus::PollStatus::ok && spill->status() == shmbus::PollStatus::ok;
   const bool removed = shmbus::remove_channel(name).has_value();

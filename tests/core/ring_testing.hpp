@@ -41,6 +41,7 @@ inline void PrintTo(RecordType t, std::ostream* os) {
     case RecordType::data: *os << "data"; return;
     case RecordType::padding: *os << "padding"; return;
     case RecordType::abandoned: *os << "abandoned"; return;
+    case RecordType::tagged: *os << "tagged"; return;
   }
   *os << "RecordType(" << static_cast<unsigned>(t) << ")";
 }

@@ -144,7 +144,9 @@ Result<std::size_t> TestJournaler::step() {
       });
       if (!gap) failed = gap.error();
     }
-    auto r = with_retry([&] { return writer_->append(m.sequence, m.timestamp_ns, m.payload); });
+    auto r = with_retry([&] {
+      return writer_->append_tagged(m.sequence, m.timestamp_ns, m.key, m.message_type, m.payload);
+    });
     if (!r) {
       failed = r.error();
       return;

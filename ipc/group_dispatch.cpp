@@ -1,0 +1,225 @@
+// Handing records out: redeliveries first, then the record at the dispatch cursor. The steps and
+// why they are safe are in docs/groups.md ("Handing a record out"); in short:
+//  1. the record at the cursor is copied and validated (a lapped or garbage record is never
+//     handed on);
+//  2. its entry is claimed by a 16-byte CAS from the entry's previous, retired record to this
+//     one, leased to us: of several members at the same cursor exactly one wins;
+//  3. the cursor is moved past it by a CAS, by the winner or by any member that finds the entry
+//     already claimed (so a winner that dies here stops nobody).
+// The entry is claimed before the cursor moves, so at every moment each sequence below the cursor
+// has an entry saying who holds it: nothing handed out can be forgotten.
+#include <fmt/format.h>
+
+#include "ipc/group_state.hpp"
+#include "ipc/group_words.hpp"
+
+namespace shmbus::detail {
+
+std::optional<core::RecordView> GroupState::read_record(std::uint64_t position,
+                                                        std::uint64_t sequence) {
+  core::RingReader reader(ring, position, sequence);
+  std::optional<core::RecordView> found;
+  std::size_t delivered = 0;
+  const core::ReadState state = reader.poll_copy(
+      [&](const core::RecordView& v) { found = v; }, 1, copy_buffer.data(), copy_buffer.size(),
+      delivered);
+  if (state == core::ReadState::lapped || state == core::ReadState::corrupt) return std::nullopt;
+  if (!found || found->sequence != sequence) return std::nullopt;
+  return found;
+}
+
+void GroupState::retire_lost(std::uint64_t sequence, std::uint64_t position) {
+  GroupEntry& e = entry(sequence);
+  GroupPair seen = load_pair_exact(e.word);
+  while (seen.first < sequence) {
+    // The entry's previous record must be retired (it always is below the window; garbage is
+    // left for housekeeping to report).
+    if (seen.first != 0 && !retired(unpack_lease(seen.second).state)) return;
+    // relaxed: published by the CAS below (a full barrier).
+    e.position.store(position, std::memory_order_relaxed);
+    const Lease lost{EntryState::lost, OrphanReason::none, index, 0, token};
+    if (cas_pair(e.word, seen, GroupPair{sequence, pack_lease(lost)})) {
+      // relaxed: a statistic.
+      header->lost.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+  }
+}
+
+bool GroupState::dispatch_new(GroupConsumer::Sink sink) {
+  for (int round = 0; round < 64; ++round) {
+    GroupPair cursor = load_cursor(header->dispatch);
+    const GroupPair floor = load_cursor(header->floor);
+    if (cursor.second < floor.second) {
+      // The floor jumped over records the ring lost (see take_lapped): follow it.
+      cas_pair(header->dispatch, cursor, floor);
+      continue;
+    }
+    if (cursor.second >= floor.second + settings.window) return false;  // window full
+
+    core::RingReader reader(ring, cursor.first, cursor.second);
+    std::optional<core::RecordView> view;
+    std::size_t delivered = 0;
+    const core::ReadState state = reader.poll_copy(
+        [&](const core::RecordView& v) { view = v; }, 1, copy_buffer.data(), copy_buffer.size(),
+        delivered);
+    if (state == core::ReadState::corrupt) {
+      fail(GroupStatus::corrupt,
+           fmt::format("group '{}': the ring holds a record no shmbus writer produces at position "
+                       "{} (sequence {} expected)",
+                       group_name, cursor.first, cursor.second));
+      return false;
+    }
+    if (state == core::ReadState::lapped) {
+      // The producers overwrote records the group had not handed out: its gate was not held
+      // (no member was attached). They are lost; the group resumes at the oldest record left.
+      const core::TailWord earliest = core::earliest_retained(ring, ring.capacity / 8);
+      if (!core::plausible_place(earliest) || earliest.next_sequence <= cursor.second) {
+        fail(GroupStatus::corrupt, fmt::format("group '{}': lapped at sequence {} and the ring "
+                                               "offers no place to resume",
+                                               group_name, cursor.second));
+        return false;
+      }
+      GroupPair f = floor;
+      const GroupPair to{earliest.position, earliest.next_sequence};
+      // The floor first, then the cursor (dispatchers follow a floor ahead of the cursor).
+      if (cas_pair(header->floor, f, to)) {
+        // relaxed: a statistic.
+        header->lost.fetch_add(to.second - cursor.second, std::memory_order_relaxed);
+        last_error = fmt::format("group '{}': the ring overwrote sequences {} to {} before the "
+                                 "group handed them out (no member held its gate)",
+                                 group_name, cursor.second, to.second - 1);
+      }
+      continue;
+    }
+    if (!view) {
+      if (reader.next_sequence() == cursor.second) {
+        // Nothing committed at the cursor (maybe after padding): idle, or a stalled claim.
+        check_stall(reader.position(), cursor.second);
+        return false;
+      }
+      // An abandoned claim: its sequence is retired as lost and the cursor moves past it.
+      for (std::uint64_t s = cursor.second; s < reader.next_sequence(); ++s) {
+        retire_lost(s, cursor.first);
+      }
+      cas_pair(header->dispatch, cursor, GroupPair{reader.position(), reader.next_sequence()});
+      advance_floor();
+      continue;
+    }
+    const std::uint64_t sequence = view->sequence;
+    for (std::uint64_t s = cursor.second; s < sequence; ++s) retire_lost(s, cursor.first);
+    // The record's own position: the cursor's, or the next lap's start when the copy began
+    // with the padding that ends a lap.
+    const auto* first = reinterpret_cast<const core::RecordHeader*>(copy_buffer.data());
+    const std::uint64_t position =
+        first->type == static_cast<std::uint16_t>(core::RecordType::padding)
+            ? (cursor.first & ~ring.mask) + ring.capacity
+            : cursor.first;
+    const GroupPair next{reader.position(), sequence + 1};
+
+    GroupEntry& e = entry(sequence);
+    GroupPair seen = load_pair_exact(e.word);
+    if (seen.first > sequence) continue;  // our view of the cursor is stale
+    if (seen.first == sequence) {         // another member won it: help move the cursor
+      cas_pair(header->dispatch, cursor, next);
+      continue;
+    }
+    if (seen.first != 0 && !retired(unpack_lease(seen.second).state)) {
+      return false;  // the entry's previous record is not retired: the window is full
+    }
+    if (header->start_sequence != 0 && sequence < header->start_sequence) {
+      // StartFrom::sequence: records before it are retired unseen.
+      retire_lost(sequence, position);
+      cas_pair(header->dispatch, cursor, next);
+      continue;
+    }
+    const std::int64_t now = group_clock_ns();
+    // relaxed (both): published by the claiming CAS below (a full barrier); an entry we fail to
+    // claim gets the same position and a deadline as near from whoever wins it.
+    e.position.store(position, std::memory_order_relaxed);
+    e.deadline_ns.store(now + settings.ack_timeout.count(), std::memory_order_relaxed);
+    const std::uint64_t lease = pack_lease(my_lease(EntryState::in_flight, 1));
+    if (!cas_pair(e.word, seen, GroupPair{sequence, lease})) continue;
+    cas_pair(header->dispatch, cursor, next);
+    remember(sequence, lease);
+    ++delivered;
+    GroupMessage m{sequence, view->timestamp_ns, {view->payload, view->length}, {}, false, 1};
+    sink.call(sink.handler, m);
+    return true;
+  }
+  return false;
+}
+
+bool GroupState::take_orphan(GroupConsumer::Sink sink) {
+  // relaxed: a hint; the scan below finds orphans by their entries.
+  if (header->orphaned.load(std::memory_order_relaxed) == 0) return false;
+  const GroupPair floor = load_cursor(header->floor);
+  const GroupPair cursor = load_cursor(header->dispatch);
+  if (cursor.second <= floor.second) return false;
+  const std::uint64_t span = cursor.second - floor.second;
+  std::uint64_t start = orphan_hint;
+  if (start < floor.second || start >= cursor.second) start = floor.second;
+  for (std::uint64_t i = 0; i < span; ++i) {
+    std::uint64_t s = start + i;
+    if (s >= cursor.second) s -= span;
+    GroupEntry& e = entry(s);
+    // The halves apart (no locked read per entry): a torn pair only makes the CAS below fail.
+    GroupPair seen = load_pair_for_tools(e.word);
+    if (seen.first != s || !plausible_lease(seen.second)) continue;
+    const Lease old = unpack_lease(seen.second);
+    if (old.state != EntryState::orphaned) continue;
+    orphan_hint = s;
+    // relaxed: published by the CAS below; a lost race leaves the winner's near deadline.
+    e.deadline_ns.store(group_clock_ns() + settings.ack_timeout.count(), std::memory_order_relaxed);
+    // relaxed: as above.
+    const std::uint64_t position = e.position.load(std::memory_order_relaxed);
+    if (old.attempts >= settings.max_attempts) {
+      // Delivered max_attempts times already: to the dead-letter channel. Held while we send it,
+      // so that no other member sends it too.
+      const std::uint64_t lease = pack_lease(my_lease(EntryState::in_flight, old.attempts));
+      if (!cas_pair(e.word, seen, GroupPair{s, lease})) continue;
+      // relaxed: the count of orphans is a hint (see above).
+      header->orphaned.fetch_sub(1, std::memory_order_relaxed);
+      static constexpr const char* kWhy[] = {"taken back", "ack timeout", "member died",
+                                             "member left", "nacked"};
+      const auto reason = static_cast<std::size_t>(old.reason);
+      dead_letter(s, lease, position, old.attempts, static_cast<std::uint16_t>(old.reason),
+                  fmt::format("{} after {} attempts", kWhy[reason <= 4 ? reason : 0],
+                              old.attempts));
+      continue;
+    }
+    const std::uint32_t attempt = old.attempts + 1;
+    const std::uint64_t lease = pack_lease(my_lease(EntryState::in_flight, attempt));
+    if (!cas_pair(e.word, seen, GroupPair{s, lease})) continue;
+    header->orphaned.fetch_sub(1, std::memory_order_relaxed);      // relaxed: a hint
+    header->redelivered.fetch_add(1, std::memory_order_relaxed);   // relaxed: a statistic
+    const std::optional<core::RecordView> view = read_record(position, s);
+    if (!view) {
+      // Gone from the ring (the gate was not held) or unreadable: nothing to deliver.
+      GroupPair mine{s, lease};
+      const Lease lost{EntryState::lost, OrphanReason::none, index, attempt, token};
+      if (cas_pair(e.word, mine, GroupPair{s, pack_lease(lost)})) {
+        header->lost.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
+      }
+      last_error = fmt::format("group '{}': sequence {} was to be delivered again but the ring no "
+                               "longer holds it; retired as lost",
+                               group_name, s);
+      advance_floor();
+      continue;
+    }
+    remember(s, lease);
+    ++delivered;
+    ++redelivered;
+    GroupMessage m{s, view->timestamp_ns, {view->payload, view->length}, {}, true, attempt};
+    sink.call(sink.handler, m);
+    return true;
+  }
+  return false;
+}
+
+bool GroupState::deliver_one(GroupConsumer::Sink sink) {
+  if (take_orphan(sink)) return true;
+  return dispatch_new(sink);
+}
+
+}  // namespace shmbus::detail
