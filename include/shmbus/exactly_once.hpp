@@ -201,11 +201,21 @@ class ExactlyOnce {
   Result<std::size_t> process(Apply&& apply) {
     if (pending_) return finish_batch();
     batch_.clear();
-    const GroupConsumer::Sink sink{&batch_, [](void* batch, const GroupMessage& m) {
-                                     static_cast<std::vector<GroupMessage>*>(batch)->push_back(m);
+    copies_.clear();
+    lengths_.clear();
+    const GroupConsumer::Sink sink{this, [](void* self, const GroupMessage& m) {
+                                     static_cast<ExactlyOnce*>(self)->keep(m);
                                    }};
     const std::size_t delivered = member_->poll_sink(sink, max_batch_);
     if (batch_.empty()) return delivered;
+    // The copies are complete (no more reallocation): point the batch at them.
+    std::size_t at = 0;
+    for (std::size_t i = 0; i < batch_.size(); ++i) {
+      const auto [payload, key] = lengths_[i];
+      batch_[i].payload = {copies_.data() + at, payload};
+      batch_[i].key = {copies_.data() + at + payload, key};
+      at += payload + key;
+    }
 
     // Lookups first, for the whole batch and before any pin, so that an error leaves nothing
     // pinned. The batch has been delivered in full: each redelivered record's previous holder has
@@ -267,6 +277,20 @@ class ExactlyOnce {
       : member_(&member), store_(&store), max_batch_(max_batch), state_(std::move(state)),
         applied_(std::move(applied)) {
     batch_.reserve(max_batch);
+    lengths_.reserve(max_batch);
+  }
+
+  // A record as the member delivers it: its payload and key are valid only inside the callback,
+  // and the batch is applied after the last one, so both are copied (into a buffer kept between
+  // batches). The spans are set once the batch is complete.
+  void keep(const GroupMessage& m) {
+    copies_.insert(copies_.end(), m.payload.begin(), m.payload.end());
+    copies_.insert(copies_.end(), m.key.begin(), m.key.end());
+    GroupMessage kept = m;
+    kept.payload = {};
+    kept.key = {};
+    batch_.push_back(kept);
+    lengths_.emplace_back(m.payload.size(), m.key.size());
   }
 
   // Commits the pending batch (unless it applied nothing), then acks it.
@@ -303,6 +327,8 @@ class ExactlyOnce {
   ExactlyOnceCounters counters_;
   // The batch in progress (kept between calls only while its commit is pending).
   std::vector<GroupMessage> batch_;
+  std::vector<std::byte> copies_;  // the batch's payloads and keys, back to back
+  std::vector<std::pair<std::size_t, std::size_t>> lengths_;  // each record's payload and key
   std::vector<Decision> decisions_;
   State working_{};
   AppliedSet pending_applied_;

@@ -116,6 +116,7 @@ struct FakeMember {
   FakeGroup* group;
   int id;
   std::size_t polls = 0;
+  std::array<std::byte, 8> scratch{};
   std::vector<std::uint64_t> acked;
   std::vector<std::uint64_t> pinned;
 
@@ -135,8 +136,12 @@ struct FakeMember {
         break;
       }
       group->held[s] = FakeGroup::Held{id, false, attempt};
-      const GroupMessage m{s, 0, group->payloads[s], {}, attempt > 1, attempt};
+      // As the group does: the payload is a copy valid only inside the callback (scribbled over
+      // after it, so a helper that kept the span would see garbage).
+      scratch = group->payloads[s];
+      const GroupMessage m{s, 0, scratch, {}, attempt > 1, attempt};
       sink.call(sink.handler, m);
+      scratch.fill(std::byte{0xee});
       ++n;
     }
     return n;
