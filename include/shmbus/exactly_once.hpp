@@ -221,9 +221,10 @@ class ExactlyOnce {
     // pinned. The batch has been delivered in full: each redelivered record's previous holder has
     // lost it, so no checkpoint can gain it after this point.
     decisions_.assign(batch_.size(), Decision::apply);
+    mark_repeats();
     bool looked = false;
     for (std::size_t i = 0; i < batch_.size(); ++i) {
-      if (!batch_[i].redelivered) continue;
+      if (!batch_[i].redelivered || decisions_[i] == Decision::repeat) continue;
       if (applied_.covers(batch_[i].sequence)) {
         decisions_[i] = Decision::skip;
         continue;
@@ -242,6 +243,7 @@ class ExactlyOnce {
     to_ack_.clear();
     for (std::size_t i = 0; i < batch_.size(); ++i) {
       const GroupMessage& m = batch_[i];
+      if (decisions_[i] == Decision::repeat) continue;
       if (decisions_[i] == Decision::skip) {
         ++counters_.skipped;
         to_ack_.push_back(m.sequence);
@@ -270,7 +272,22 @@ class ExactlyOnce {
   bool pending() const noexcept { return pending_; }
 
  private:
-  enum class Decision : std::uint8_t { apply, skip };
+  // apply: pin, apply, ack. skip: found applied, only ack. repeat: the same record comes again
+  // later in this batch (it expired and came back to this member within one poll): only that
+  // last delivery counts.
+  enum class Decision : std::uint8_t { apply, skip, repeat };
+
+  void mark_repeats() {
+    sorted_.clear();
+    for (const GroupMessage& m : batch_) sorted_.push_back(m.sequence);
+    std::sort(sorted_.begin(), sorted_.end());
+    if (std::adjacent_find(sorted_.begin(), sorted_.end()) == sorted_.end()) return;
+    for (std::size_t i = 0; i < batch_.size(); ++i) {
+      for (std::size_t j = i + 1; j < batch_.size(); ++j) {
+        if (batch_[j].sequence == batch_[i].sequence) decisions_[i] = Decision::repeat;
+      }
+    }
+  }
 
   ExactlyOnce(Member& member, ExactlyOnceStore& store, std::size_t max_batch, State state,
               AppliedSet applied)
@@ -330,6 +347,7 @@ class ExactlyOnce {
   std::vector<std::byte> copies_;  // the batch's payloads and keys, back to back
   std::vector<std::pair<std::size_t, std::size_t>> lengths_;  // each record's payload and key
   std::vector<Decision> decisions_;
+  std::vector<std::uint64_t> sorted_;  // the batch's sequences, to find repeats
   State working_{};
   AppliedSet pending_applied_;
   std::vector<std::uint64_t> new_applied_;

@@ -117,6 +117,7 @@ struct FakeMember {
   int id;
   std::size_t polls = 0;
   std::array<std::byte, 8> scratch{};
+  std::uint64_t expire_in_poll = UINT64_MAX;
   std::vector<std::uint64_t> acked;
   std::vector<std::uint64_t> pinned;
 
@@ -143,6 +144,9 @@ struct FakeMember {
       sink.call(sink.handler, m);
       scratch.fill(std::byte{0xee});
       ++n;
+      // As if this member stalled inside the poll past the ack timeout: the record is taken back
+      // and comes again, to this member, within the same poll.
+      if (attempt == 1 && s == expire_in_poll) group->take_back(s);
     }
     return n;
   }
@@ -327,6 +331,22 @@ TEST(ExactlyOnce, AMemberStalledBeforePinningLosesTheRecordToAnotherThatAppliesI
   EXPECT_EQ(b.acked, (std::vector<std::uint64_t>{0}));
   EXPECT_TRUE(group.done());
   EXPECT_FALSE(std::filesystem::exists(dir.file("a.ckpt"))) << "a committed nothing";
+}
+
+TEST(ExactlyOnce, ARecordDeliveredTwiceInOneBatchIsAppliedOnce) {
+  TempDir dir("eo");
+  FakeGroup group(3);
+  FakeMember member(&group, 0);
+  member.expire_in_poll = 1;
+  auto store = CheckpointDirectory::open(dir.path(), "a").value();
+  auto eo = Helper::open(member, store).value();
+  const auto n = eo.process(apply_record);
+  ASSERT_TRUE(n) << n.error().message;
+  EXPECT_EQ(*n, 4u) << "0, 1, 1 again, 2";
+  EXPECT_EQ(eo.state(), fold(0, 3));
+  EXPECT_EQ(member.pinned, (std::vector<std::uint64_t>{0, 1, 2}));
+  EXPECT_EQ(member.acked, (std::vector<std::uint64_t>{0, 1, 2}));
+  EXPECT_TRUE(group.done());
 }
 
 TEST(ExactlyOnce, TheCommittedAppliedSetIsTrimmedBelowRetiredThrough) {
