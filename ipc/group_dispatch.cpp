@@ -157,6 +157,13 @@ bool GroupState::take_orphan(GroupConsumer::Sink sink) {
   const GroupPair cursor = load_cursor(header->dispatch);
   if (cursor.second <= floor.second) return false;
   const std::uint64_t span = cursor.second - floor.second;
+  if (span > settings.window) {  // never written so: garbage, and the scan below would not end
+    fail(GroupStatus::corrupt, fmt::format("group '{}': cursors out of order (dispatch at {}, "
+                                           "floor at {}, window {})",
+                                           group_name, cursor.second, floor.second,
+                                           settings.window));
+    return false;
+  }
   std::uint64_t start = orphan_hint;
   if (start < floor.second || start >= cursor.second) start = floor.second;
   for (std::uint64_t i = 0; i < span; ++i) {

@@ -145,6 +145,14 @@ void GroupState::housekeeping(bool force) noexcept {
   // Leases that expired, and records held by members that are gone.
   const GroupPair floor = load_cursor(header->floor);
   const GroupPair cursor = load_cursor(header->dispatch);
+  if (cursor.second > floor.second && cursor.second - floor.second > settings.window) {
+    // Never written so: garbage, and the scan below would not end.
+    fail(GroupStatus::corrupt, fmt::format("group '{}': cursors out of order (dispatch at {}, "
+                                           "floor at {}, window {})",
+                                           group_name, cursor.second, floor.second,
+                                           settings.window));
+    return;
+  }
   for (std::uint64_t s = floor.second; s < cursor.second; ++s) {
     GroupEntry& e = entry(s);
     GroupPair seen = load_pair_for_tools(e.word);
