@@ -167,10 +167,18 @@ TEST(GroupFaults, ARecordThatAlwaysFailsIsDeadLetteredAfterMaxAttemptsAndNothing
   std::vector<Child> members;
   for (int i = 0; i < 3; ++i) members.push_back(start_peer(member_args(ch.name(), log_path(dir, "m" + str(i)), ms)));
   Child producer = start_group_producer(ch.name(), n);
+  std::uint64_t delivered = 0;
   for (Child& m : members) {
     const PeerOutcome o = finish_peer(m, 60s);
     EXPECT_TRUE(o.status.ok()) << o.status.describe() << "\n" << o.output;
+    ASSERT_FALSE(o.result.empty()) << o.output;
+    // A member's own counters: every record it was given it acked or nacked (none fenced).
+    EXPECT_EQ(field_u64(o.result, "delivered"),
+              field_u64(o.result, "acked") + field_u64(o.result, "nacked"))
+        << o.output;
+    delivered += field_u64(o.result, "delivered");
   }
+  EXPECT_EQ(delivered, n - 1 + max_attempts);
   EXPECT_TRUE(finish_peer(producer, 10s).status.ok());
 
   const auto stats = group_stats(ch.name());
