@@ -59,10 +59,10 @@ bool GroupState::dispatch_new(GroupConsumer::Sink sink) {
 
     core::RingReader reader(ring, cursor.first, cursor.second);
     std::optional<core::RecordView> view;
-    std::size_t delivered = 0;
+    std::size_t copied = 0;  // not `delivered`: that is this member's counter, counted below
     const core::ReadState state = reader.poll_copy(
         [&](const core::RecordView& v) { view = v; }, 1, copy_buffer.data(), copy_buffer.size(),
-        delivered);
+        copied);
     if (state == core::ReadState::corrupt) {
       fail(GroupStatus::corrupt,
            fmt::format("group '{}': the ring holds a record no shmbus writer produces at position "
