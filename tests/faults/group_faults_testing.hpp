@@ -30,6 +30,7 @@ struct MemberSettings {
   std::uint64_t fail_seq = 0;
   std::uint64_t stop_after = 0;
   std::size_t batch = 64;
+  std::uint64_t work_ns = 0;
 };
 
 inline std::vector<std::string> member_args(const std::string& channel, const std::string& log,
@@ -58,6 +59,7 @@ inline std::vector<std::string> member_args(const std::string& channel, const st
                                      "always-fails-" + str(m.fail_seq)};
   }
   if (m.stop_after != 0) a = a + std::vector<std::string>{"--stop-after", str(m.stop_after)};
+  if (m.work_ns != 0) a = a + std::vector<std::string>{"--work-ns", str(m.work_ns)};
   return a + rule_args(kGroupRule);
 }
 

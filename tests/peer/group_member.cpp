@@ -70,6 +70,7 @@ CLI::App* add_group_member_command(CLI::App& app, GroupMemberArgs& a) {
   cmd->add_option("--fail-seq", a.fail_seq, "nack this sequence at every delivery");
   cmd->add_option("--fail-reason", a.fail_reason);
   cmd->add_option("--stop-after", a.stop_after, "SIGSTOP itself after this many deliveries");
+  cmd->add_option("--work-ns", a.work_ns, "busy work per record");
   cmd->add_option("--batch", a.batch)->check(CLI::Range(std::size_t{1}, std::size_t{4096}));
   return cmd;
 }
@@ -96,7 +97,7 @@ int group_member(const GroupMemberArgs& a) {
   say("READY member=" + str(g.member_index()) + " pid=" + str(pid));
 
   ContentCheck content(a.producer_id, a.sizes);
-  std::vector<GroupLogEntry> done;   // this poll's deliveries, logged before any ack
+  std::vector<GroupLogEntry> done;   // this poll's deliveries, each logged as it arrives
   std::vector<GroupLogEntry> after;  // what the acks and nacks returned
   std::uint64_t deliveries = 0, errors = 0, fenced = 0;
   bool stopped = false, corrupt_said = false;
@@ -125,6 +126,18 @@ int group_member(const GroupMemberArgs& a) {
                 str(m.payload.size()) + " bytes that are not its payload");
           }
           done.push_back(e);
+          // Logged as soon as it is checked (the acks come after the whole batch): a kill in
+          // the batch leaves records logged and not acked, which the group must redeliver
+          // marked as such.
+          if (!a.log.empty() && !log.append({&e, 1})) {
+            ++errors;
+            say("ERROR cannot write the log");
+          }
+          if (a.work_ns != 0) {
+            const auto until = Clock::now() + std::chrono::nanoseconds(a.work_ns);
+            while (Clock::now() < until) {
+            }
+          }
         },
         a.batch);
     if (g.status() != GroupStatus::ok && !corrupt_said) {
@@ -149,10 +162,6 @@ int group_member(const GroupMemberArgs& a) {
     }
     last_progress = now;
     deliveries += n;
-    if (!a.log.empty() && !log.append(done)) {
-      ++errors;
-      say("ERROR cannot write the log");
-    }
     if (a.stop_after != 0 && !stopped && deliveries >= a.stop_after) {
       stopped = true;
       std::string seqs;

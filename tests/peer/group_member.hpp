@@ -6,7 +6,8 @@
 //                   --fail-seq S: nacks S at every delivery (reason --fail-reason). --stop-after K:
 //                   once it has logged K deliveries, prints "HOLDING seqs=..." and stops itself
 //                   (SIGSTOP) before acking them; continued, it acks them and reports each refused
-//                   ack as "FENCED seq=N".
+//                   ack as "FENCED seq=N". --work-ns: spins this long per record (its work),
+//                   so that a kill at a random moment usually finds it holding records.
 //
 // Exit code: 0 all well; 1 a payload did not match its sequence, the group reported corrupt
 // state, or no progress for --idle-timeout-ms; 2 it could not join; 3 all well except that some
@@ -38,6 +39,7 @@ struct GroupMemberArgs {
   std::string fail_reason = "always fails";
   std::uint64_t stop_after = 0;     // SIGSTOP itself after this many deliveries (0: never)
   std::size_t batch = 64;           // records per poll
+  std::uint64_t work_ns = 0;        // busy work per record before it is logged (holds it longer)
 };
 
 // Adds the "group-member" subcommand, filling `args`.
