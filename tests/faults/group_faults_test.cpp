@@ -144,7 +144,12 @@ TEST(GroupFaults, MembersKilledAtRandomAndRestartedStillRetireEveryRecordExactly
   EXPECT_TRUE(p.status.ok()) << p.output;
   EXPECT_EQ(p.result.count("published") ? p.result.at("published") : "", str(n)) << p.output;
 
-  EXPECT_EQ(stats->acked, n);
+  // The group's counters are statistics, counted after the compare-and-swap that retires a
+  // record: a member killed between the two leaves them one short. Exactly once is judged by
+  // the logs (no sequence acked twice) and the floor (every sequence retired); the count may
+  // miss at most one ack per kill, and never exceeds the records.
+  EXPECT_LE(stats->acked, n);
+  EXPECT_GE(stats->acked + static_cast<std::uint64_t>(kills), n);
   EXPECT_EQ(stats->dead_lettered, 0u);
   EXPECT_EQ(stats->lost, 0u);
   EXPECT_GT(stats->redelivered, 0u) << "no kill found a member holding records (" << kills
@@ -153,7 +158,8 @@ TEST(GroupFaults, MembersKilledAtRandomAndRestartedStillRetireEveryRecordExactly
   EXPECT_EQ(v.problem_count, 0u) << describe(v);
   EXPECT_LE(v.acked, n);
   std::cout << "records " << n << ", kills " << kills << ", processed " << v.processed
-            << ", sequences processed more than once " << v.duplicated << ", redelivered "
+            << ", sequences processed more than once " << v.duplicated << ", acks counted "
+            << stats->acked << ", redelivered "
             << stats->redelivered << ", fenced " << stats->fenced << "\n";
 }
 
