@@ -13,6 +13,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <random>
 #include <set>
 
@@ -328,7 +329,13 @@ TEST(GroupFaults, RecordsHeldByAMemberKilledWithMinus9AreRedeliveredOnceItsDeath
   }
   EXPECT_TRUE(finish_peer(producer, 10s).status.ok());
   const auto again = deliveries_elsewhere(dir, held, victim_pid);
-  ASSERT_EQ(again.size(), held.size());
+  const auto st = group_stats(ch.name());
+  std::string seen;
+  for (const GroupLogEntry& e : again) seen += " " + str(e.sequence) + "@" + str(e.attempt);
+  ASSERT_EQ(again.size(), held.size())
+      << "held " << held.size() << " from " << held.front() << "; delivered again:" << seen
+      << "; lost " << st->lost << ", dead-lettered " << st->dead_lettered << ", redelivered "
+      << st->redelivered << ", acked " << st->acked;
   for (const GroupLogEntry& e : again) {
     EXPECT_EQ(e.attempt, 2u) << e.sequence;
     EXPECT_TRUE(e.flags & kLogRedelivered) << e.sequence;
@@ -340,6 +347,52 @@ TEST(GroupFaults, RecordsHeldByAMemberKilledWithMinus9AreRedeliveredOnceItsDeath
   EXPECT_EQ(stats->redelivered, held.size());
   const LogVerdict v = judge_logs(read_group_logs(dir.str()), n);
   EXPECT_EQ(v.problem_count, 0u) << describe(v);
+}
+
+// A member that joins while the ring is full from the group's floor must gate at that floor:
+// when the member holding the floor's records leaves (or dies and its gate is evicted), those
+// records are given back and must still be in the ring for the next member. In one process
+// (the placement of the gate is the subject; the member's process does not matter).
+TEST(GroupFaults, AMemberJoiningWhileTheRingIsFullKeepsTheFloorsRecordsWhenTheirHolderLeaves) {
+  ChannelGuard ch(unique_channel("grp-join"));
+  ChannelGuard dlq(dead_letter_channel(ch.name()));
+  Publisher pub = Publisher::open(ch.name(), small_channel()).value();  // a 64 KiB ring
+  GroupOptions o;
+  o.ack_timeout = 60s;
+  auto holder = std::make_optional(GroupConsumer::open(ch.name(), kGroupName, o).value());
+  std::vector<std::byte> buf(kGroupRule.max_size);
+  std::uint64_t published = 0;
+  auto publish_some = [&](std::uint64_t most) {
+    for (std::uint64_t k = 0; k < most; ++k) {
+      const PayloadId id{kGroupProducer, published};
+      const std::uint32_t len = payload_length(kGroupRule, id);
+      fill_payload({buf.data(), len}, id);
+      if (pub.try_publish({buf.data(), len}) != PublishStatus::ok) return;
+      ++published;
+    }
+  };
+  publish_some(100000);  // until the ring is full
+  std::vector<std::uint64_t> held;
+  holder->poll([&](const GroupMessage& m) { held.push_back(m.sequence); }, 8);
+  ASSERT_EQ(held, (std::vector<std::uint64_t>{1, 2, 3, 4, 5, 6, 7, 8}));
+  GroupConsumer joiner = GroupConsumer::open(ch.name(), kGroupName, o).value();
+  holder.reset();        // leaves: records 1-8 go back to the group
+  publish_some(100000);  // as far as the remaining gate lets the producer go
+  std::map<std::uint64_t, std::uint32_t> again;
+  for (int turn = 0; turn < 20 && again.size() < held.size(); ++turn) {
+    joiner.poll([&](const GroupMessage& m) {
+      if (m.sequence <= 8) {
+        EXPECT_EQ(payload_checksum(m.payload), expected_checksum(m.sequence)) << m.sequence;
+        again[m.sequence] = m.attempt;
+      }
+    });
+  }
+  const auto stats = group_stats(ch.name());
+  ASSERT_TRUE(stats);
+  EXPECT_EQ(again.size(), held.size())
+      << "records given back were overwritten: the group counts " << stats->lost
+      << " lost; " << joiner.last_error();
+  EXPECT_EQ(stats->lost, 0u);
 }
 
 TEST(GroupFaults, GarbageInTheGroupsSharedStateCrashesNoMemberNorProducerAndStatsStillReturn) {
