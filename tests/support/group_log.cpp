@@ -38,7 +38,9 @@ std::optional<std::vector<GroupLogEntry>> read_group_log(const std::string& path
   if (!in) return std::nullopt;
   const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   std::vector<GroupLogEntry> entries(bytes.size() / sizeof(GroupLogEntry));
-  std::memcpy(entries.data(), bytes.data(), entries.size() * sizeof(GroupLogEntry));
+  if (!entries.empty()) {
+    std::memcpy(entries.data(), bytes.data(), entries.size() * sizeof(GroupLogEntry));
+  }
   return entries;
 }
 
