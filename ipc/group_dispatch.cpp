@@ -71,10 +71,10 @@ bool GroupState::dispatch_new(GroupConsumer::Sink sink) {
 
     core::RingReader reader(ring, cursor.first, cursor.second);
     std::optional<core::RecordView> view;
-    std::size_t delivered = 0;
+    std::size_t copied = 0;  // not `delivered`: that is this member's counter, counted below
     const core::ReadState state = reader.poll_copy(
         [&](const core::RecordView& v) { view = v; }, 1, copy_buffer.data(), copy_buffer.size(),
-        delivered);
+        copied);
     if (state == core::ReadState::corrupt) {
       fail(GroupStatus::corrupt,
            fmt::format("group '{}': the ring holds a record no shmbus writer produces at position "
@@ -186,6 +186,13 @@ bool GroupState::take_orphan(GroupConsumer::Sink sink) {
   const GroupPair cursor = load_cursor(header->dispatch);
   if (cursor.second <= floor.second) return false;
   const std::uint64_t span = cursor.second - floor.second;
+  if (span > settings.window) {  // never written so: garbage, and the scan below would not end
+    fail(GroupStatus::corrupt, fmt::format("group '{}': cursors out of order (dispatch at {}, "
+                                           "floor at {}, window {})",
+                                           group_name, cursor.second, floor.second,
+                                           settings.window));
+    return false;
+  }
   // Keyed groups scan from the floor up, so that a key's waiting records go out oldest first.
   std::uint64_t start = settings.keyed ? floor.second : orphan_hint;
   if (start < floor.second || start >= cursor.second) start = floor.second;

@@ -81,6 +81,30 @@ void GroupState::raise_gates() noexcept {
   raised_position = floor.first;
 }
 
+void GroupState::evict_dead_gate(std::uint32_t slot_index, std::uint32_t pid) noexcept {
+  // The group has taken the dead member's records back, and this live member's gate holds the
+  // floor: the dead gate protects nothing. Left alone it would hold the producers at the floor
+  // it was last raised to until the channel's liveness timeout evicts it.
+  const auto slots = channel->control_ref().subscriber_slots();
+  if (slot_index >= slots.size()) return;
+  SubscriberSlot& slot = slots[slot_index];
+  // acquire: the slot's identity, as its registration released it.
+  std::uint64_t owner = slot.owner.load(std::memory_order_acquire);
+  if (!gates(owner_state(owner)) || owner_pid(owner) != pid || slot.pid != pid ||
+      process_alive(ProcessId{slot.pid, slot.start_time})) {
+    return;  // not that member's gate any more, or its process lives
+  }
+  // acq_rel: as the channel's own eviction (ChannelMapping::evict_dead_subscribers).
+  if (slot.owner.compare_exchange_strong(owner, owner_word(pid, SlotState::evicted),
+                                         std::memory_order_acq_rel)) {
+    slot.evictions.fetch_add(1, std::memory_order_relaxed);           // relaxed: statistic
+    slot.evicted_ns.store(realtime_ns(), std::memory_order_relaxed);  // relaxed: statistic
+    channel->control().evictions.fetch_add(1, std::memory_order_relaxed);  // relaxed: statistic
+    // release: producers that see the new epoch re-scan and see the eviction.
+    channel->control().gate_epoch.fetch_add(1, std::memory_order_release);
+  }
+}
+
 void GroupState::check_stall(std::uint64_t position, std::uint64_t sequence) noexcept {
   // acquire: a claim seen here comes with what its producer ordered before it.
   const std::uint64_t claimed = ring.claimed_position(std::memory_order_acquire);
@@ -137,14 +161,27 @@ void GroupState::housekeeping(bool force) noexcept {
                            ? pid_exists(m.pid)
                            : process_alive(ProcessId{m.pid, m.start_time});
     if (alive) continue;
+    // Read before the slot is freed (a joiner rewrites them after).
+    const std::uint32_t pid = m.pid;
+    const std::uint32_t control_slot = m.control_slot;
     // acq_rel: freed once, by whoever wins; the records it held are taken back below.
-    m.word.compare_exchange_strong(word, member_word(0, MemberState::free),
-                                   std::memory_order_acq_rel);  // acq_rel: see above
+    if (m.word.compare_exchange_strong(word, member_word(0, MemberState::free),
+                                       std::memory_order_acq_rel)) {  // acq_rel: see above
+      evict_dead_gate(control_slot, pid);
+    }
   }
 
   // Leases that expired, and records held by members that are gone.
   const GroupPair floor = load_cursor(header->floor);
   const GroupPair cursor = load_cursor(header->dispatch);
+  if (cursor.second > floor.second && cursor.second - floor.second > settings.window) {
+    // Never written so: garbage, and the scan below would not end.
+    fail(GroupStatus::corrupt, fmt::format("group '{}': cursors out of order (dispatch at {}, "
+                                           "floor at {}, window {})",
+                                           group_name, cursor.second, floor.second,
+                                           settings.window));
+    return;
+  }
   for (std::uint64_t s = floor.second; s < cursor.second; ++s) {
     GroupEntry& e = entry(s);
     GroupPair seen = load_pair_for_tools(e.word);

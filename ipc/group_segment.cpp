@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <bit>
 #include <cstring>
 
@@ -66,6 +67,8 @@ Result<void> check_group_options(const GroupOptions& o) {
 }
 
 namespace {
+
+std::atomic<std::uint64_t> staging_serial{0};
 
 // A NUL-terminated name field read from shared memory: bounded, never trusted to hold a NUL.
 std::string name_field(const char* field, std::size_t size) {
@@ -162,8 +165,13 @@ Result<ShmSegment> open_or_create_group(const std::string& name, std::uint64_t i
     auto existing = ShmSegment::open(name, true, true);
     if (existing) return existing;
     if (existing.error().code != ErrorCode::not_found) return existing;
-    // Built under a private name, then linked: a joiner never maps a half-formatted group.
-    const std::string staging = fmt::format("{}.tmp.{}", name, ::getpid());
+    // Built under a private name, then linked: a joiner never maps a half-formatted group. The
+    // name is private to this call, not just to this process: threads creating the group at once
+    // would otherwise remove each other's staging object, or link one another's and keep a
+    // mapping of an object nobody else shares.
+    // relaxed: only a unique number; nothing is published through it.
+    const std::uint64_t serial = staging_serial.fetch_add(1, std::memory_order_relaxed);
+    const std::string staging = fmt::format("{}.tmp.{}.{}", name, ::getpid(), serial);
     ShmSegment::remove(staging);
     const std::size_t size = group_segment_size(options.window);
     // The channel's control segment's mode and group: with another group than ours, created

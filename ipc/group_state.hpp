@@ -111,6 +111,8 @@ struct GroupState {
   // of departed members; moves the floor and the gates. Rate-limited across the group.
   void housekeeping(bool force) noexcept;
   bool member_gone(std::uint32_t member, std::uint32_t token) const noexcept;
+  // Evicts the gating subscriber slot of a member found dead (if it is still that process's).
+  void evict_dead_gate(std::uint32_t slot_index, std::uint32_t pid) noexcept;
   // A claim stuck at the dispatch cursor: repaired as abandoned after the abandon timeout.
   void check_stall(std::uint64_t position, std::uint64_t sequence) noexcept;
   void leave() noexcept;
