@@ -46,7 +46,12 @@ AckStatus GroupState::finish(std::uint64_t sequence, EntryState final_state) {
   // at the floor moves it. The CAS above is a full barrier, and so is the floor's CAS: of a
   // member retiring the next record and one moving the floor up to it, at least one sees the
   // other's change (see docs/groups.md, "The floor").
-  if (load_cursor(header->floor).second == sequence) advance_floor();
+  if (load_cursor(header->floor).second == sequence) {
+    advance_floor();
+    // A member busy with records never reaches the housekeeping that raises the gates: raise
+    // them here once the floor has moved a quarter of the ring past where they stand.
+    if (load_cursor(header->floor).first - raised_position > ring.capacity / 4) raise_gates();
+  }
   if ((acked & 255) == 0) publish_counters();
   return AckStatus::ok;
 }
@@ -76,8 +81,16 @@ AckStatus GroupState::nack(std::uint64_t sequence, std::string_view reason) {
   ++nacked;
   if (mine.attempts >= settings.max_attempts) {
     forget(sequence);
-    // relaxed: the position was published with the lease we acquired when we took the record.
-    const std::uint64_t position = e.position.load(std::memory_order_relaxed);
+    // Still ours? (A CAS that changes nothing.) A record taken back and done by another member
+    // must not be dead-lettered; one taken back after this look may be sent twice (at least once).
+    GroupPair still{sequence, h.lease};
+    std::uint64_t position = 0;
+    if (!cas_pair(e.word, still, still) || !load_tagged(e.place, sequence, position)) {
+      ++fenced;
+      header->fenced.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
+      publish_counters();
+      return AckStatus::fenced;
+    }
     const bool sent = dead_letter(sequence, h.lease, position, mine.attempts,
                                   static_cast<std::uint16_t>(OrphanReason::nacked), reason);
     publish_counters();

@@ -169,6 +169,21 @@ Result<GroupConsumer> GroupConsumer::open(std::string_view channel, std::string_
   s.ring = s.channel->ring();
   s.copy_buffer.resize(2 * core::frame_size(s.ring.max_message) + core::kCacheLine);
   const std::uint32_t control_slot = s.channel->control_ref().index_of(*slow.slot);
+  // The subscriber registered at a boundary near the floor, possibly past it (a full ring makes
+  // it keep a margin). The gate must be at the floor exactly: a record at or after it may still
+  // be needed (handed out again, or not yet handed out). Put there before the member is active,
+  // so no peer raises it meanwhile; then announced like any new gate: a producer either sees the
+  // new epoch and respects it, or made its claim before, and a record it overwrote is found
+  // lapped when read (and retired as lost), never handed on torn.
+  {
+    const GroupPair at = load_cursor(s.header->floor);
+    // release: producers that acquire the position see the slot as registered.
+    slow.slot->position.store(at.first, std::memory_order_release);
+    slow.slot->next_sequence.store(at.second, std::memory_order_relaxed);  // relaxed: for tools
+    // seq_cst: as SubscriberSlowState::announce_gate.
+    s.channel->control().gate_epoch.fetch_add(1, std::memory_order_seq_cst);
+    if (s.channel->info().single_producer) barrier_all_cpus();
+  }
 
   // A member slot: the lowest free one (freeing dead members' slots once if none is).
   for (int pass = 0; pass < 2 && s.me == nullptr; ++pass) {
@@ -182,7 +197,8 @@ Result<GroupConsumer> GroupConsumer::open(std::string_view channel, std::string_
           s.header->next_token.fetch_add(1, std::memory_order_relaxed) + 1);
       if (token == 0) token = 1;
       // acq_rel: the slot is ours if we win; what the last holder wrote is visible.
-      if (!m.word.compare_exchange_strong(word, member_word(token, MemberState::joining),
+      if (!m.word.compare_exchange_strong(word,
+                                          member_word(token, MemberState::joining, s.self.pid),
                                           std::memory_order_acq_rel)) {  // acq_rel: see above
         continue;
       }
@@ -198,8 +214,15 @@ Result<GroupConsumer> GroupConsumer::open(std::string_view channel, std::string_
       m.redelivered.store(0, std::memory_order_relaxed);  // relaxed: statistic
       m.fenced.store(0, std::memory_order_relaxed);       // relaxed: statistic
       m.held.store(0, std::memory_order_relaxed);         // relaxed: statistic
-      // release: peers that see us active see our identity and our gate's slot index.
-      m.word.store(member_word(token, MemberState::active), std::memory_order_release);
+      // release: peers that see us active see our identity and our gate's slot index. A CAS: a
+      // peer may have freed the slot meanwhile if it judged us dead; then we look again.
+      std::uint64_t joining = member_word(token, MemberState::joining, s.self.pid);
+      if (!m.word.compare_exchange_strong(joining, member_word(token, MemberState::active,
+                                                               s.self.pid),
+                                          std::memory_order_release,
+                                          std::memory_order_relaxed)) {  // release: see above
+        continue;
+      }
       s.index = i;
       s.token = token;
       s.me = &m;

@@ -31,12 +31,9 @@ std::optional<core::RecordView> GroupState::read_record(std::uint64_t position,
 void GroupState::retire_lost(std::uint64_t sequence, std::uint64_t position) {
   GroupEntry& e = entry(sequence);
   GroupPair seen = load_pair_exact(e.word);
+  store_forward(e.place, sequence, position);
   while (seen.first < sequence) {
-    // The entry's previous record must be retired (it always is below the window; garbage is
-    // left for housekeeping to report).
-    if (seen.first != 0 && !retired(unpack_lease(seen.second).state)) return;
-    // relaxed: published by the CAS below (a full barrier).
-    e.position.store(position, std::memory_order_relaxed);
+    if (!reusable(seen)) return;  // garbage below the window: housekeeping reports it
     const Lease lost{EntryState::lost, OrphanReason::none, index, 0, token};
     if (cas_pair(e.word, seen, GroupPair{sequence, pack_lease(lost)})) {
       // relaxed: a statistic.
@@ -52,8 +49,10 @@ bool GroupState::key_free_below(std::uint64_t hash, std::uint64_t sequence) cons
     GroupEntry& e = entry(q);
     const GroupPair seen = load_pair_for_tools(e.word);
     if (seen.first != q || retired(unpack_lease(seen.second).state)) continue;
-    // relaxed: stored before the claiming CAS of record q, which the load above acquired.
-    if (e.key_hash.load(std::memory_order_relaxed) == hash) return false;
+    // Stored before record q was claimed (which the load above saw): a tag that is not q's
+    // would be garbage, and is taken as the key being busy.
+    std::uint64_t other = 0;
+    if (!load_tagged(e.key, q, other) || other == hash) return false;
   }
   return true;
 }
@@ -92,6 +91,9 @@ bool GroupState::dispatch_new(GroupConsumer::Sink sink) {
                                                group_name, cursor.second));
         return false;
       }
+      // Records handed out and not retired cannot be read again either: they are retired as
+      // lost first (their holders' acks are then fenced), so the floor passes no live entry.
+      retire_all_lost(floor.second, cursor.second);
       GroupPair f = floor;
       const GroupPair to{earliest.position, earliest.next_sequence};
       // The floor first, then the cursor (dispatchers follow a floor ahead of the cursor).
@@ -136,22 +138,20 @@ bool GroupState::dispatch_new(GroupConsumer::Sink sink) {
       cas_pair(header->dispatch, cursor, next);
       continue;
     }
-    if (seen.first != 0 && !retired(unpack_lease(seen.second).state)) {
-      return false;  // the entry's previous record is not retired: the window is full
-    }
+    if (!reusable(seen)) return false;  // the entry's previous record is live: window full
+    const std::uint64_t hash = settings.keyed ? key_hash(view->key, view->key_length) : 0;
+    // Before the claim, by every claimer alike (see GroupEntry): whoever reads the entry once
+    // it holds this sequence finds them.
+    store_forward(e.place, sequence, position);
+    store_forward(e.key, sequence, hash);
+    // relaxed: an immutable setting written before the group was ready.
     if (header->start_sequence != 0 && sequence < header->start_sequence) {
       // StartFrom::sequence: records before it are retired unseen.
       retire_lost(sequence, position);
       cas_pair(header->dispatch, cursor, next);
+      advance_floor();
       continue;
     }
-    const std::int64_t now = group_clock_ns();
-    const std::uint64_t hash = settings.keyed ? key_hash(view->key, view->key_length) : 0;
-    // relaxed (all three): published by the claiming CAS below (a full barrier); an entry we
-    // fail to claim gets the same values (a deadline as near) from whoever wins it.
-    e.position.store(position, std::memory_order_relaxed);
-    e.key_hash.store(hash, std::memory_order_relaxed);  // relaxed: see above
-    e.deadline_ns.store(now + settings.ack_timeout.count(), std::memory_order_relaxed);
     if (hash != 0 && !key_free_below(hash, sequence)) {
       // Keyed: an earlier record of this key is not retired yet. This one waits as an orphan
       // that has had no delivery; take_orphan hands it out once the key is free.
@@ -163,6 +163,7 @@ bool GroupState::dispatch_new(GroupConsumer::Sink sink) {
     }
     const std::uint64_t lease = pack_lease(my_lease(EntryState::in_flight, 1));
     if (!cas_pair(e.word, seen, GroupPair{sequence, lease})) continue;
+    set_deadline(e, sequence, lease);
     cas_pair(header->dispatch, cursor, next);
     remember(sequence, lease);
     ++delivered;
@@ -205,19 +206,18 @@ bool GroupState::take_orphan(GroupConsumer::Sink sink) {
     if (seen.first != s || !plausible_lease(seen.second)) continue;
     const Lease old = unpack_lease(seen.second);
     if (old.state != EntryState::orphaned) continue;
-    // relaxed: stored before the CAS that claimed the entry for s, acquired above.
-    const std::uint64_t hash = e.key_hash.load(std::memory_order_relaxed);
+    std::uint64_t hash = 0;
+    std::uint64_t position = 0;
+    // Both stored before the entry was claimed for s (see GroupEntry); a wrong tag is garbage.
+    if (!load_tagged(e.key, s, hash) || !load_tagged(e.place, s, position)) continue;
     if (hash != 0 && !key_free_below(hash, s)) continue;  // its key is busy below it
     orphan_hint = s;
-    // relaxed: published by the CAS below; a lost race leaves the winner's near deadline.
-    e.deadline_ns.store(group_clock_ns() + settings.ack_timeout.count(), std::memory_order_relaxed);
-    // relaxed: as above.
-    const std::uint64_t position = e.position.load(std::memory_order_relaxed);
     if (old.attempts >= settings.max_attempts) {
       // Delivered max_attempts times already: to the dead-letter channel. Held while we send it,
       // so that no other member sends it too.
       const std::uint64_t lease = pack_lease(my_lease(EntryState::in_flight, old.attempts));
       if (!cas_pair(e.word, seen, GroupPair{s, lease})) continue;
+      set_deadline(e, s, lease);
       // relaxed: the count of orphans is a hint (see above).
       header->orphaned.fetch_sub(1, std::memory_order_relaxed);
       static constexpr const char* kWhy[] = {"taken back", "ack timeout", "member died",
@@ -231,6 +231,7 @@ bool GroupState::take_orphan(GroupConsumer::Sink sink) {
     const std::uint32_t attempt = old.attempts + 1;
     const std::uint64_t lease = pack_lease(my_lease(EntryState::in_flight, attempt));
     if (!cas_pair(e.word, seen, GroupPair{s, lease})) continue;
+    set_deadline(e, s, lease);
     header->orphaned.fetch_sub(1, std::memory_order_relaxed);  // relaxed: a hint
     // A keyed record that waited for its key has had no delivery yet: not a redelivery.
     const bool again = old.attempts > 0;
@@ -263,6 +264,37 @@ bool GroupState::take_orphan(GroupConsumer::Sink sink) {
     return true;
   }
   return false;
+}
+
+bool GroupState::reusable(GroupPair seen) const noexcept {
+  if (seen.first == 0 || retired(unpack_lease(seen.second).state)) return true;
+  // A record below the floor is past: only the lapped path leaves one unretired, and it retires
+  // them first; anything else there is garbage that must not block the group for good.
+  return seen.first < load_cursor(header->floor).second;
+}
+
+void GroupState::set_deadline(GroupEntry& e, std::uint64_t sequence, std::uint64_t lease) {
+  store_pair(e.deadline, GroupPair{deadline_tag(sequence, lease),
+                                   static_cast<std::uint64_t>(group_clock_ns() +
+                                                              settings.ack_timeout.count())});
+}
+
+void GroupState::retire_all_lost(std::uint64_t from, std::uint64_t to) {
+  if (to - from > settings.window) return;  // garbage cursors: reported elsewhere
+  for (std::uint64_t q = from; q < to; ++q) {
+    GroupEntry& e = entry(q);
+    GroupPair seen = load_pair_exact(e.word);
+    while (seen.first == q && !retired(unpack_lease(seen.second).state)) {
+      const Lease old = unpack_lease(seen.second);
+      const Lease lost{EntryState::lost, OrphanReason::none, old.member, old.attempts, old.token};
+      if (cas_pair(e.word, seen, GroupPair{q, pack_lease(lost)})) {
+        // relaxed (both): statistics and the orphans hint.
+        if (old.state == EntryState::orphaned) header->orphaned.fetch_sub(1, std::memory_order_relaxed);
+        header->lost.fetch_add(1, std::memory_order_relaxed);  // relaxed: statistic
+        break;
+      }
+    }
+  }
 }
 
 bool GroupState::deliver_one(GroupConsumer::Sink sink) {

@@ -29,9 +29,10 @@ void GroupState::advance_floor() noexcept {
     // before its claiming CAS, which the cursor's CAS we acquired came after), else the cursor's.
     const std::uint64_t next = floor.second + 1;
     std::uint64_t position = cursor.first;
-    if (next < cursor.second) {
-      // relaxed: published by the claiming CAS, which happened before the cursor moved past it.
-      position = entry(next).position.load(std::memory_order_relaxed);
+    // Stored before record `next` was claimed, which came before the cursor moved past it; a
+    // tag that is not `next`'s leaves the position where it is (never wrong, only cautious).
+    if (next < cursor.second && !load_tagged(entry(next).place, next, position)) {
+      position = floor.first;
     }
     if (position < floor.first) position = floor.first;  // never backwards, whatever we read
     cas_pair(header->floor, floor, GroupPair{position, next});
@@ -157,17 +158,20 @@ void GroupState::housekeeping(bool force) noexcept {
     std::uint64_t word = m.word.load(std::memory_order_acquire);
     const MemberState state = member_state(word);
     if (state == MemberState::free || i == index) continue;
+    // A joining member's identity fields are not written yet: it is judged by the pid its word
+    // carries (written with the word itself).
     const bool alive = state == MemberState::joining
-                           ? pid_exists(m.pid)
+                           ? pid_exists(member_pid(word))
                            : process_alive(ProcessId{m.pid, m.start_time});
     if (alive) continue;
     // Read before the slot is freed (a joiner rewrites them after).
-    const std::uint32_t pid = m.pid;
+    const std::uint32_t pid = member_pid(word);
     const std::uint32_t control_slot = m.control_slot;
+    const bool had_gate = state != MemberState::joining;
     // acq_rel: freed once, by whoever wins; the records it held are taken back below.
     if (m.word.compare_exchange_strong(word, member_word(0, MemberState::free),
                                        std::memory_order_acq_rel)) {  // acq_rel: see above
-      evict_dead_gate(control_slot, pid);
+      if (had_gate) evict_dead_gate(control_slot, pid);
     }
   }
 
@@ -191,10 +195,12 @@ void GroupState::housekeeping(bool force) noexcept {
     OrphanReason why = OrphanReason::none;
     if (member_gone(l.member, l.token)) {
       why = OrphanReason::member_died;
-    } else if (l.state == EntryState::in_flight &&
-               // relaxed: stored before the lease's CAS, which the load above acquired.
-               now > e.deadline_ns.load(std::memory_order_relaxed)) {
-      why = OrphanReason::ack_timeout;
+    } else if (l.state == EntryState::in_flight) {
+      // The deadline counts only if it is this lease's (its holder writes it just after winning).
+      const GroupPair d = load_pair_exact(e.deadline);
+      if (d.first == deadline_tag(s, seen.second) && now > static_cast<std::int64_t>(d.second)) {
+        why = OrphanReason::ack_timeout;
+      }
     }
     if (why == OrphanReason::none) continue;
     const Lease back{EntryState::orphaned, why, l.member, l.attempts, l.token};
@@ -222,9 +228,9 @@ void GroupState::publish_counters() noexcept {
 
 void GroupState::leave() noexcept {
   if (me == nullptr) return;
-  std::uint64_t word = member_word(token, MemberState::active);
+  std::uint64_t word = member_word(token, MemberState::active, self.pid);
   // seq_cst: see raise_gates; after this, no peer starts raising our slot.
-  me->word.compare_exchange_strong(word, member_word(token, MemberState::leaving),
+  me->word.compare_exchange_strong(word, member_word(token, MemberState::leaving, self.pid),
                                    std::memory_order_seq_cst);
   // What we hold goes back to the group at once.
   for (HeldRecord& h : held) {
@@ -246,7 +252,7 @@ void GroupState::leave() noexcept {
   while (me->raisers.load(std::memory_order_seq_cst) != 0 && monotonic_ns() < until) {
   }
   gate.reset();
-  word = member_word(token, MemberState::leaving);
+  word = member_word(token, MemberState::leaving, self.pid);
   // release: the slot is free for the next joiner once our last writes to it are done.
   me->word.compare_exchange_strong(word, member_word(0, MemberState::free),
                                    std::memory_order_release);

@@ -80,22 +80,23 @@ constexpr bool plausible_lease(std::uint64_t w) noexcept {
   return (w & 7) <= 6 && ((w >> 3) & 7) <= 4 && ((w >> 6) & 3) == 0 && l.member < kMaxGroupMembers;
 }
 
-// One record between the floor and the dispatch cursor.
+// One record between the floor and the dispatch cursor. Every word is a pair whose first half
+// says which record (or which lease) the second half belongs to, so a slow member writing about a
+// record the entry no longer holds cannot mislead a reader: it checks the tag.
 struct GroupEntry {
   // {sequence, lease word}: the record this entry holds and what became of it; changed only by
   // 16-byte CAS. sequence 0: never used.
   GroupPair word;
-  // The record's position in the ring. Stored (relaxed) by the member that claims the entry,
-  // before its claiming CAS, whose release publishes it; so a reader that acquired the word
-  // showing this sequence reads the position of this record.
-  std::atomic<std::uint64_t> position;
-  // CLOCK_MONOTONIC when an in_flight lease expires. Stored (relaxed) before the CAS that
-  // installs the lease, so whoever acquires the lease sees this deadline or a later one.
-  std::atomic<std::int64_t> deadline_ns;
-  // Keyed groups: key_hash() of the record's key (0: no key). Stored (relaxed) with the position,
-  // before the claiming CAS, and published by it.
-  std::atomic<std::uint64_t> key_hash;
-  std::uint64_t reserved[3];
+  // {sequence, ring position of that record}. Written (by CAS, only ever to a higher sequence) by
+  // every member that tries to claim the entry, before its claiming CAS: all of them write the
+  // same value for one sequence, and once a sequence is claimed its position is here.
+  GroupPair place;
+  // {sequence, key_hash() of its key (0: none)}: keyed groups; written like `place`.
+  GroupPair key;
+  // {lease word, CLOCK_MONOTONIC when that lease expires}: written by the lease's holder after it
+  // won it (or, for a redelivery, by the member taking it). A deadline whose tag is not the
+  // entry's current lease word is not yet written for it: the lease has not expired.
+  GroupPair deadline;
 };
 static_assert(sizeof(GroupEntry) == 64);
 
@@ -112,21 +113,27 @@ constexpr std::uint64_t key_hash(const std::byte* key, std::size_t length) noexc
   return h | 1;
 }
 
-// The member word: the token of the membership holding the slot (0: none) and its state.
+// The member word: the token of the membership holding the slot (0: none), its process's pid
+// (so that a slot still `joining` can be judged by it) and its state.
 enum class MemberState : std::uint8_t {
   free = 0,
   joining = 1,  // being filled in by its process
   active = 2,
   leaving = 3,  // its process is giving its records back and closing its gate
 };
-constexpr std::uint64_t member_word(std::uint32_t token, MemberState s) noexcept {
-  return (std::uint64_t{token} << 8) | static_cast<std::uint8_t>(s);
+constexpr std::uint64_t member_word(std::uint32_t token, MemberState s,
+                                    std::uint32_t pid = 0) noexcept {
+  return (std::uint64_t{token} << 32) | (std::uint64_t{pid & 0xffffff} << 8) |
+         static_cast<std::uint8_t>(s);
 }
 constexpr MemberState member_state(std::uint64_t w) noexcept {
   return static_cast<MemberState>(w & 0xff);
 }
 constexpr std::uint32_t member_token(std::uint64_t w) noexcept {
-  return static_cast<std::uint32_t>(w >> 8);
+  return static_cast<std::uint32_t>(w >> 32);
+}
+constexpr std::uint32_t member_pid(std::uint64_t w) noexcept {
+  return static_cast<std::uint32_t>((w >> 8) & 0xffffff);
 }
 
 struct GroupMember {
@@ -216,8 +223,8 @@ constexpr std::uint64_t group_layout_fingerprint() noexcept {
       sizeof(GroupHeader),         offsetof(GroupHeader, dispatch),
       offsetof(GroupHeader, floor), offsetof(GroupHeader, acked),
       sizeof(GroupMember),         offsetof(GroupMember, delivered),
-      sizeof(GroupEntry),          offsetof(GroupEntry, position),
-      offsetof(GroupEntry, key_hash),
+      sizeof(GroupEntry),          offsetof(GroupEntry, place),
+      offsetof(GroupEntry, key),          offsetof(GroupEntry, deadline),
       kMaxGroupMembers,            kGroupVersion,
   };
   return core::fingerprint(parts);

@@ -91,6 +91,7 @@ void format_group(void* base, std::size_t size, std::uint64_t incarnation, std::
   h.policy = static_cast<std::uint8_t>(o.policy);
   h.keyed = o.keyed ? 1 : 0;
   h.created_ns = realtime_ns();
+  h.start_sequence = o.start == StartFrom::sequence ? o.start_sequence : 0;
   std::memcpy(h.group, group.data(), group.size());
   std::memcpy(h.dead_letter_channel, dead_letter_channel.data(), dead_letter_channel.size());
   h.dispatch = GroupPair{start.position, start.sequence};
@@ -144,7 +145,8 @@ Result<GroupSettings> validate_group(const ShmSegment& segment, std::uint64_t in
                             "mapping has {}",
                             s.window, members, declared_size, segment.size()));
   }
-  if (s.max_attempts < 1 || s.max_attempts > kMaxGroupAttempts || s.ack_timeout_ns <= 0 ||
+  if (s.max_attempts < 1 || s.max_attempts > kMaxGroupAttempts || s.ack_timeout_ns < 1'000'000 ||
+      s.ack_timeout_ns > std::int64_t{24} * 3600 * 1'000'000'000 ||
       (policy != static_cast<std::uint8_t>(Policy::block) &&
        policy != static_cast<std::uint8_t>(Policy::spill)) ||
       keyed > 1) {

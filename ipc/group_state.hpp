@@ -91,6 +91,13 @@ struct GroupState {
   std::optional<core::RecordView> read_record(std::uint64_t position, std::uint64_t sequence);
   // Retires `sequence` as lost (an abandoned claim, a record the ring no longer holds).
   void retire_lost(std::uint64_t sequence, std::uint64_t position);
+  // Retires every unretired entry of [from, to) as lost (the ring lapped the group).
+  void retire_all_lost(std::uint64_t from, std::uint64_t to);
+  // Whether an entry holding `seen` may take a new record: never used, retired, or below the
+  // floor.
+  bool reusable(GroupPair seen) const noexcept;
+  // Stores the deadline of `lease` on `sequence`, tagged with both (GroupEntry::deadline).
+  void set_deadline(GroupEntry& e, std::uint64_t sequence, std::uint64_t lease);
 
   // --- acks (group_acks.cpp) ---
   AckStatus finish(std::uint64_t sequence, EntryState final_state);

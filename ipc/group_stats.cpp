@@ -49,8 +49,12 @@ void read_one(const ShmSegment& segment, const GroupSettings& settings, const co
     if (l.state == EntryState::in_flight || l.state == EntryState::pinned) {
       ++out.in_flight;
       ++held_by[l.member];
-      // relaxed: a statistic; the deadline minus the timeout is when it was handed out.
-      oldest_deadline = std::min(oldest_deadline, e.deadline_ns.load(std::memory_order_relaxed));
+      // A statistic: the deadline minus the timeout is when it was handed out (a deadline of
+      // another lease, read torn or not yet written, only skews the age; bounded below).
+      const GroupPair d = load_pair_for_tools(e.deadline);
+      if (d.first == deadline_tag(s, seen.second)) {
+        oldest_deadline = std::min(oldest_deadline, static_cast<std::int64_t>(d.second));
+      }
     } else if (l.state == EntryState::orphaned) {
       ++out.waiting_redelivery;
     }

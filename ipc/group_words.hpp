@@ -66,3 +66,49 @@ inline GroupPair load_pair_for_tools(const GroupPair& word) noexcept {
 }
 
 }  // namespace shmbus::detail
+
+namespace shmbus::detail {
+
+// A tagged word whose tag only grows (GroupEntry::place and ::key, tagged by sequence): moves it
+// to {tag, value} unless it already holds that tag or a later one. Every writer of one tag writes
+// the same value, so which of them lands does not matter; a slow writer of an older tag changes
+// nothing.
+inline void store_forward(GroupPair& word, std::uint64_t tag, std::uint64_t value) noexcept {
+  GroupPair seen = load_pair_for_tools(word);
+  while (seen.first < tag) {
+    if (cas_pair(word, seen, GroupPair{tag, value})) return;
+  }
+}
+
+// The value of a forward-only tagged word if it holds `tag`. Bracketed like load_cursor (the tag
+// only grows, so an unchanged tag around the value's load means the value is that tag's).
+inline bool load_tagged(const GroupPair& word, std::uint64_t tag, std::uint64_t& value) noexcept {
+  auto& w = const_cast<GroupPair&>(word);
+  // acquire (all three): see load_cursor.
+  const std::uint64_t t1 = std::atomic_ref<std::uint64_t>(w.first).load(std::memory_order_acquire);
+  const std::uint64_t v = std::atomic_ref<std::uint64_t>(w.second).load(std::memory_order_acquire);
+  const std::uint64_t t2 = std::atomic_ref<std::uint64_t>(w.first).load(std::memory_order_acquire);
+  if (t1 != tag || t2 != tag) return false;
+  value = v;
+  return true;
+}
+
+// The tag of a lease's deadline (GroupEntry::deadline): the record's sequence and the lease word
+// mixed, so that one member's identical lease words on two records of one entry, or two leases of
+// one record, never share a tag.
+constexpr std::uint64_t deadline_tag(std::uint64_t sequence, std::uint64_t lease) noexcept {
+  return sequence ^ (lease * 0x9e3779b97f4a7c15ULL) ^ 0x5bd1e9955bd1e995ULL;
+}
+
+}  // namespace shmbus::detail
+
+namespace shmbus::detail {
+
+// Replaces a pair whatever it holds (a lease's deadline, written by the lease's holder).
+inline void store_pair(GroupPair& word, GroupPair want) noexcept {
+  GroupPair seen = load_pair_for_tools(word);
+  while (!cas_pair(word, seen, want)) {
+  }
+}
+
+}  // namespace shmbus::detail

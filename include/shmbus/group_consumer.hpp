@@ -64,9 +64,10 @@ struct GroupOptions {
   bool accept_existing = false;
 };
 
-// One record as a member gets it. `payload` (and `key`) are a copy owned by the GroupConsumer,
-// valid until the next poll: a record is never handed on in place, because another member may be
-// given it again and the producers may reuse its bytes once it is acked.
+// One record as a member gets it. `payload` and `key` point into a copy owned by the
+// GroupConsumer, valid only during the handler call (the next record of the same poll reuses it):
+// a record is never handed on in place, because another member may be given it again and the
+// producers may reuse its bytes once it is acked. Copy what must outlive the call.
 struct GroupMessage {
   std::uint64_t sequence;
   std::int64_t timestamp_ns;  // publish time, nanoseconds since the Unix epoch

@@ -140,7 +140,7 @@ struct FakeMember {
       // As the group does: the payload is a copy valid only inside the callback (scribbled over
       // after it, so a helper that kept the span would see garbage).
       scratch = group->payloads[s];
-      const GroupMessage m{s, 0, scratch, {}, attempt > 1, attempt};
+      const GroupMessage m{s, 0, scratch, {}, 0, attempt > 1, attempt};
       sink.call(sink.handler, m);
       scratch.fill(std::byte{0xee});
       ++n;
