@@ -152,21 +152,27 @@ std::string human_rate(double per_second, const char* unit) {
   return fmt::format("{} {}/s", human_count(per_second), unit);
 }
 
-std::string record_line(const Message& m, RecordFormat format) {
-  if (format == RecordFormat::json) {
-    nlohmann::ordered_json j;
-    j["seq"] = m.sequence;
-    j["time_ns"] = m.timestamp_ns;
-    j["time"] = iso8601_utc_ns(m.timestamp_ns);
-    j["size"] = m.payload.size();
-    j["lost_before"] = m.lost_before;
-    j["payload_hex"] = to_hex(m.payload);
-    if (is_printable_text(m.payload)) {
-      j["payload_text"] = std::string_view(reinterpret_cast<const char*>(m.payload.data()),
-                                           m.payload.size());
-    }
-    return j.dump();
+namespace {
+
+nlohmann::ordered_json message_json(const Message& m) {
+  nlohmann::ordered_json j;
+  j["seq"] = m.sequence;
+  j["time_ns"] = m.timestamp_ns;
+  j["time"] = iso8601_utc_ns(m.timestamp_ns);
+  j["size"] = m.payload.size();
+  j["lost_before"] = m.lost_before;
+  j["payload_hex"] = to_hex(m.payload);
+  if (is_printable_text(m.payload)) {
+    j["payload_text"] = std::string_view(reinterpret_cast<const char*>(m.payload.data()),
+                                         m.payload.size());
   }
+  return j;
+}
+
+}  // namespace
+
+std::string record_line(const Message& m, RecordFormat format) {
+  if (format == RecordFormat::json) return message_json(m).dump();
   std::string line = fmt::format("seq={} time={} size={}", m.sequence,
                                  iso8601_local_ns(m.timestamp_ns), m.payload.size());
   if (!m.payload.empty()) {
@@ -174,6 +180,14 @@ std::string record_line(const Message& m, RecordFormat format) {
     line += payload_preview(m.payload);
   }
   return line;
+}
+
+std::string record_line(const Message& m, RecordFormat format, GroupDelivery delivery) {
+  if (format != RecordFormat::json) return record_line(m, format);
+  nlohmann::ordered_json j = message_json(m);
+  j["redelivered"] = delivery.redelivered;
+  j["attempt"] = delivery.attempt;
+  return j.dump();
 }
 
 std::string lost_line(std::uint64_t lost, std::uint64_t before, RecordFormat format) {
