@@ -256,7 +256,9 @@ void add_stat_command(CLI::App& app) {
   };
   auto s = std::make_shared<State>();
   CLI::App* sub = app.add_subcommand(
-      "stat", "A channel's counters, rates, subscribers (lag, drops) and latency percentiles");
+      "stat",
+      "A channel's counters, rates, subscribers (lag, drops), latency percentiles and consumer "
+      "groups (members, in flight, acked, redelivered, dead-lettered)");
   sub->add_option("channel", s->options.channel,
                   "Channel name (with --prometheus it may be left out: every channel)");
   CLI::Option* watch =
