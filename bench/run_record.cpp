@@ -56,6 +56,14 @@ std::vector<LabelledSpreads> round_spreads(const JournalBenchReport& report) {
   return spreads;
 }
 
+std::vector<LabelledSpreads> round_spreads(const GroupBenchReport& report) {
+  std::vector<LabelledSpreads> spreads;
+  for (const GroupBenchResult& r : report.results) {
+    spreads.push_back({fmt::format("group {}", r.consumer), r.spread});
+  }
+  return spreads;
+}
+
 RunRecord run_record(const PingPongReport& report, double max_spread) {
   return record_of(report, {report.initiator_cpu, report.responder_cpu}, report.rounds,
                    max_spread);
@@ -72,6 +80,11 @@ RunRecord run_record(const FanoutReport& report, double max_spread) {
 
 RunRecord run_record(const JournalBenchReport& report, double max_spread) {
   return record_of(report, {report.initiator_cpu, report.responder_cpu}, report.config.rounds,
+                   max_spread);
+}
+
+RunRecord run_record(const GroupBenchReport& report, double max_spread) {
+  return record_of(report, {report.publisher_cpu, report.consumer_cpu}, report.rounds,
                    max_spread);
 }
 

@@ -1,6 +1,6 @@
 // What every `shmbus bench` JSON document carries besides its figures: the run's metadata and the
 // warnings raised because its rounds disagree (bench/harness/run_metadata.hpp and
-// bench/harness/round_spread.hpp), for each of the four benches.
+// bench/harness/round_spread.hpp), for each of the five benches.
 //
 //   const RunRecord record = run_record(report, max_spread);
 //   for (const std::string& w : record.warnings) std::cerr << "warning: " << w << '\n';
@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "bench/fanout/fanout_report.hpp"
+#include "bench/group/group_report.hpp"
 #include "bench/harness/report.hpp"
 #include "bench/harness/round_spread.hpp"
 #include "bench/harness/run_metadata.hpp"
@@ -31,12 +32,14 @@ std::vector<LabelledSpreads> round_spreads(const PingPongReport& report);
 std::vector<LabelledSpreads> round_spreads(const ThroughputReport& report);
 std::vector<LabelledSpreads> round_spreads(const FanoutReport& report);
 std::vector<LabelledSpreads> round_spreads(const JournalBenchReport& report);
+std::vector<LabelledSpreads> round_spreads(const GroupBenchReport& report);
 
 // The metadata of the run that produced `report` (just now, on this machine) and its warnings.
 RunRecord run_record(const PingPongReport& report, double max_spread);
 RunRecord run_record(const ThroughputReport& report, double max_spread);
 RunRecord run_record(const FanoutReport& report, double max_spread);
 RunRecord run_record(const JournalBenchReport& report, double max_spread);
+RunRecord run_record(const GroupBenchReport& report, double max_spread);
 
 // Adds "metadata" and "warnings" (an array, empty when the rounds agree) to a report's document.
 template <class Json>

@@ -69,6 +69,7 @@ std::string value_completion(const CLI::Option& option) {
   if (name.ends_with("channel") || option.get_type_name() == "CHANNEL") {
     return "COMPREPLY=($(compgen -W \"$(_shmbus_channels)\" -- \"$cur\"))";
   }
+  if (name == "group") return ":";  // a group's name: nothing to offer (not a file name)
   if (option.get_type_name() == "TEXT") return "compopt -o default 2>/dev/null";
   return ":";
 }

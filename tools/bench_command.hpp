@@ -13,7 +13,7 @@ class App;
 namespace shmbus::tools {
 
 struct BenchOptions {
-  std::string kind;  // pingpong | throughput | journal | fanout
+  std::string kind;  // pingpong | throughput | journal | fanout | group
   std::size_t size = 64;
   std::optional<std::uint64_t> count;
   double duration_s = 2.0;

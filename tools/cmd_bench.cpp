@@ -1,7 +1,7 @@
 // shmbus bench pingpong|throughput: shmbus and its baselines (raw shared memory, pipe, Unix socket,
 // Boost message queue), measured side by side in one run by the cross-process harness (bench/).
 // shmbus bench journal: the journaler against the disk. shmbus bench fanout: one publisher and
-// N waiting subscribers.
+// N waiting subscribers. shmbus bench group: consumer groups against a plain block subscriber.
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "bench/fanout/fanout_bench.hpp"
+#include "bench/group/group_bench.hpp"
 #include "bench/harness/baselines.hpp"
 #include "bench/harness/report.hpp"
 #include "bench/harness/runner.hpp"
@@ -127,6 +128,15 @@ int run_fanout_bench(const BenchOptions& options) {
   return report ? print_bench_report(options, *report) : print_bench_failure(report.error());
 }
 
+int run_group_bench_command(const BenchOptions& options) {
+  bench::GroupBenchConfig config;
+  config.size = options.size;
+  config.rounds = options.rounds;
+  if (options.count) config.count = *options.count;
+  auto report = bench::run_group_bench(config, progress_to_stderr(options));
+  return report ? print_bench_report(options, *report) : print_bench_failure(report.error());
+}
+
 }  // namespace
 
 int run_journal_bench(const BenchOptions& options) {
@@ -149,6 +159,7 @@ int run_journal_bench(const BenchOptions& options) {
 int run_bench(const BenchOptions& options) {
   if (options.kind == "journal") return run_journal_bench(options);
   if (options.kind == "fanout") return run_fanout_bench(options);
+  if (options.kind == "group") return run_group_bench_command(options);
   bench::BenchConfig config;
   config.size = options.size;
   config.rounds = options.rounds;
@@ -188,10 +199,12 @@ void add_bench_command(CLI::App& app) {
                "message queue, two processes pinned to different cores, in one run");
   cmd->add_option("kind", options->kind,
                   "pingpong (round-trip latency), throughput, journal (the journaler against "
-                  "the disk's O_DIRECT bandwidth, and latency with and without it), or fanout "
-                  "(one publisher, N waiting subscribers)")
+                  "the disk's O_DIRECT bandwidth, and latency with and without it), fanout "
+                  "(one publisher, N waiting subscribers), or group (consumer groups of 1 and 2 "
+                  "member processes, acking each record or each poll, against a block "
+                  "subscriber)")
       ->required()
-      ->check(CLI::IsMember({"pingpong", "throughput", "journal", "fanout"}));
+      ->check(CLI::IsMember({"pingpong", "throughput", "journal", "fanout", "group"}));
   cmd->add_option("--size", options->size,
                   "Message bytes, sequence number included (>= 8); journal: one size instead of "
                   "64 and 1024")
@@ -199,7 +212,7 @@ void add_bench_command(CLI::App& app) {
       ->each([options](const std::string&) { options->size_given = true; });
   cmd->add_option("--count", options->count,
                   "pingpong: timed round trips per round (default 200000); journal: messages per "
-                  "latency round (default 100000)")
+                  "latency round (default 100000); group: records per round (default 1000000)")
       ->transform(whole_number_in(1, 1'000'000'000));
   cmd->add_option("--dir", options->dir, "journal: directory to write in (default /var/tmp)");
   cmd->add_option("--bytes", options->bytes, "journal: journal bytes per throughput round")

@@ -1,5 +1,5 @@
-// shmbus stat: one channel's counters, rates, subscribers and latencies; once, or refreshed in
-// place with --watch until SIGINT/SIGTERM.
+// shmbus stat: one channel's counters, rates, subscribers, latencies and consumer groups; once, or
+// refreshed in place with --watch until SIGINT/SIGTERM.
 #include <unistd.h>
 
 #include <algorithm>
@@ -19,6 +19,7 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include "shmbus/group_consumer.hpp"
 #include "shmbus/stats.hpp"
 #include "tools/commands.hpp"
 #include "tools/metrics_listener.hpp"
@@ -48,19 +49,34 @@ bool sleep_unless_stopped(std::int64_t ns, KeyReader& keys) {
   }
 }
 
-// Every channel on the host that can be read now. A channel removed since the listing is left
-// out silently; one that cannot be read is left out, and `report` (if any) hears why.
-std::vector<ChannelStats> read_all_channels(const std::function<void(const std::string&)>& report) {
+// Every channel on the host that can be read now, each with its consumer groups. A channel removed
+// since the listing is left out silently; one that cannot be read is left out, and `report` (if
+// any) hears why. A channel whose groups cannot be read is shown without them (and reported).
+struct HostRead {
   std::vector<ChannelStats> channels;
+  std::vector<std::vector<GroupStats>> groups;  // parallel to `channels`
+};
+HostRead read_all_channels(const std::function<void(const std::string&)>& report) {
+  HostRead all;
   for (const std::string& name : list_channels()) {
     auto stats = read_guarded([&] { return read_channel_stats(name); });
-    if (stats) {
-      channels.push_back(std::move(*stats));
-    } else if (stats.error().code != ErrorCode::not_found && report) {
-      report(stats.error().message);
+    if (!stats) {
+      if (stats.error().code != ErrorCode::not_found && report) report(stats.error().message);
+      continue;
     }
+    auto groups = read_guarded([&] { return read_group_stats(name); });
+    if (!groups && groups.error().code != ErrorCode::not_found && report) {
+      report(groups.error().message);
+    }
+    all.channels.push_back(std::move(*stats));
+    all.groups.push_back(groups ? std::move(*groups) : std::vector<GroupStats>{});
   }
-  return channels;
+  return all;
+}
+
+std::string host_exposition(const std::function<void(const std::string&)>& report) {
+  const HostRead all = read_all_channels(report);
+  return stat_prometheus_all(all.channels, all.groups);
 }
 
 // Writes frames: on a terminal each one replaces the last (text and Prometheus); otherwise text
@@ -122,10 +138,12 @@ int serve_stat_metrics(const StatOptions& o) {
   const detail::MappingGuard guard;  // a truncated channel is an error, not a SIGBUS
   const auto scrape = [&]() -> Result<std::string> {
     try {
-      if (o.channel.empty()) return stat_prometheus_all(read_all_channels({}));
+      if (o.channel.empty()) return host_exposition({});
       auto stats = read_guarded([&] { return read_channel_stats(o.channel); });
       if (!stats) return tl::unexpected(stats.error());
-      return stat_prometheus(*stats);
+      auto groups = read_guarded([&] { return read_group_stats(o.channel); });
+      if (!groups) return tl::unexpected(groups.error());
+      return stat_prometheus(*stats, *groups);
     } catch (const std::exception& e) {  // formatting allocates
       return tl::unexpected(Error{ErrorCode::system, e.what()});
     }
@@ -155,16 +173,23 @@ int run_stat(const StatOptions& o, std::FILE* out) {
     };
     std::optional<ChannelStats> previous;
     ChannelStats current;
-    // Reads the channel again; the read before becomes `previous`. False (said on stderr) when
-    // the channel cannot be read.
+    std::vector<GroupStats> groups;  // the consumer groups, read with `current`
+    // Reads the channel and its groups again; the read before becomes `previous`. False (said on
+    // stderr) when the channel or its groups cannot be read.
     const auto read_next = [&]() -> bool {
       auto next = read_guarded([&] { return read_channel_stats(o.channel); });
       if (!next) {
         report(next.error().message);
         return false;
       }
+      auto next_groups = read_guarded([&] { return read_group_stats(o.channel); });
+      if (!next_groups) {
+        report(next_groups.error().message);
+        return false;
+      }
       previous = std::move(current);
       current = std::move(*next);
+      groups = std::move(*next_groups);
       return true;
     };
     if (!all_channels) {
@@ -185,19 +210,19 @@ int run_stat(const StatOptions& o, std::FILE* out) {
       if (keys.active()) style.hint += ", q quits";
     }
     const auto render = [&](const ChannelRates& rates) -> std::string {
-      if (all_channels) return stat_prometheus_all(read_all_channels(report));
+      if (all_channels) return host_exposition(report);
       switch (o.format) {
         case StatFormat::json:
-          return stat_json(current, rates) + "\n";
+          return stat_json(current, rates, groups) + "\n";
         case StatFormat::prometheus:
-          return stat_prometheus(current);
+          return stat_prometheus(current, groups);
         case StatFormat::text:
           break;
       }
-      if (!watching) return stat_text(current, rates, false);
+      if (!watching) return stat_text(current, rates, false, groups);
       style.clock = local_clock(std::time(nullptr));
       style.width = terminal_columns(out_fd, style.width);  // follows a resized window
-      return stat_watch_frame(current, rates, style);
+      return stat_watch_frame(current, rates, style, groups);
     };
 
     FrameWriter writer(out, o.format);
@@ -231,7 +256,9 @@ void add_stat_command(CLI::App& app) {
   };
   auto s = std::make_shared<State>();
   CLI::App* sub = app.add_subcommand(
-      "stat", "A channel's counters, rates, subscribers (lag, drops) and latency percentiles");
+      "stat",
+      "A channel's counters, rates, subscribers (lag, drops), latency percentiles and consumer "
+      "groups (members, in flight, acked, redelivered, dead-lettered)");
   sub->add_option("channel", s->options.channel,
                   "Channel name (with --prometheus it may be left out: every channel)");
   CLI::Option* watch =

@@ -1,4 +1,5 @@
-// shmbus tail: prints the records of a channel as they arrive, one line each.
+// shmbus tail: prints the records of a channel as they arrive, one line each; with --group, as a
+// member of a consumer group (tools/tail_group.cpp).
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
@@ -17,6 +18,7 @@
 #include "tools/option_bounds.hpp"
 #include "tools/pacer.hpp"
 #include "tools/signals.hpp"
+#include "tools/tail_group.hpp"
 #include "tools/truncation.hpp"
 
 namespace shmbus::tools {
@@ -40,6 +42,7 @@ SubscriberOptions subscriber_options(const TailOptions& o) {
 }  // namespace
 
 int run_tail(const TailOptions& o, std::FILE* out) {
+  if (!o.group.empty()) return run_tail_group(o, out);
   install_stop_handlers();
   std::signal(SIGPIPE, SIG_IGN);  // a closed pipe is an EPIPE from fwrite, handled below
   const detail::MappingGuard guard;  // a truncated channel is an error, not a SIGBUS
@@ -128,6 +131,8 @@ void add_tail_command(CLI::App& app) {
     std::int64_t timeout_ms = 0;
     std::string key;
     std::vector<std::uint16_t> message_types;
+    std::int64_t ack_timeout_ms = 0;
+    std::uint32_t max_attempts = 0;
   };
   auto s = std::make_shared<State>();
   CLI::App* sub = app.add_subcommand("tail", "Print a channel's messages as they arrive");
@@ -170,28 +175,69 @@ void add_tail_command(CLI::App& app) {
                   "Print only messages of this application message type (repeat for several; "
                   "0: messages without a type); with --key, messages that match both")
       ->check(CLI::Range(0, 65535));
-  sub->add_option("--name", s->options.name,
-                  "Subscriber name: a named subscriber resumes where the last one of that name "
-                  "stopped");
-  sub->add_flag("--latency-histogram", s->options.latency_histogram,
-                "Record each message's end-to-end latency in this subscriber's histogram, shown "
-                "by 'shmbus stat' (p50, p99, p99.9, max)");
+  CLI::Option* name =
+      sub->add_option("--name", s->options.name,
+                      "Subscriber name: a named subscriber resumes where the last one of that "
+                      "name stopped");
+  CLI::Option* histogram =
+      sub->add_flag("--latency-histogram", s->options.latency_histogram,
+                    "Record each message's end-to-end latency in this subscriber's histogram, "
+                    "shown by 'shmbus stat' (p50, p99, p99.9, max)");
   CLI::Option* timeout =
       sub->add_option("--timeout-ms", s->timeout_ms,
                       "Exit with code 3 if no message arrives for this long (default: wait "
                       "forever)")
           ->check(CLI::Range(std::int64_t{0}, kMaxTimeoutMs));
+  CLI::Option* group =
+      sub->add_option("--group", s->options.group,
+                      "Join this consumer group as a member (created if it does not exist; "
+                      "--from then says where it starts): the group shares the channel's records "
+                      "among its members, each printed by one of them, acked once printed. json "
+                      "lines add \"redelivered\" and \"attempt\"")
+          ->type_name("NAME");
+  CLI::Option* ack_timeout =
+      sub->add_option("--ack-timeout-ms", s->ack_timeout_ms,
+                      "With --group, creating it: a record not acked this long after its delivery "
+                      "goes to another member (default 10000)")
+          ->check(CLI::Range(std::int64_t{1}, std::int64_t{86'400'000}));
+  CLI::Option* max_attempts =
+      sub->add_option("--max-attempts", s->max_attempts,
+                      "With --group, creating it: deliveries of one record before it goes to the "
+                      "dead-letter channel CHANNEL.dlq (default 5)")
+          ->transform(whole_number_in(1, 1000));
+  CLI::Option* keyed = sub->add_flag("--keyed", s->options.keyed,
+                                     "With --group, creating it: records with the same key go to "
+                                     "one member at a time, in order");
+  ack_timeout->needs(group);
+  max_attempts->needs(group);
+  keyed->needs(group);
+  group->excludes(name);
+  group->excludes(key);
+  group->excludes(histogram);
   sub->footer(
+      "With --group, --policy block (the default then) or spill is the group's, and records are "
+      "never lost; settings given for an existing group must match its own (exit 1 otherwise).\n"
       "Lost messages (drop policy) are announced before the next message received: '# lost N "
       "messages before seq=S' (json: {\"lost\":N,\"before_seq\":S}; raw: an SBRL frame).\n"
       "Text shows times in the local zone ($TZ; TZ=UTC for UTC). A raw capture is republished "
       "byte for byte by 'shmbus pub CHANNEL --format raw < capture' (docs/observability.md).\n"
       "Every line is flushed. SIGINT/SIGTERM end tail cleanly (exit 0).\n"
       "Exit: 0 done; 1 error; 2 bad arguments; 3 --timeout-ms expired.");
-  sub->callback([s, count, timeout, key] {
+  CLI::Option* policy = sub->get_option("--policy");
+  sub->callback([s, count, timeout, key, group, ack_timeout, max_attempts, keyed, policy] {
     TailOptions& o = s->options;
     if (key->count() > 0) o.filter.key = s->key;
     o.filter.message_types = s->message_types;
+    if (group->count() > 0) {
+      if (s->policy == "drop" && policy->count() > 0) {
+        throw CLI::ValidationError("--policy", "a group is block or spill, never drop");
+      }
+      if (ack_timeout->count() > 0) o.ack_timeout_ms = s->ack_timeout_ms;
+      if (max_attempts->count() > 0) o.max_attempts = s->max_attempts;
+      o.group_settings_given = ack_timeout->count() + max_attempts->count() + keyed->count() +
+                                   policy->count() >
+                               0;
+    }
     o.policy = s->policy == "block"   ? Policy::block
                : s->policy == "spill" ? Policy::spill
                                       : Policy::drop;

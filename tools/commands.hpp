@@ -96,6 +96,14 @@ struct TailOptions {
   std::optional<std::int64_t> timeout_ms;  // exit 3 after this long without a message
   bool latency_histogram = false;          // SubscriberOptions::latency_histogram
   MessageFilter filter;                    // --key, --message-type
+  // --group NAME: join this consumer group as a member instead (tools/tail_group.hpp). The rest
+  // are the group's settings if this member creates it (policy and start above too); with none
+  // of them given, an existing group is joined whatever its settings.
+  std::string group;
+  std::optional<std::int64_t> ack_timeout_ms;
+  std::optional<std::uint32_t> max_attempts;
+  bool keyed = false;
+  bool group_settings_given = false;
 };
 
 // Prints each record to `out` (one line each, flushed), until count, timeout, SIGINT or SIGTERM.

@@ -159,28 +159,34 @@ std::string key_text(std::span<const std::byte> key) {
   return plain ? std::string(text) : "0x" + to_hex(key);
 }
 
-std::string record_line(const Message& m, RecordFormat format) {
-  if (format == RecordFormat::json) {
-    nlohmann::ordered_json j;
-    j["seq"] = m.sequence;
-    j["time_ns"] = m.timestamp_ns;
-    j["time"] = iso8601_utc_ns(m.timestamp_ns);
-    if (!m.key.empty()) {
-      j["key_hex"] = to_hex(m.key);
-      if (is_printable_text(m.key)) {
-        j["key"] = std::string_view(reinterpret_cast<const char*>(m.key.data()), m.key.size());
-      }
+namespace {
+
+nlohmann::ordered_json message_json(const Message& m) {
+  nlohmann::ordered_json j;
+  j["seq"] = m.sequence;
+  j["time_ns"] = m.timestamp_ns;
+  j["time"] = iso8601_utc_ns(m.timestamp_ns);
+  if (!m.key.empty()) {
+    j["key_hex"] = to_hex(m.key);
+    if (is_printable_text(m.key)) {
+      j["key"] = std::string_view(reinterpret_cast<const char*>(m.key.data()), m.key.size());
     }
-    if (m.message_type != 0) j["message_type"] = m.message_type;
-    j["size"] = m.payload.size();
-    j["lost_before"] = m.lost_before;
-    j["payload_hex"] = to_hex(m.payload);
-    if (is_printable_text(m.payload)) {
-      j["payload_text"] = std::string_view(reinterpret_cast<const char*>(m.payload.data()),
-                                           m.payload.size());
-    }
-    return j.dump();
   }
+  if (m.message_type != 0) j["message_type"] = m.message_type;
+  j["size"] = m.payload.size();
+  j["lost_before"] = m.lost_before;
+  j["payload_hex"] = to_hex(m.payload);
+  if (is_printable_text(m.payload)) {
+    j["payload_text"] = std::string_view(reinterpret_cast<const char*>(m.payload.data()),
+                                         m.payload.size());
+  }
+  return j;
+}
+
+}  // namespace
+
+std::string record_line(const Message& m, RecordFormat format) {
+  if (format == RecordFormat::json) return message_json(m).dump();
   std::string line = fmt::format("seq={} time={}", m.sequence, iso8601_local_ns(m.timestamp_ns));
   if (!m.key.empty()) line += fmt::format(" key={}", key_text(m.key));
   if (m.message_type != 0) line += fmt::format(" type={}", m.message_type);
@@ -190,6 +196,14 @@ std::string record_line(const Message& m, RecordFormat format) {
     line += payload_preview(m.payload);
   }
   return line;
+}
+
+std::string record_line(const Message& m, RecordFormat format, GroupDelivery delivery) {
+  if (format != RecordFormat::json) return record_line(m, format);
+  nlohmann::ordered_json j = message_json(m);
+  j["redelivered"] = delivery.redelivered;
+  j["attempt"] = delivery.attempt;
+  return j.dump();
 }
 
 std::string lost_line(std::uint64_t lost, std::uint64_t before, RecordFormat format) {

@@ -76,6 +76,15 @@ std::string key_text(std::span<const std::byte> key);
 // raw and payload have no line form: they get the text line.
 std::string record_line(const Message& message, RecordFormat format);
 
+// How a consumer group delivered a record (`tail --group`).
+struct GroupDelivery {
+  bool redelivered = false;  // an earlier delivery of it was not acknowledged
+  std::uint32_t attempt = 1;  // 1 for the first delivery
+};
+// record_line of a record a group delivered: json adds "redelivered":bool,"attempt":N after the
+// other fields; the other formats are record_line's.
+std::string record_line(const Message& message, RecordFormat format, GroupDelivery delivery);
+
 // The line that precedes a message when `lost` messages were lost just before sequence `before`:
 //   text: # lost <lost> messages before seq=<before>
 //   json: {"lost":<lost>,"before_seq":<before>}

@@ -4,7 +4,8 @@
 // users' scripts depend on.
 //
 //   stat:  stat_text (a human page), stat_json (one JSON document on one line), stat_prometheus
-//          (the text exposition format, for a node exporter textfile collector);
+//          (the text exposition format, for a node exporter textfile collector); each also shows
+//          the channel's consumer groups (read_group_stats), given beside its read;
 //   ls:    ls_text (an aligned table), ls_json;
 //   rates: measure_rates over two reads of one channel.
 #pragma once
@@ -18,6 +19,7 @@
 
 #include "core/latency_histogram.hpp"
 #include "core/ring_walk.hpp"
+#include "shmbus/group_consumer.hpp"
 #include "shmbus/stats.hpp"
 
 namespace shmbus::tools {
@@ -90,23 +92,31 @@ std::vector<LiveProcess> live_processes(const ChannelStats& stats);
 
 // --- stat (stat_json.cpp, stat_prometheus.cpp, stat_text.cpp) -----------------------------------
 
+// `groups` below: the channel's consumer groups (read_group_stats of the same channel), in the
+// order read. A group with a `problem` is shown as damaged, with only its name and the problem.
+
 // One JSON document, on one line without a newline (the schema is in docs/observability.md).
-std::string stat_json(const ChannelStats& stats, const ChannelRates& rates);
+std::string stat_json(const ChannelStats& stats, const ChannelRates& rates,
+                      const std::vector<GroupStats>& groups = {});
 
 // The Prometheus text exposition format: # HELP and # TYPE before each metric family, one sample a
 // line, ending in a newline. Families with no sample (no journal, no latency) are left out.
-std::string stat_prometheus(const ChannelStats& stats);
+std::string stat_prometheus(const ChannelStats& stats,
+                            const std::vector<GroupStats>& groups = {});
 
 // The human page, ending in a newline. `watch`: the latency table also shows the last interval.
-std::string stat_text(const ChannelStats& stats, const ChannelRates& rates, bool watch);
+// The groups section comes last, and only when the channel has groups.
+std::string stat_text(const ChannelStats& stats, const ChannelRates& rates, bool watch,
+                      const std::vector<GroupStats>& groups = {});
 
 // A label value escaped for the exposition format: backslash, double quote and newline.
 std::string escape_label_value(std::string_view value);
 
 // All channels in one exposition: each family's # HELP and # TYPE once, then its samples for every
-// channel in the order given (each sample carries its `channel` label). stat_prometheus(s) is
-// stat_prometheus_all({s}).
-std::string stat_prometheus_all(const std::vector<ChannelStats>& channels);
+// channel in the order given (each sample carries its `channel` label). groups[i] are the groups of
+// channels[i] (missing: none). stat_prometheus(s, g) is stat_prometheus_all({s}, {g}).
+std::string stat_prometheus_all(const std::vector<ChannelStats>& channels,
+                                const std::vector<std::vector<GroupStats>>& groups = {});
 
 // --- stat --watch (stat_watch.cpp) --------------------------------------------------------------
 
@@ -123,7 +133,8 @@ struct WatchFrameStyle {
 // column keep their start and end around "..."; long field lines wrap at their commas. Control
 // characters in names are shown as '?', so a name cannot move the cursor.
 std::string stat_watch_frame(const ChannelStats& stats, const ChannelRates& rates,
-                             const WatchFrameStyle& style);
+                             const WatchFrameStyle& style,
+                             const std::vector<GroupStats>& groups = {});
 
 // The columns `text` takes on a terminal: its UTF-8 code points, without SGR escape sequences
 // ("\x1b[...m").

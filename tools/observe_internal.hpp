@@ -1,8 +1,9 @@
 // Helpers shared by the files behind tools/observe_format.hpp (observe_format.cpp, stat_json.cpp,
-// stat_text.cpp, stat_watch.cpp); not part of that header's interface.
+// stat_text.cpp, stat_watch.cpp, stat_groups.cpp); not part of that header's interface.
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -41,5 +42,14 @@ StatTable latency_table(const ChannelStats& stats, const ChannelRates& rates, bo
 std::string producers_heading(const ChannelStats& stats);
 std::string subscribers_heading(const ChannelStats& stats);
 inline constexpr const char* kLatencyHeading = "latency, publish to delivery (within 1/64)";
+
+// The groups section (stat_groups.cpp): "groups (N)" over one block per group, each a title line
+// ("group 'risk'"), its field lines and its member table. A damaged group (GroupStats::problem)
+// has a single alarm field, DAMAGED, saying what is wrong, and no member table. `sampled_ns`: the
+// channel read's CLOCK_REALTIME, for the members' join ages.
+std::string groups_heading(const std::vector<GroupStats>& groups);
+std::string group_title(const GroupStats& group);
+std::vector<StatField> group_fields(const GroupStats& group);
+StatTable group_member_table(const GroupStats& group, std::int64_t sampled_ns);
 
 }  // namespace shmbus::tools::detail

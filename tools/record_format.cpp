@@ -348,6 +348,11 @@ bool RecordWriter::data(const Message& m) {
   return out_.write(record_line(m, format_));
 }
 
+bool RecordWriter::data(const Message& m, GroupDelivery delivery) {
+  if (format_ != RecordFormat::json) return data(m);
+  return out_.write(record_line(m, format_, delivery));
+}
+
 bool RecordWriter::lost(std::uint64_t lost, std::uint64_t before, std::int64_t seen_ns) {
   return loss(before - lost, lost, seen_ns, /*journal_gap=*/false);
 }

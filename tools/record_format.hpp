@@ -105,6 +105,9 @@ class RecordWriter {
       : out_(out, flush_each), format_(format) {}
 
   bool data(const Message& message);
+  // A record a consumer group delivered (tail --group): json lines also say how
+  // (record_line's GroupDelivery form); every other format writes it as data() does.
+  bool data(const Message& message, GroupDelivery delivery);
   // tail: `lost` messages were lost just before sequence `before`, seen at `seen_ns`.
   bool lost(std::uint64_t lost, std::uint64_t before, std::int64_t seen_ns);
   // replay: a journal's gap record.

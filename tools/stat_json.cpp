@@ -1,4 +1,5 @@
-// stat_json (tools/observe_format.hpp): one channel's read and rates as one JSON document.
+// stat_json (tools/observe_format.hpp): one channel's read, rates and consumer groups as one JSON
+// document.
 #include "tools/observe_format.hpp"
 
 #include <cstddef>
@@ -31,9 +32,51 @@ Json optional_latency_json(const std::optional<core::LatencySnapshot>& snapshot)
   return snapshot ? latency_json(*snapshot) : Json(nullptr);
 }
 
+// One consumer group, with GroupStats's names. A damaged group has its name and `problem` only.
+Json group_json(const GroupStats& g) {
+  Json j;
+  j["group"] = g.group;
+  j["problem"] = g.problem.empty() ? Json(nullptr) : Json(g.problem);
+  if (!g.problem.empty()) return j;
+  j["policy"] = to_string(g.policy);
+  j["keyed"] = g.keyed;
+  j["ack_timeout_ns"] = g.ack_timeout_ns;
+  j["max_attempts"] = g.max_attempts;
+  j["window"] = g.window;
+  j["dead_letter_channel"] = g.dead_letter_channel;
+  j["next_sequence"] = g.next_sequence;
+  j["retired_through"] = g.retired_through;
+  j["in_flight"] = g.in_flight;
+  j["waiting_redelivery"] = g.waiting_redelivery;
+  j["acked"] = g.acked;
+  j["redelivered"] = g.redelivered;
+  j["dead_lettered"] = g.dead_lettered;
+  j["lost"] = g.lost;
+  j["fenced"] = g.fenced;
+  j["lag"] = g.lag;
+  j["oldest_unacked_age_ns"] = g.oldest_unacked_age_ns;
+  j["members"] = Json::array();
+  for (const GroupMemberStats& m : g.members) {
+    Json mj;
+    mj["index"] = m.index;
+    mj["pid"] = m.pid;
+    mj["alive"] = m.alive;
+    mj["joined_ns"] = m.joined_ns;
+    mj["delivered"] = m.delivered;
+    mj["acked"] = m.acked;
+    mj["nacked"] = m.nacked;
+    mj["redelivered"] = m.redelivered;
+    mj["fenced"] = m.fenced;
+    mj["in_flight"] = m.in_flight;
+    j["members"].push_back(std::move(mj));
+  }
+  return j;
+}
+
 }  // namespace
 
-std::string stat_json(const ChannelStats& s, const ChannelRates& r) {
+std::string stat_json(const ChannelStats& s, const ChannelRates& r,
+                      const std::vector<GroupStats>& groups) {
   Json j;
   j["channel"] = s.name;
   j["incarnation"] = incarnation_hex(s.incarnation);
@@ -119,7 +162,11 @@ std::string stat_json(const ChannelStats& s, const ChannelRates& r) {
         i < r.subscriber_latency.size() ? optional_latency_json(r.subscriber_latency[i]) : Json();
     j["subscribers"].push_back(std::move(sj));
   }
-  return j.dump();
+  j["groups"] = Json::array();
+  for (const GroupStats& g : groups) j["groups"].push_back(group_json(g));
+  // Names come from other processes and from /dev/shm: bytes that are not UTF-8 are replaced
+  // (U+FFFD) rather than failing the whole document.
+  return j.dump(-1, ' ', false, Json::error_handler_t::replace);
 }
 
 }  // namespace shmbus::tools

@@ -1,7 +1,8 @@
-// stat_prometheus and escape_label_value (tools/observe_format.hpp): one channel's read in the
-// Prometheus text exposition format.
+// stat_prometheus and escape_label_value (tools/observe_format.hpp): one channel's read and its
+// consumer groups in the Prometheus text exposition format.
 #include "tools/observe_format.hpp"
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -149,11 +150,135 @@ constexpr MetricFamily<JournalStats> kJournalMetrics[] = {
      [](const JournalStats& j) { return std::uint64_t{j.alive ? 1u : 0u}; }},
 };
 
+// Per consumer group (only groups that read without a problem), labelled channel and group.
+constexpr MetricFamily<GroupStats> kGroupMetrics[] = {
+    {"shmbus_group_members", "gauge", "Members of the group (alive or not yet found dead).",
+     [](const GroupStats& g) { return std::uint64_t{g.members.size()}; }},
+    {"shmbus_group_in_flight", "gauge", "Records delivered to a member and not yet acked.",
+     [](const GroupStats& g) { return g.in_flight; }},
+    {"shmbus_group_waiting_redelivery", "gauge",
+     "Records taken back from a member (timeout, departure, death) awaiting redelivery.",
+     [](const GroupStats& g) { return g.waiting_redelivery; }},
+    {"shmbus_group_acked_total", "counter", "Records acked by the group's members.",
+     [](const GroupStats& g) { return g.acked; }},
+    {"shmbus_group_redelivered_total", "counter", "Deliveries that were redeliveries.",
+     [](const GroupStats& g) { return g.redelivered; }},
+    {"shmbus_group_dead_lettered_total", "counter",
+     "Records sent to the dead-letter channel after max_attempts deliveries.",
+     [](const GroupStats& g) { return g.dead_lettered; }},
+    {"shmbus_group_lost_total", "counter",
+     "Records a spill group needed that were neither in the ring nor in the journal.",
+     [](const GroupStats& g) { return g.lost; }},
+    {"shmbus_group_fenced_total", "counter",
+     "Late acks refused because the record had been taken back from the member.",
+     [](const GroupStats& g) { return g.fenced; }},
+    {"shmbus_group_lag_messages", "gauge",
+     "Records published on the channel and not yet handed out by the group.",
+     [](const GroupStats& g) { return g.lag; }},
+    {"shmbus_group_retired_through", "gauge",
+     "Every sequence below this one is acked, dead-lettered or lost.",
+     [](const GroupStats& g) { return g.retired_through; }},
+    {"shmbus_group_next_sequence", "gauge", "The next sequence the group hands out.",
+     [](const GroupStats& g) { return g.next_sequence; }},
+    {"shmbus_group_max_attempts", "gauge",
+     "Deliveries of one record before it goes to the dead-letter channel (a setting).",
+     [](const GroupStats& g) { return std::uint64_t{g.max_attempts}; }},
+    {"shmbus_group_window", "gauge",
+     "Records the group may have delivered but not yet retired (a setting).",
+     [](const GroupStats& g) { return std::uint64_t{g.window}; }},
+};
+
+// Per member of a group, labelled channel, group and member (its index in the group).
+constexpr MetricFamily<GroupMemberStats> kGroupMemberMetrics[] = {
+    {"shmbus_group_member_alive", "gauge", "1 while the member's process runs, else 0.",
+     [](const GroupMemberStats& m) { return std::uint64_t{m.alive ? 1u : 0u}; }},
+    {"shmbus_group_member_in_flight", "gauge", "Records the member holds now.",
+     [](const GroupMemberStats& m) { return m.in_flight; }},
+    {"shmbus_group_member_delivered_total", "counter",
+     "Records delivered to the member, redeliveries included.",
+     [](const GroupMemberStats& m) { return m.delivered; }},
+    {"shmbus_group_member_acked_total", "counter", "Records the member acked.",
+     [](const GroupMemberStats& m) { return m.acked; }},
+    {"shmbus_group_member_nacked_total", "counter", "Records the member nacked.",
+     [](const GroupMemberStats& m) { return m.nacked; }},
+    {"shmbus_group_member_redelivered_total", "counter",
+     "Of the records delivered to the member, how many were redeliveries.",
+     [](const GroupMemberStats& m) { return m.redelivered; }},
+    {"shmbus_group_member_fenced_total", "counter", "The member's late acks that were refused.",
+     [](const GroupMemberStats& m) { return m.fenced; }},
+};
+
+std::string group_labels(const GroupStats& g) {
+  return fmt::format("group=\"{}\"", escape_label_value(g.group));
+}
+
+// The group families of every channel: its groups are groups[c] (none when missing).
+void add_group_families(Exposition& e, const std::vector<ChannelStats>& channels,
+                        const std::vector<std::vector<GroupStats>>& groups) {
+  const auto each_group = [&](const auto& visit) {
+    for (std::size_t c = 0; c < channels.size() && c < groups.size(); ++c) {
+      for (const GroupStats& g : groups[c]) visit(channels[c], g);
+    }
+  };
+  e.family("shmbus_group_damaged", "gauge",
+           "1 if the group's shared state failed validation (its other metrics are then left "
+           "out), else 0.");
+  each_group([&](const ChannelStats& s, const GroupStats& g) {
+    e.sample(s.name, g.problem.empty() ? 0 : 1, group_labels(g));
+  });
+  e.family("shmbus_group_info", "gauge",
+           "1 for each group, with its settings as labels: policy, keyed, dead_letter_channel.");
+  each_group([&](const ChannelStats& s, const GroupStats& g) {
+    if (!g.problem.empty()) return;
+    e.sample(s.name, 1,
+             fmt::format("{},policy=\"{}\",keyed=\"{}\",dead_letter_channel=\"{}\"",
+                         group_labels(g), to_string(g.policy), g.keyed ? "true" : "false",
+                         escape_label_value(g.dead_letter_channel)));
+  });
+  for (const auto& m : kGroupMetrics) {
+    e.family(m.name, m.type, m.help);
+    each_group([&](const ChannelStats& s, const GroupStats& g) {
+      if (g.problem.empty()) e.sample(s.name, m.value(g), group_labels(g));
+    });
+  }
+  e.family("shmbus_group_ack_timeout_seconds", "gauge",
+           "A record not acked this long after its delivery is taken back (a setting).");
+  each_group([&](const ChannelStats& s, const GroupStats& g) {
+    if (g.problem.empty()) {
+      e.sample(s.name, seconds(static_cast<std::uint64_t>(std::max<std::int64_t>(
+                           g.ack_timeout_ns, 0))),
+               group_labels(g));
+    }
+  });
+  e.family("shmbus_group_oldest_unacked_age_seconds", "gauge",
+           "How long ago the oldest record in flight was delivered; 0 when none is in flight.");
+  each_group([&](const ChannelStats& s, const GroupStats& g) {
+    if (g.problem.empty()) {
+      e.sample(s.name, seconds(static_cast<std::uint64_t>(std::max<std::int64_t>(
+                           g.oldest_unacked_age_ns, 0))),
+               group_labels(g));
+    }
+  });
+  for (const auto& m : kGroupMemberMetrics) {
+    e.family(m.name, m.type, m.help);
+    each_group([&](const ChannelStats& s, const GroupStats& g) {
+      if (!g.problem.empty()) return;
+      for (const GroupMemberStats& member : g.members) {
+        e.sample(s.name, m.value(member),
+                 fmt::format("{},member=\"{}\"", group_labels(g), member.index));
+      }
+    });
+  }
+}
+
 }  // namespace
 
-std::string stat_prometheus(const ChannelStats& s) { return stat_prometheus_all({s}); }
+std::string stat_prometheus(const ChannelStats& s, const std::vector<GroupStats>& groups) {
+  return stat_prometheus_all({s}, {groups});
+}
 
-std::string stat_prometheus_all(const std::vector<ChannelStats>& channels) {
+std::string stat_prometheus_all(const std::vector<ChannelStats>& channels,
+                                const std::vector<std::vector<GroupStats>>& groups) {
   Exposition e;
   for (const auto& m : kChannelMetrics) {
     e.family(m.name, m.type, m.help);
@@ -199,6 +324,7 @@ std::string stat_prometheus_all(const std::vector<ChannelStats>& channels) {
       if (s.journal) e.sample(s.name, m.value(*s.journal));
     }
   }
+  add_group_families(e, channels, groups);
   return e.take();
 }
 

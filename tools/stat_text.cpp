@@ -1,5 +1,5 @@
-// render_table and stat_text (tools/observe_format.hpp): aligned tables, and one channel's read
-// and rates as a page for a human.
+// render_table and stat_text (tools/observe_format.hpp): aligned tables, and one channel's read,
+// rates and groups as a page for a human.
 #include "tools/observe_format.hpp"
 
 #include <algorithm>
@@ -194,7 +194,8 @@ StatTable latency_table(const ChannelStats& s, const ChannelRates& r, bool inter
 
 }  // namespace detail
 
-std::string stat_text(const ChannelStats& s, const ChannelRates& r, bool watch) {
+std::string stat_text(const ChannelStats& s, const ChannelRates& r, bool watch,
+                      const std::vector<GroupStats>& groups) {
   std::string out;
   out += fmt::format("channel {}  incarnation {}\n", s.name, incarnation_hex(s.incarnation));
   for (const detail::StatField& f : detail::stat_fields(s, r)) {
@@ -214,6 +215,19 @@ std::string stat_text(const ChannelStats& s, const ChannelRates& r, bool watch) 
   if (latency.rows.size() > 1) {
     out += fmt::format("\n{}\n", detail::kLatencyHeading);
     out += render_table(latency.rows, latency.align, "  ");
+  }
+  if (!groups.empty()) {
+    out += fmt::format("\n{}\n", detail::groups_heading(groups));
+    for (const GroupStats& g : groups) {
+      out += fmt::format("  {}\n", detail::group_title(g));
+      for (const detail::StatField& f : detail::group_fields(g)) {
+        out += fmt::format("    {:<10} {}\n", f.label, f.text);
+      }
+      if (g.problem.empty() && !g.members.empty()) {
+        const detail::StatTable t = detail::group_member_table(g, s.sampled_ns);
+        out += render_table(t.rows, t.align, "    ");
+      }
+    }
   }
   return out;
 }

@@ -292,7 +292,7 @@ std::string watch_heading(const std::string& text, const WatchPalette& palette, 
 }  // namespace
 
 std::string stat_watch_frame(const ChannelStats& s, const ChannelRates& r,
-                             const WatchFrameStyle& style) {
+                             const WatchFrameStyle& style, const std::vector<GroupStats>& groups) {
   const WatchPalette palette{style.colour};
   const std::size_t width = std::max<std::size_t>(style.width, 40);
 
@@ -329,6 +329,22 @@ std::string stat_watch_frame(const ChannelStats& s, const ChannelRates& r,
     out += '\n';
     out += watch_heading(detail::kLatencyHeading, palette, width);
     out += render_watch_table(std::move(latency), WatchFit{{0, 1}, 1, -1}, width, palette);
+  }
+  if (!groups.empty()) {
+    out += '\n';
+    out += watch_heading(detail::groups_heading(groups), palette, width);
+    for (const GroupStats& g : groups) {
+      out += watch_clip("  " + truncate_middle(watch_printable(detail::group_title(g)),
+                                               width > 2 ? width - 2 : width),
+                        width);
+      out += '\n';
+      for (const detail::StatField& f : detail::group_fields(g))
+        out += watch_field_lines(f, width, palette);
+      if (g.problem.empty() && !g.members.empty()) {
+        out += render_watch_table(detail::group_member_table(g, s.sampled_ns),
+                                  WatchFit{{0}, -1, 2}, width, palette);
+      }
+    }
   }
   if (!style.hint.empty()) {
     out += '\n';

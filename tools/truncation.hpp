@@ -17,9 +17,9 @@ namespace shmbus::tools {
 template <class Read>
 auto read_guarded(Read&& read, bool* truncated = nullptr) -> decltype(read()) {
   auto result = std::forward<Read>(read)();
-  if (auto truncation = detail::MappingGuard::take()) {
+  if (auto truncation = shmbus::detail::MappingGuard::take()) {
     if (truncated != nullptr) *truncated = true;
-    return tl::unexpected(Error{ErrorCode::corrupt, detail::describe(*truncation)});
+    return tl::unexpected(Error{ErrorCode::corrupt, shmbus::detail::describe(*truncation)});
   }
   return result;
 }
