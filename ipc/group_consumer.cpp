@@ -93,10 +93,6 @@ Result<GroupConsumer> GroupConsumer::open(std::string_view channel, std::string_
   using namespace detail;
   if (auto ok = check_group_name(group); !ok) return tl::unexpected(ok.error());
   if (auto ok = check_group_options(options); !ok) return tl::unexpected(ok.error());
-  if (options.policy == Policy::spill) {
-    return tl::unexpected(Error{ErrorCode::invalid_argument,
-                                "spill groups are not supported by this build; use block"});
-  }
   const std::string where = fmt::format("group '{}' of channel '{}'", group, channel);
   // A first look at the channel, for its incarnation and ring (the group object is named after
   // the incarnation, and a new group starts where the ring stands).
@@ -147,43 +143,64 @@ Result<GroupConsumer> GroupConsumer::open(std::string_view channel, std::string_
   s.sweep_interval_ns = std::clamp<std::int64_t>(settings->ack_timeout_ns / 4, 1'000'000,
                                                  250'000'000);
 
-  // The gate: a block subscriber registered at the group's floor (or the oldest record the
-  // ring still holds), whose slot the group raises as records retire.
-  const GroupPair floor = load_cursor(s.header->floor);
-  SubscriberOptions gate;
-  gate.policy = Policy::block;
-  gate.manual_release = true;
-  gate.start = StartFrom::sequence;
-  gate.start_sequence = floor.second;
-  gate.open_timeout = options.open_timeout;
-  auto sub = Subscriber::open(channel, gate);
-  if (!sub) return tl::unexpected(sub.error());
-  if (sub->info().incarnation != incarnation) {
-    return tl::unexpected(Error{ErrorCode::busy, fmt::format("{}: the channel was re-created "
-                                                             "while joining; try again",
-                                                             where)});
-  }
-  s.gate.emplace(std::move(*sub));
-  SubscriberSlowState& slow = GroupAccess::slow(*s.gate);
-  s.channel = slow.channel;
-  s.ring = s.channel->ring();
-  s.copy_buffer.resize(2 * core::frame_size(s.ring.max_message) + core::kCacheLine);
-  const std::uint32_t control_slot = s.channel->control_ref().index_of(*slow.slot);
-  // The subscriber registered at a boundary near the floor, possibly past it (a full ring makes
-  // it keep a margin). The gate must be at the floor exactly: a record at or after it may still
-  // be needed (handed out again, or not yet handed out). Put there before the member is active,
-  // so no peer raises it meanwhile; then announced like any new gate: a producer either sees the
-  // new epoch and respects it, or made its claim before, and a record it overwrote is found
-  // lapped when read (and retired as lost), never handed on torn.
-  {
-    const GroupPair at = load_cursor(s.header->floor);
-    // release: producers that acquire the position see the slot as registered.
-    slow.slot->position.store(at.first, std::memory_order_release);
-    slow.slot->next_sequence.store(at.second, std::memory_order_relaxed);  // relaxed: for tools
-    // seq_cst: as SubscriberSlowState::announce_gate.
-    s.channel->control().gate_epoch.fetch_add(1, std::memory_order_seq_cst);
-    if (s.channel->info().single_producer) barrier_all_cpus();
-  }
+  std::uint32_t control_slot = kNoGateSlot;
+  if (settings->policy == Policy::spill) {
+    // A spill group gates nobody: it maps the channel as a reader (the ring writable when
+    // permitted, to repair a stalled claim at its cursor) and reads from the journal what the
+    // ring lost.
+    const OpenRequest request{RingAccess::write_if_permitted,
+                              ControlAccess::write_or_register_as_reader, options.open_timeout,
+                              true};
+    auto mapped = ChannelMapping::open(channel, request);
+    if (!mapped) return tl::unexpected(mapped.error());
+    if ((*mapped)->info().incarnation != incarnation) {
+      return tl::unexpected(Error{ErrorCode::busy, fmt::format("{}: the channel was re-created "
+                                                               "while joining; try again",
+                                                               where)});
+    }
+    s.channel = std::move(*mapped);
+    s.ring = s.channel->ring();
+    s.copy_buffer.resize(2 * core::frame_size(s.ring.max_message) + core::kCacheLine);
+  } else {
+    // The gate: a block subscriber registered at the group's floor (or the oldest record the
+    // ring still holds), whose slot the group raises as records retire.
+    const GroupPair floor = load_cursor(s.header->floor);
+    SubscriberOptions gate;
+    gate.policy = Policy::block;
+    gate.manual_release = true;
+    gate.start = StartFrom::sequence;
+    gate.start_sequence = floor.second;
+    gate.open_timeout = options.open_timeout;
+    auto sub = Subscriber::open(channel, gate);
+    if (!sub) return tl::unexpected(sub.error());
+    if (sub->info().incarnation != incarnation) {
+      return tl::unexpected(Error{ErrorCode::busy, fmt::format("{}: the channel was re-created "
+                                                               "while joining; try again",
+                                                               where)});
+    }
+    s.gate.emplace(std::move(*sub));
+    SubscriberSlowState& slow = GroupAccess::slow(*s.gate);
+    s.channel = slow.channel;
+    s.ring = s.channel->ring();
+    s.copy_buffer.resize(2 * core::frame_size(s.ring.max_message) + core::kCacheLine);
+    control_slot = s.channel->control_ref().index_of(*slow.slot);
+    // The subscriber registered at a boundary near the floor, possibly past it (a full ring makes
+    // it keep a margin). The gate must be at the floor exactly: a record at or after it may still
+    // be needed (handed out again, or not yet handed out). Put there before the member is active,
+    // so no peer raises it meanwhile; then announced like any new gate: a producer either sees the
+    // new epoch and respects it, or made its claim before, and a record it overwrote is found
+    // lapped when read (and retired as lost), never handed on torn.
+    {
+      const GroupPair at = load_cursor(s.header->floor);
+      // release: producers that acquire the position see the slot as registered.
+      slow.slot->position.store(at.first, std::memory_order_release);
+      slow.slot->next_sequence.store(at.second, std::memory_order_relaxed);  // relaxed: for tools
+      // seq_cst: as SubscriberSlowState::announce_gate.
+      s.channel->control().gate_epoch.fetch_add(1, std::memory_order_seq_cst);
+      if (s.channel->info().single_producer) barrier_all_cpus();
+    }
+
+}
 
   // A member slot: the lowest free one (freeing dead members' slots once if none is).
   for (int pass = 0; pass < 2 && s.me == nullptr; ++pass) {

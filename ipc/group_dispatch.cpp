@@ -17,14 +17,23 @@ namespace shmbus::detail {
 
 std::optional<core::RecordView> GroupState::read_record(std::uint64_t position,
                                                         std::uint64_t sequence) {
-  core::RingReader reader(ring, position, sequence);
   std::optional<core::RecordView> found;
-  std::size_t delivered = 0;
-  const core::ReadState state = reader.poll_copy(
-      [&](const core::RecordView& v) { found = v; }, 1, copy_buffer.data(), copy_buffer.size(),
-      delivered);
-  if (state == core::ReadState::lapped || state == core::ReadState::corrupt) return std::nullopt;
-  if (!found || found->sequence != sequence) return std::nullopt;
+  if (position != kNoRingPosition) {
+    core::RingReader reader(ring, position, sequence);
+    std::size_t copied = 0;
+    const core::ReadState state = reader.poll_copy(
+        [&](const core::RecordView& v) { found = v; }, 1, copy_buffer.data(), copy_buffer.size(),
+        copied);
+    if (state == core::ReadState::lapped || state == core::ReadState::corrupt ||
+        (found && found->sequence != sequence)) {
+      found.reset();
+    }
+  }
+  if (!found && settings.policy == Policy::spill) {
+    // A spill group does not hold the ring: what it overwrote, the journal has.
+    core::RecordView view{};
+    if (read_journal(sequence, view) == JournalRead::found) found = view;
+  }
   return found;
 }
 
@@ -57,6 +66,57 @@ bool GroupState::key_free_below(std::uint64_t hash, std::uint64_t sequence) cons
   return true;
 }
 
+GroupState::Claimed GroupState::claim_new(GroupPair cursor, GroupPair next,
+                                          const core::RecordView& view, std::uint64_t position,
+                                          GroupConsumer::Sink sink) {
+  const std::uint64_t sequence = view.sequence;
+    GroupEntry& e = entry(sequence);
+    GroupPair seen = load_pair_exact(e.word);
+    if (seen.first > sequence) return Claimed::again;  // our view of the cursor is stale
+    if (seen.first == sequence) {         // another member won it: help move the cursor
+      cas_pair(header->dispatch, cursor, next);
+      return Claimed::again;
+    }
+    if (!reusable(seen)) return Claimed::window_full;  // the entry's previous record is live
+    const std::uint64_t hash = settings.keyed ? key_hash(view.key, view.key_length) : 0;
+    // Before the claim, by every claimer alike (see GroupEntry): whoever reads the entry once
+    // it holds this sequence finds them.
+    store_forward(e.place, sequence, position);
+    store_forward(e.key, sequence, hash);
+    // relaxed: an immutable setting written before the group was ready.
+    if (header->start_sequence != 0 && sequence < header->start_sequence) {
+      // StartFrom::sequence: records before it are retired unseen.
+      retire_lost(sequence, position);
+      cas_pair(header->dispatch, cursor, next);
+      advance_floor();
+      return Claimed::again;
+    }
+    if (hash != 0 && !key_free_below(hash, sequence)) {
+      // Keyed: an earlier record of this key is not retired yet. This one waits as an orphan
+      // that has had no delivery; take_orphan hands it out once the key is free.
+      const Lease waiting{EntryState::orphaned, OrphanReason::none, index, 0, token};
+      if (!cas_pair(e.word, seen, GroupPair{sequence, pack_lease(waiting)})) return Claimed::again;
+      header->orphaned.fetch_add(1, std::memory_order_relaxed);  // relaxed: a hint
+      cas_pair(header->dispatch, cursor, next);
+      return Claimed::again;
+    }
+    const std::uint64_t lease = pack_lease(my_lease(EntryState::in_flight, 1));
+    if (!cas_pair(e.word, seen, GroupPair{sequence, lease})) return Claimed::again;
+    set_deadline(e, sequence, lease);
+    cas_pair(header->dispatch, cursor, next);
+    remember(sequence, lease);
+    ++delivered;
+    const GroupMessage m{sequence,
+                         view.timestamp_ns,
+                         {view.payload, view.length},
+                         {view.key, view.key == nullptr ? 0u : view.key_length},
+                         view.message_type,
+                         false,
+                         1};
+    sink.call(sink.handler, m);
+    return Claimed::delivered;
+}
+
 bool GroupState::dispatch_new(GroupConsumer::Sink sink) {
   for (int round = 0; round < 64; ++round) {
     GroupPair cursor = load_cursor(header->dispatch);
@@ -68,7 +128,25 @@ bool GroupState::dispatch_new(GroupConsumer::Sink sink) {
     }
     if (cursor.second >= floor.second + settings.window) return false;  // window full
 
-    core::RingReader reader(ring, cursor.first, cursor.second);
+    // Where to read: the cursor's position, or, for a spill group reading from the journal,
+    // the ring's place of the cursor's sequence once the ring holds it again.
+    std::uint64_t from = cursor.first;
+    if (cursor.first == kNoRingPosition) {
+      if (settings.policy != Policy::spill) {
+        fail(GroupStatus::corrupt, fmt::format("group '{}': the dispatch cursor has no ring "
+                                               "position in a block group", group_name));
+        return false;
+      }
+      if (const auto at = find_in_ring(cursor.second)) {
+        from = at->position;
+      } else {
+        bool progressed = false;
+        if (dispatch_from_journal(cursor, sink, progressed)) return true;
+        if (progressed) continue;
+        return false;
+      }
+    }
+    core::RingReader reader(ring, from, cursor.second);
     std::optional<core::RecordView> view;
     std::size_t copied = 0;  // not `delivered`: that is this member's counter, counted below
     const core::ReadState state = reader.poll_copy(
@@ -78,7 +156,13 @@ bool GroupState::dispatch_new(GroupConsumer::Sink sink) {
       fail(GroupStatus::corrupt,
            fmt::format("group '{}': the ring holds a record no shmbus writer produces at position "
                        "{} (sequence {} expected)",
-                       group_name, cursor.first, cursor.second));
+                       group_name, from, cursor.second));
+      return false;
+    }
+    if (state == core::ReadState::lapped && settings.policy == Policy::spill) {
+      bool progressed = false;  // what the ring lost, the journal has
+      if (dispatch_from_journal(cursor, sink, progressed)) return true;
+      if (progressed) continue;
       return false;
     }
     if (state == core::ReadState::lapped) {
@@ -114,68 +198,28 @@ bool GroupState::dispatch_new(GroupConsumer::Sink sink) {
       }
       // An abandoned claim: its sequence is retired as lost and the cursor moves past it.
       for (std::uint64_t s = cursor.second; s < reader.next_sequence(); ++s) {
-        retire_lost(s, cursor.first);
+        retire_lost(s, from);
       }
       cas_pair(header->dispatch, cursor, GroupPair{reader.position(), reader.next_sequence()});
       advance_floor();
       continue;
     }
     const std::uint64_t sequence = view->sequence;
-    for (std::uint64_t s = cursor.second; s < sequence; ++s) retire_lost(s, cursor.first);
+    for (std::uint64_t s = cursor.second; s < sequence; ++s) retire_lost(s, from);
     // The record's own position: the cursor's, or the next lap's start when the copy began
     // with the padding that ends a lap.
     const auto* first = reinterpret_cast<const core::RecordHeader*>(copy_buffer.data());
     const std::uint64_t position =
         first->type == static_cast<std::uint16_t>(core::RecordType::padding)
-            ? (cursor.first & ~ring.mask) + ring.capacity
-            : cursor.first;
+            ? (from & ~ring.mask) + ring.capacity
+            : from;
     const GroupPair next{reader.position(), sequence + 1};
 
-    GroupEntry& e = entry(sequence);
-    GroupPair seen = load_pair_exact(e.word);
-    if (seen.first > sequence) continue;  // our view of the cursor is stale
-    if (seen.first == sequence) {         // another member won it: help move the cursor
-      cas_pair(header->dispatch, cursor, next);
-      continue;
+    switch (claim_new(cursor, next, *view, position, sink)) {
+      case Claimed::delivered: return true;
+      case Claimed::window_full: return false;
+      case Claimed::again: continue;
     }
-    if (!reusable(seen)) return false;  // the entry's previous record is live: window full
-    const std::uint64_t hash = settings.keyed ? key_hash(view->key, view->key_length) : 0;
-    // Before the claim, by every claimer alike (see GroupEntry): whoever reads the entry once
-    // it holds this sequence finds them.
-    store_forward(e.place, sequence, position);
-    store_forward(e.key, sequence, hash);
-    // relaxed: an immutable setting written before the group was ready.
-    if (header->start_sequence != 0 && sequence < header->start_sequence) {
-      // StartFrom::sequence: records before it are retired unseen.
-      retire_lost(sequence, position);
-      cas_pair(header->dispatch, cursor, next);
-      advance_floor();
-      continue;
-    }
-    if (hash != 0 && !key_free_below(hash, sequence)) {
-      // Keyed: an earlier record of this key is not retired yet. This one waits as an orphan
-      // that has had no delivery; take_orphan hands it out once the key is free.
-      const Lease waiting{EntryState::orphaned, OrphanReason::none, index, 0, token};
-      if (!cas_pair(e.word, seen, GroupPair{sequence, pack_lease(waiting)})) continue;
-      header->orphaned.fetch_add(1, std::memory_order_relaxed);  // relaxed: a hint
-      cas_pair(header->dispatch, cursor, next);
-      continue;
-    }
-    const std::uint64_t lease = pack_lease(my_lease(EntryState::in_flight, 1));
-    if (!cas_pair(e.word, seen, GroupPair{sequence, lease})) continue;
-    set_deadline(e, sequence, lease);
-    cas_pair(header->dispatch, cursor, next);
-    remember(sequence, lease);
-    ++delivered;
-    const GroupMessage m{sequence,
-                         view->timestamp_ns,
-                         {view->payload, view->length},
-                         {view->key, view->key == nullptr ? 0u : view->key_length},
-                         view->message_type,
-                         false,
-                         1};
-    sink.call(sink.handler, m);
-    return true;
   }
   return false;
 }

@@ -34,7 +34,9 @@ void GroupState::advance_floor() noexcept {
     if (next < cursor.second && !load_tagged(entry(next).place, next, position)) {
       position = floor.first;
     }
-    if (position < floor.first) position = floor.first;  // never backwards, whatever we read
+    // Never backwards, whatever we read; a record read from the journal (spill) has no ring
+    // position, and the floor keeps its own.
+    if (position < floor.first || position == kNoRingPosition) position = floor.first;
     cas_pair(header->floor, floor, GroupPair{position, next});
   }
 }

@@ -136,6 +136,9 @@ constexpr std::uint32_t member_pid(std::uint64_t w) noexcept {
   return static_cast<std::uint32_t>((w >> 8) & 0xffffff);
 }
 
+// GroupMember::control_slot of a member without a gate (spill groups).
+inline constexpr std::uint32_t kNoGateSlot = ~std::uint32_t{0};
+
 struct GroupMember {
   // --- line 0: identity, written while joining, read by peers and tools ---
   std::atomic<std::uint64_t> word;  // member_word(); CAS

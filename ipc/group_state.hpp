@@ -17,6 +17,7 @@
 #include "ipc/group_segment.hpp"
 #include "ipc/process.hpp"
 #include "shmbus/group_consumer.hpp"
+#include "shmbus/journal_reader.hpp"
 #include "shmbus/publisher.hpp"
 #include "shmbus/subscriber.hpp"
 
@@ -28,6 +29,12 @@ struct HeldRecord {
   std::uint64_t sequence = 0;  // 0: none
   std::uint64_t lease = 0;
 };
+
+// A dispatch cursor or an entry whose record was read from the journal (spill groups): no ring
+// position is known for it. Not frame aligned, so no ring read ever starts there.
+inline constexpr std::uint64_t kNoRingPosition = ~std::uint64_t{0};
+
+enum class JournalRead : std::uint8_t { found, not_yet, lost, unavailable };
 
 struct GroupState {
   std::string channel_name;
@@ -75,6 +82,8 @@ struct GroupState {
   std::int64_t stall_since_ns = 0;
 
   std::optional<Publisher> dead_letters;  // opened at the first dead letter
+  std::optional<journal::JournalReader> journal;  // spill groups, once the ring lapped them
+  std::string journal_dir;
 
   ~GroupState();
 
@@ -84,11 +93,22 @@ struct GroupState {
   bool deliver_one(GroupConsumer::Sink sink);
   bool take_orphan(GroupConsumer::Sink sink);
   bool dispatch_new(GroupConsumer::Sink sink);
+  // Claims the entry of `view` (read at the cursor, at ring `position` or kNoRingPosition) and
+  // hands it to `sink`, moving the cursor to `next`.
+  enum class Claimed : std::uint8_t { delivered, again, window_full };
+  Claimed claim_new(GroupPair cursor, GroupPair next, const core::RecordView& view,
+                    std::uint64_t position, GroupConsumer::Sink sink);
   // Keyed groups: no record of the key with this hash below `sequence` is unretired.
   bool key_free_below(std::uint64_t hash, std::uint64_t sequence) const;
   // Copies record `sequence` at `position` into copy_buffer; the view of it, or nothing when the
   // ring no longer holds it (or holds garbage there).
   std::optional<core::RecordView> read_record(std::uint64_t position, std::uint64_t sequence);
+  // Spill groups (group_journal.cpp): record `sequence` from the channel's journal into
+  // copy_buffer; where the ring holds `sequence` (a boundary walked up to it), if it still does.
+  JournalRead read_journal(std::uint64_t sequence, core::RecordView& out);
+  std::optional<core::TailWord> find_in_ring(std::uint64_t sequence);
+  // Spill groups: hands out the record at `cursor` from the journal (the ring lost it).
+  bool dispatch_from_journal(GroupPair cursor, GroupConsumer::Sink sink, bool& progressed);
   // Retires `sequence` as lost (an abandoned claim, a record the ring no longer holds).
   void retire_lost(std::uint64_t sequence, std::uint64_t position);
   // Retires every unretired entry of [from, to) as lost (the ring lapped the group).

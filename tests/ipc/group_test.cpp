@@ -358,5 +358,54 @@ TEST(Group, GarbageInTheGroupObjectIsReportedNeverTrusted) {
   EXPECT_NE(refused.error().message.find("magic"), std::string::npos);
 }
 
+
+TEST(Group, KeyedRecordsOfOneKeyWaitForTheEarlierOnesWhileOtherKeysGoOn) {
+  ChannelGuard ch(unique_channel("grpkey"));
+  auto pub = Publisher::open(ch.name(), test::small_options()).value();
+  GroupOptions o = fast_options();
+  o.keyed = true;
+  o.ack_timeout = 60s;
+  auto a = GroupConsumer::open(ch.name(), "k", o).value();
+  auto b = GroupConsumer::open(ch.name(), "k", o).value();
+  // Sequences 1..6 with keys A B A B A C.
+  const char* keys[] = {"A", "B", "A", "B", "A", "C"};
+  for (int i = 0; i < 6; ++i) {
+    const std::string p = payload_for(i);
+    const RecordTag tag{std::as_bytes(std::span(keys[i], 1)), 7};
+    ASSERT_EQ(pub.publish(std::as_bytes(std::span(p.data(), p.size())), tag, 2s),
+              PublishStatus::ok);
+  }
+  // a takes 1 (A) and 2 (B); b then gets only what no earlier unacked record of its key holds:
+  // 6 (C). 3, 4 and 5 wait.
+  auto ga = take(a, 2);
+  ASSERT_EQ(ga.size(), 2u);
+  EXPECT_EQ(ga[0].sequence, 1u);
+  EXPECT_EQ(ga[1].sequence, 2u);
+  std::vector<std::pair<std::uint64_t, std::string>> gb;
+  for (int i = 0; i < 20; ++i) {
+    b.poll([&](const GroupMessage& m) {
+      gb.emplace_back(m.sequence, text(m.key));
+      EXPECT_EQ(m.message_type, 7u);
+      EXPECT_FALSE(m.redelivered);
+      EXPECT_EQ(m.attempt, 1u);
+    });
+  }
+  ASSERT_EQ(gb.size(), 1u);
+  EXPECT_EQ(gb[0], std::make_pair(std::uint64_t{6}, std::string("C")));
+  // Acking 1 frees key A up to 3 (not 5: 3 is unacked); acking 2 frees 4.
+  ASSERT_EQ(a.ack(1), AckStatus::ok);
+  ASSERT_EQ(a.ack(2), AckStatus::ok);
+  auto next = take(b, 2, 2s);
+  ASSERT_EQ(next.size(), 2u);
+  EXPECT_EQ(next[0].sequence, 3u);
+  EXPECT_EQ(next[1].sequence, 4u);
+  EXPECT_TRUE(take(a, 1, 100ms).empty());  // 5 waits for 3
+  ASSERT_EQ(b.ack(3), AckStatus::ok);
+  auto last = take(a, 1, 2s);
+  ASSERT_EQ(last.size(), 1u);
+  EXPECT_EQ(last[0].sequence, 5u);
+  EXPECT_EQ(last[0].payload, payload_for(4));
+}
+
 }  // namespace
 }  // namespace shmbus
