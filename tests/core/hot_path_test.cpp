@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "ipc/journal_link.hpp"
+#include "shmbus/group_consumer.hpp"
 #include "shmbus/shmbus.hpp"
 #include "tests/core/ring_testing.hpp"
 
@@ -542,6 +543,90 @@ int publish_and_poll(const std::string& name, bool single_producer) {
        manual->status() == shmbus::PollStatus::ok && spill->status() == shmbus::PollStatus::ok;
   const bool removed = shmbus::remove_channel(name).has_value();
   return ok && removed ? 0 : 1;
+}
+
+// A consumer group's member while records flow: poll hands out records (the entry claim, the
+// cursor move, the copy) and ack retires them (the floor, the gate raise every quarter ring), a
+// keyed group included. Idle polls run the group's housekeeping, which reads /proc: each round
+// polls only the records it published, so no poll here finds nothing.
+int group_poll_and_ack(const std::string& name) {
+  (void)shmbus::remove_channel(name);
+  shmbus::ChannelOptions options;
+  options.capacity = 1 << 20;
+  options.max_message = kMax;
+  auto pub = shmbus::Publisher::open(name, options);
+  if (!pub) return 2;
+  shmbus::GroupOptions plain;
+  plain.window = 1024;
+  shmbus::GroupOptions keyed = plain;
+  keyed.keyed = true;
+  auto group = shmbus::GroupConsumer::open(name, "hot", plain);
+  auto keyed_group = shmbus::GroupConsumer::open(name, "hotkeyed", keyed);
+  if (!group || !keyed_group) return 3;
+  static constexpr char kKeys[] = "abcdefgh";
+  std::byte source[256] = {};
+  std::uint64_t next = 1;
+  std::uint64_t keyed_next = 1;
+  bool ok = true;
+  auto round = [&](std::uint64_t count) {
+    for (std::uint64_t r = 0; r < count; ++r) {
+      for (int i = 0; i < 64; ++i) {
+        const shmbus::RecordTag tag{std::as_bytes(std::span(&kKeys[i % 8], 1)), 0};
+        if (pub->try_publish(std::span(source, 64 + i), tag) != shmbus::PublishStatus::ok) {
+          ok = false;
+          return;
+        }
+      }
+      std::size_t got = 0;
+      while (got < 64 && ok) {
+        const std::size_t n = group->poll(
+            [&](const shmbus::GroupMessage& m) {
+              if (m.sequence != next++ || group->ack(m.sequence) != shmbus::AckStatus::ok) {
+                ok = false;
+              }
+            },
+            64 - got);
+        if (n == 0) ok = false;
+        got += n;
+      }
+      // The keyed member acks each record at once, so no key ever waits: 64 records per round.
+      got = 0;
+      while (got < 64 && ok) {
+        const std::size_t n = keyed_group->poll(
+            [&](const shmbus::GroupMessage& m) {
+              if (m.sequence != keyed_next++ || m.key.size() != 1 ||
+                  keyed_group->ack(m.sequence) != shmbus::AckStatus::ok) {
+                ok = false;
+              }
+            },
+            64 - got);
+        if (n == 0) ok = false;
+        got += n;
+      }
+    }
+  };
+  round(50);  // warm up: the dead-letter-free first pass, gate raises, page faults
+  marker();
+  round(1000);
+  marker();
+  ok = ok && group->status() == shmbus::GroupStatus::ok && group->fenced() == 0;
+  group = tl::unexpected(shmbus::Error{});
+  keyed_group = tl::unexpected(shmbus::Error{});
+  const bool removed = shmbus::remove_channel(name).has_value();
+  return ok && removed ? 0 : 1;
+}
+
+TEST(HotPath, GroupPollAndAckMakeNoSystemCallWhileRecordsFlow) {
+  const Trace clock = trace_clock();
+  if (!clock.skip.empty()) GTEST_SKIP() << clock.skip;
+  const std::string name = "hotpath.group." + std::to_string(::getpid());
+  const Trace t = trace_syscalls([&] { return group_poll_and_ack(name); });
+  (void)shmbus::remove_channel(name);
+  if (!t.skip.empty()) GTEST_SKIP() << t.skip;
+  EXPECT_EQ(t.exit_code, 0) << "the child's own checks failed";
+  EXPECT_EQ(t.markers, 2);
+  EXPECT_TRUE(t.calls.empty()) << t.calls.size() << " during 128,000 group records: "
+                               << describe(t.calls);
 }
 
 TEST(HotPath, PublisherAndSubscriberHotPathsMakeNoSystemCall) {
