@@ -91,10 +91,10 @@ AckStatus GroupState::nack(std::uint64_t sequence, std::string_view reason) {
       publish_counters();
       return AckStatus::fenced;
     }
-    const bool sent = dead_letter(sequence, h.lease, position, mine.attempts,
+    const bool ours = dead_letter(sequence, h.lease, position, mine.attempts,
                                   static_cast<std::uint16_t>(OrphanReason::nacked), reason);
     publish_counters();
-    return sent ? AckStatus::ok : AckStatus::fenced;
+    return ours ? AckStatus::ok : AckStatus::fenced;
   }
   forget(sequence);
   GroupPair expected{sequence, h.lease};

@@ -264,7 +264,16 @@ std::size_t GroupConsumer::poll_sink(Sink sink, std::size_t max_messages) {
   detail::GroupState& s = *state_;
   std::size_t n = 0;
   while (n < max_messages && s.deliver_one(sink)) ++n;
-  if (n == 0) s.housekeeping(false);
+  if (n == 0) {
+    s.housekeeping(false);
+  } else if (detail::group_clock_ns() >= s.next_lease_sweep_ns) {
+    // Records keep flowing, so the idle housekeeping may not run for long: the leases are still
+    // checked at its pace (no system call: member liveness waits for an idle poll, which a
+    // window filled by a dead member's records brings).
+    s.next_lease_sweep_ns = detail::group_clock_ns() + s.sweep_interval_ns;
+    s.take_back_expired(detail::group_clock_ns());
+    s.advance_floor();
+  }
   s.publish_counters();
   return n;
 }
@@ -306,11 +315,21 @@ std::uint64_t GroupConsumer::retired_through() const noexcept {
 bool GroupConsumer::wait(std::chrono::nanoseconds timeout, std::chrono::nanoseconds spin) noexcept {
   detail::GroupState& s = *state_;
   auto work_ready = [&] {
-    // relaxed: a hint; poll takes the orphan by its entry.
-    if (s.header->orphaned.load(std::memory_order_relaxed) != 0) return true;
+    // Orphans waiting: ready unless the last scan found none of them takeable (keyed records
+    // waiting for their key, a dead letter that cannot be sent) and nothing has changed since.
+    if (s.header->orphaned.load(std::memory_order_relaxed) != 0 &&  // relaxed: a hint
+        s.retirement_epoch() != s.idle_orphan_epoch) {
+      return true;
+    }
     const detail::GroupPair cursor = detail::load_cursor(s.header->dispatch);
     const detail::GroupPair floor = detail::load_cursor(s.header->floor);
     if (cursor.second >= floor.second + s.settings.window) return false;
+    if (cursor.first == detail::kNoRingPosition) {
+      // A spill group reading from the journal: ready once the journaler has written it.
+      // acquire: pairs with the journaler's release of its progress.
+      return s.channel->channel_control().journal_written.load(std::memory_order_acquire) >=
+             cursor.second;
+    }
     // acquire: as any reader's look at a commit word (core/ring_reader.hpp).
     const std::uint64_t word = s.ring.header_at(cursor.first)->commit.load(std::memory_order_acquire);
     return word == s.ring.committed(cursor.first);

@@ -30,6 +30,7 @@ bool GroupState::dead_letter(std::uint64_t sequence, std::uint64_t lease, std::u
                              std::uint32_t attempts, std::uint16_t reason_code,
                              std::string_view reason) {
   GroupEntry& e = entry(sequence);
+  std::string oversized_reason;
   auto give_back = [&](const std::string& why) {
     // Keep it for a later try: back to orphaned, attempts unchanged.
     last_error = why;
@@ -39,7 +40,10 @@ bool GroupState::dead_letter(std::uint64_t sequence, std::uint64_t lease, std::u
                      l.attempts, token};
     if (cas_pair(e.word, expected, GroupPair{sequence, pack_lease(back)})) {
       header->orphaned.fetch_add(1, std::memory_order_relaxed);  // relaxed: a hint
+      return true;  // kept: the group tries again
     }
+    ++fenced;
+    header->fenced.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
     return false;
   };
   if (!dead_letters) {
@@ -68,7 +72,18 @@ bool GroupState::dead_letter(std::uint64_t sequence, std::uint64_t lease, std::u
     if (view->key != nullptr) letter.key = {view->key, view->key_length};
     letter.message_type = view->message_type;
   }
-  const std::size_t size = encoded_size(letter);
+  std::size_t size = encoded_size(letter);
+  if (size == 0 || size > dead_letters->info().max_message) {
+    // Too large for the dead-letter channel (or a key it cannot carry): the letter goes without
+    // the record's bytes, saying so, rather than never (which would hold the group's floor).
+    letter.payload = {};
+    letter.key = {};
+    oversized_reason = fmt::format("{} (payload of {} bytes not kept: too large for the "
+                                   "dead-letter channel '{}')",
+                                   reason, view ? view->length : 0, settings.dead_letter_channel);
+    letter.reason = oversized_reason;
+    size = encoded_size(letter);
+  }
   Claim claim;
   const PublishStatus claimed =
       size == 0 || size > dead_letters->info().max_message

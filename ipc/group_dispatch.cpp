@@ -37,19 +37,20 @@ std::optional<core::RecordView> GroupState::read_record(std::uint64_t position,
   return found;
 }
 
-void GroupState::retire_lost(std::uint64_t sequence, std::uint64_t position) {
+bool GroupState::retire_lost(std::uint64_t sequence, std::uint64_t position) {
   GroupEntry& e = entry(sequence);
   GroupPair seen = load_pair_exact(e.word);
   store_forward(e.place, sequence, position);
   while (seen.first < sequence) {
-    if (!reusable(seen)) return;  // garbage below the window: housekeeping reports it
+    if (!reusable(seen)) return false;  // its entry's record is live: the window is full
     const Lease lost{EntryState::lost, OrphanReason::none, index, 0, token};
     if (cas_pair(e.word, seen, GroupPair{sequence, pack_lease(lost)})) {
       // relaxed: a statistic.
       header->lost.fetch_add(1, std::memory_order_relaxed);
-      return;
+      return true;
     }
   }
+  return seen.first == sequence;  // retired by another member (or claimed: not ours to retire)
 }
 
 bool GroupState::key_free_below(std::uint64_t hash, std::uint64_t sequence) const {
@@ -122,7 +123,7 @@ bool GroupState::dispatch_new(GroupConsumer::Sink sink) {
     GroupPair cursor = load_cursor(header->dispatch);
     const GroupPair floor = load_cursor(header->floor);
     if (cursor.second < floor.second) {
-      // The floor jumped over records the ring lost (see take_lapped): follow it.
+      // The floor jumped over records the ring lost (the lapped path below): follow it.
       cas_pair(header->dispatch, cursor, floor);
       continue;
     }
@@ -198,14 +199,18 @@ bool GroupState::dispatch_new(GroupConsumer::Sink sink) {
       }
       // An abandoned claim: its sequence is retired as lost and the cursor moves past it.
       for (std::uint64_t s = cursor.second; s < reader.next_sequence(); ++s) {
-        retire_lost(s, from);
+        if (!retire_lost(s, from)) return false;  // the window is full: not past it yet
       }
       cas_pair(header->dispatch, cursor, GroupPair{reader.position(), reader.next_sequence()});
       advance_floor();
       continue;
     }
     const std::uint64_t sequence = view->sequence;
-    for (std::uint64_t s = cursor.second; s < sequence; ++s) retire_lost(s, from);
+    bool skipped = true;
+    for (std::uint64_t s = cursor.second; s < sequence && skipped; ++s) {
+      skipped = retire_lost(s, from);
+    }
+    if (!skipped) return false;  // the window is full: not past them yet
     // The record's own position: the cursor's, or the next lap's start when the copy began
     // with the padding that ends a lap.
     const auto* first = reinterpret_cast<const core::RecordHeader*>(copy_buffer.data());
@@ -227,6 +232,7 @@ bool GroupState::dispatch_new(GroupConsumer::Sink sink) {
 bool GroupState::take_orphan(GroupConsumer::Sink sink) {
   // relaxed: a hint; the scan below finds orphans by their entries.
   if (header->orphaned.load(std::memory_order_relaxed) == 0) return false;
+  const std::uint64_t epoch = retirement_epoch();
   const GroupPair floor = load_cursor(header->floor);
   const GroupPair cursor = load_cursor(header->dispatch);
   if (cursor.second <= floor.second) return false;
@@ -288,9 +294,12 @@ bool GroupState::take_orphan(GroupConsumer::Sink sink) {
       if (cas_pair(e.word, mine, GroupPair{s, pack_lease(lost)})) {
         header->lost.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
       }
-      last_error = fmt::format("group '{}': sequence {} was to be delivered again but the ring no "
+      last_error = fmt::format("group '{}': sequence {} was to be delivered again but {} no "
                                "longer holds it; retired as lost",
-                               group_name, s);
+                               group_name, s,
+                               settings.policy == Policy::spill ? "neither the ring nor the journal"
+                                                                : "the ring");
+      if (settings.policy == Policy::spill) status = GroupStatus::journal_unavailable;
       advance_floor();
       continue;
     }
@@ -307,6 +316,7 @@ bool GroupState::take_orphan(GroupConsumer::Sink sink) {
     sink.call(sink.handler, m);
     return true;
   }
+  idle_orphan_epoch = epoch;  // none takeable now: wait() waits for a change
   return false;
 }
 

@@ -177,7 +177,21 @@ void GroupState::housekeeping(bool force) noexcept {
     }
   }
 
-  // Leases that expired, and records held by members that are gone.
+  const std::uint64_t orphans = take_back_expired(now);
+  if (status == GroupStatus::corrupt) return;
+  // The count of orphans is a hint that a kill between an entry's CAS and the count's update
+  // leaves off by one: each full pass sets it to what the entries say (orphans found here, before
+  // any of them was taken, and a change racing with this store is corrected by the next pass).
+  // relaxed: a hint.
+  header->orphaned.store(orphans, std::memory_order_relaxed);
+  advance_floor();
+  raise_gates();
+  const GroupPair at = load_cursor(header->dispatch);
+  check_stall(at.first, at.second);
+  publish_counters();
+}
+
+std::uint64_t GroupState::take_back_expired(std::int64_t now) noexcept {
   const GroupPair floor = load_cursor(header->floor);
   const GroupPair cursor = load_cursor(header->dispatch);
   if (cursor.second > floor.second && cursor.second - floor.second > settings.window) {
@@ -186,13 +200,15 @@ void GroupState::housekeeping(bool force) noexcept {
                                            "floor at {}, window {})",
                                            group_name, cursor.second, floor.second,
                                            settings.window));
-    return;
+    return 0;
   }
+  std::uint64_t orphans = 0;
   for (std::uint64_t s = floor.second; s < cursor.second; ++s) {
     GroupEntry& e = entry(s);
     GroupPair seen = load_pair_for_tools(e.word);
     if (seen.first != s || !plausible_lease(seen.second)) continue;
     const Lease l = unpack_lease(seen.second);
+    if (l.state == EntryState::orphaned) ++orphans;
     if (l.state != EntryState::in_flight && l.state != EntryState::pinned) continue;
     OrphanReason why = OrphanReason::none;
     if (member_gone(l.member, l.token)) {
@@ -208,13 +224,19 @@ void GroupState::housekeeping(bool force) noexcept {
     const Lease back{EntryState::orphaned, why, l.member, l.attempts, l.token};
     if (cas_pair(e.word, seen, GroupPair{s, pack_lease(back)})) {
       header->orphaned.fetch_add(1, std::memory_order_relaxed);  // relaxed: a hint
+      ++orphans;
     }
   }
-  advance_floor();
-  raise_gates();
-  const GroupPair at = load_cursor(header->dispatch);
-  check_stall(at.first, at.second);
-  publish_counters();
+  return orphans;
+}
+
+std::uint64_t GroupState::retirement_epoch() const noexcept {
+  // relaxed (all): statistics, read only to notice that something changed.
+  return header->acked.load(std::memory_order_relaxed) +
+         header->dead_lettered.load(std::memory_order_relaxed) +  // relaxed: see above
+         header->lost.load(std::memory_order_relaxed) +           // relaxed: see above
+         header->orphaned.load(std::memory_order_relaxed) +       // relaxed: see above
+         header->redelivered.load(std::memory_order_relaxed);     // relaxed: see above
 }
 
 void GroupState::publish_counters() noexcept {

@@ -105,7 +105,7 @@ bool GroupState::dispatch_from_journal(GroupPair cursor, GroupConsumer::Sink sin
     case JournalRead::not_yet:
       return false;
     case JournalRead::lost:  // a gap in the journal, or retention removed it: gone everywhere
-      retire_lost(s, kNoRingPosition);
+      if (!retire_lost(s, kNoRingPosition)) return false;  // the window is full
       cas_pair(header->dispatch, cursor, next);
       advance_floor();
       progressed = true;
@@ -114,7 +114,7 @@ bool GroupState::dispatch_from_journal(GroupPair cursor, GroupConsumer::Sink sin
       // Neither the ring nor the journal has it: retired as lost, reported, and the group goes
       // on (like a spill subscriber falling back to the ring).
       status = GroupStatus::journal_unavailable;
-      retire_lost(s, kNoRingPosition);
+      if (!retire_lost(s, kNoRingPosition)) return false;  // the window is full
       cas_pair(header->dispatch, cursor, next);
       advance_floor();
       progressed = true;

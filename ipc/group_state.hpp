@@ -76,6 +76,10 @@ struct GroupState {
   std::int64_t next_local_sweep_ns = 0;
   std::uint64_t raised_position = 0;  // the floor position we last raised the gates to
   std::uint64_t orphan_hint = 0;      // where the last orphan was found
+  // retirement_epoch() when a scan last found no orphan it could take: wait() does not treat
+  // those orphans as work until something retires or is orphaned.
+  std::uint64_t idle_orphan_epoch = ~std::uint64_t{0};
+  std::int64_t next_lease_sweep_ns = 0;
   // A claim at the dispatch cursor that is not committed: where, its commit word, since when.
   std::uint64_t stall_position = UINT64_MAX;
   std::uint64_t stall_word = 0;
@@ -110,7 +114,8 @@ struct GroupState {
   // Spill groups: hands out the record at `cursor` from the journal (the ring lost it).
   bool dispatch_from_journal(GroupPair cursor, GroupConsumer::Sink sink, bool& progressed);
   // Retires `sequence` as lost (an abandoned claim, a record the ring no longer holds).
-  void retire_lost(std::uint64_t sequence, std::uint64_t position);
+  // False when its entry still holds a live record (the window is full).
+  bool retire_lost(std::uint64_t sequence, std::uint64_t position);
   // Retires every unretired entry of [from, to) as lost (the ring lapped the group).
   void retire_all_lost(std::uint64_t from, std::uint64_t to);
   // Whether an entry holding `seen` may take a new record: never used, retired, or below the
@@ -125,7 +130,9 @@ struct GroupState {
   AckStatus pin(std::uint64_t sequence);
   void forget(std::uint64_t sequence);
   void remember(std::uint64_t sequence, std::uint64_t lease);
-  // Sends `sequence` (held by us under `lease`) to the dead-letter channel and retires it.
+  // Sends `sequence` (held by us under `lease`) to the dead-letter channel and retires it; when
+  // it cannot be sent, gives it back as orphaned for a later try. False only when the record was
+  // no longer ours (fenced).
   bool dead_letter(std::uint64_t sequence, std::uint64_t lease, std::uint64_t position,
                    std::uint32_t attempts, std::uint16_t reason_code, std::string_view reason);
 
@@ -137,6 +144,11 @@ struct GroupState {
   // Frees the slots of members whose process died; takes back expired leases and the records
   // of departed members; moves the floor and the gates. Rate-limited across the group.
   void housekeeping(bool force) noexcept;
+  // Takes back expired leases and the records of departed members in [floor, cursor); returns
+  // how many entries are orphaned there now. No system call.
+  std::uint64_t take_back_expired(std::int64_t now) noexcept;
+  // Changes whenever a record is retired or orphaned (a sum of the group's counters).
+  std::uint64_t retirement_epoch() const noexcept;
   bool member_gone(std::uint32_t member, std::uint32_t token) const noexcept;
   // Evicts the gating subscriber slot of a member found dead (if it is still that process's).
   void evict_dead_gate(std::uint32_t slot_index, std::uint32_t pid) noexcept;
