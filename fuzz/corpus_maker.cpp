@@ -1,7 +1,7 @@
 // Writes the seed corpus of every fuzz target into fuzz/corpus/<target>/ (the directory given as
 // the only argument): valid rings with a few records (one wrapped, one with a claim left
 // pending), valid control segments with slots taken, journal segments made by the real writer,
-// typical command lines. Run by hand when a format changes (docs/fuzzing.md); the seeds are
+// typical command lines, dead letters. Run by hand when a format changes (docs/fuzzing.md); the seeds are
 // checked in.
 #include <fmt/format.h>
 
@@ -13,6 +13,7 @@
 
 #include "fuzz/targets/channel_files.hpp"
 #include "fuzz/targets/control_target.hpp"
+#include "fuzz/targets/dead_letter_target.hpp"
 #include "fuzz/targets/journal_target.hpp"
 #include "ipc/control_segment.hpp"
 #include "ipc/process.hpp"
@@ -241,6 +242,46 @@ void make_cli_seeds(const fs::path& dir) {
   }
 }
 
+// Dead letters as a consumer group encodes them: every part set, every part empty, parts at
+// their bounds, and a binary key and payload.
+void make_dead_letter_seeds(const fs::path& dir) {
+  using namespace shmbus;
+  auto save_letter = [&](const char* name, const DeadLetter& letter) {
+    std::vector<std::byte> bytes(encoded_size(letter));
+    encode(letter, bytes);
+    save(dir / name, bytes);
+  };
+  const std::string key = "customer-42";
+  const std::string payload = "{\"order\":17,\"qty\":3}";
+  DeadLetter full;
+  full.original_sequence = 17;
+  full.original_timestamp_ns = 1'700'000'000'000'000'000;
+  full.dead_lettered_ns = 1'700'000'001'000'000'000;
+  full.attempts = 5;
+  full.reason_code = DeadLetterReason::rejected;
+  full.channel = "orders";
+  full.group = "billing";
+  full.reason = "price \"missing\"\n\x1b[31m";
+  full.key = std::as_bytes(std::span(key.data(), key.size()));
+  full.message_type = 7;
+  full.payload = std::as_bytes(std::span(payload.data(), payload.size()));
+  save_letter("full", full);
+  DeadLetter empty;
+  empty.reason_code = DeadLetterReason::unreadable;
+  save_letter("empty", empty);
+  const std::string name(kMaxDeadLetterName, 'n');
+  const std::string reason(kMaxDeadLetterReason, 'r');
+  const std::vector<std::byte> binary(kMaxDeadLetterKey, std::byte{0xff});
+  DeadLetter bounds = full;
+  bounds.channel = name;
+  bounds.group = name;
+  bounds.reason = reason;
+  bounds.key = binary;
+  bounds.payload = binary;
+  bounds.reason_code = static_cast<DeadLetterReason>(999);
+  save_letter("at_bounds", bounds);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -253,5 +294,6 @@ int main(int argc, char** argv) {
   make_control_seeds(root / "control");
   make_journal_seeds(root / "journal");
   make_cli_seeds(root / "cli");
+  make_dead_letter_seeds(root / "dead_letter");
   return 0;
 }

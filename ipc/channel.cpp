@@ -1,5 +1,6 @@
 #include "ipc/channel.hpp"
 
+
 #include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -8,6 +9,8 @@
 #include <iterator>
 #include <random>
 #include <thread>
+
+#include "ipc/group_segment.hpp"
 
 namespace shmbus::detail {
 namespace {
@@ -76,6 +79,9 @@ Result<void> check_configuration(const ChannelInfo& info, const ChannelOptions& 
 
 // Every object of incarnation `incarnation` but the ring.
 void remove_incarnation_objects(std::string_view channel, std::uint64_t incarnation) {
+  for (const std::string& group : list_group_names(channel, incarnation)) {
+    ShmSegment::remove(group_object_name(channel, incarnation, group));
+  }
   ShmSegment::remove(control_object_name(channel, incarnation));
   ShmSegment::remove(readers_object_name(channel, incarnation));
   ShmSegment::remove(lock_object_name(channel, incarnation));
@@ -152,7 +158,15 @@ std::string lock_object_name(std::string_view channel, std::uint64_t incarnation
 }
 
 Result<void> check_channel_name(std::string_view channel) {
-  const bool ok_length = !channel.empty() && channel.size() <= 48;
+  // 48 bytes, and 4 more for a name ending in ".dlq", so that every channel's dead-letter channel
+  // (dead_letter_channel(), include/shmbus/dead_letter.hpp) is a valid name too. Both fit the ring
+  // header's 64-byte name field.
+  constexpr std::size_t kMaxName = 48;
+  constexpr std::string_view kDeadLetterSuffix = ".dlq";
+  static_assert(kMaxName + kDeadLetterSuffix.size() < sizeof(core::RingHeader::name));
+  const std::size_t max_size =
+      channel.ends_with(kDeadLetterSuffix) ? kMaxName + kDeadLetterSuffix.size() : kMaxName;
+  const bool ok_length = !channel.empty() && channel.size() <= max_size;
   bool ok_chars = ok_length && channel.front() != '.' && channel.front() != '-';
   for (char ch : channel) {
     const bool allowed = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
@@ -165,8 +179,8 @@ Result<void> check_channel_name(std::string_view channel) {
   if (!ok_chars) {
     return tl::unexpected(
         Error{ErrorCode::invalid_argument,
-              fmt::format("bad channel name '{}': use 1-48 of [A-Za-z0-9._-], not starting with "
-                          "'.' or '-'",
+              fmt::format("bad channel name '{}': use 1-48 of [A-Za-z0-9._-] (and a '.dlq' "
+                          "suffix beyond them), not starting with '.' or '-'",
                           channel)});
   }
   return {};
@@ -419,6 +433,10 @@ Result<RemovalReport> unlink_channel(std::string_view channel) {
     const auto* h = static_cast<const core::RingHeader*>(ring->base());
     if (ring->size() >= sizeof(core::RingHeader) && h->magic == core::kRingMagic) {
       // The lock goes last: while it exists, an opener of this incarnation still finds it.
+      // The consumer groups first: they are named under the control segment.
+      for (const std::string& group : detail::list_group_names(channel, h->incarnation)) {
+        unlink(detail::group_object_name(channel, h->incarnation, group));
+      }
       unlink(detail::control_object_name(channel, h->incarnation));
       unlink(detail::readers_object_name(channel, h->incarnation));
       unlink(detail::lock_object_name(channel, h->incarnation));

@@ -52,6 +52,27 @@ std::optional<std::pair<std::uint64_t, std::string>> read_owner_and_dir(ControlH
   return std::nullopt;
 }
 
+// The directory alone, whoever owns it (0 too): the same seqlock read as read_owner_and_dir.
+std::optional<std::string> read_dir(ControlHeader& ctl) {
+  for (int attempt = 0; attempt < 1000; ++attempt) {
+    // acquire: a detached journaler's release (CAS to 0) and an attached one's settled word were
+    // both stored after its directory.
+    const std::uint64_t owner = ctl.journal_owner.load(std::memory_order_acquire);
+    if ((owner & kJournalClaiming) != 0) return std::nullopt;  // being rewritten right now
+    // acquire: the byte loads below come after it (seqlock read side).
+    const std::uint64_t version = ctl.journal_dir_version.load(std::memory_order_acquire);
+    if ((version & 1) != 0) continue;
+    std::string dir = load_dir(ctl);
+    // acquire fence: as in read_owner_and_dir.
+    std::atomic_thread_fence(std::memory_order_acquire);
+    // relaxed: ordered after the copy by the fence above.
+    if (ctl.journal_dir_version.load(std::memory_order_relaxed) != version) continue;
+    if (dir.empty()) return std::nullopt;  // no journaler ever attached
+    return dir;
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 Result<void> claim_journal(ChannelMapping& channel, const std::string& absolute_dir) {
@@ -152,6 +173,11 @@ std::optional<JournalLink> find_journal(const ControlHeader& control) {
   if (link.durable > link.written) link.durable = link.written;
   link.alive = process_alive(link.owner);
   return link;
+}
+
+std::optional<std::string> last_journal_dir(const ControlHeader& control) {
+  // Loads only, as in find_journal: a read-only mapping serves.
+  return read_dir(const_cast<ControlHeader&>(control));
 }
 
 }  // namespace shmbus::detail

@@ -52,4 +52,10 @@ std::optional<JournalLink> find_journal(const ChannelMapping& channel);
 // The same from a control segment alone (tools' read-only mappings).
 std::optional<JournalLink> find_journal(const ControlHeader& control);
 
+// The directory of the current or most recent journaler, attached or not: a journaler that
+// detaches leaves its directory in the control segment (until another one attaches). Nothing if
+// no journaler ever attached, or one is attaching right now. For tools that read a channel's
+// journal after its journaler stopped (`shmbus dlq`); a live reader wants find_journal.
+std::optional<std::string> last_journal_dir(const ControlHeader& control);
+
 }  // namespace shmbus::detail

@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 
 seconds=${SHMBUS_FUZZ_SECONDS:-30}
 build=${SHMBUS_FUZZ_BUILD:-build-fuzz}
-targets=(ring control journal cli)
+targets=(ring control journal cli dead_letter)
 launcher=()
 command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 

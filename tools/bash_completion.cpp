@@ -55,17 +55,18 @@ std::vector<std::string> listed_choices(const CLI::Option& option) {
 }
 
 // How an option's value is completed: the choices its validator lists; directories for a --dir;
-// channel names for a --...channel; file names for any other text; nothing for a number.
+// channel names for a --...channel or an option whose value is named CHANNEL (type_name); file
+// names for any other text; nothing for a number.
 std::string value_completion(const CLI::Option& option) {
   const std::vector<std::string> choices = listed_choices(option);
   if (!choices.empty()) {
     return fmt::format("COMPREPLY=($(compgen -W \"{}\" -- \"$cur\"))", fmt::join(choices, " "));
   }
   const std::string name = option.get_name(false, true);  // the long name, without dashes
-  if (name == "dir" || name.ends_with("-dir")) {
+  if (name == "dir" || name.ends_with("-dir") || option.get_type_name() == "DIR") {
     return "COMPREPLY=($(compgen -d -- \"$cur\")); compopt -o filenames 2>/dev/null";
   }
-  if (name.ends_with("channel")) {
+  if (name.ends_with("channel") || option.get_type_name() == "CHANNEL") {
     return "COMPREPLY=($(compgen -W \"$(_shmbus_channels)\" -- \"$cur\"))";
   }
   if (option.get_type_name() == "TEXT") return "compopt -o default 2>/dev/null";

@@ -4,6 +4,7 @@
 
 #include "tools/bench_command.hpp"
 #include "tools/commands.hpp"
+#include "tools/dlq_commands.hpp"
 #include "tools/record_command.hpp"
 #include "tools/journal_commands.hpp"
 #include "tools/observe_commands.hpp"
@@ -55,6 +56,7 @@ int main(int argc, char** argv) {
   shmbus::tools::add_inspect_command(app);
   shmbus::tools::add_rm_command(app);
   shmbus::tools::add_gc_command(app);
+  shmbus::tools::add_dlq_command(app);
   shmbus::tools::add_version_command(app);
   shmbus::tools::add_completion_command(app);
 

@@ -3,7 +3,8 @@
 // range check and transform that tools/ registers (add_*_command), stopped before any subcommand
 // runs, so that a command line is parsed and never executed; then the parsing and
 // formatting helpers of tools/ over each argument: parse_time_ns (the journal commands' --from-time
-// and --to-time), the time, size and rate formatters, payload previews and label escaping.
+// and --to-time), the time, size and rate formatters, payload previews, label escaping and
+// `shmbus dlq`'s quoting.
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -16,6 +17,8 @@
 #include "fuzz/targets/fuzz_support.hpp"
 #include "tools/bench_command.hpp"
 #include "tools/commands.hpp"
+#include "tools/dlq_commands.hpp"
+#include "tools/dlq_format.hpp"
 #include "tools/format.hpp"
 #include "tools/journal_commands.hpp"
 #include "tools/observe_commands.hpp"
@@ -49,6 +52,7 @@ inline void build_app(CLI::App& app) {
   tools::add_inspect_command(app);
   tools::add_rm_command(app);
   tools::add_gc_command(app);
+  tools::add_dlq_command(app);
   app.parse_complete_callback([] { throw ParsedWithoutRunning{}; });
 }
 
@@ -81,6 +85,7 @@ inline void format_helpers(const std::string& argument) {
   consume(tools::human_rate(value));
   consume(tools::payload_preview(bytes));
   consume(tools::escape_label_value(argument));
+  consume(tools::quoted(argument));
   const Message message{1, 0, bytes, 0};
   consume(tools::record_line(message, tools::RecordFormat::text));
   consume(tools::record_line(message, tools::RecordFormat::json));

@@ -4,8 +4,12 @@
 //   options.hpp     ChannelOptions, SubscriberOptions, Policy, StartFrom, ChannelInfo
 //   publisher.hpp   Publisher and Claim: claim, write in place, commit
 //   subscriber.hpp  Subscriber and Message: poll, wait, manual release
+//   group_consumer.hpp  GroupConsumer: a work queue on a channel (acks, redelivery, dead
+//                   letters); include it to use it
 //   stats.hpp       read_channel_stats and friends: what `shmbus stat` shows (include it too
 //                   to use it)
+//   dead_letter.hpp DeadLetter, encode and decode: the records of a dead-letter channel
+//                   (include it too to use it)
 //
 // Setup calls (open, close) return Result<T>: a value or an Error whose message names the channel,
 // the segment and what is wrong. Hot-path calls (claim, commit, publish, poll) return small status

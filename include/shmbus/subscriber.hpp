@@ -50,6 +50,7 @@ enum class PollStatus : std::uint8_t {
 namespace detail {
 
 struct SubscriberSlowState;  // ipc/subscriber_state.hpp: what poll does not touch per message
+struct GroupAccess;          // ipc/group_consumer.cpp: a group's gate is a Subscriber
 
 // SubscriberOptions::filter as poll applies it. The bytes it points at belong to the subscriber's
 // slow state (SubscriberSlowState::filter_key, filter_types), which never moves.
@@ -156,6 +157,7 @@ class Subscriber {
   void release(const Cursor& cursor) noexcept;
 
  private:
+  friend struct detail::GroupAccess;
   Subscriber() = default;
 
   void after_batch(core::ReadState state, std::size_t delivered) noexcept {

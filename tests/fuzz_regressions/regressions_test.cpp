@@ -14,6 +14,7 @@
 #include "fuzz/targets/channel_files.hpp"
 #include "fuzz/targets/cli_target.hpp"
 #include "fuzz/targets/control_target.hpp"
+#include "fuzz/targets/dead_letter_target.hpp"
 #include "fuzz/targets/journal_target.hpp"
 #include "fuzz/targets/ring_target.hpp"
 
@@ -61,6 +62,10 @@ TEST(FuzzRegressions, ControlTargetSurvivesEverySavedInput) {
 
 TEST(FuzzRegressions, JournalTargetSurvivesEverySavedInput) {
   EXPECT_GT(replay("journal", shmbus::fuzz::run_journal_input), 0u);
+}
+
+TEST(FuzzRegressions, DeadLetterTargetSurvivesEverySavedInput) {
+  EXPECT_GT(replay("dead_letter", shmbus::fuzz::run_dead_letter_input), 0u);
 }
 
 TEST(FuzzRegressions, CliTargetSurvivesEverySavedInput) {

@@ -7,6 +7,7 @@
 //                   reports the last released next sequence (released_next=)
 //   hold            registers a subscriber and never polls (the test kills it)
 //   claim-and-hang  claims space, writes half a payload, never commits (the test kills it)
+//   group-member    a consumer group's member (tests/peer/group_member.hpp)
 //
 // Every role reports on stdout in single lines written with write(2), so nothing sits in a stdio
 // buffer when the test kills it: "READY ..." once attached, "CLAIMED seq=N", "ERROR <text>" for
@@ -28,6 +29,7 @@
 #include <CLI/CLI.hpp>
 
 #include "shmbus/shmbus.hpp"
+#include "tests/peer/group_member.hpp"
 #include "tests/support/payload.hpp"
 
 namespace {
@@ -491,10 +493,14 @@ int main(int argc, char** argv) {
   hang_cmd->add_option("--size", ga.size);
   hang_cmd->add_option("--timeout-ms", ga.timeout_ms);
 
+  shmbus::test::peer::GroupMemberArgs gm;
+  auto* group_member_cmd = shmbus::test::peer::add_group_member_command(app, gm);
+
   CLI11_PARSE(app, argc, argv);
   if (*produce_cmd) return produce(pa);
   if (*consume_cmd) return consume(ca);
   if (*hold_cmd) return hold(ha);
   if (*hang_cmd) return claim_and_hang(ga);
+  if (*group_member_cmd) return shmbus::test::peer::group_member(gm);
   return 2;
 }
