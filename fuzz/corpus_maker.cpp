@@ -64,6 +64,29 @@ void make_ring_seeds(const fs::path& dir) {
     writer.begin(headless, 3);
   }
   save(dir / "stalled_claims", stalled);
+  // Tagged records (a key and/or a message type before the payload) between plain ones, wrapped;
+  // and one whose prefix claims a key longer than the record (readers must call it corrupt).
+  AlignedBytes tagged = fuzz::valid_ring(4096, incarnation, 0, 0);
+  AlignedBytes bad_tag = fuzz::valid_ring(4096, incarnation, 2, 16);
+  for (AlignedBytes* ring : {&tagged, &bad_tag}) {
+    core::RingWriter tagger(core::RingRef::attach(ring->data()), 3);
+    const int count = ring == &tagged ? 40 : 1;
+    for (int i = 0; i < count; ++i) {
+      const std::string key = i % 3 == 0 ? "" : "key-" + std::to_string(i);
+      const std::uint32_t tag = core::tag_size(static_cast<std::uint32_t>(key.size()));
+      core::ClaimTicket t;
+      if (tagger.try_claim(tag + 40, UINT64_MAX, t) != core::ClaimStatus::ok) break;
+      t.type = core::RecordType::tagged;
+      core::write_tag(t.payload, std::as_bytes(std::span(key.data(), key.size())),
+                      static_cast<std::uint16_t>(i % 4));
+      for (std::uint32_t b = 0; b < 40; ++b) t.payload[tag + b] = static_cast<std::byte>(i + b);
+      if (ring == &bad_tag) t.payload[0] = std::byte{200};  // a key of 200 bytes in 48
+      tagger.write_header(t, 1'700'000'000'000'000'000 + i);
+      (void)tagger.commit(t);
+    }
+  }
+  save(dir / "tagged_records", tagged);
+  save(dir / "tagged_key_past_record", bad_tag);
 }
 
 void make_control_seeds(const fs::path& dir) {
@@ -139,9 +162,14 @@ void make_journal_seeds(const fs::path& dir) {
         appended([&] { return writer->append_gap(5, 3, 1'700'000'000'000'000'000); });
         sequence = 8;
       }
+      // From 10 on, tagged records: a key and a message type before the payload.
+      const std::string key = sequence >= 10 ? "key-" + std::to_string(sequence) : "";
       appended([&] {
-        return writer->append(sequence, 1'700'000'000'000'000'000 + static_cast<std::int64_t>(sequence),
-                              std::as_bytes(std::span(payload.data(), sequence * 2)));
+        return writer->append_tagged(
+            sequence, 1'700'000'000'000'000'000 + static_cast<std::int64_t>(sequence),
+            std::as_bytes(std::span(key.data(), key.size())),
+            static_cast<std::uint16_t>(sequence >= 10 ? sequence : 0),
+            std::as_bytes(std::span(payload.data(), sequence * 2)));
       });
     }
     check(writer->flush());
@@ -199,6 +227,8 @@ void make_cli_seeds(const fs::path& dir) {
       {"ls", "--json"},
       {"rm", "orders", "--force"},
       {"--help"},
+      {"tail", "orders", "--key", "acct-7", "--message-type", "3", "--message-type", "0"},
+      {"pub", "orders", "--key", "acct-7", "--message-type", "3", "--count", "2"},
   };
   int n = 0;
   for (const auto& line : lines) {

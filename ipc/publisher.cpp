@@ -274,7 +274,8 @@ PublishStatus Publisher::try_claim(std::uint32_t size, Claim& claim,
   const PublishStatus st = s.exclusive ? claim_tagged<true>(s, size, tag, t)
                                        : claim_tagged<false>(s, size, tag, t);
   if (st != PublishStatus::ok) return st;
-  detail::PublisherState::fill_claim(claim, t, core::tag_size(static_cast<std::uint32_t>(tag.key.size())));
+  const std::uint32_t tag_bytes = core::tag_size(static_cast<std::uint32_t>(tag.key.size()));
+  detail::PublisherState::fill_claim(claim, t, tag_bytes);
   return PublishStatus::ok;
 }
 
@@ -434,7 +435,8 @@ PublishStatus Publisher::try_publish(std::span<const std::byte> payload,
   if (tag_is_empty(tag)) return try_publish(payload);
   if (payload.size() > UINT32_MAX) return PublishStatus::too_large;
   detail::PublisherState& s = *state_;
-  return s.exclusive ? publish_tagged<true>(s, payload, tag) : publish_tagged<false>(s, payload, tag);
+  return s.exclusive ? publish_tagged<true>(s, payload, tag)
+                     : publish_tagged<false>(s, payload, tag);
 }
 
 PublishStatus Publisher::publish(std::span<const std::byte> payload, const RecordTag& tag,

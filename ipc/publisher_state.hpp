@@ -80,7 +80,8 @@ struct PublisherState {
   }
   void wake_waiters() noexcept;
   // Fills `claim` from a ticket whose payload starts `tag_bytes` in (0: an ordinary record).
-  static void fill_claim(Claim& claim, const core::ClaimTicket& t, std::uint32_t tag_bytes) noexcept {
+  static void fill_claim(Claim& claim, const core::ClaimTicket& t,
+                         std::uint32_t tag_bytes) noexcept {
     claim.payload_ = t.payload + tag_bytes;
     claim.length_ = t.length - tag_bytes;
     claim.sequence_ = t.sequence;

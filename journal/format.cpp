@@ -75,7 +75,8 @@ std::optional<std::string> check_record_fields(const RecordHeader& h) {
   if ((h.flags & ~kRecordFlagTagged) != 0 || h.reserved != 0) {
     return std::string("reserved header bits are set");
   }
-  if ((h.flags & kRecordFlagTagged) != 0 && h.type != static_cast<std::uint16_t>(RecordType::data)) {
+  const bool data = h.type == static_cast<std::uint16_t>(RecordType::data);
+  if ((h.flags & kRecordFlagTagged) != 0 && !data) {
     return std::string("a gap record marked tagged");
   }
   if (h.sequence == 0) return std::string("sequence 0 (sequences start at 1)");

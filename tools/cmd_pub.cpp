@@ -105,9 +105,14 @@ std::string publish_error_text(const PubOptions& o, const Publisher& pub, Publis
           o.channel, o.timeout_ms);
     case PublishStatus::too_large:
       return fmt::format(
-          "channel '{}': a message of {} bytes is larger than the channel's max message ({} "
+          "channel '{}': a message of {} bytes{} is larger than the channel's max message ({} "
           "bytes)",
-          o.channel, size, pub.info().max_message);
+          o.channel, size,
+          o.key || o.message_type != 0
+              ? fmt::format(" with its key and type ({} bytes more)",
+                            8 + ((o.key ? o.key->size() : 0) + 7) / 8 * 8)
+              : "",
+          pub.info().max_message);
     case PublishStatus::abandoned:
       return fmt::format(
           "channel '{}': message seq={} was marked abandoned (this process held its claim past "

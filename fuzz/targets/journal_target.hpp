@@ -94,6 +94,7 @@ inline void read_all(journal::JournalReader& reader) {
     const journal::ReadStatus status = reader.next(record);
     if (status == journal::ReadStatus::record) {
       consume(record.payload);
+      consume(record.key);
       continue;
     }
     if (status == journal::ReadStatus::end) break;

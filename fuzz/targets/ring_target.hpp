@@ -36,8 +36,10 @@ inline constexpr std::uint64_t kMaxCoercedCapacity = 64 * 1024;
 // (on `writable` segments) or skipping claims that stay uncommitted, for a bounded number of polls.
 inline void read_from(const core::RingRef& ring, core::TailWord start, bool writable) {
   std::vector<std::byte> copy_buffer(ring.capacity);
+  // A tagged record's key is read too: open_tag must have kept it inside the record.
   auto on_record = [](const core::RecordView& view) {
     consume(std::span<const std::byte>(view.payload, view.length));
+    if (view.key != nullptr) consume(std::span<const std::byte>(view.key, view.key_length));
   };
   for (const bool copying : {false, true}) {
     core::RingReader reader(ring, start.position, start.next_sequence);

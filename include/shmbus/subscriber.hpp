@@ -200,12 +200,13 @@ std::size_t Subscriber::poll(Handler&& on_message, std::size_t max_messages) noe
   }
   std::size_t handed = 0;
   std::int64_t delivered_ns = 0;  // latency histogram: read at the first message (see options)
+  const bool filtering = poll_.filter.active;  // read once: a register, not a load per message
   // always_inline: both ring walks below instantiate it; a call per message costs ~10 instructions.
   auto deliver = [&](const core::RecordView& r) __attribute__((always_inline)) {
     poll_.lost += r.lost_before;
     if (r.sequence < poll_.skip_below) [[unlikely]] return;  // walking up to StartFrom::sequence
     std::uint64_t lost_before = r.lost_before;
-    if (poll_.filter.active) [[unlikely]] {
+    if (filtering) [[unlikely]] {
       if (!poll_.filter.matches(r.key, r.key_length, r.message_type)) {
         ++poll_.filtered;
         poll_.filter.carried_lost += lost_before;

@@ -1,4 +1,5 @@
-// Many producers, gating readers and a non-gating reader on one ring, in threads of one process.
+// Many producers, gating readers and a non-gating reader on one ring, in threads of one process;
+// a third of the single records are tagged (key and message type checked by every reader).
 // Also run under ThreadSanitizer (tests/CMakeLists.txt builds *_threads_test with it).
 #include <gtest/gtest.h>
 
@@ -37,6 +38,20 @@ std::uint64_t tag_in(const RecordView& v) {
   std::uint64_t tag = 0;
   std::memcpy(&tag, v.payload, sizeof tag);
   return tag;
+}
+
+// Every third single record of a producer is tagged (core/layout.hpp): its key is the payload's
+// tag (8 bytes), its message type the counter's low 16 bits. Readers check both.
+constexpr std::uint32_t kKeyBytes = sizeof(std::uint64_t);
+bool tagged_counter(std::uint64_t counter) { return counter % 3 == 0; }
+bool tag_ok(const RecordView& v, std::uint64_t tag) {
+  const std::uint64_t counter = tag & ((std::uint64_t{1} << 48) - 1);
+  if (v.type != RecordType::tagged) return v.key == nullptr && v.message_type == 0;
+  std::uint64_t key = 0;
+  if (v.key_length != kKeyBytes) return false;
+  std::memcpy(&key, v.key, kKeyBytes);
+  return tagged_counter(counter) && key == tag &&
+         v.message_type == static_cast<std::uint16_t>(counter);
 }
 
 // The first failure any thread saw, and a flag that stops everybody.
@@ -89,6 +104,8 @@ void run(int producers, bool exclusive, bool with_drop_reader) {
       lengths[0] =
           static_cast<std::uint32_t>(16 + rng() % (!batch && rng() % 16 == 0 ? kMax - 15 : 200));
       lengths[1] = static_cast<std::uint32_t>(16 + rng() % 200);
+      const std::uint32_t tag_bytes = tag_size(kKeyBytes);
+      const bool tagged = !batch && tagged_counter(counter) && lengths[0] + tag_bytes <= kMax;
       const std::span<const std::uint32_t> claim(lengths, batch ? 2 : 1);
       ClaimTicket t[2];
       for (;;) {
@@ -99,7 +116,8 @@ void run(int producers, bool exclusive, bool with_drop_reader) {
           floor = std::min(floor, g.position.load(std::memory_order_acquire));  // acquire: reader is done with it
         }
         const ClaimStatus st =
-            batch ? w.try_claim_batch(claim, floor, t) : w.try_claim(lengths[0], floor, t[0]);
+            batch ? w.try_claim_batch(claim, floor, t)
+                  : w.try_claim(lengths[0] + (tagged ? tag_bytes : 0), floor, t[0]);
         if (st == ClaimStatus::ok) break;
         if (st != ClaimStatus::back_pressured) return failures.fail("claim refused");
         if (failures.stopped()) return;
@@ -107,9 +125,16 @@ void run(int producers, bool exclusive, bool with_drop_reader) {
         std::this_thread::yield();
       }
       for (std::size_t k = 0; k < claim.size(); ++k, ++counter) {
+        const std::uint64_t tag = tag_of(static_cast<std::uint64_t>(id), counter);
+        std::byte* payload = t[k].payload;
+        if (tagged) {
+          t[k].type = RecordType::tagged;
+          write_tag(payload, std::as_bytes(std::span(&tag, 1)),
+                    static_cast<std::uint16_t>(counter));
+          payload += tag_bytes;
+        }
         w.write_header(t[k], static_cast<std::int64_t>(counter));
-        ringtest::fill_payload(t[k].payload, t[k].length,
-                               tag_of(static_cast<std::uint64_t>(id), counter));
+        ringtest::fill_payload(payload, lengths[k], tag);
         if (w.commit(t[k]) != CommitStatus::ok) return failures.fail("commit failed");
       }
     }
@@ -134,7 +159,7 @@ void run(int producers, bool exclusive, bool with_drop_reader) {
       } else if (p >= static_cast<std::uint64_t>(producers) || counter != last_counter[p] + 1) {
         failures.fail("gating reader: producer " + std::to_string(p) + " counter " +
                       std::to_string(counter) + " out of order");
-      } else if (!ringtest::payload_ok(v.payload, v.length, tag) ||
+      } else if (!ringtest::payload_ok(v.payload, v.length, tag) || !tag_ok(v, tag) ||
                  v.timestamp_ns != static_cast<std::int64_t>(counter)) {
         failures.fail("gating reader: torn record " + std::to_string(v.sequence));
       } else {
@@ -185,7 +210,7 @@ void run(int producers, bool exclusive, bool with_drop_reader) {
                       ", skipped " + std::to_string(pending));
       } else if (p >= static_cast<std::uint64_t>(producers) || counter <= last_counter[p]) {
         failures.fail("drop reader: producer order broken");
-      } else if (!ringtest::payload_ok(v.payload, v.length, tag)) {
+      } else if (!ringtest::payload_ok(v.payload, v.length, tag) || !tag_ok(v, tag)) {
         failures.fail("drop reader: torn record " + std::to_string(v.sequence));
       } else {
         last_counter[p] = counter;

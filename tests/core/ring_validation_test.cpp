@@ -245,7 +245,7 @@ TEST_P(HostileRecord, LengthRunningPastTheLapEndIsCorrupt) {
 }
 
 TEST_P(HostileRecord, UnknownTypeIsCorrupt) {
-  for (std::uint16_t type : {std::uint16_t{0}, std::uint16_t{4}, std::uint16_t{0xffff}}) {
+  for (std::uint16_t type : {std::uint16_t{0}, std::uint16_t{5}, std::uint16_t{0xffff}}) {
     ring_.record_at(position_of(10)).type = type;
     expect_reads(9, ReadState::corrupt, position_of(10));
   }

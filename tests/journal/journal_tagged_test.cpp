@@ -146,7 +146,9 @@ TEST(JournalTagged, WriterAndReaderKeepKeysAndTypesBesidePlainAndGapRecords) {
     EXPECT_EQ(r.message_type, type_of(s));
     const auto payload = payload_for(s, s % 300);
     ASSERT_EQ(r.payload.size(), payload.size());
-    EXPECT_EQ(std::memcmp(r.payload.data(), payload.data(), payload.size()), 0);
+    if (!payload.empty()) {
+      EXPECT_EQ(std::memcmp(r.payload.data(), payload.data(), payload.size()), 0);
+    }
     ++s;
   }
   EXPECT_EQ(s, 401u) << reader->last_error();

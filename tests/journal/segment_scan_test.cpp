@@ -390,7 +390,7 @@ TEST(SegmentScan, OtherFormatVersionIsAVersionMismatchError) {
   TempDir dir;
   const SegmentBuilder b = five_records(dir.path());
   b.write();
-  shmbus::test::flip_byte(b.path(), offsetof(SegmentHeader, version), 0x02);  // version 3
+  shmbus::test::flip_byte(b.path(), offsetof(SegmentHeader, version), 0x01);  // 2 ^ 1: version 3
   auto scan = scan_segment(b.path());
   ASSERT_FALSE(scan.has_value());
   EXPECT_EQ(scan.error().code, ErrorCode::version_mismatch);
