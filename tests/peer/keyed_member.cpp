@@ -115,8 +115,9 @@ bool KeyedWork::process(const GroupMessage& m, std::uint64_t work_ns) {
                            " index=" + str(r.index) + " attempt=" + str(m.attempt);
   KeySlot& slot = slots_[r.key];
 
-  // 2. Mark the key busy. acq_rel: acquire what the previous owner stored (its `done`) before it
-  // cleared the mark; release is for the symmetric case of the takeover CAS.
+  // 2. Mark the key busy. acq_rel (both CASes below): acquire, so that `done` as the previous
+  // owner left it (stored before its clearing CAS, a release) is what step 3 reads; release, so
+  // that our own mark is ordered before anything we store under it.
   bool owned = false;
   std::uint64_t seen = 0;
   while (!owned) {
