@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -113,8 +114,11 @@ struct LogVerdict {
 //    later one is (so every repeat after the first delivery says it is one);
 //  - no two ok acks for one sequence; no entry for a sequence outside 1..n.
 // The processed entries of the sequences in `watch` are handed back for closer checks.
+// `checksum` gives the payload checksum of a sequence (by default that of kGroupRule's records).
 inline LogVerdict judge_logs(std::vector<GroupLogEntry> entries, std::uint64_t n,
-                             const std::vector<std::uint64_t>& watch = {}) {
+                             const std::vector<std::uint64_t>& watch = {},
+                             const std::function<std::uint64_t(std::uint64_t)>& checksum =
+                                 expected_checksum) {
   LogVerdict v;
   auto problem = [&](const std::string& what) {
     if (v.problem_count++ < 20) v.problems.push_back(what);
@@ -132,7 +136,7 @@ inline LogVerdict judge_logs(std::vector<GroupLogEntry> entries, std::uint64_t n
     }
     std::uint64_t seen = 0, acks = 0;
     std::uint32_t last_attempt = 0;
-    const std::uint64_t want = expected_checksum(s);
+    const std::uint64_t want = checksum(s);
     const bool watched = std::find(watch.begin(), watch.end(), s) != watch.end();
     for (; i < entries.size() && entries[i].sequence == s; ++i) {
       const GroupLogEntry& e = entries[i];

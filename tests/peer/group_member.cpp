@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "shmbus/group_consumer.hpp"
+#include "tests/peer/keyed_member.hpp"
 #include "tests/support/group_log.hpp"
 
 namespace shmbus::test::peer {
@@ -71,6 +72,9 @@ CLI::App* add_group_member_command(CLI::App& app, GroupMemberArgs& a) {
   cmd->add_option("--fail-reason", a.fail_reason);
   cmd->add_option("--stop-after", a.stop_after, "SIGSTOP itself after this many deliveries");
   cmd->add_option("--work-ns", a.work_ns, "busy work per record");
+  cmd->add_flag("--keyed", a.keyed, "per-key order (GroupOptions::keyed)");
+  cmd->add_option("--key-table", a.key_table, "the keyed proof's shared key table");
+  cmd->add_option("--keys", a.keys, "keys of the keyed proof");
   cmd->add_option("--batch", a.batch)->check(CLI::Range(std::size_t{1}, std::size_t{4096}));
   return cmd;
 }
@@ -80,6 +84,7 @@ int group_member(const GroupMemberArgs& a) {
   o.ack_timeout = std::chrono::milliseconds(a.ack_timeout_ms);
   o.max_attempts = a.max_attempts;
   o.window = a.window;
+  o.keyed = a.keyed;
   o.open_timeout = std::chrono::milliseconds(5000);
   auto joined = GroupConsumer::open(a.channel, a.group, o);
   if (!joined) {
@@ -93,6 +98,15 @@ int group_member(const GroupMemberArgs& a) {
     say("ERROR cannot open the log " + a.log);
     return 2;
   }
+  KeyedWork keyed;
+  if (!a.key_table.empty()) {
+    std::string why;
+    if (!keyed.open(a.key_table, a.keys, a.producer_id, a.sizes, why)) {
+      say("ERROR " + why);
+      return 2;
+    }
+  }
+  const bool keyed_work = !a.key_table.empty();
   const std::uint32_t pid = static_cast<std::uint32_t>(::getpid());
   say("READY member=" + str(g.member_index()) + " pid=" + str(pid));
 
@@ -119,6 +133,32 @@ int group_member(const GroupMemberArgs& a) {
           e.pid = pid;
           e.member = g.member_index();
           if (m.redelivered) e.flags |= kLogRedelivered;
+          if (keyed_work) {
+            // Checked, marked, worked on and unmarked (keyed_member.hpp); logged, then acked
+            // at once, so that a kill finds at most this one record held.
+            if (keyed.process(m, a.work_ns)) {
+              e.flags |= kLogContentOk;
+            } else if (++errors <= 10) {
+              say("ERROR sequence " + str(m.sequence) + " attempt " + str(m.attempt) +
+                  ": not the keyed record of its sequence");
+            }
+            if (!a.log.empty() && !log.append({&e, 1})) {
+              ++errors;
+              say("ERROR cannot write the log");
+            }
+            const AckStatus st = g.ack(m.sequence);
+            GroupLogEntry r = e;
+            r.kind = st == AckStatus::ok ? GroupLogKind::acked : GroupLogKind::fenced;
+            if (st == AckStatus::fenced) {
+              ++fenced;
+              say("FENCED seq=" + str(m.sequence) + " attempt=" + str(m.attempt));
+            } else if (st != AckStatus::ok) {
+              ++errors;
+              say("ERROR " + std::string(to_string(st)) + " for sequence " + str(m.sequence));
+            }
+            if (!a.log.empty()) (void)log.append({&r, 1});
+            return;
+          }
           if (content.matches(m.sequence, m.payload)) {
             e.flags |= kLogContentOk;
           } else if (++errors <= 10) {
@@ -196,9 +236,10 @@ int group_member(const GroupMemberArgs& a) {
       str(g.delivered()) + " acked=" + str(g.acked()) + " nacked=" + str(g.nacked()) +
       " redelivered=" + str(g.redelivered()) + " fenced=" + str(g.fenced()) +
       " fenced_seen=" + str(fenced) + " errors=" + str(errors) +
+      " violations=" + str(keyed.violations()) + " takeovers=" + str(keyed.takeovers()) +
       " corrupt=" + (g.status() == GroupStatus::corrupt ? "1" : "0") +
       " retired_through=" + str(g.retired_through()));
-  if (errors != 0 || g.status() == GroupStatus::corrupt) return 1;
+  if (errors != 0 || keyed.violations() != 0 || g.status() == GroupStatus::corrupt) return 1;
   return fenced != 0 ? 3 : 0;
 }
 

@@ -8,10 +8,15 @@
 //                   (SIGSTOP) before acking them; continued, it acks them and reports each refused
 //                   ack as "FENCED seq=N". --work-ns: spins this long per record (its work),
 //                   so that a kill at a random moment usually finds it holding records.
+//                   --keyed: joins (or creates) the group with GroupOptions::keyed. --key-table
+//                   PATH (with --keys K): the records are those of the keyed proof
+//                   (tests/support/keyed_records.hpp); each is checked, worked on and marked in
+//                   the shared key table as tests/peer/keyed_member.hpp says, then acked at once
+//                   (inside the poll), so that a member holds one record at a time.
 //
-// Exit code: 0 all well; 1 a payload did not match its sequence, the group reported corrupt
-// state, or no progress for --idle-timeout-ms; 2 it could not join; 3 all well except that some
-// acks were refused as fenced. The last line is "RESULT role=group-member ...".
+// Exit code: 0 all well; 1 a payload did not match its sequence, a keyed violation, the group
+// reported corrupt state, or no progress for --idle-timeout-ms; 2 it could not join; 3 all well
+// except that some acks were refused as fenced. The last line is "RESULT role=group-member ...".
 #pragma once
 
 #include <cstdint>
@@ -40,6 +45,9 @@ struct GroupMemberArgs {
   std::uint64_t stop_after = 0;     // SIGSTOP itself after this many deliveries (0: never)
   std::size_t batch = 64;           // records per poll
   std::uint64_t work_ns = 0;        // busy work per record before it is logged (holds it longer)
+  bool keyed = false;               // GroupOptions::keyed
+  std::string key_table;            // the keyed proof's shared key table; none: ordinary records
+  std::uint32_t keys = 64;          // keys of the keyed proof
 };
 
 // Adds the "group-member" subcommand, filling `args`.

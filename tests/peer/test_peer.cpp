@@ -8,6 +8,7 @@
 //   hold            registers a subscriber and never polls (the test kills it)
 //   claim-and-hang  claims space, writes half a payload, never commits (the test kills it)
 //   group-member    a consumer group's member (tests/peer/group_member.hpp)
+//   produce-keyed   publishes keyed records (tests/peer/keyed_producer.hpp)
 //
 // Every role reports on stdout in single lines written with write(2), so nothing sits in a stdio
 // buffer when the test kills it: "READY ..." once attached, "CLAIMED seq=N", "ERROR <text>" for
@@ -30,6 +31,7 @@
 
 #include "shmbus/shmbus.hpp"
 #include "tests/peer/group_member.hpp"
+#include "tests/peer/keyed_producer.hpp"
 #include "tests/support/payload.hpp"
 
 namespace {
@@ -495,6 +497,8 @@ int main(int argc, char** argv) {
 
   shmbus::test::peer::GroupMemberArgs gm;
   auto* group_member_cmd = shmbus::test::peer::add_group_member_command(app, gm);
+  shmbus::test::peer::KeyedProducerArgs kp;
+  auto* keyed_producer_cmd = shmbus::test::peer::add_keyed_producer_command(app, kp);
 
   CLI11_PARSE(app, argc, argv);
   if (*produce_cmd) return produce(pa);
@@ -502,5 +506,6 @@ int main(int argc, char** argv) {
   if (*hold_cmd) return hold(ha);
   if (*hang_cmd) return claim_and_hang(ga);
   if (*group_member_cmd) return shmbus::test::peer::group_member(gm);
+  if (*keyed_producer_cmd) return shmbus::test::peer::keyed_producer(kp);
   return 2;
 }
