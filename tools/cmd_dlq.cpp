@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "core/layout.hpp"
 #include "ipc/channel_view.hpp"
 #include "shmbus/dead_letter.hpp"
 #include "tools/commands.hpp"
@@ -239,16 +240,13 @@ class DlqRepublisher {
       failed_ = true;
       return true;  // the next letters do not depend on this one
     }
-    if (!d.key.empty() || d.message_type != 0) {
-      fmt::print(stderr,
-                 "shmbus dlq replay: warning: dead letter seq={} had a key or message type; "
-                 "its payload is republished without them\n",
-                 p.sequence);
-    }
     std::optional<std::uint64_t> new_sequence;
     if (pub_) {
+      // The record goes back with the key and message type it had (none: an ordinary record),
+      // so a keyed group orders it with its key again and a type filter still sees it.
       Claim claim;
       PublishStatus st = pub_->claim(static_cast<std::uint32_t>(d.payload.size()), claim,
+                                     RecordTag{d.key, d.message_type},
                                      std::chrono::milliseconds(o_.timeout_ms));
       if (st == PublishStatus::ok) {
         if (!d.payload.empty()) std::memcpy(claim.data(), d.payload.data(), d.payload.size());
@@ -304,11 +302,18 @@ class DlqRepublisher {
                  p.sequence, d.channel, o_.where.channel);
       return false;
     }
-    if (pub_ && d.payload.size() > pub_->info().max_message) {
+    // A key or message type takes room in the record too (core/layout.hpp's tag_size).
+    const bool tagged = !d.key.empty() || d.message_type != 0;
+    const std::uint64_t record_bytes =
+        d.payload.size() +
+        (tagged ? core::tag_size(static_cast<std::uint32_t>(d.key.size())) : 0u);
+    if (pub_ && record_bytes > pub_->info().max_message) {
       fmt::print(stderr,
-                 "shmbus dlq replay: dead letter seq={}: its {}-byte payload is larger than "
+                 "shmbus dlq replay: dead letter seq={}: its {}-byte payload{} is larger than "
                  "channel '{}' takes ({} bytes) (skipped)\n",
-                 p.sequence, d.payload.size(), target_, pub_->info().max_message);
+                 p.sequence, d.payload.size(),
+                 tagged ? fmt::format(" with its key and type ({} bytes)", record_bytes) : "",
+                 target_, pub_->info().max_message);
       return false;
     }
     return true;
@@ -451,9 +456,8 @@ void add_dlq_command(CLI::App& app) {
         ->check(CLI::Range(std::int64_t{0}, kMaxTimeoutMs));
     replay->footer(
         "Each republished record gets the channel's next sequence; a line per dead letter says "
-        "which. The dead letters stay in the dead-letter channel. A plain publish carries no key "
-        "or message type: a dead letter that had them is republished without them (and said so "
-        "on stderr).");
+        "which, with the key and message type the dead letter kept. The dead letters stay in the "
+        "dead-letter channel.");
     replay->callback([s] {
       const bool chosen = s->select.all || !s->select.sequences.empty() ||
                           !s->select.originals.empty();

@@ -10,6 +10,8 @@
 //                   to use it)
 //   dead_letter.hpp DeadLetter, encode and decode: the records of a dead-letter channel
 //                   (include it too to use it)
+//   checkpoint.hpp  StateCheckpoint: a state and its applied sequences in one atomic file
+//   exactly_once.hpp  ExactlyOnce: a group member applies each record to its state once
 //
 // Setup calls (open, close) return Result<T>: a value or an Error whose message names the channel,
 // the segment and what is wrong. Hot-path calls (claim, commit, publish, poll) return small status

@@ -50,6 +50,7 @@ struct Letter {
   std::string payload;
   std::uint32_t attempts = 5;
   DeadLetterReason code = DeadLetterReason::rejected;
+  std::uint16_t message_type = 0;
   DeadLetter letter() const {
     DeadLetter d;
     d.original_sequence = original_sequence;
@@ -61,6 +62,7 @@ struct Letter {
     d.group = group;
     d.reason = reason;
     d.key = span_of(key);
+    d.message_type = message_type;
     d.payload = span_of(payload);
     return d;
   }
@@ -340,6 +342,94 @@ TEST(DlqCli, ReplaySkipsALetterWithoutPayloadOrFromAnotherChannelAndExitsOne) {
   EXPECT_EQ(got[0].sequence, 1u);
   EXPECT_EQ(got[0].payload, "kept");
   (void)s3;
+}
+
+// A record as a subscriber saw it, its key and message type included.
+struct Tagged {
+  std::uint64_t sequence = 0;
+  std::string key;
+  std::uint16_t message_type = 0;
+  std::string payload;
+};
+
+std::vector<Tagged> receive_tagged(Subscriber& sub, std::size_t want) {
+  std::vector<Tagged> got;
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (got.size() < want && std::chrono::steady_clock::now() < deadline) {
+    const std::size_t n = sub.poll(
+        [&](const Message& m) {
+          got.push_back(Tagged{
+              m.sequence, std::string(reinterpret_cast<const char*>(m.key.data()), m.key.size()),
+              m.message_type,
+              std::string(reinterpret_cast<const char*>(m.payload.data()), m.payload.size())});
+        },
+        want - got.size());
+    if (n == 0) sub.wait(20ms);
+  }
+  return got;
+}
+
+TEST(DlqCli, ReplayRepublishesEachLetterWithTheKeyAndMessageTypeItKept) {
+  Channels ch;
+  ChannelOptions dlq_options = test::small_options();
+  dlq_options.max_message = 4096;  // room for a letter whose record the channel cannot take
+  auto dlq = Publisher::open(ch.dlq.name(), dlq_options);
+  ASSERT_TRUE(dlq) << dlq.error().message;
+  Letter keyed{50, ch.name(), "billing", "", "customer-42", "{\"order\":50}"};
+  keyed.message_type = 7;
+  Letter typed{51, ch.name(), "billing", "", "", "{\"order\":51}"};
+  typed.message_type = 65535;
+  Letter key_only{52, ch.name(), "billing", "", std::string(kMaxKeyLength, 'k'), "k"};
+  Letter plain{53, ch.name(), "billing", "", "", "{\"order\":53}"};
+  // Its payload fits max_message (1024) alone, not with its key: skipped, the others go on.
+  Letter too_big{54, ch.name(), "billing", "", "big", std::string(1020, 'x')};
+  Letter last{55, ch.name(), "billing", "", "customer-7", "{\"order\":55}"};
+  last.message_type = 3;
+  std::vector<std::uint64_t> dlq_seqs;
+  for (const Letter* l : {&keyed, &typed, &key_only, &plain, &too_big, &last}) {
+    dlq_seqs.push_back(publish_letter(*dlq, *l));
+  }
+  auto original = Publisher::open(ch.name(), test::small_options());
+  ASSERT_TRUE(original) << original.error().message;
+  auto sub = Subscriber::open(ch.name(), test::sub_options(Policy::drop));
+  ASSERT_TRUE(sub) << sub.error().message;
+
+  const RunResult r = cli_stderr({"dlq", "replay", ch.name(), "--all"});
+  EXPECT_EQ(r.status.code, 1) << r.out;  // the one too big
+  EXPECT_EQ(r.out.find("warning"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(fmt::format("dead letter seq={}: its 1020-byte payload with its key and "
+                                   "type (1036 bytes) is larger than channel '{}' takes (1024 "
+                                   "bytes) (skipped)",
+                                   dlq_seqs[4], ch.name())),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("republished 5 dead letters"), std::string::npos) << r.out;
+
+  const std::vector<const Letter*> expected = {&keyed, &typed, &key_only, &plain, &last};
+  const auto got = receive_tagged(*sub, expected.size());
+  ASSERT_EQ(got.size(), expected.size());
+  for (std::size_t i = 0; i < expected.size(); ++i) {
+    SCOPED_TRACE(i);
+    EXPECT_EQ(got[i].sequence, i + 1);
+    EXPECT_EQ(got[i].key, expected[i]->key);
+    EXPECT_EQ(got[i].message_type, expected[i]->message_type);
+    EXPECT_EQ(got[i].payload, expected[i]->payload);
+  }
+  EXPECT_TRUE(test::receive_messages(*sub, 1, 200ms).empty());  // nothing else
+
+  // A key filter sees the keyed letters it asked for, as the original records were seen.
+  MessageFilter filter;
+  filter.key = "customer-42";
+  SubscriberOptions filtered = test::sub_options(Policy::drop, StartFrom::earliest);
+  filtered.filter = filter;
+  auto keyed_sub = Subscriber::open(ch.name(), filtered);
+  ASSERT_TRUE(keyed_sub) << keyed_sub.error().message;
+  const auto only = receive_tagged(*keyed_sub, 1);
+  ASSERT_EQ(only.size(), 1u);
+  EXPECT_EQ(only[0].sequence, 1u);
+  EXPECT_EQ(only[0].message_type, 7);
+  EXPECT_EQ(only[0].payload, keyed.payload);
+  EXPECT_TRUE(test::receive_messages(*keyed_sub, 1, 200ms).empty());
 }
 
 // A dead-letter channel recorded by a journaler: the letters that left its small ring are read
