@@ -211,7 +211,7 @@ Result<GroupConsumer> GroupConsumer::open(std::string_view channel, std::string_
       if (m.word.load(std::memory_order_relaxed) != word) continue;
       // relaxed: a unique number; nothing is published through it.
       std::uint32_t token = static_cast<std::uint32_t>(
-          s.header->next_token.fetch_add(1, std::memory_order_relaxed) + 1);
+          s.header->next_token.fetch_add(1, std::memory_order_relaxed) + 1);  // relaxed: above
       if (token == 0) token = 1;
       // acq_rel: the slot is ours if we win; what the last holder wrote is visible.
       if (!m.word.compare_exchange_strong(word,
@@ -236,7 +236,7 @@ Result<GroupConsumer> GroupConsumer::open(std::string_view channel, std::string_
       std::uint64_t joining = member_word(token, MemberState::joining, s.self.pid);
       if (!m.word.compare_exchange_strong(joining, member_word(token, MemberState::active,
                                                                s.self.pid),
-                                          std::memory_order_release,
+                                          std::memory_order_release,  // relaxed: retry
                                           std::memory_order_relaxed)) {  // release: see above
         continue;
       }

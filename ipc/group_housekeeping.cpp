@@ -60,7 +60,7 @@ void GroupState::raise_gates() noexcept {
     // we count ourselves in and then read its word. One of us sees the other: it waits for us,
     // or we see it leaving and keep off its slot, which it is about to give up.
     m.raisers.fetch_add(1, std::memory_order_seq_cst);
-    const std::uint64_t word = m.word.load(std::memory_order_seq_cst);
+    const std::uint64_t word = m.word.load(std::memory_order_seq_cst);  // seq_cst: above
     const std::uint32_t slot_index = m.control_slot;
     if (member_state(word) == MemberState::active && slot_index < slots.size()) {
       SubscriberSlot& slot = slots[slot_index];
@@ -72,7 +72,7 @@ void GroupState::raise_gates() noexcept {
         // overwrite what lies before it, all of it retired by the group.
         std::uint64_t pos = slot.position.load(std::memory_order_relaxed);
         while (pos < floor.first &&
-               !slot.position.compare_exchange_weak(pos, floor.first, std::memory_order_release,
+               !slot.position.compare_exchange_weak(pos, floor.first, std::memory_order_release,  // relaxed: retry
                                                     std::memory_order_relaxed)) {
         }
         // relaxed: for tools only.
@@ -99,7 +99,7 @@ void GroupState::evict_dead_gate(std::uint32_t slot_index, std::uint32_t pid) no
   }
   // acq_rel: as the channel's own eviction (ChannelMapping::evict_dead_subscribers).
   if (slot.owner.compare_exchange_strong(owner, owner_word(pid, SlotState::evicted),
-                                         std::memory_order_acq_rel)) {
+                                         std::memory_order_acq_rel)) {  // acq_rel: above
     slot.evictions.fetch_add(1, std::memory_order_relaxed);           // relaxed: statistic
     slot.evicted_ns.store(realtime_ns(), std::memory_order_relaxed);  // relaxed: statistic
     channel->control().evictions.fetch_add(1, std::memory_order_relaxed);  // relaxed: statistic
@@ -143,7 +143,7 @@ void GroupState::housekeeping(bool force) noexcept {
     // relaxed (both): only paces the passes; two members running one at once is harmless.
     std::int64_t last = header->last_sweep_ns.load(std::memory_order_relaxed);
     if (now - last < sweep_interval_ns ||
-        !header->last_sweep_ns.compare_exchange_strong(last, now, std::memory_order_relaxed)) {
+        !header->last_sweep_ns.compare_exchange_strong(last, now, std::memory_order_relaxed)) {  // relaxed: pace
       // Another member swept recently; still move the floor and our gate.
       advance_floor();
       raise_gates();
@@ -255,7 +255,7 @@ void GroupState::leave() noexcept {
   std::uint64_t word = member_word(token, MemberState::active, self.pid);
   // seq_cst: see raise_gates; after this, no peer starts raising our slot.
   me->word.compare_exchange_strong(word, member_word(token, MemberState::leaving, self.pid),
-                                   std::memory_order_seq_cst);
+                                   std::memory_order_seq_cst);  // seq_cst: above
   // What we hold goes back to the group at once.
   for (HeldRecord& h : held) {
     if (h.sequence == 0) continue;

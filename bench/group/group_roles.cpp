@@ -55,7 +55,7 @@ class GroupRecordCheck {
     // after reaping every child. A second delivery shows as a mark already set (or, if two
     // consumers raced on it, as consumed counts adding up to more than the round published).
     if (mark.load(std::memory_order_relaxed) != 0) return fail(sequence, "delivered twice");
-    mark.store(1, std::memory_order_relaxed);
+    mark.store(1, std::memory_order_relaxed);  // relaxed: own mark
     ++tally_.consumed;
   }
   const std::string& failure() const { return failure_; }
@@ -94,7 +94,7 @@ void publish_group_record(Publisher& pub, std::size_t size) {
 
 // acquire: see GroupBenchShared::final_sequence.
 std::uint64_t final_sequence(const GroupBenchShared& shared) {
-  return shared.final_sequence.load(std::memory_order_acquire);
+  return shared.final_sequence.load(std::memory_order_acquire);  // acquire: producer's release
 }
 
 void run_plain_subscriber(const GroupPlan& plan, GroupBenchShared& shared,
