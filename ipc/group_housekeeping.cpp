@@ -279,7 +279,7 @@ void GroupState::leave() noexcept {
   word = member_word(token, MemberState::leaving, self.pid);
   // release: the slot is free for the next joiner once our last writes to it are done.
   me->word.compare_exchange_strong(word, member_word(0, MemberState::free),
-                                   std::memory_order_release);
+                                   std::memory_order_release);  // release: see above
   me = nullptr;
 }
 

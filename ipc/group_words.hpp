@@ -50,8 +50,8 @@ inline GroupPair load_cursor(const GroupPair& word) noexcept {
     // equal sequences mean the pair did not change in between (every CAS moves the sequence).
     // What the changing process wrote before its CAS is visible after these loads.
     const std::uint64_t s1 = std::atomic_ref<std::uint64_t>(w.second).load(std::memory_order_acquire);
-    const std::uint64_t p = std::atomic_ref<std::uint64_t>(w.first).load(std::memory_order_acquire);
-    const std::uint64_t s2 = std::atomic_ref<std::uint64_t>(w.second).load(std::memory_order_acquire);
+    const std::uint64_t p = std::atomic_ref<std::uint64_t>(w.first).load(std::memory_order_acquire);  // acquire: see above
+    const std::uint64_t s2 = std::atomic_ref<std::uint64_t>(w.second).load(std::memory_order_acquire);  // acquire: see above
     if (s1 == s2) return GroupPair{p, s1};
   }
 }
@@ -60,8 +60,8 @@ inline GroupPair load_cursor(const GroupPair& word) noexcept {
 // in between; callers use it for statistics only. acquire: see load_cursor.
 inline GroupPair load_pair_for_tools(const GroupPair& word) noexcept {
   auto& w = const_cast<GroupPair&>(word);
-  const std::uint64_t a = std::atomic_ref<std::uint64_t>(w.first).load(std::memory_order_acquire);
-  const std::uint64_t b = std::atomic_ref<std::uint64_t>(w.second).load(std::memory_order_acquire);
+  const std::uint64_t a = std::atomic_ref<std::uint64_t>(w.first).load(std::memory_order_acquire);  // acquire: see above
+  const std::uint64_t b = std::atomic_ref<std::uint64_t>(w.second).load(std::memory_order_acquire);  // acquire: see above
   return GroupPair{a, b};
 }
 
@@ -86,8 +86,8 @@ inline bool load_tagged(const GroupPair& word, std::uint64_t tag, std::uint64_t&
   auto& w = const_cast<GroupPair&>(word);
   // acquire (all three): see load_cursor.
   const std::uint64_t t1 = std::atomic_ref<std::uint64_t>(w.first).load(std::memory_order_acquire);
-  const std::uint64_t v = std::atomic_ref<std::uint64_t>(w.second).load(std::memory_order_acquire);
-  const std::uint64_t t2 = std::atomic_ref<std::uint64_t>(w.first).load(std::memory_order_acquire);
+  const std::uint64_t v = std::atomic_ref<std::uint64_t>(w.second).load(std::memory_order_acquire);  // acquire: see above
+  const std::uint64_t t2 = std::atomic_ref<std::uint64_t>(w.first).load(std::memory_order_acquire);  // acquire: see above
   if (t1 != tag || t2 != tag) return false;
   value = v;
   return true;

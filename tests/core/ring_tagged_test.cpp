@@ -163,7 +163,7 @@ TEST(RingTagged, InterleavedRecordsReadInPlaceAcrossLapsBySequenceKeyTypeAndPayl
     ASSERT_EQ(got.size(), 3u);
     for (const SeenTagged& s : got) expect_record(s, next, sizes[next]), ++next;
   }
-  EXPECT_GT(ring.ref().claimed_position(std::memory_order_relaxed), 4 * ring.ref().capacity);
+  EXPECT_GT(ring.ref().claimed_position(std::memory_order_relaxed), 4 * ring.ref().capacity);  // relaxed: see above
 }
 
 TEST(RingTagged, InterleavedRecordsReadByCopyAcrossLapsBySequenceKeyTypeAndPayload) {
@@ -230,7 +230,7 @@ TEST_P(RingTaggedGarbage, BothReadersReportCorruptAndStayAtTheRecord) {
   while (ring.ref().claimed_position(std::memory_order_relaxed) + frame_size(64) + frame <= 4096) {
     ASSERT_EQ(ringtest::publish(w, 64, UINT64_MAX), ClaimStatus::ok);
   }
-  std::uint64_t before = ring.ref().claimed_position(std::memory_order_relaxed);
+  std::uint64_t before = ring.ref().claimed_position(std::memory_order_relaxed);  // relaxed: see above
   while (before + frame < 4096) {
     ASSERT_EQ(ringtest::publish(w, 0, UINT64_MAX), ClaimStatus::ok);
     before += kFrameAlignment;

@@ -144,7 +144,7 @@ TEST(GroupThreads, ThreeMemberThreadsAckEveryRecordExactlyOnceWithTheRightConten
               }
               // relaxed: a tally, read after the threads are joined.
               if (m.attempt >= 1 && m.attempt <= 32) {
-                attempts[m.sequence].fetch_or(1U << (m.attempt - 1), std::memory_order_relaxed);
+                attempts[m.sequence].fetch_or(1U << (m.attempt - 1), std::memory_order_relaxed);  // relaxed: see above
               }
               // Acks every other record; the rest go back when it leaves.
               if (m.sequence % 2 == 0 && !nacked_once(m.sequence) &&

@@ -81,7 +81,7 @@ bool KeyedWork::open(const std::string& path, std::uint32_t keys, std::uint32_t 
   slots_ = reinterpret_cast<KeySlot*>(static_cast<std::byte*>(m) + sizeof(KeyTableHeader));
   // relaxed (both): written by the test before any member started (fork/exec orders them).
   if (word(header_->magic).load(std::memory_order_relaxed) != kKeyTableMagic ||
-      word(header_->keys).load(std::memory_order_relaxed) != keys) {
+      word(header_->keys).load(std::memory_order_relaxed) != keys) {  // relaxed: see above
     error = "the key table " + path + " has the wrong magic or key count";
     return false;
   }
@@ -121,7 +121,7 @@ bool KeyedWork::process(const GroupMessage& m, std::uint64_t work_ns) {
   bool owned = false;
   std::uint64_t seen = 0;
   while (!owned) {
-    if (word(slot.owner).compare_exchange_strong(seen, pid_, std::memory_order_acq_rel)) {
+    if (word(slot.owner).compare_exchange_strong(seen, pid_, std::memory_order_acq_rel)) {  // acq_rel: see above
       owned = true;
     } else if (seen == pid_) {
       violation(header_->busy_violations, "busy " + what + ": marked by this member already");
@@ -163,7 +163,7 @@ bool KeyedWork::process(const GroupMessage& m, std::uint64_t work_ns) {
 
   // 5. Record it done (release: the next owner's acquire above sees it), then clear the mark.
   if (owned) {
-    word(slot.done).store(r.index + 1, std::memory_order_release);
+    word(slot.done).store(r.index + 1, std::memory_order_release);  // release: see above
     std::uint64_t mine = pid_;
     // release: the store of `done` comes before the key looks free.
     if (!word(slot.owner).compare_exchange_strong(mine, 0, std::memory_order_release)) {
