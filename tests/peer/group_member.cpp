@@ -11,23 +11,12 @@
 #include "tests/peer/keyed_member.hpp"
 #include "tests/support/group_log.hpp"
 
+#include "tests/peer/peer_output.hpp"
+
 namespace shmbus::test::peer {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-// One line on stdout with write(2): nothing waits in a buffer when the test kills us.
-void say(const std::string& line) {
-  const std::string s = line + "\n";
-  const char* p = s.data();
-  std::size_t left = s.size();
-  while (left > 0) {
-    const ssize_t n = ::write(1, p, left);
-    if (n <= 0) return;
-    p += n;
-    left -= static_cast<std::size_t>(n);
-  }
-}
 
 std::string str(std::uint64_t v) { return std::to_string(v); }
 

@@ -8,20 +8,10 @@
 #include "shmbus/publisher.hpp"
 #include "tests/support/keyed_records.hpp"
 
+#include "tests/peer/peer_output.hpp"
+
 namespace shmbus::test::peer {
 namespace {
-
-void say(const std::string& line) {
-  const std::string s = line + "\n";
-  const char* p = s.data();
-  std::size_t left = s.size();
-  while (left > 0) {
-    const ssize_t n = ::write(1, p, left);
-    if (n <= 0) return;
-    p += n;
-    left -= static_cast<std::size_t>(n);
-  }
-}
 
 std::string str(std::uint64_t v) { return std::to_string(v); }
 

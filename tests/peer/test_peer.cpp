@@ -32,26 +32,16 @@
 #include "shmbus/shmbus.hpp"
 #include "tests/peer/group_member.hpp"
 #include "tests/peer/keyed_producer.hpp"
+#include "tests/peer/peer_output.hpp"
 #include "tests/support/payload.hpp"
 
 namespace {
 
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
+using shmbus::test::peer::say;
 using shmbus::test::PayloadId;
 using shmbus::test::SizeRule;
-
-void emit(const std::string& line) {
-  std::string s = line + "\n";
-  const char* p = s.data();
-  std::size_t left = s.size();
-  while (left > 0) {
-    const ssize_t n = ::write(1, p, left);
-    if (n <= 0) return;
-    p += n;
-    left -= static_cast<std::size_t>(n);
-  }
-}
 
 [[noreturn]] void hang_forever() {
   for (;;) ::pause();
@@ -80,7 +70,7 @@ struct SequenceCheck {
   bool note(std::uint64_t seq) {
     if (first == 0) first = seq;
     if (seq <= last) {
-      emit("ERROR claim returned sequence " + std::to_string(seq) + " after " +
+      say("ERROR claim returned sequence " + std::to_string(seq) + " after " +
            std::to_string(last));
       return false;
     }
@@ -129,11 +119,11 @@ int produce(const ProduceArgs& a) {
   opts.accept_existing = true;  // the options are for creating it; any existing channel will do
   auto pub = shmbus::Publisher::open(a.channel, opts);
   if (!pub) {
-    emit("ERROR open: " + pub.error().message);
-    emit("RESULT role=produce published=0 errors=1");
+    say("ERROR open: " + pub.error().message);
+    say("RESULT role=produce published=0 errors=1");
     return 2;
   }
-  emit("READY incarnation=" + std::to_string(pub->info().incarnation));
+  say("READY incarnation=" + std::to_string(pub->info().incarnation));
   std::vector<std::byte> buf(a.sizes.max_size > 0 ? a.sizes.max_size : 1);
   const auto timeout = std::chrono::milliseconds(a.timeout_ms);
   const auto start = Clock::now();
@@ -171,14 +161,14 @@ int produce(const ProduceArgs& a) {
       st = shmbus::PublishStatus::ok;
     }
     if (st != shmbus::PublishStatus::ok) {
-      emit(std::string("ERROR message ") + std::to_string(i) + ": " + shmbus::to_string(st));
-      emit("RESULT role=produce published=" + std::to_string(i) + " errors=1 status=" +
+      say(std::string("ERROR message ") + std::to_string(i) + ": " + shmbus::to_string(st));
+      say("RESULT role=produce published=" + std::to_string(i) + " errors=1 status=" +
            shmbus::to_string(st));
       return 2;
     }
     i += step;
   }
-  emit("RESULT role=produce published=" + std::to_string(a.count) + " first_seq=" +
+  say("RESULT role=produce published=" + std::to_string(a.count) + " first_seq=" +
        std::to_string(seqs.first) + " last_seq=" + std::to_string(seqs.last) +
        " abandoned=" + std::to_string(abandoned) + " errors=0");
   return 0;
@@ -267,16 +257,16 @@ class Record {
 int consume(const ConsumeArgs& a) {
   Record record;
   if (!a.record.empty() && !record.open(a.record)) {
-    emit("ERROR cannot map record file " + a.record);
+    say("ERROR cannot map record file " + a.record);
     return 2;
   }
   auto sub = open_subscriber(a.sub);
   if (!sub) {
-    emit("ERROR open: " + sub.error().message);
-    emit("RESULT role=consume received=0 errors=1");
+    say("ERROR open: " + sub.error().message);
+    say("RESULT role=consume received=0 errors=1");
     return 2;
   }
-  emit("READY next_seq=" + std::to_string(sub->next_sequence()));
+  say("READY next_seq=" + std::to_string(sub->next_sequence()));
 
   const bool block = a.sub.policy == "block";
   const std::int64_t allow_lost = a.allow_lost >= 0 ? a.allow_lost : (block ? 0 : INT64_MAX);
@@ -291,7 +281,7 @@ int consume(const ConsumeArgs& a) {
   int gap_entries = 0;
   bool done = false;
   auto error = [&](const std::string& what) {
-    if (++errors <= 10) emit("ERROR " + what);
+    if (++errors <= 10) say("ERROR " + what);
   };
   auto on_message = [&](const shmbus::Message& m) {
     if (received > 0) {
@@ -373,7 +363,7 @@ int consume(const ConsumeArgs& a) {
   }
   char sum[32];
   std::snprintf(sum, sizeof sum, "0x%016" PRIx64, checksum);
-  emit("RESULT role=consume received=" + std::to_string(received) + " lost=" +
+  say("RESULT role=consume received=" + std::to_string(received) + " lost=" +
        std::to_string(lost) + " sub_lost=" + std::to_string(sub->lost()) +
        " sub_received=" + std::to_string(sub->received()) + " first_seq=" +
        std::to_string(first_seq) + " last_seq=" + std::to_string(last_seq) + " next_seq=" +
@@ -389,10 +379,10 @@ int consume(const ConsumeArgs& a) {
 int hold(const SubscribeArgs& a) {
   auto sub = open_subscriber(a);
   if (!sub) {
-    emit("ERROR open: " + sub.error().message);
+    say("ERROR open: " + sub.error().message);
     return 2;
   }
-  emit("READY next_seq=" + std::to_string(sub->next_sequence()));
+  say("READY next_seq=" + std::to_string(sub->next_sequence()));
   hang_forever();
 }
 
@@ -407,19 +397,19 @@ struct HangArgs {
 int claim_and_hang(const HangArgs& a) {
   auto pub = shmbus::Publisher::open(a.channel);
   if (!pub) {
-    emit("ERROR open: " + pub.error().message);
+    say("ERROR open: " + pub.error().message);
     return 2;
   }
   shmbus::Claim c;
   const auto st = pub->claim(a.size, c, std::chrono::milliseconds(a.timeout_ms));
   if (st != shmbus::PublishStatus::ok) {
-    emit(std::string("ERROR claim: ") + shmbus::to_string(st));
+    say(std::string("ERROR claim: ") + shmbus::to_string(st));
     return 2;
   }
   std::vector<std::byte> full(a.size);
   shmbus::test::fill_payload(full, PayloadId{a.producer_id, a.counter});
   std::memcpy(c.data(), full.data(), a.size / 2);
-  emit("CLAIMED seq=" + std::to_string(c.sequence()));
+  say("CLAIMED seq=" + std::to_string(c.sequence()));
   hang_forever();
 }
 
