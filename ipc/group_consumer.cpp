@@ -330,6 +330,8 @@ bool GroupConsumer::wait(std::chrono::nanoseconds timeout, std::chrono::nanoseco
       return s.channel->channel_control().journal_written.load(std::memory_order_acquire) >=
              cursor.second;
     }
+    // A position no writer produces (garbage in the group's state): poll reports it as corrupt.
+    if (!core::is_frame_aligned(cursor.first)) return true;
     // acquire: as any reader's look at a commit word (core/ring_reader.hpp).
     const std::uint64_t word = s.ring.header_at(cursor.first)->commit.load(std::memory_order_acquire);
     return word == s.ring.committed(cursor.first);

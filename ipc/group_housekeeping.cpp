@@ -115,6 +115,8 @@ void GroupState::check_stall(std::uint64_t position, std::uint64_t sequence) noe
     stall_position = UINT64_MAX;
     return;
   }
+  // Never written so (garbage in the group's state): the dispatch path reports it as corrupt.
+  if (!core::is_frame_aligned(position)) return;
   // acquire: the header fields a repair reads were written before this word.
   const std::uint64_t word = ring.header_at(position)->commit.load(std::memory_order_acquire);
   const std::int64_t now = group_clock_ns();
