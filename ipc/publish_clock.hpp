@@ -3,8 +3,10 @@
 // clock_gettime through the vDSO costs about 35 ns on this kind of VM, a third of a one-way
 // message. When the kernel itself trusts the TSC (clocksource "tsc": constant and invariant), we
 // extrapolate CLOCK_REALTIME from the TSC and re-anchor on the real clock every millisecond of
-// TSC time, refining the rate each time; the error stays below a microsecond and a producer's
-// timestamps never go backwards. Elsewhere every call reads the real clock.
+// TSC time, refining the rate each time; the error stays below a microsecond. Elsewhere every
+// call reads the real clock. Either way a producer's timestamps never go backwards: after a
+// backward step of the wall clock they hold at their highest value until the clock catches up,
+// so replay by time finds records in sequence order.
 #pragma once
 
 #include <x86intrin.h>
@@ -19,7 +21,11 @@ class PublishClock {
   PublishClock() noexcept;
 
   std::int64_t now_ns() noexcept {
-    if (!use_tsc_) return read_real();
+    if (!use_tsc_) [[unlikely]] {
+      const std::int64_t ns = read_real();
+      if (ns > last_ns_) last_ns_ = ns;
+      return last_ns_;
+    }
     const std::uint64_t tsc = __rdtsc();
     if (tsc - anchor_tsc_ >= reanchor_ticks_) [[unlikely]] return reanchor(tsc);
     const auto delta = static_cast<std::int64_t>(
