@@ -11,10 +11,14 @@ cd "$(dirname "$0")/.."
 source scripts/setup.sh
 shmbus_install_packages
 
+# Each phase prints the seconds since the start: the whole command must stay inside 25 minutes
+# on 2 cores, and this is where to see what a change cost.
+phase() { echo "== [$SECONDS s] $*"; }
+
 run_suite() {  # DIR [sanitizer]
-  echo "== build $1 ${2:+(sanitize=$2)}"
+  phase "build $1 ${2:+(sanitize=$2)}"
   shmbus_build "$1" "${2:-}"
-  echo "== test $1"
+  phase "test $1"
   ctest --test-dir "$1" --output-on-failure --timeout 900 -j2
 }
 
@@ -26,5 +30,6 @@ run_suite build-tsan thread
 # Under the sanitizers the group proofs run on fewer records (the Release run does 1,000,000).
 SHMBUS_GROUP_RECORDS=${SHMBUS_GROUP_RECORDS:-200000} SHMBUS_KEYED_RECORDS=${SHMBUS_KEYED_RECORDS:-100000} \
   run_suite build-asan address
+phase "fuzz"
 SHMBUS_FUZZ_SECONDS=${SHMBUS_FUZZ_SECONDS:-6} bash scripts/fuzz.sh
-echo "== all suites passed"
+phase "all suites passed"
