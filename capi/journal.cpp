@@ -1,5 +1,4 @@
 // Reading a journal directory from C: open, seek by sequence or time, next record, close.
-#include <string>
 #include <utility>
 
 #include "capi/errors.hpp"
@@ -60,12 +59,10 @@ int shmbus_journal_next(shmbus_journal_reader* reader, shmbus_journal_record* ou
     switch (reader->reader.next(r)) {
       case shmbus::journal::ReadStatus::end:
         return 0;
-      case shmbus::journal::ReadStatus::damaged: {
-        const std::string& why = reader->reader.last_error();
-        // A read error (EIO) is reported as damage too; its message carries the system's text.
-        const bool io = why.find("Input/output error") != std::string::npos;
-        return shmbus::capi::fail(io ? EIO : EBADMSG, why);
-      }
+      case shmbus::journal::ReadStatus::damaged:
+        // The reader reports a read error (EIO) as damage too; its message carries the system's
+        // text.
+        return shmbus::capi::fail(EBADMSG, reader->reader.last_error());
       case shmbus::journal::ReadStatus::record:
         break;
     }

@@ -6,7 +6,9 @@
 // no system call on the ring path; the C layer adds none. A failure's message is the subscriber's
 // own last_error() copied into the fixed thread-local buffer (no allocation)
 // (tests/capi/capi_hot_path_test.cpp counts allocations and traces system calls).
+#include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cstring>
 #include <string>
 #include <utility>
@@ -166,6 +168,7 @@ int64_t shmbus_poll_copy(shmbus_subscriber* subscriber, void* buffer, size_t buf
         "(rounded up to 8 bytes; shmbus_subscriber_info tells it)");
     return -ENOBUFS;
   }
+  buffer_size = std::min<std::size_t>(buffer_size, UINT32_MAX);  // the offsets are 32-bit
   auto* out = static_cast<std::byte*>(buffer);
   std::size_t used = 0;
   std::size_t copied = 0;

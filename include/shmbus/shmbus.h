@@ -254,7 +254,8 @@ typedef struct shmbus_record {
  * record is polled only when the space left is sure to hold it, so none is ever consumed without
  * being copied. Hot path: no allocation, lock or system call. Returns how many records were
  * copied, or -ENOBUFS (buffer too small), -ENOTCONN, -EBADMSG, -EINVAL. The copies are the
- * caller's: valid until it overwrites them. */
+ * caller's: valid until it overwrites them. Offsets are 32-bit: at most 4 GiB of the buffer is
+ * used. */
 int64_t shmbus_poll_copy(shmbus_subscriber* subscriber, void* buffer, size_t buffer_size,
                          shmbus_record* records, size_t max_records);
 
@@ -444,8 +445,8 @@ int shmbus_journal_seek_sequence(shmbus_journal_reader* reader, uint64_t sequenc
 int shmbus_journal_seek_time(shmbus_journal_reader* reader, int64_t time_ns);
 /* Reads the next record into *out: 1, or 0 at the end (call shmbus_journal_refresh to see what
  * a journaler appended since), or -EBADMSG when the next record is damaged (the message names
- * the segment file, the offset and the sequence expected; the reader stays before it), -EIO for
- * a read error. */
+ * the segment file, the offset and the sequence expected; the reader stays before it; a read
+ * error of the file is reported so too, with the system's text). */
 int shmbus_journal_next(shmbus_journal_reader* reader, shmbus_journal_record* out);
 /* After -EBADMSG: moves past the damage. 1 if something was skipped, 0 if not. */
 int shmbus_journal_skip_damage(shmbus_journal_reader* reader);
