@@ -21,7 +21,7 @@ endif()
 # The public API, the generated version header, and under detail/core/ the part of core/ the
 # public headers compile from (see include/shmbus/detail/core_headers.hpp).
 install(DIRECTORY include/shmbus/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/shmbus)
-install(FILES ${SHMBUS_GENERATED_INCLUDE}/shmbus/version.hpp
+install(FILES ${SHMBUS_GENERATED_INCLUDE}/shmbus/version.hpp ${SHMBUS_GENERATED_INCLUDE}/shmbus/version.h
   DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/shmbus)
 install(FILES core/layout.hpp core/ring_ref.hpp core/ring_reader.hpp core/latency_histogram.hpp
   DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/shmbus/detail/core)

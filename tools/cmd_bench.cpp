@@ -19,6 +19,7 @@
 #include "bench/harness/runner.hpp"
 #include "bench/journal/journal_bench.hpp"
 #include "bench/run_record.hpp"
+#include "bench/transports/shmbus_c_transport.hpp"
 #include "bench/transports/shmbus_transport.hpp"
 #include "tools/bench_command.hpp"
 #include "tools/option_bounds.hpp"
@@ -172,6 +173,8 @@ int run_bench(const BenchOptions& options) {
     std::vector<std::unique_ptr<bench::PingPongTransport>> variants;
     variants.push_back(bench::shmbus_pingpong_transport(bench::ShmbusVariant{true, false, false}));
     variants.push_back(bench::shmbus_pingpong_transport(bench::ShmbusVariant{true, true, true}));
+    // What the C API's calls cost: shmbus-sp's channels, through include/shmbus/shmbus.h.
+    variants.push_back(bench::shmbus_c_pingpong_transport());
     return run_and_print(with_shmbus(transports_of(bench::shmbus_pingpong_transport(false),
                                                    bench::shmbus_pingpong_transport(true)),
                                      bench::baseline_pingpong_transports(), options.only,
@@ -237,11 +240,12 @@ void add_bench_command(CLI::App& app) {
                   "always run): shmbus, shmbus-sp, pipe, unix-socket, boost-mq; for throughput "
                   "only, shmbus-single and shmbus-sp-single (one message per publish and per "
                   "poll); and, for pingpong only, shmbus-sp-nocounters (publishers keep no "
-                  "counters) and shmbus-sp-hist (subscribers record latency histograms), which "
+                  "counters), shmbus-sp-hist (subscribers record latency histograms) and "
+                  "shmbus-c (shmbus-sp through the C API, include/shmbus/shmbus.h), which "
                   "run only when named")
       ->check(CLI::IsMember({"shmbus", "shmbus-sp", "raw-shm", "raw-seq", "pipe", "unix-socket",
                              "boost-mq", "shmbus-single", "shmbus-sp-single",
-                             "shmbus-sp-nocounters", "shmbus-sp-hist"}));
+                             "shmbus-sp-nocounters", "shmbus-sp-hist", "shmbus-c"}));
   cmd->add_option("--max-spread", options->max_spread,
                   "Warn (stderr, and the JSON's warnings) when a figure's rounds differ by more "
                   "than this fraction of its median, (max - min) / median; max_ns is never "

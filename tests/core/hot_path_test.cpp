@@ -28,6 +28,7 @@
 #include "shmbus/group_consumer.hpp"
 #include "shmbus/shmbus.hpp"
 #include "tests/core/ring_testing.hpp"
+#include "tests/support/syscall_trace.hpp"
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define SHMBUS_TEST_SANITIZED 1
@@ -253,105 +254,11 @@ TEST(HotPath, AllocationCounterSeesAllocations) {
 
 #if defined(__x86_64__) && !defined(SHMBUS_TEST_SANITIZED)
 
-constexpr int kNoPtrace = 77;
-
-// The child brackets the code under test with two of these; nothing else in it calls getppid.
-void marker() { ::syscall(SYS_getppid); }
-
-struct Trace {
-  std::string skip;    // why the trace could not be taken, if it could not
-  int exit_code = -1;  // the child's; 128 + signal if it was killed
-  int markers = 0;
-  std::vector<long> calls;  // system call numbers between the markers
-};
-
-std::string describe(const std::vector<long>& calls) {
-  std::string s;
-  for (long nr : calls) s += (s.empty() ? "" : ", ") + std::to_string(nr);
-  return "system calls " + (s.empty() ? "none" : s);
-}
-
-// Runs body() in a child traced with PTRACE_SYSCALL and records every system call it enters
-// between its two marker() calls. body returns the child's exit code (0: its own checks passed).
-template <class Body>
-Trace trace_syscalls(Body body) {
-  Trace trace;
-  const pid_t child = ::fork();
-  if (child < 0) {
-    trace.skip = "fork failed";
-    return trace;
-  }
-  if (child == 0) {
-    ::alarm(60);  // a hung child dies by SIGALRM instead of hanging the test
-    if (::ptrace(PTRACE_TRACEME, 0, nullptr, nullptr) != 0) ::_exit(kNoPtrace);
-    ::raise(SIGSTOP);
-    ::_exit(body());
-  }
-  int status = 0;
-  if (::waitpid(child, &status, 0) != child || !WIFSTOPPED(status)) {
-    if (WIFEXITED(status) && WEXITSTATUS(status) == kNoPtrace) {
-      trace.skip = "ptrace(PTRACE_TRACEME) is not permitted here";
-    } else {
-      trace.skip = "the child did not stop for tracing";
-    }
-    return trace;
-  }
-  ::ptrace(PTRACE_SETOPTIONS, child, nullptr,
-           reinterpret_cast<void*>(PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL));
-  bool in_call = false;
-  long signal_to_deliver = 0;
-  for (;;) {
-    if (::ptrace(PTRACE_SYSCALL, child, nullptr, reinterpret_cast<void*>(signal_to_deliver)) != 0) {
-      trace.skip = std::string("PTRACE_SYSCALL failed: ") + std::strerror(errno);
-      ::kill(child, SIGKILL);
-      ::waitpid(child, &status, 0);
-      return trace;
-    }
-    signal_to_deliver = 0;
-    if (::waitpid(child, &status, 0) != child) break;
-    if (WIFEXITED(status)) {
-      trace.exit_code = WEXITSTATUS(status);
-      break;
-    }
-    if (WIFSIGNALED(status)) {
-      trace.exit_code = 128 + WTERMSIG(status);
-      break;
-    }
-    if (!WIFSTOPPED(status)) continue;
-    if (WSTOPSIG(status) != (SIGTRAP | 0x80)) {
-      signal_to_deliver = WSTOPSIG(status);  // not ours: pass it on
-      continue;
-    }
-    user_regs_struct regs{};
-    ::ptrace(PTRACE_GETREGS, child, nullptr, &regs);
-    // At a system call's entry the kernel has set rax to -ENOSYS; at its exit rax is the result.
-    const bool entry = !in_call && regs.rax == static_cast<unsigned long long>(-ENOSYS);
-    in_call = entry;
-    if (!entry) continue;
-    const auto nr = static_cast<long>(regs.orig_rax);
-    if (nr == SYS_getppid) {
-      ++trace.markers;
-    } else if (trace.markers == 1) {
-      trace.calls.push_back(nr);
-    }
-  }
-  return trace;
-}
-
-// The clock the publish path reads (CLOCK_REALTIME, and CLOCK_MONOTONIC on subscribers' slow
-// paths), alone: a vDSO call, unless this machine has no vDSO clock.
-Trace trace_clock() {
-  return trace_syscalls([] {
-    timespec ts{};
-    marker();
-    for (int i = 0; i < 1000; ++i) {
-      ::clock_gettime(CLOCK_REALTIME, &ts);
-      ::clock_gettime(CLOCK_MONOTONIC, &ts);
-    }
-    marker();
-    return 0;
-  });
-}
+using shmbus::test::describe;
+using shmbus::test::marker;
+using shmbus::test::Trace;
+using shmbus::test::trace_clock;
+using shmbus::test::trace_syscalls;
 
 TEST(HotPath, TracingSeesTheSystemCallsOfTheChild) {
   // The tracer itself works (or the zero counts below prove nothing).

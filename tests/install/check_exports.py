@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Fails when libshmbus.so does not export a function the installed headers declare.
+"""Fails when libshmbus.so does not export a function the installed headers declare (C++ and C).
 
 The shared library exports only its public API (cmake/shmbus.map); every other symbol is local,
 so that calls inside the library bind directly instead of through the PLT. That list is written by
@@ -38,7 +38,9 @@ def declared_only(node, out):
 
 
 def functions_declared_in(include_dir):
-    headers = sorted(p.relative_to(include_dir) for p in (include_dir / "shmbus").rglob("*.hpp"))
+    # The C++ headers and the C API's (*.h, whose extern "C" functions keep their plain names).
+    headers = sorted(p.relative_to(include_dir) for pattern in ("*.hpp", "*.h")
+                     for p in (include_dir / "shmbus").rglob(pattern))
     with tempfile.NamedTemporaryFile("w", suffix=".cpp") as all_headers:
         all_headers.write("".join(f"#include <{h}>\n" for h in headers))
         all_headers.flush()

@@ -4,11 +4,12 @@
 #  1. every installed header compiles alone, with only the prefix on the include path;
 #  2. libshmbus.so exports every function the headers declare (check_exports.py), nothing
 #     internal lands on a consumer's include path, the .pc files are valid;
-#  3. examples/publish_subscribe and tests/install/journal_consumer (Journaler + JournalReader)
-#     build with find_package(shmbus), setting no C++ standard, against the static library and
-#     against the shared one, and run;
-#  4. both build with a plain `pkg-config --cflags --libs` (no --static), shmbus (the static
-#     library) and shmbus-shared, and run.
+#     The C API's headers (*.h) compile alone as C99, as C11 and as C++;
+#  3. examples/publish_subscribe, tests/install/journal_consumer (Journaler + JournalReader) and
+#     tests/install/c_consumer (a C program, the C API) build with find_package(shmbus), setting
+#     no C++ standard, against the static library and against the shared one, and run;
+#  4. all three build with a plain `pkg-config --cflags --libs` (no --static), shmbus (the static
+#     library) and shmbus-shared, and run (the C one compiled and linked by gcc).
 # Usage: install_example.sh BUILD_DIR SOURCE_DIR
 set -euo pipefail
 build=$1
@@ -29,7 +30,8 @@ cmake --install "$build" --prefix "$work/installed-here" >/dev/null
 mkdir -p "$work/moved"
 mv "$work/installed-here" "$work/moved/prefix"
 prefix=$work/moved/prefix
-examples=("$source/examples/publish_subscribe" "$source/tests/install/journal_consumer")
+examples=("$source/examples/publish_subscribe" "$source/tests/install/journal_consumer"
+  "$source/tests/install/c_consumer")
 
 echo "== installed headers"
 (cd "$prefix/include" && find . -type f | sort)
@@ -37,6 +39,17 @@ for header in $(cd "$prefix/include" && find shmbus -name '*.hpp' | sort); do
   echo "#include <$header>" > "$work/one_header.cpp"
   g++ -std=c++20 -mcx16 -fsyntax-only -I"$prefix/include" "$work/one_header.cpp" ||
     fail "installed header $header does not compile on its own"
+done
+
+for header in $(cd "$prefix/include" && find shmbus -name '*.h' | sort); do
+  # (a declaration after it: ISO C forbids an empty translation unit, as version.h alone is)
+  printf '#include <%s>\nint one_header;\n' "$header" > "$work/one_header.c"
+  for standard in c99 c11; do
+    gcc -std=$standard -Wall -Wextra -Wpedantic -Werror -fsyntax-only -I"$prefix/include" \
+      "$work/one_header.c" || fail "installed header $header does not compile alone as $standard"
+  done
+  g++ -std=c++20 -Wall -Wextra -Werror -fsyntax-only -x c++ -I"$prefix/include" \
+    "$work/one_header.c" || fail "installed header $header does not compile alone as C++"
 done
 
 echo "== what the package exports"
@@ -84,20 +97,26 @@ done
 
 # The compile flags are the same for both modules: each consumer is compiled once, linked twice.
 echo "== pkg-config --cflags --libs"
+# The C consumer is compiled and linked by gcc: the flags must serve a C program too (gcc only
+# warns that the C++ standard flag is not for C).
+compiler_of() { [[ -f $1/main.c ]] && echo gcc || echo g++; }
 for example in "${examples[@]}"; do
+  main=$example/main.cpp
+  [[ -f $example/main.c ]] && main=$example/main.c
   # shellcheck disable=SC2046  # the flags are words
-  g++ -O2 -c "$example/main.cpp" -o "$work/$(basename "$example").o" \
+  $(compiler_of "$example") -O2 -c "$main" -o "$work/$(basename "$example").o" \
     $(pkg-config --cflags shmbus) &
   builds+=($!)
 done
 wait_all
 for example in "${examples[@]}"; do
   name=$(basename "$example")
+  linker=$(compiler_of "$example")
   # shellcheck disable=SC2046
-  g++ "$work/$name.o" -o "$work/pc-static-$name" $(pkg-config --libs shmbus)
+  $linker "$work/$name.o" -o "$work/pc-static-$name" $(pkg-config --libs shmbus)
   run_linked "$work/pc-static-$name" static
   # shellcheck disable=SC2046
-  g++ "$work/$name.o" -o "$work/pc-shared-$name" $(pkg-config --libs shmbus-shared)
+  $linker "$work/$name.o" -o "$work/pc-shared-$name" $(pkg-config --libs shmbus-shared)
   LD_LIBRARY_PATH=$libdir run_linked "$work/pc-shared-$name" shared
 done
 echo "== the installed package builds and runs the examples, static and shared"

@@ -19,11 +19,12 @@ std::optional<std::string> floor_of(const std::string& rel) {
   if (rel == "include/shmbus/journal_reader.hpp" || rel == "include/shmbus/journal_options.hpp") {
     return "journal_api";
   }
-  static const std::array<std::pair<const char*, const char*>, 8> kDirs{{
+  static const std::array<std::pair<const char*, const char*>, 9> kDirs{{
       {"core/", "core"},
       {"journal/", "journal"},
       {"include/shmbus/", "public"},
       {"ipc/", "ipc"},
+      {"capi/", "capi"},
       {"bench/", "bench"},
       {"tools/", "tools"},
       {"tests/", "tests"},
@@ -43,6 +44,7 @@ const std::map<std::string, std::set<std::string>>& allowed() {
       {"journal", {"core", "result", "journal_api", "journal"}},
       {"public", {"core", "result", "journal_api", "public"}},
       {"ipc", {"core", "result", "journal_api", "journal", "public", "ipc"}},
+      {"capi", {"core", "result", "journal_api", "journal", "public", "ipc", "capi"}},
       {"bench", {"core", "result", "journal_api", "journal", "public", "ipc", "bench"}},
       {"tools", {"core", "result", "journal_api", "journal", "public", "ipc", "bench", "tools"}},
   };
@@ -80,7 +82,7 @@ std::vector<Violation> check_tree(const fs::path& root_in) {
   const fs::path root = fs::weakly_canonical(root_in);
   static const std::regex kInclude(R"(^\s*#\s*include\s*["<]([^">]+)[">])");
   std::vector<Violation> out;
-  for (const char* dir : {"core", "journal", "ipc", "include", "bench", "tools"}) {
+  for (const char* dir : {"core", "journal", "ipc", "capi", "include", "bench", "tools"}) {
     std::error_code ec;
     if (!fs::is_directory(root / dir, ec)) continue;
     std::vector<fs::path> files;
