@@ -225,11 +225,14 @@ void bind_journal(py::module_& m) {
       .def_readonly("payloads", &JournalArrays::payloads)
       .def_readonly("keys", &JournalArrays::keys)
       .def_readonly("gaps", &JournalArrays::gaps, "(first lost sequence, count) per gap record")
-      .def("payload", [](const JournalArrays& a, std::size_t i) {
+      .def("payload", [](const JournalArrays& a, std::size_t i) -> py::object {
         if (i >= a.count) throw py::index_error(fmt::format("record {} of {}", i, a.count));
         const auto off = a.payload_offset.cast<py::array_t<std::uint64_t>>().at(i);
         const auto len = a.payload_length.cast<py::array_t<std::uint32_t>>().at(i);
-        return py::memoryview(a.payloads)[py::slice(off, off + len, 1)];
+        const auto whole = py::reinterpret_steal<py::object>(PyMemoryView_FromObject(a.payloads.ptr()));
+        if (!whole) throw py::error_already_set();
+        py::object part = whole[py::slice(static_cast<py::ssize_t>(off), static_cast<py::ssize_t>(off + len), 1)];
+        return part;  // an object, not an accessor that would outlive `whole`
       }, py::arg("i"), "Record i's payload, a memoryview into payloads")
       .def("__len__", [](const JournalArrays& a) { return a.count; });
 

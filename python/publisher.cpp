@@ -267,7 +267,7 @@ void bind_publisher(py::module_& m) {
       .def_property_readonly("open", &PyClaim::open)
       .def("commit", &PyClaim::commit, "Publishes the record; returns its sequence.")
       .def("abandon", &PyClaim::abandon, "Gives the space back; subscribers count the sequence lost.")
-      .def("__enter__", [](py::object self) { return self.attr("buffer"); })
+      .def("__enter__", [](py::object self) -> py::object { return self.attr("buffer"); })
       .def("__exit__", [](PyClaim& c, const py::object& type, const py::object&, const py::object&) {
         if (!c.open()) return false;
         if (type.is_none()) {
