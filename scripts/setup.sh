@@ -6,7 +6,8 @@ set -euo pipefail
 SHMBUS_PACKAGES=(g++ cmake make pkg-config libboost-dev liburing-dev libgtest-dev libgmock-dev
   libbenchmark-dev libcli11-dev libfmt-dev nlohmann-json3-dev libexpected-dev spin
   libfaketime clang libclang-rt-14-dev libhowardhinnant-date-dev help2man doxygen
-  python3-matplotlib)
+  python3-matplotlib python3-pybind11 pybind11-dev python3-dev python3-numpy python3-pytest
+  python3-venv python3-pip python3-setuptools python3-wheel)
 
 shmbus_install_packages() {
   local missing=()
@@ -26,8 +27,10 @@ shmbus_install_packages() {
 shmbus_build() {
   local dir=$1 sanitize=${2:-}
   local type=Release
-  [[ -n $sanitize ]] && type=RelWithDebInfo
-  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE="$type" -DSHMBUS_SANITIZE="$sanitize" >/dev/null
+  local python=ON  # the Python module and its tests (python/, tests/python/): plain builds only
+  [[ -n $sanitize ]] && type=RelWithDebInfo && python=OFF
+  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE="$type" -DSHMBUS_SANITIZE="$sanitize" \
+    -DSHMBUS_PYTHON="$python" >/dev/null
   cmake --build "$dir" -j"$(nproc)"
 }
 

@@ -1,0 +1,56 @@
+"""What the Python tests share: the module under test (PYTHONPATH points at build/python), the
+`shmbus` command of the same build (SHMBUS_BIN), and a fresh channel name per test that is removed
+afterwards."""
+import itertools
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+import shmbus
+
+_counter = itertools.count()
+
+
+def shmbus_bin():
+    path = os.environ.get("SHMBUS_BIN")
+    if not path:
+        pytest.fail("SHMBUS_BIN must name the shmbus command of this build (ctest sets it)")
+    return path
+
+
+@pytest.fixture
+def cli():
+    """Runs `shmbus ARGS...` and returns the completed process (stdout, stderr as text)."""
+    def run(*args, input=None, check=True, timeout=60):
+        done = subprocess.run([shmbus_bin(), *map(str, args)], input=input, capture_output=True,
+                              text=isinstance(input, str) or input is None, timeout=timeout)
+        if check and done.returncode != 0:
+            raise AssertionError(f"shmbus {' '.join(map(str, args))} exited {done.returncode}: "
+                                 f"{done.stderr}")
+        return done
+    return run
+
+
+@pytest.fixture
+def channel():
+    """A channel name no other test (or test run) uses; the channel is removed afterwards."""
+    name = f"pytest.{os.getpid()}.{next(_counter)}"
+    yield name
+    subprocess.run([shmbus_bin(), "rm", name], capture_output=True)
+
+
+def wait_until(condition, timeout=10.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.01)
+
+
+def python_child(code, *args):
+    """Starts /usr/bin/python3 (the interpreter running the tests) on `code`, with this PYTHONPATH."""
+    return subprocess.Popen([sys.executable, "-c", code, *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
