@@ -23,14 +23,15 @@ shmbus_install_packages() {
   fi
 }
 
-# shmbus_build DIR [address|thread]
+# shmbus_build DIR [address|thread] [more cmake -D options]
 shmbus_build() {
   local dir=$1 sanitize=${2:-}
+  shift $(($# < 2 ? $# : 2))
   local type=Release
   local python=ON  # the Python module and its tests (python/, tests/python/): plain builds only
   [[ -n $sanitize ]] && type=RelWithDebInfo && python=OFF
   cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE="$type" -DSHMBUS_SANITIZE="$sanitize" \
-    -DSHMBUS_PYTHON="$python" >/dev/null
+    -DSHMBUS_PYTHON="$python" "$@" >/dev/null
   cmake --build "$dir" -j"$(nproc)"
 }
 

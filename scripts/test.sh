@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite: install, then build and test three ways:
-#  1. Release: every test (unit, multi-process, kill -9, CLI).
+#  1. Release: the tests whose subject is speed, scale or what instrumentation hides (the soak,
+#     kill -9 and fault programs, the million-record group proofs, the hot-path proofs, the
+#     concurrency programs, the benchmarks' tests: SHMBUS_TESTS=full-speed, tests/CMakeLists.txt),
+#     the Python bindings, the C programs, the examples, the installed package and the model.
 #  2. ThreadSanitizer: the in-process concurrency tests (*_threads_test).
 #  3. AddressSanitizer + UndefinedBehaviorSanitizer: every test.
 # Then the fuzzers (scripts/fuzz.sh): clang + libFuzzer, every saved input, then a bounded run.
@@ -15,9 +18,9 @@ shmbus_install_packages
 # on 2 cores, and this is where to see what a change cost.
 phase() { echo "== [$SECONDS s] $*"; }
 
-run_suite() {  # DIR [sanitizer]
+run_suite() {  # DIR [sanitizer] [more cmake -D options]
   phase "build $1 ${2:+(sanitize=$2)}"
-  shmbus_build "$1" "${2:-}"
+  shmbus_build "$@"
   phase "test $1"
   ctest --test-dir "$1" --output-on-failure --timeout 900 -j2
 }
@@ -25,7 +28,7 @@ run_suite() {  # DIR [sanitizer]
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}
-SHMBUS_SOAK_SECONDS=${SHMBUS_SOAK_SECONDS:-40} run_suite build
+SHMBUS_SOAK_SECONDS=${SHMBUS_SOAK_SECONDS:-40} run_suite build "" -DSHMBUS_TESTS=full-speed
 run_suite build-tsan thread
 # Under the sanitizers the group proofs run on fewer records (the Release run does 1,000,000).
 SHMBUS_GROUP_RECORDS=${SHMBUS_GROUP_RECORDS:-200000} SHMBUS_KEYED_RECORDS=${SHMBUS_KEYED_RECORDS:-100000} \
