@@ -77,9 +77,28 @@ int null_argument(const char* text) noexcept {
   return -EINVAL;
 }
 
+// A ticket done with holds a default Claim (whose data() is null, unlike any live claim's), so
+// that a second commit or abort of it is refused rather than rewriting a record that is
+// published already and unbalancing the producer's count of open claims. The fields the caller
+// reads (sequence above all) stay as they were after a commit or abort.
+void retire_ticket(shmbus_claim_ticket& ticket) noexcept {
+  const Claim none;
+  std::memcpy(ticket.internal, &none, sizeof none);
+}
+
+// A failed claim leaves the ticket empty, nothing in it to write to or commit.
+void clear_ticket(shmbus_claim_ticket& ticket) noexcept {
+  ticket.data = nullptr;
+  ticket.size = 0;
+  ticket.sequence = 0;
+  retire_ticket(ticket);
+}
+
 }  // namespace
 }  // namespace shmbus::capi
 
+using shmbus::capi::clear_ticket;
+using shmbus::capi::retire_ticket;
 using shmbus::capi::null_argument;
 using shmbus::capi::status_error;
 
@@ -127,7 +146,10 @@ int shmbus_claim(shmbus_publisher* publisher, uint32_t size, const shmbus_tag* t
     status = tag == nullptr ? pub.claim(size, c, timeout)
                             : pub.claim(size, c, shmbus::capi::to_tag(*tag), timeout);
   }
-  if (status != shmbus::PublishStatus::ok) return status_error(status);
+  if (status != shmbus::PublishStatus::ok) {
+    clear_ticket(*claim);  // a failed claim leaves nothing to commit or abort
+    return status_error(status);
+  }
   claim->data = c.data();
   claim->size = c.size();
   claim->sequence = c.sequence();
@@ -141,6 +163,11 @@ int shmbus_commit(shmbus_publisher* publisher, shmbus_claim_ticket* claim) {
   }
   shmbus::Claim c;
   std::memcpy(&c, claim->internal, sizeof c);
+  if (c.data() == nullptr) {
+    return null_argument("shmbus_commit: the ticket holds no claim (it failed, or was committed "
+                         "or aborted already)");
+  }
+  retire_ticket(*claim);
   return status_error(publisher->publisher.commit(c));
 }
 
@@ -148,6 +175,8 @@ void shmbus_abort(shmbus_publisher* publisher, shmbus_claim_ticket* claim) {
   if (publisher == nullptr || claim == nullptr) return;
   shmbus::Claim c;
   std::memcpy(&c, claim->internal, sizeof c);
+  if (c.data() == nullptr) return;  // nothing claimed, or done with already
+  retire_ticket(*claim);
   publisher->publisher.abandon(c);
 }
 

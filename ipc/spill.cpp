@@ -289,6 +289,14 @@ std::size_t SubscriberSlowState::poll_journal(PollState& poll, MessageSink sink,
       break;
     }
     if (!*got) continue;  // listed the files again
+    // A record larger than the channel allows would overflow what readers size by max_message
+    // (a poll into a caller's buffer): a journal of another channel, or damage the checksum missed.
+    if (rec.payload.size() + rec.key.size() > ring.max_message) {
+      failure = fmt::format("the journal's record at sequence {} holds {} bytes, above the "
+                            "channel's max_message {}",
+                            rec.sequence, rec.payload.size() + rec.key.size(), ring.max_message);
+      break;
+    }
     if (deliver_from_journal(poll, rec, expected, sink)) ++handed;
   }
   if (poll.catching_up) sync();

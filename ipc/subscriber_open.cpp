@@ -46,6 +46,18 @@ Result<void> check_filter(const MessageFilter& filter) {
   return {};
 }
 
+// A zero or negative timeout would evict a live block subscriber, or mark every claim abandoned,
+// at once: records lost for a typo (a zeroed options struct from C is the usual one). Refused.
+Result<void> check_timeouts(const SubscriberOptions& options) {
+  if (options.liveness_timeout.count() <= 0 || options.abandon_timeout.count() <= 0) {
+    return tl::unexpected(Error{
+        ErrorCode::invalid_argument,
+        fmt::format("liveness_timeout ({} ns) and abandon_timeout ({} ns) must be positive",
+                    options.liveness_timeout.count(), options.abandon_timeout.count())});
+  }
+  return {};
+}
+
 // Catching up needs journal files that reach the ring: a journaler attached now.
 Result<void> require_journaler(const ChannelMapping& channel, std::string_view name) {
   const auto link = detail::find_journal(channel);
@@ -370,6 +382,7 @@ Result<Subscriber> Subscriber::open(std::string_view channel, const SubscriberOp
   if (auto filtered = check_filter(options.filter); !filtered) {
     return tl::unexpected(filtered.error());
   }
+  if (auto timed = check_timeouts(options); !timed) return tl::unexpected(timed.error());
   auto mapping = map_channel(channel, options);
   if (!mapping) return tl::unexpected(mapping.error());
   Subscriber sub;

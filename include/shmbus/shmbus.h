@@ -164,9 +164,13 @@ typedef struct shmbus_claim_ticket {
 int shmbus_claim(shmbus_publisher* publisher, uint32_t size, const shmbus_tag* tag,
                  int64_t timeout_ns, shmbus_claim_ticket* claim);
 /* Publishes a claimed record. Hot path. 0, or -ECANCELED (it was held past the abandon timeout
- * and a peer marked it abandoned: its sequence is lost), -EBADMSG, -EINVAL. */
+ * and a peer marked it abandoned: its sequence is lost), -EBADMSG, -EINVAL (NULL arguments, or
+ * the ticket holds no claim: its claim failed, or it was committed or aborted already). A failed
+ * claim empties the ticket (data NULL, sequence 0); after a commit or abort its fields still say
+ * what was claimed, but it can be neither committed nor aborted again. */
 int shmbus_commit(shmbus_publisher* publisher, shmbus_claim_ticket* claim);
-/* Abandons a claim: subscribers count its sequence as lost. Hot path. */
+/* Abandons a claim: subscribers count its sequence as lost. Hot path. A ticket that holds no
+ * claim is ignored. */
 void shmbus_abort(shmbus_publisher* publisher, shmbus_claim_ticket* claim);
 /* Claims, copies `size` bytes from `payload` and commits: one call. Same timeouts and errors as
  * shmbus_claim and shmbus_commit. Hot path. */

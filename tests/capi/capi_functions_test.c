@@ -535,6 +535,15 @@ static void test_bad_input(void) {
   rc = shmbus_channel_stats_read(missing, &stats);
   CHECK(rc == -ENOENT && stats == NULL, "stats of a missing channel: %d", rc);
 
+  /* A zeroed options struct (no _init) would abandon every claim at once: refused. */
+  shmbus_subscriber_options zeroed;
+  memset(&zeroed, 0, sizeof zeroed);
+  zeroed.policy = SHMBUS_POLICY_DROP;
+  zeroed.start = SHMBUS_START_LATEST;
+  rc = shmbus_subscriber_open(missing, &zeroed, &subscriber);
+  CHECK(rc == -EINVAL && strstr(shmbus_last_error(), "abandon_timeout") != NULL,
+        "zero timeouts: %d '%s'", rc, shmbus_last_error());
+
   options.policy = 9;
   rc = shmbus_subscriber_open(missing, &options, &subscriber);
   CHECK(rc == -EINVAL && strstr(shmbus_last_error(), "policy") != NULL, "bad policy: %d '%s'", rc,
@@ -584,6 +593,34 @@ static void test_bad_input(void) {
   shmbus_claim_ticket claim;
   rc = shmbus_claim(publisher, 8, &tag, 0, &claim);
   CHECK(rc == -EMSGSIZE, "key too long: %d", rc);
+  CHECK(claim.data == NULL && claim.sequence == 0, "a failed claim empties the ticket");
+  /* A ticket whose claim failed, or that was committed already, holds nothing to commit again:
+   * the second commit must not rewrite the published record (sequence 1 stays one record). */
+  rc = shmbus_commit(publisher, &claim);
+  CHECK(rc == -EINVAL && strstr(shmbus_last_error(), "no claim") != NULL,
+        "commit of a failed claim: %d '%s'", rc, shmbus_last_error());
+  rc = shmbus_claim(publisher, 8, NULL, 0, &claim);
+  CHECK(rc == 0 && claim.sequence == 1, "claim: %d seq %llu", rc,
+        (unsigned long long)claim.sequence);
+  memcpy(claim.data, "12345678", 8);
+  CHECK(shmbus_commit(publisher, &claim) == 0, "commit");
+  CHECK(claim.sequence == 1, "a committed ticket still says its sequence");
+  rc = shmbus_commit(publisher, &claim);
+  CHECK(rc == -EINVAL, "second commit of one ticket: %d", rc);
+  shmbus_abort(publisher, &claim); /* ignored */
+  CHECK(shmbus_publish(publisher, "abcdefgh", 8, NULL, 0) == 0, "publish after");
+  {
+    uint8_t copies[2 * 512];
+    shmbus_record got[2];
+    rc = (int)shmbus_poll_copy(subscriber, copies, sizeof copies, got, 2);
+    CHECK(rc == 2, "both records: %d", rc);
+    CHECK(got[0].sequence == 1 && got[0].length == 8 &&
+              memcmp(copies + got[0].offset, "12345678", 8) == 0 && got[0].lost_before == 0,
+          "record 1 as committed once");
+    CHECK(got[1].sequence == 2 && got[1].length == 8 &&
+              memcmp(copies + got[1].offset, "abcdefgh", 8) == 0 && got[1].lost_before == 0,
+          "record 2 right after it, nothing lost");
+  }
   uint8_t small[100];
   shmbus_record records[4];
   rc = (int)shmbus_poll_copy(subscriber, small, sizeof small, records, 4);
