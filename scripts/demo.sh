@@ -6,5 +6,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
 shmbus_install_packages
-shmbus_build build
+SHMBUS_BUILD_TARGETS=shmbus_cli shmbus_build build  # the demo is the command alone
 exec build/bin/shmbus demo "$@"

@@ -24,6 +24,7 @@ shmbus_install_packages() {
 }
 
 # shmbus_build DIR [address|thread] [more cmake -D options]
+# Builds everything, or only the targets named in SHMBUS_BUILD_TARGETS.
 shmbus_build() {
   local dir=$1 sanitize=${2:-}
   shift $(($# < 2 ? $# : 2))
@@ -32,7 +33,9 @@ shmbus_build() {
   [[ -n $sanitize ]] && type=RelWithDebInfo && python=OFF
   cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE="$type" -DSHMBUS_SANITIZE="$sanitize" \
     -DSHMBUS_PYTHON="$python" "$@" >/dev/null
-  cmake --build "$dir" -j"$(nproc)"
+  local targets=()
+  [[ -n ${SHMBUS_BUILD_TARGETS:-} ]] && targets=(--target $SHMBUS_BUILD_TARGETS)
+  cmake --build "$dir" -j"$(nproc)" "${targets[@]}"
 }
 
 if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
