@@ -4,20 +4,23 @@
 # time: SHMBUS_FUZZ_SECONDS (default 30) per target, two targets at a time. Fails on any crash,
 # hang, leak or sanitizer report; the input that caused it is left in build-fuzz/findings/<target>/
 # (keep it in fuzz/regressions/<target>/ once the bug is fixed). docs/fuzzing.md says more.
+# SHMBUS_FUZZ_TARGETS (default: all five) names the targets to build and run.
 # Needs the packages of scripts/setup.sh plus clang-14 and libclang-rt-14-dev.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 seconds=${SHMBUS_FUZZ_SECONDS:-30}
 build=${SHMBUS_FUZZ_BUILD:-build-fuzz}
-targets=(ring control journal cli dead_letter)
+read -ra targets <<<"${SHMBUS_FUZZ_TARGETS:-ring control journal cli dead_letter}"
+programs=()
+for target in "${targets[@]}"; do programs+=("${target}_fuzzer"); done
 launcher=()
 command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 
 echo "== build $build (clang, libFuzzer + ASan + UBSan)"
 CC=clang CXX=clang++ cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSHMBUS_FUZZ=ON \
   -DBUILD_TESTING=OFF "${launcher[@]}" >/dev/null
-cmake --build "$build" -j"$(nproc)" --target fuzzers
+cmake --build "$build" -j"$(nproc)" --target "${programs[@]}"
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}

@@ -3,9 +3,11 @@
 // (shmbus/mapping_guard.hpp), so they survive, say which channel was truncated to what size, and
 // exit 1. A ring truncated before a tool opens it is caught by the size check at open.
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <string>
 #include <thread>
@@ -125,16 +127,24 @@ TEST(Truncation, ToolsOpeningATruncatedRingSayItWasTruncated) {
 
 // The race the size check at open cannot close: the ring shrinks and grows back (its data now
 // zeros) while inspect and stat read it. No run may end by a signal; a run that caught the
-// truncation says so.
+// truncation says so. The toggling goes on until the commands have run kRuns times (however slow
+// they are in this build), within a minute.
 TEST(Truncation, InspectAndStatNeverDieWhileThePeerTruncatesTheRingUnderThem) {
+  constexpr int kRuns = 8;
   ChannelGuard ch(unique_channel("trunc-race"));
   make_channel(ch.name());
   const off_t full = static_cast<off_t>(core::ring_segment_size(small_options().capacity));
-  Child toggler = Child::fork([path = ring_path(ch.name()), full] {
+  // The test's word to the toggler to stop, in memory both processes share after the fork.
+  void* shared = ::mmap(nullptr, sizeof(std::atomic<bool>), PROT_READ | PROT_WRITE,
+                        MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(shared, MAP_FAILED);
+  auto* stop = new (shared) std::atomic<bool>(false);
+  Child toggler = Child::fork([path = ring_path(ch.name()), full, stop] {
     const int fd = ::open(path.c_str(), O_RDWR);
     if (fd < 0) return 2;
-    const auto until = std::chrono::steady_clock::now() + 1500ms;
-    while (std::chrono::steady_clock::now() < until) {
+    const auto until = std::chrono::steady_clock::now() + 60s;
+    // relaxed: a stop request only; no other data passes between the processes through it.
+    while (!stop->load(std::memory_order_relaxed) && std::chrono::steady_clock::now() < until) {
       if (::ftruncate(fd, kTruncatedSize) != 0) return 3;
       ::usleep(200);
       if (::ftruncate(fd, full) != 0) return 3;
@@ -145,7 +155,7 @@ TEST(Truncation, InspectAndStatNeverDieWhileThePeerTruncatesTheRingUnderThem) {
   int runs = 0;
   int caught_at_open = 0;   // the size check at open
   int caught_reading = 0;   // the guard, during the read
-  while (toggler.running()) {
+  while (runs < kRuns && toggler.running()) {
     for (const char* command : {"inspect", "stat"}) {
       const RunResult r = run_command(with_stderr_captured({SHMBUS_CLI, command, ch.name()}));
       ++runs;
@@ -154,9 +164,11 @@ TEST(Truncation, InspectAndStatNeverDieWhileThePeerTruncatesTheRingUnderThem) {
       if (r.out.find("truncated (or extended)") != std::string::npos) ++caught_at_open;
     }
   }
+  stop->store(true, std::memory_order_relaxed);  // relaxed: as the toggler's load
   const auto status = toggler.wait(5s);
+  ::munmap(shared, sizeof(std::atomic<bool>));
   ASSERT_TRUE(status && status->ok()) << (status ? status->describe() : "still running");
-  EXPECT_GT(runs, 2);
+  EXPECT_GE(runs, kRuns) << "the toggler stopped before the commands ran " << kRuns << " times";
   RecordProperty("runs", runs);
   RecordProperty("caught_at_open", caught_at_open);
   RecordProperty("caught_reading", caught_reading);
