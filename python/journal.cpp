@@ -108,7 +108,7 @@ class PyJournal {
   }
 
   void seek_sequence(std::uint64_t sequence) {
-    ThreadGuard guard(busy_);
+    ThreadGuard guard(lock_, "journal", dir_);
     Result<void> done = [&] {
       py::gil_scoped_release no_gil;
       return reader_->seek_sequence(sequence);
@@ -117,7 +117,7 @@ class PyJournal {
   }
 
   void seek_time(std::int64_t time_ns) {
-    ThreadGuard guard(busy_);
+    ThreadGuard guard(lock_, "journal", dir_);
     Result<void> done = [&] {
       py::gil_scoped_release no_gil;
       return reader_->seek_time(time_ns);
@@ -126,7 +126,7 @@ class PyJournal {
   }
 
   void refresh() {
-    ThreadGuard guard(busy_);
+    ThreadGuard guard(lock_, "journal", dir_);
     Result<void> done = reader_->refresh();
     if (!done) raise(done.error());
   }
@@ -136,7 +136,7 @@ class PyJournal {
   JournalArrays read(const std::optional<std::size_t>& max_records,
                      const std::optional<std::uint64_t>& to_sequence,
                      const std::optional<std::int64_t>& to_time_ns) {
-    ThreadGuard guard(busy_);
+    ThreadGuard guard(lock_, "journal", dir_);
     Columns c;
     std::optional<std::string> damage;
     {
@@ -195,7 +195,7 @@ class PyJournal {
   }
 
   py::dict next() {
-    ThreadGuard guard(busy_);
+    ThreadGuard guard(lock_, "journal", dir_);
     JournalRecord r;
     const ReadStatus status = reader_->next(r);
     if (status == ReadStatus::end) throw py::stop_iteration();
@@ -206,7 +206,7 @@ class PyJournal {
   }
 
   bool skip_damage() {
-    ThreadGuard guard(busy_);
+    ThreadGuard guard(lock_, "journal", dir_);
     return reader_->skip_damage();
   }
 
@@ -229,7 +229,7 @@ class PyJournal {
  private:
   std::string dir_;
   std::optional<JournalReader> reader_;
-  std::mutex busy_;
+  CallLock lock_;  // one call at a time (bindings.hpp, ThreadGuard)
 };
 
 }  // namespace

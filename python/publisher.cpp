@@ -22,7 +22,7 @@ using namespace std::chrono_literals;
 struct PublisherHolder {
   std::optional<Publisher> publisher;
   std::string channel;
-  std::mutex busy;        // one call at a time (bindings.hpp, ThreadGuard)
+  CallLock lock;  // one call at a time (bindings.hpp, ThreadGuard)
   std::size_t open_claims = 0;  // changed with the GIL held
 
   Publisher& get() {
@@ -209,7 +209,7 @@ class PyPublisher {
     if (!key.is_none()) key_bytes.emplace(key, "key");
     const RecordTag tag{key_bytes ? key_bytes->span() : std::span<const std::byte>{}, message_type};
     const auto wait = timeout_arg(timeout, "timeout");
-    ThreadGuard guard(holder_->busy);
+    ThreadGuard guard(holder_->lock, "publisher of channel", holder_->channel);
     Claim claim;
     claim_space(*holder_, size_arg(payload.span().size()), tag, wait, claim);
     if (!payload.span().empty()) std::memcpy(claim.data(), payload.span().data(), payload.span().size());
@@ -226,7 +226,7 @@ class PyPublisher {
     if (!key.is_none()) key_bytes.emplace(key, "key");
     const RecordTag tag{key_bytes ? key_bytes->span() : std::span<const std::byte>{}, message_type};
     const auto wait = timeout_arg(timeout, "timeout");
-    ThreadGuard guard(holder_->busy);
+    ThreadGuard guard(holder_->lock, "publisher of channel", holder_->channel);
     Claim claim;
     claim_space(*holder_, size_arg(size), tag, wait, claim);
     return std::make_unique<PyClaim>(std::move(self), holder_, claim);
@@ -244,7 +244,7 @@ class PyPublisher {
                                          "or abandon them first",
                                          holder_->channel, holder_->open_claims));
     }
-    ThreadGuard guard(holder_->busy);
+    ThreadGuard guard(holder_->lock, "publisher of channel", holder_->channel);
     holder_->publisher.reset();
   }
 
