@@ -98,3 +98,80 @@ print([m.bytes() for m in got], len(errors) > 0)
 print(sorted({(type(e).__name__, e.code, "called again" in str(e)) for e in errors}))
 """, channel)
     assert out == ["[b'x']", "True", "[('Error',", "'busy',", "True)]"]
+
+
+FULL_RING = """
+pub = shmbus.Publisher(channel, capacity=1 << 16, max_message=1024)
+sub = shmbus.Subscriber(channel, policy="block", start="earliest")
+last = 0
+try:
+    while True:  # until the block subscriber, which does not poll, holds the whole ring
+        last = pub.publish(last.to_bytes(4, "little") * 250, timeout=0)
+except shmbus.Error as e:
+    assert e.code == "timed_out", e
+"""
+
+
+def test_handler_closing_the_publisher_ends_its_back_pressured_publish(channel):
+    assert run_child(FULL_RING + """
+after(0.2, pub.close)
+try:
+    pub.publish(b"n" * 1000, timeout=None)  # no room for it
+    print("RETURNED")
+except shmbus.Error as e:
+    print("RAISED", e.code, "closed" if "is closed" in str(e) else str(e))
+""", channel) == ["RAISED", "invalid_argument", "closed"]
+
+
+def test_handler_publishing_on_the_publisher_whose_publish_waits(channel):
+    out = run_child(FULL_RING + """
+def free_the_ring_and_publish():
+    sub.poll(max=1000)  # takes the ring's records
+    sub.poll(max=1)     # and gives their space back
+    print("HANDLER", pub.publish(b"from the handler", timeout=5.0))
+after(0.2, free_the_ring_and_publish)
+print("MAIN", pub.publish(b"m" * 1000, timeout=None), last)  # no room for it
+print([(m.sequence, m.bytes()) for m in sub.poll(max=10)])
+""", channel)
+    last = int(out[4])
+    assert out[:4] == ["HANDLER", str(last + 1), "MAIN", str(last + 2)]
+    assert " ".join(out[5:]) == (f"[({last + 1}, b'from the handler'), "
+                                 f"({last + 2}, b'{'m' * 1000}')]")
+
+
+def test_a_claim_the_collector_drops_inside_a_claim_call_is_abandoned_without_deadlock(channel):
+    out = run_child("""
+pub = shmbus.Publisher(channel)
+sub = shmbus.Subscriber(channel, start="earliest")
+inside = []
+sys.unraisablehook = lambda u: print("UNRAISABLE", u.exc_value)
+
+class Holder:
+    def __init__(self):
+        self.cycle = self
+        self.claim = pub.claim(4)  # never committed: dropped with the holder
+    def __del__(self):
+        try:
+            pub.capacity          # raises while a call of pub on this thread is in progress
+        except shmbus.Error as e:
+            inside.append(e.code)
+            return                # the claim is dropped inside that call
+        Holder()                  # not yet: another holder for the next collection
+
+gc.disable()
+Holder()
+gc.set_threshold(1)
+gc.enable()
+committed = []
+for i in range(200):  # claim() allocates (its memoryview) in the middle of the call
+    with pub.claim(1) as buf:
+        buf[:] = b"c"
+    if inside:
+        break
+gc.disable()
+got = sub.poll(max=10000)
+print(inside)
+print(all(m.bytes() == b"c" for m in got), len(got) + sum(m.lost_before for m in got), got[-1].sequence)
+""", channel)
+    assert out[0] == "['busy']"
+    assert out[1] == "True" and out[2] == out[3]  # every sequence committed or counted lost

@@ -117,3 +117,77 @@ def test_two_threads_iterating_one_subscriber_get_each_message_exactly_once(chan
         assert [s for s, _ in got] == sorted(s for s, _ in got), name
     everything = sorted(taken["a"] + taken["b"])
     assert everything == [(s, body(s)) for s in range(1, count + 1)]
+
+
+def full_ring(channel):
+    """A publisher whose ring a block subscriber that does not poll holds whole, and that
+    subscriber: a 1000-byte publish waits."""
+    pub = shmbus.Publisher(channel, capacity=1 << 16, max_message=1024)
+    sub = shmbus.Subscriber(channel, policy="block", start="earliest")
+    with pytest.raises(shmbus.Error, match="block subscriber"):
+        for i in range(100):
+            pub.publish(bytes([i]) * 1000, timeout=0)
+    return pub, sub
+
+
+def test_close_from_another_thread_ends_a_back_pressured_publish(channel):
+    pub, sub = full_ring(channel)
+    outcome = []
+
+    def publish_forever():
+        try:
+            outcome.append(pub.publish(b"w" * 1000, timeout=None))
+        except shmbus.Error as e:
+            outcome.append(e)
+
+    publisher = started(publish_forever)
+    time.sleep(0.2)
+    closer = started(pub.close)
+    closer.join(timeout=10)
+    if closer.is_alive():
+        sub.close()  # evicts nothing, but frees the ring: the publish completes
+        pytest.fail("close() waited for the back-pressured publish to end")
+    publisher.join(timeout=10)
+    (error,) = outcome
+    assert isinstance(error, shmbus.Error) and error.code == "invalid_argument"
+    assert "closed" in str(error)
+
+
+def test_claims_committed_from_other_threads_while_one_publishes(channel):
+    """Claims made and committed in two threads while a third publishes, all on one Publisher,
+    and a block subscriber that frees the ring as it goes: every record arrives once, intact."""
+    pub = shmbus.Publisher(channel, capacity=1 << 16, max_message=1024)
+    sub = shmbus.Subscriber(channel, policy="block", start="earliest")
+    per_thread = 400
+    errors = []
+
+    def claim_and_commit(tag):
+        try:
+            for i in range(per_thread):
+                claim = pub.claim(8, timeout=10.0)
+                claim.buffer[:] = tag + i.to_bytes(7, "little")
+                claim.commit()
+        except Exception as e:  # reported by the assertion below
+            errors.append(e)
+
+    def publish(tag):
+        try:
+            for i in range(per_thread):
+                pub.publish(tag + i.to_bytes(7, "little") + b"\0" * 200, timeout=10.0)
+        except Exception as e:
+            errors.append(e)
+
+    threads = [started(lambda: claim_and_commit(b"a")), started(lambda: claim_and_commit(b"b")),
+               started(lambda: publish(b"p"))]
+    got = []
+    while len(got) < 3 * per_thread and any(t.is_alive() for t in threads):
+        got += [(m.sequence, m.bytes()) for m in sub.poll(max=1000, timeout=0.1)]
+    for t in threads:
+        t.join(timeout=10)
+    got += [(m.sequence, m.bytes()) for m in sub.poll(max=1000)]
+    assert errors == []
+    assert [s for s, _ in got] == list(range(1, 3 * per_thread + 1))
+    for tag in (b"a", b"b", b"p"):
+        mine = [b for _, b in got if b[:1] == tag]
+        assert [int.from_bytes(b[1:8], "little") for b in mine] == list(range(per_thread)), tag
+        assert all(len(b) == (208 if tag == b"p" else 8) for b in mine)
