@@ -186,8 +186,8 @@ class PyJournal {
     if (damage && c.sequence.empty()) {
       std::string gaps;
       for (const auto& [first, count] : c.gaps) {
-        gaps += fmt::format("{}{} lost from sequence {}", gaps.empty() ? " (after gap records: " : ", ",
-                            count, first);
+        gaps += fmt::format("{}{} lost from sequence {}",
+                            gaps.empty() ? " (after gap records: " : ", ", count, first);
       }
       if (!gaps.empty()) gaps += ")";
       raise(ErrorCode::corrupt, fmt::format("journal '{}': {}{}", dir_, *damage, gaps));

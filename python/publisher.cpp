@@ -268,7 +268,10 @@ class PyPublisher {
     Publisher* pub = &holder_->get();
     for (;;) {
       std::chrono::nanoseconds slice = kSignalSlice;
-      if (wait) slice = std::min<std::chrono::nanoseconds>(slice, std::max(deadline - std::chrono::steady_clock::now(), std::chrono::nanoseconds(0)));
+      if (wait) {
+        const auto left = deadline - std::chrono::steady_clock::now();
+        slice = std::min<std::chrono::nanoseconds>(slice, std::max(left, std::chrono::nanoseconds(0)));
+      }
       bool durable = false;
       std::chrono::steady_clock::duration took{};
       {
@@ -343,6 +346,8 @@ void bind_publisher(py::module_& m) {
         return false;
       });
 
+  // A property read under the publisher's lock.
+  const auto locked = [](auto read) { return [read](PyPublisher& p) { return p.locked(read); }; };
   py::class_<PyPublisher>(m, "Publisher",
                           "The producer side of a channel; creates the channel if it does not "
                           "exist (docs/python.md).")
@@ -368,16 +373,15 @@ void bind_publisher(py::module_& m) {
            "True once the journaler has fdatasync'ed `sequence`; False after `timeout` seconds "
            "(None: no end) or at once when no live journaler is attached.")
       .def_property_readonly("durable_sequence",
-                             [](PyPublisher& p) { return p.locked([](Publisher& pub) { return pub.durable_sequence(); }); })
+                             locked([](Publisher& pub) { return pub.durable_sequence(); }))
       .def_property_readonly("journaled_sequence",
-                             [](PyPublisher& p) { return p.locked([](Publisher& pub) { return pub.journaled_sequence(); }); })
+                             locked([](Publisher& pub) { return pub.journaled_sequence(); }))
       .def_property_readonly("channel", &PyPublisher::channel)
-      .def_property_readonly("capacity",
-                             [](PyPublisher& p) { return p.locked([](Publisher& pub) { return pub.info().capacity; }); })
+      .def_property_readonly("capacity", locked([](Publisher& pub) { return pub.info().capacity; }))
       .def_property_readonly("max_message",
-                             [](PyPublisher& p) { return p.locked([](Publisher& pub) { return pub.info().max_message; }); })
+                             locked([](Publisher& pub) { return pub.info().max_message; }))
       .def_property_readonly("single_producer",
-                             [](PyPublisher& p) { return p.locked([](Publisher& pub) { return pub.info().single_producer; }); })
+                             locked([](Publisher& pub) { return pub.info().single_producer; }))
       .def("close", &PyPublisher::close)
       .def("__enter__", [](py::object self) { return self; })
       .def("__exit__", [](PyPublisher& p, const py::object&, const py::object&, const py::object&) {

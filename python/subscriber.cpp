@@ -377,6 +377,8 @@ void bind_subscriber(py::module_& m) {
       .def("__len__", [](const PyMessage& msg) { return py::len(msg.payload); })
       .def("__repr__", &PyMessage::repr);
 
+  // A property read under the subscriber's lock.
+  const auto locked = [](auto read) { return [read](PySubscriber& s) { return s.locked(read); }; };
   py::class_<PySubscriber>(m, "Subscriber", "The consumer side of a channel (docs/python.md).")
       .def(py::init<const std::string&, const std::string&, const std::string&, const py::object&,
                     double, double, bool, const py::object&, const std::vector<std::uint16_t>&>(),
@@ -401,15 +403,17 @@ void bind_subscriber(py::module_& m) {
           py::kw_only(), py::arg("copy") = false,
           "Iterates with payloads as bytes (copy=True) or memoryviews (the default)")
       .def_property_readonly("channel", &PySubscriber::channel)
-      .def_property_readonly("received", [](PySubscriber& s) { return s.locked([](Subscriber& sub) { return sub.received(); }); })
-      .def_property_readonly("lost", [](PySubscriber& s) { return s.locked([](Subscriber& sub) { return sub.lost(); }); })
-      .def_property_readonly("filtered", [](PySubscriber& s) { return s.locked([](Subscriber& sub) { return sub.filtered(); }); })
-      .def_property_readonly("spilled", [](PySubscriber& s) { return s.locked([](Subscriber& sub) { return sub.spilled(); }); })
-      .def_property_readonly("next_sequence", [](PySubscriber& s) { return s.locked([](Subscriber& sub) { return sub.next_sequence(); }); })
-      .def_property_readonly("catching_up", [](PySubscriber& s) { return s.locked([](Subscriber& sub) { return sub.catching_up(); }); })
-      .def_property_readonly("policy", [](PySubscriber& s) {
-                               return s.locked([](Subscriber& sub) { return std::string(to_string(sub.policy())); });
-                             })
+      .def_property_readonly("received", locked([](Subscriber& sub) { return sub.received(); }))
+      .def_property_readonly("lost", locked([](Subscriber& sub) { return sub.lost(); }))
+      .def_property_readonly("filtered", locked([](Subscriber& sub) { return sub.filtered(); }))
+      .def_property_readonly("spilled", locked([](Subscriber& sub) { return sub.spilled(); }))
+      .def_property_readonly("next_sequence",
+                             locked([](Subscriber& sub) { return sub.next_sequence(); }))
+      .def_property_readonly("catching_up",
+                             locked([](Subscriber& sub) { return sub.catching_up(); }))
+      .def_property_readonly("policy", locked([](Subscriber& sub) {
+                               return std::string(to_string(sub.policy()));
+                             }))
       .def_property_readonly("status",
                              [](PySubscriber& s) {
                                switch (s.locked([](Subscriber& sub) { return sub.status(); })) {
@@ -420,7 +424,7 @@ void bind_subscriber(py::module_& m) {
                                }
                                return "ok";
                              })
-      .def_property_readonly("last_error", [](PySubscriber& s) { return s.locked([](Subscriber& sub) { return sub.last_error(); }); })
+      .def_property_readonly("last_error", locked([](Subscriber& sub) { return sub.last_error(); }))
       .def("close", &PySubscriber::close)
       .def("__enter__", [](py::object self) { return self; })
       .def("__exit__", [](PySubscriber& s, const py::object&, const py::object&, const py::object&) {
