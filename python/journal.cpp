@@ -57,14 +57,18 @@ struct Columns {
   std::string keys;
   std::vector<std::pair<std::uint64_t, std::uint64_t>> gaps;
 
-  // Room for what the journal's files can hold, so that a long read does not grow (copy, and
-  // fault in afresh) its buffers a doubling at a time: that was two thirds of its time. Large
-  // reservations cost address space only until written; capped, and growing as usual past that.
+  // Room for what the journal's files can hold, or for `limit` records when that is less, so
+  // that a long read does not grow (copy, and fault in afresh) its buffers a doubling at a time:
+  // that was two thirds of its time. Large reservations cost address space only until written;
+  // capped, and growing as usual past that.
   void reserve(const std::vector<journal::SegmentInfo>& segments, std::size_t limit) {
     std::uint64_t bytes = 0;
     for (const journal::SegmentInfo& s : segments) bytes += s.file_bytes;
     constexpr std::uint64_t kMaxReserve = std::uint64_t{1} << 30;
     constexpr std::uint64_t kSmallestRecord = 32;  // a record header with no payload, at least
+    // Payload bytes reserved per record of a limited read; a read of larger records grows the
+    // buffer as it goes, which costs little next to reading them.
+    constexpr std::uint64_t kPayloadPerRecord = 256;
     const auto records = static_cast<std::size_t>(
         std::min<std::uint64_t>({bytes / kSmallestRecord, limit, kMaxReserve / 8}));
     sequence.reserve(records);
@@ -74,7 +78,8 @@ struct Columns {
     payload_length.reserve(records);
     key_offset.reserve(records);
     key_length.reserve(records);
-    payloads.reserve(static_cast<std::size_t>(std::min(bytes, kMaxReserve)));
+    payloads.reserve(static_cast<std::size_t>(
+        std::min({bytes, kMaxReserve, std::uint64_t{records} * kPayloadPerRecord})));
   }
 };
 
@@ -108,7 +113,7 @@ class PyJournal {
   }
 
   void seek_sequence(std::uint64_t sequence) {
-    ThreadGuard guard(busy_);
+    ThreadGuard guard(lock_, "journal", dir_);
     Result<void> done = [&] {
       py::gil_scoped_release no_gil;
       return reader_->seek_sequence(sequence);
@@ -117,7 +122,7 @@ class PyJournal {
   }
 
   void seek_time(std::int64_t time_ns) {
-    ThreadGuard guard(busy_);
+    ThreadGuard guard(lock_, "journal", dir_);
     Result<void> done = [&] {
       py::gil_scoped_release no_gil;
       return reader_->seek_time(time_ns);
@@ -126,17 +131,19 @@ class PyJournal {
   }
 
   void refresh() {
-    ThreadGuard guard(busy_);
+    ThreadGuard guard(lock_, "journal", dir_);
     Result<void> done = reader_->refresh();
     if (!done) raise(done.error());
   }
 
   // Reads data records from the current position: at most `max_records`, none past
   // `to_sequence` or with a timestamp past `to_time_ns` (the reader is left on that record).
+  // At a damaged record it returns the data records read before it, if any; the reader stays
+  // before the damage, so the next call raises there (skip_damage() moves past it).
   JournalArrays read(const std::optional<std::size_t>& max_records,
                      const std::optional<std::uint64_t>& to_sequence,
                      const std::optional<std::int64_t>& to_time_ns) {
-    ThreadGuard guard(busy_);
+    ThreadGuard guard(lock_, "journal", dir_);
     Columns c;
     std::optional<std::string> damage;
     {
@@ -174,10 +181,16 @@ class PyJournal {
       // The record past the range stays for the next read: seek back onto it.
       if (stopped_at) (void)reader_->seek_sequence(*stopped_at);
     }
-    if (damage) {
-      raise(ErrorCode::corrupt,
-            fmt::format("journal '{}': {} (after {} records read by this call)", dir_, *damage,
-                        c.sequence.size()));
+    // An empty result means the end to a caller reading until one comes: damage with no data
+    // record before it raises (with the gap records read, if any, in the message).
+    if (damage && c.sequence.empty()) {
+      std::string gaps;
+      for (const auto& [first, count] : c.gaps) {
+        gaps += fmt::format("{}{} lost from sequence {}",
+                            gaps.empty() ? " (after gap records: " : ", ", count, first);
+      }
+      if (!gaps.empty()) gaps += ")";
+      raise(ErrorCode::corrupt, fmt::format("journal '{}': {}{}", dir_, *damage, gaps));
     }
     JournalArrays out;
     out.count = c.sequence.size();
@@ -195,7 +208,7 @@ class PyJournal {
   }
 
   py::dict next() {
-    ThreadGuard guard(busy_);
+    ThreadGuard guard(lock_, "journal", dir_);
     JournalRecord r;
     const ReadStatus status = reader_->next(r);
     if (status == ReadStatus::end) throw py::stop_iteration();
@@ -206,13 +219,18 @@ class PyJournal {
   }
 
   bool skip_damage() {
-    ThreadGuard guard(busy_);
+    ThreadGuard guard(lock_, "journal", dir_);
     return reader_->skip_damage();
   }
 
-  std::uint64_t first_sequence() const { return reader_->first_sequence(); }
+  // Under the lock: refresh() in another thread changes them.
+  std::uint64_t first_sequence() {
+    ThreadGuard guard(lock_, "journal", dir_);
+    return reader_->first_sequence();
+  }
 
-  py::list segments() const {
+  py::list segments() {
+    ThreadGuard guard(lock_, "journal", dir_);
     py::list out;
     for (const journal::SegmentInfo& s : reader_->segments()) {
       py::dict d;
@@ -229,7 +247,7 @@ class PyJournal {
  private:
   std::string dir_;
   std::optional<JournalReader> reader_;
-  std::mutex busy_;
+  CallLock lock_;  // one call at a time (bindings.hpp, ThreadGuard)
 };
 
 }  // namespace
@@ -269,8 +287,8 @@ void bind_journal(py::module_& m) {
            "Positions the reader on the first data record published at or after `time_ns`.")
       .def("read", &PyJournal::read, py::kw_only(), py::arg("max_records") = py::none(),
            py::arg("to_sequence") = py::none(), py::arg("to_time_ns") = py::none(),
-           "Reads data records from the position on, as JournalArrays; raises shmbus.Error on a "
-           "damaged record.")
+           "Reads data records from the position on, as JournalArrays. At a damaged record it "
+           "returns those read before it; with none, it raises shmbus.Error (code 'corrupt').")
       .def("refresh", &PyJournal::refresh, "Sees what the journaler appended since.")
       .def("skip_damage", &PyJournal::skip_damage,
            "After a damaged record raised: moves past the damage; False if nothing was skipped.")

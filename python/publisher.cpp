@@ -3,7 +3,11 @@
 //
 // The first try is made with the GIL held (no system call, no allocation in the library: the
 // C++ hot path); only when a block subscriber back-pressures the channel does the call let the
-// GIL go while it waits, in slices, taking it back between them to see KeyboardInterrupt.
+// GIL go while it waits, in slices, stepping aside between them for signal handlers
+// (KeyboardInterrupt) and other threads (ThreadGuard::let_others_in).
+//
+// Every call into the library Publisher, claims' commit() and abandon() included, holds the
+// object's CallLock: the library Publisher is not thread-safe.
 #include <cstring>
 #include <optional>
 #include <string>
@@ -19,15 +23,31 @@ namespace {
 
 using namespace std::chrono_literals;
 
+constexpr const char* kKind = "publisher of channel";
+
+// The library Publisher, shared by the PyPublisher and its open claims.
 struct PublisherHolder {
   std::optional<Publisher> publisher;
   std::string channel;
-  std::mutex busy;        // one call at a time (bindings.hpp, ThreadGuard)
+  CallLock lock;  // one call at a time (bindings.hpp, ThreadGuard)
   std::size_t open_claims = 0;  // changed with the GIL held
+  // Set by a close() that has to wait for the lock: a back-pressured publish or a wait_durable
+  // in another thread gives up at its next slice instead of at its timeout.
+  // relaxed: it only ends a wait; the lock orders the state the two calls share.
+  std::atomic<bool> closing{false};
 
   Publisher& get() {
     if (!publisher) raise(ErrorCode::invalid_argument, fmt::format("publisher of channel '{}' is closed", channel));
     return *publisher;
+  }
+  // Between the slices of a wait, after let_others_in(): closed meanwhile, or about to be?
+  Publisher& get_while_waiting() {
+    // relaxed: see `closing`.
+    if (closing.load(std::memory_order_relaxed)) {
+      raise(ErrorCode::invalid_argument,
+            fmt::format("publisher of channel '{}' was closed while this call waited", channel));
+    }
+    return get();
   }
 };
 
@@ -74,23 +94,24 @@ ErrorCode status_code(PublishStatus status) {
 }
 
 // Claims `size` payload bytes with `tag`: once with the GIL held, then (back-pressured) without
-// it, in slices, until `timeout` (nullopt: no end). Raises on anything but ok.
-void claim_space(PublisherHolder& h, std::uint32_t size, const RecordTag& tag,
+// it, in slices, until `timeout` (nullopt: no end). Raises on anything but ok. Under `guard`.
+void claim_space(PublisherHolder& h, ThreadGuard& guard, std::uint32_t size, const RecordTag& tag,
                  std::optional<std::chrono::nanoseconds> timeout, Claim& claim) {
-  Publisher& pub = h.get();
-  PublishStatus status = pub.try_claim(size, claim, tag);
+  PublishStatus status = h.get().try_claim(size, claim, tag);
   if (status == PublishStatus::back_pressured && timeout != std::chrono::nanoseconds::zero()) {
     const auto deadline = std::chrono::steady_clock::now() + timeout.value_or(0ns);
     for (;;) {
       std::chrono::nanoseconds slice = kSignalSlice;
       if (timeout) slice = std::min<std::chrono::nanoseconds>(slice, std::max(deadline - std::chrono::steady_clock::now(), std::chrono::nanoseconds(0)));
+      // Again after every let_others_in(): a signal handler or another thread may have closed it.
+      Publisher& pub = h.get_while_waiting();
       {
         py::gil_scoped_release no_gil;
         status = pub.claim(size, claim, tag, slice);
       }
       if (status != PublishStatus::timed_out) break;
-      if (PyErr_CheckSignals() != 0) throw py::error_already_set();
       if (timeout && std::chrono::steady_clock::now() >= deadline) break;
+      guard.let_others_in();
     }
   }
   if (status != PublishStatus::ok) {
@@ -118,7 +139,11 @@ class PyClaim {
   ~PyClaim() {
     if (open_) {  // dropped unfinished: the space goes back as an abandoned claim
       release_memoryview(buffer_);
-      holder_->publisher->abandon(claim_);
+      // Without the lock only when the garbage collector runs this in the middle of a call of
+      // the publisher on this thread (ThreadGuard::ReentryAllowed).
+      const ThreadGuard guard(holder_->lock, ThreadGuard::ReentryAllowed{});
+      // close() refuses while a claim is open, so the publisher is there.
+      if (holder_->publisher) holder_->publisher->abandon(claim_);
       --holder_->open_claims;
     }
   }
@@ -132,6 +157,7 @@ class PyClaim {
   bool open() const { return open_; }
 
   std::uint64_t commit() {
+    const ThreadGuard guard(holder_->lock, kKind, holder_->channel);
     finish("commit");
     const PublishStatus status = holder_->publisher->commit(claim_);
     if (status != PublishStatus::ok) {
@@ -140,6 +166,7 @@ class PyClaim {
     return claim_.sequence();
   }
   void abandon() {
+    const ThreadGuard guard(holder_->lock, kKind, holder_->channel);
     finish("abandon");
     holder_->publisher->abandon(claim_);
   }
@@ -209,9 +236,9 @@ class PyPublisher {
     if (!key.is_none()) key_bytes.emplace(key, "key");
     const RecordTag tag{key_bytes ? key_bytes->span() : std::span<const std::byte>{}, message_type};
     const auto wait = timeout_arg(timeout, "timeout");
-    ThreadGuard guard(holder_->busy);
+    ThreadGuard guard(holder_->lock, kKind, holder_->channel);
     Claim claim;
-    claim_space(*holder_, size_arg(payload.span().size()), tag, wait, claim);
+    claim_space(*holder_, guard, size_arg(payload.span().size()), tag, wait, claim);
     if (!payload.span().empty()) std::memcpy(claim.data(), payload.span().data(), payload.span().size());
     const PublishStatus status = holder_->publisher->commit(claim);
     if (status != PublishStatus::ok) {
@@ -226,31 +253,72 @@ class PyPublisher {
     if (!key.is_none()) key_bytes.emplace(key, "key");
     const RecordTag tag{key_bytes ? key_bytes->span() : std::span<const std::byte>{}, message_type};
     const auto wait = timeout_arg(timeout, "timeout");
-    ThreadGuard guard(holder_->busy);
+    ThreadGuard guard(holder_->lock, kKind, holder_->channel);
     Claim claim;
-    claim_space(*holder_, size_arg(size), tag, wait, claim);
+    claim_space(*holder_, guard, size_arg(size), tag, wait, claim);
     return std::make_unique<PyClaim>(std::move(self), holder_, claim);
   }
 
-  bool wait_durable(std::uint64_t sequence, double timeout_s) {
-    Publisher& pub = holder_->get();
-    py::gil_scoped_release no_gil;
-    return pub.wait_durable(sequence, std::chrono::nanoseconds(static_cast<std::int64_t>(timeout_s * 1e9)));
+  // Under the lock all along (close() in another thread waits, or ends the wait at its next
+  // slice), in slices between which signal handlers and other threads have their turn.
+  bool wait_durable(std::uint64_t sequence, const py::object& timeout) {
+    const auto wait = timeout_arg(timeout, "timeout");
+    ThreadGuard guard(holder_->lock, kKind, holder_->channel);
+    const auto deadline = std::chrono::steady_clock::now() + wait.value_or(0ns);
+    Publisher* pub = &holder_->get();
+    for (;;) {
+      std::chrono::nanoseconds slice = kSignalSlice;
+      if (wait) {
+        const auto left = deadline - std::chrono::steady_clock::now();
+        slice = std::min<std::chrono::nanoseconds>(slice, std::max(left, std::chrono::nanoseconds(0)));
+      }
+      bool durable = false;
+      std::chrono::steady_clock::duration took{};
+      {
+        py::gil_scoped_release no_gil;
+        const auto start = std::chrono::steady_clock::now();
+        durable = pub->wait_durable(sequence, slice);
+        took = std::chrono::steady_clock::now() - start;
+      }
+      if (durable) return true;
+      // The library returns false before its timeout only when no live journaler is attached
+      // (it clocks its timeout from after `start`, on the same monotonic clock): nothing would
+      // make the sequence durable, so the answer is false now, not after the whole timeout.
+      if (took < slice || slice == std::chrono::nanoseconds(0)) return false;
+      if (wait && std::chrono::steady_clock::now() >= deadline) return false;
+      guard.let_others_in();
+      pub = &holder_->get_while_waiting();
+    }
   }
 
   void close() {
+    if (holder_->open_claims != 0) raise_claims_open();
+    // A back-pressured publish or a wait_durable in another thread ends at its next slice.
+    ThreadGuard guard(holder_->lock, kKind, holder_->channel, &holder_->closing);
+    // A claim may have been made while this call waited for the lock.
     if (holder_->open_claims != 0) {
-      raise(ErrorCode::busy, fmt::format("publisher of channel '{}': {} claim(s) still open; commit "
-                                         "or abandon them first",
-                                         holder_->channel, holder_->open_claims));
+      // relaxed: see PublisherHolder::closing; the publisher stays open.
+      holder_->closing.store(false, std::memory_order_relaxed);
+      raise_claims_open();
     }
-    ThreadGuard guard(holder_->busy);
     holder_->publisher.reset();
   }
 
-  PublisherHolder& holder() { return *holder_; }
+  // read(publisher) under the lock: close() in another thread destroys it.
+  template <class Read>
+  auto locked(Read read) {
+    const ThreadGuard guard(holder_->lock, kKind, holder_->channel);
+    return read(holder_->get());
+  }
+  const std::string& channel() const { return holder_->channel; }
 
  private:
+  [[noreturn]] void raise_claims_open() const {
+    raise(ErrorCode::busy, fmt::format("publisher of channel '{}': {} claim(s) still open; commit "
+                                       "or abandon them first",
+                                       holder_->channel, holder_->open_claims));
+  }
+
   std::shared_ptr<PublisherHolder> holder_;
 };
 
@@ -278,6 +346,8 @@ void bind_publisher(py::module_& m) {
         return false;
       });
 
+  // A property read under the publisher's lock.
+  const auto locked = [](auto read) { return [read](PyPublisher& p) { return p.locked(read); }; };
   py::class_<PyPublisher>(m, "Publisher",
                           "The producer side of a channel; creates the channel if it does not "
                           "exist (docs/python.md).")
@@ -300,18 +370,18 @@ void bind_publisher(py::module_& m) {
           py::arg("size"), py::kw_only(), py::arg("key") = py::none(), py::arg("message_type") = 0,
           py::arg("timeout") = 5.0)
       .def("wait_durable", &PyPublisher::wait_durable, py::arg("sequence"), py::arg("timeout"),
-           "True once the journaler has fdatasync'ed `sequence`; False after `timeout` seconds or "
-           "at once when no live journaler is attached.")
+           "True once the journaler has fdatasync'ed `sequence`; False after `timeout` seconds "
+           "(None: no end) or at once when no live journaler is attached.")
       .def_property_readonly("durable_sequence",
-                             [](PyPublisher& p) { return p.holder().get().durable_sequence(); })
+                             locked([](Publisher& pub) { return pub.durable_sequence(); }))
       .def_property_readonly("journaled_sequence",
-                             [](PyPublisher& p) { return p.holder().get().journaled_sequence(); })
-      .def_property_readonly("channel", [](PyPublisher& p) { return p.holder().channel; })
-      .def_property_readonly("capacity", [](PyPublisher& p) { return p.holder().get().info().capacity; })
+                             locked([](Publisher& pub) { return pub.journaled_sequence(); }))
+      .def_property_readonly("channel", &PyPublisher::channel)
+      .def_property_readonly("capacity", locked([](Publisher& pub) { return pub.info().capacity; }))
       .def_property_readonly("max_message",
-                             [](PyPublisher& p) { return p.holder().get().info().max_message; })
+                             locked([](Publisher& pub) { return pub.info().max_message; }))
       .def_property_readonly("single_producer",
-                             [](PyPublisher& p) { return p.holder().get().info().single_producer; })
+                             locked([](Publisher& pub) { return pub.info().single_producer; }))
       .def("close", &PyPublisher::close)
       .def("__enter__", [](py::object self) { return self; })
       .def("__exit__", [](PyPublisher& p, const py::object&, const py::object&, const py::object&) {

@@ -1,6 +1,8 @@
 // shmbus.stat(channel): the document `shmbus stat --json CHANNEL` prints, as a dict. Both are
 // built by tools::stat_json (tools/stat_json.cpp) from the same reads, so the fields cannot
 // drift apart; the JSON text is parsed by Python's own json module.
+#include <algorithm>
+#include <chrono>
 #include <thread>
 
 #include <pybind11/stl.h>
@@ -31,22 +33,37 @@ Result<StatRead> read_stat(const std::string& channel) {
   return StatRead{std::move(*stats), std::move(*groups)};
 }
 
+// Sleeps `interval` without the GIL, in slices between which signal handlers run (Ctrl-C).
+void sleep_interruptibly(std::chrono::nanoseconds interval) {
+  const auto deadline = std::chrono::steady_clock::now() + interval;
+  for (;;) {
+    const auto left = deadline - std::chrono::steady_clock::now();
+    if (left <= std::chrono::nanoseconds(0)) return;
+    {
+      py::gil_scoped_release no_gil;
+      std::this_thread::sleep_for(std::min<std::chrono::nanoseconds>(left, kSignalSlice));
+    }
+    if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+  }
+}
+
 py::object stat(const std::string& channel, double interval) {
   if (!(interval >= 0) || interval > 3600) throw py::value_error("interval must be 0 to 3600 seconds");
+  const auto read = [&] {
+    py::gil_scoped_release no_gil;
+    return read_stat(channel);
+  };
+  Result<StatRead> first = read();
+  std::optional<StatRead> previous;
+  if (first && interval > 0) {
+    sleep_interruptibly(std::chrono::nanoseconds(static_cast<std::int64_t>(interval * 1e9)));
+    previous = std::move(*first);
+    first = read();
+  }
+  if (!first) raise(first.error());
   std::string json;
   {
     py::gil_scoped_release no_gil;
-    Result<StatRead> first = read_stat(channel);
-    std::optional<StatRead> previous;
-    if (first && interval > 0) {
-      std::this_thread::sleep_for(std::chrono::duration<double>(interval));
-      previous = std::move(*first);
-      first = read_stat(channel);
-    }
-    if (!first) {
-      py::gil_scoped_acquire gil;
-      raise(first.error());
-    }
     const tools::ChannelRates rates =
         tools::measure_rates(previous ? &previous->channel : nullptr, first->channel);
     json = tools::stat_json(first->channel, rates, first->groups);

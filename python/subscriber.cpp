@@ -13,7 +13,11 @@
 // for block, it would keep the ring's space, so the next poll raises shmbus.Error instead of
 // releasing that space to the producers under it.
 //
-// The GIL is not held while the library polls or waits.
+// The GIL is not held while the library polls or waits. One call at a time (ThreadGuard): a wait
+// without end steps aside every 50 ms for signal handlers and other threads (close() among them).
+//
+// Iteration takes the ring's messages in batches and yields them one by one; the rest of a batch
+// waits in `pending_` and is what the next poll() returns, should the loop have been left.
 #include <algorithm>
 #include <cstring>
 #include <optional>
@@ -30,10 +34,10 @@
 namespace shmbus::python {
 namespace {
 
+// The library subscriber, shared with the batches that point into its ring (block policy).
 struct SubscriberHolder {
   std::optional<Subscriber> subscriber;
   std::string channel;
-  std::mutex busy;  // one call at a time (bindings.hpp, ThreadGuard)
 };
 
 // One poll's messages: the memory their payload views point at, and what keeps it valid.
@@ -145,76 +149,39 @@ class PySubscriber {
   py::list poll(std::size_t max, const py::object& timeout, bool copy) {
     if (max == 0) throw py::value_error("max must be at least 1");
     const auto wait = timeout_arg(timeout, "timeout");
-    ThreadGuard guard(holder_->busy);
-    Subscriber& sub = get();
-    retire_batch(sub);
-    auto batch = std::make_shared<Batch>();
-    const bool in_place = sub.policy() == Policy::block;
-    if (in_place) batch->holder = holder_;
-    std::vector<Collected> collected;
-    collected.reserve(std::min<std::size_t>(max, 1024));
-    const auto handler = [&](const Message& m) {
-      Collected c{m.sequence, m.timestamp_ns, m.lost_before, m.message_type, nullptr, 0,
-                  static_cast<std::uint32_t>(m.payload.size()), batch->copies.size(),
-                  static_cast<std::uint16_t>(m.key.size())};
-      batch->copies.insert(batch->copies.end(), m.key.begin(), m.key.end());
-      if (in_place) {
-        c.payload = m.payload.data();
-      } else {
-        c.offset = batch->copies.size();
-        batch->copies.insert(batch->copies.end(), m.payload.begin(), m.payload.end());
-      }
-      collected.push_back(c);
-    };
-    const auto deadline = std::chrono::steady_clock::now() + wait.value_or(std::chrono::nanoseconds(0));
-    for (;;) {
-      bool more_time = false;
-      {
-        py::gil_scoped_release no_gil;
-        if (sub.poll(handler, max) == 0 && sub.status() != PollStatus::evicted &&
-            sub.status() != PollStatus::corrupt) {
-          std::chrono::nanoseconds slice = kSignalSlice;
-          if (wait) {
-            slice = std::min<std::chrono::nanoseconds>(
-                slice, std::max(std::chrono::nanoseconds(deadline - std::chrono::steady_clock::now()),
-                                std::chrono::nanoseconds(0)));
-          }
-          if (slice > std::chrono::nanoseconds(0)) {
-            if (sub.wait(slice)) (void)sub.poll(handler, max);
-            more_time = !wait || std::chrono::steady_clock::now() < deadline;
-          }
-        }
-      }
-      if (!collected.empty() || !more_time) break;
-      if (sub.status() == PollStatus::evicted || sub.status() == PollStatus::corrupt) break;
-      if (PyErr_CheckSignals() != 0) throw py::error_already_set();
-    }
-    if (collected.empty()) {
-      if (sub.status() == PollStatus::evicted) {
-        raise(ErrorCode::busy, fmt::format("subscriber of channel '{}' was evicted: {}", holder_->channel,
-                                           sub.last_error().empty() ? "it did not poll within its liveness timeout" : sub.last_error()));
-      }
-      if (sub.status() == PollStatus::corrupt) {
-        raise(ErrorCode::corrupt, fmt::format("channel '{}': {}", holder_->channel, sub.last_error()));
-      }
-    }
-    return build(batch, collected, copy, in_place);
+    ThreadGuard guard(lock_, kKind, holder_->channel);
+    std::optional<py::list> got = poll_locked(guard, max, wait, copy);
+    if (!got) raise_closed();
+    return std::move(*got);
   }
 
+  // Iteration: the rest of the last batch, else the next batch; StopIteration once closed
+  // (close() from another thread or a signal handler ends a loop waiting for messages).
   py::object next() {
-    for (;;) {
-      if (pending_index_ < pending_.size()) return pending_[pending_index_++];
-      if (!holder_->subscriber) throw py::stop_iteration();
-      py::list got = poll(256, py::none(), iterate_copy_);
+    ThreadGuard guard(lock_, kKind, holder_->channel);
+    if (pending_index_ == pending_.size()) {
+      std::optional<py::list> got = poll_locked(guard, 256, std::nullopt, iterate_copy_);
+      if (!got) throw py::stop_iteration();
+      // A poll without end returns messages, or raises: a new batch, or what another thread's
+      // iteration left of its batch while this one waited.
       pending_.clear();
       pending_index_ = 0;
-      for (py::handle h : got) pending_.push_back(py::reinterpret_borrow<py::object>(h));
+      for (py::handle h : *got) pending_.push_back(py::reinterpret_borrow<py::object>(h));
     }
+    py::object message = std::move(pending_[pending_index_++]);
+    if (pending_index_ == pending_.size()) {
+      pending_.clear();
+      pending_index_ = 0;
+    }
+    return message;
   }
 
   void close() {
-    ThreadGuard guard(holder_->busy);
+    // A poll waiting in another thread gives up at its next slice (closing_).
+    ThreadGuard guard(lock_, kKind, holder_->channel, &closing_);
     if (!holder_->subscriber) return;
+    pending_.clear();
+    pending_index_ = 0;
     release_views();
     if (batch_ && batch_->holder && batch_->exports != 0) {
       // Block: a slice or array still reads the ring, so the subscriber (its mapping, and the
@@ -229,24 +196,116 @@ class PySubscriber {
     holder_->subscriber.reset();
   }
 
-  Subscriber& get() {
-    if (!holder_->subscriber) raise(ErrorCode::invalid_argument, fmt::format("subscriber of channel '{}' is closed", holder_->channel));
-    return *holder_->subscriber;
+  // read(subscriber) under the lock: counters and status change in another thread's poll.
+  template <class Read>
+  auto locked(Read read) {
+    ThreadGuard guard(lock_, kKind, holder_->channel);
+    if (!holder_->subscriber) raise_closed();
+    return read(*holder_->subscriber);
   }
   const std::string& channel() const { return holder_->channel; }
   void set_iterate_copy(bool copy) { iterate_copy_ = copy; }
 
  private:
+  static constexpr const char* kKind = "subscriber of channel";
+
+  [[noreturn]] void raise_closed() const {
+    raise(ErrorCode::invalid_argument,
+          fmt::format("subscriber of channel '{}' is closed", holder_->channel));
+  }
+
+  static bool stopped(const Subscriber& sub) {
+    return sub.status() == PollStatus::evicted || sub.status() == PollStatus::corrupt;
+  }
+
+  // poll() under the lock: first what iteration left of its batch, else the ring's messages.
+  // nullopt when the subscriber is closed, or about to be (close() waits for the lock).
+  std::optional<py::list> poll_locked(ThreadGuard& guard, std::size_t max,
+                                      std::optional<std::chrono::nanoseconds> wait, bool copy) {
+    const auto deadline =
+        std::chrono::steady_clock::now() + wait.value_or(std::chrono::nanoseconds(0));
+    for (;;) {
+      // Checked again after every let_others_in(): a signal handler or another thread may have
+      // closed this subscriber, polled or iterated meanwhile.
+      // relaxed: closing_ only asks this wait to end; the lock orders the state read below.
+      if (closing_.load(std::memory_order_relaxed) || !holder_->subscriber) return std::nullopt;
+      if (pending_index_ < pending_.size()) return take_pending(max, copy);
+      Subscriber& sub = *holder_->subscriber;
+      retire_batch(sub);
+      auto batch = std::make_shared<Batch>();
+      const bool in_place = sub.policy() == Policy::block;
+      if (in_place) batch->holder = holder_;
+      std::vector<Collected> collected;
+      collected.reserve(std::min<std::size_t>(max, 1024));
+      const auto handler = [&](const Message& m) {
+        Collected c{m.sequence, m.timestamp_ns, m.lost_before, m.message_type, nullptr, 0,
+                    static_cast<std::uint32_t>(m.payload.size()), batch->copies.size(),
+                    static_cast<std::uint16_t>(m.key.size())};
+        batch->copies.insert(batch->copies.end(), m.key.begin(), m.key.end());
+        if (in_place) {
+          c.payload = m.payload.data();
+        } else {
+          c.offset = batch->copies.size();
+          batch->copies.insert(batch->copies.end(), m.payload.begin(), m.payload.end());
+        }
+        collected.push_back(c);
+      };
+      bool more_time = false;
+      {
+        py::gil_scoped_release no_gil;
+        if (sub.poll(handler, max) == 0 && !stopped(sub)) {
+          std::chrono::nanoseconds slice = kSignalSlice;
+          if (wait) {
+            slice = std::min<std::chrono::nanoseconds>(
+                slice, std::max(std::chrono::nanoseconds(deadline - std::chrono::steady_clock::now()),
+                                std::chrono::nanoseconds(0)));
+          }
+          if (slice > std::chrono::nanoseconds(0)) {
+            if (sub.wait(slice)) (void)sub.poll(handler, max);
+            more_time = !wait || std::chrono::steady_clock::now() < deadline;
+          }
+        }
+      }
+      if (collected.empty() && sub.status() == PollStatus::evicted) {
+        raise(ErrorCode::busy, fmt::format("subscriber of channel '{}' was evicted: {}", holder_->channel,
+                                           sub.last_error().empty() ? "it did not poll within its liveness timeout" : sub.last_error()));
+      }
+      if (collected.empty() && sub.status() == PollStatus::corrupt) {
+        raise(ErrorCode::corrupt, fmt::format("channel '{}': {}", holder_->channel, sub.last_error()));
+      }
+      if (!collected.empty() || !more_time) return build(batch, collected, copy, in_place);
+      guard.let_others_in();
+    }
+  }
+
+  // Up to `max` of the messages iteration took from the ring and has not yielded, in order. Their
+  // payloads stay valid (the batch is not retired): the poll after this one releases them.
+  py::list take_pending(std::size_t max, bool copy) {
+    py::list out;
+    while (pending_index_ < pending_.size() && out.size() < max) {
+      py::object message = std::move(pending_[pending_index_++]);
+      auto& m = message.cast<PyMessage&>();
+      if (copy && m.batch) {  // iterated with memoryviews, polled with copy=True
+        m.payload = m.bytes();
+        m.batch.reset();
+      }
+      out.append(std::move(message));
+    }
+    if (pending_index_ == pending_.size()) {
+      pending_.clear();
+      pending_index_ = 0;
+    }
+    return out;
+  }
+
   void release_views() {
     for (py::handle view : views_) release_memoryview(view);
     views_.clear();
-    pending_.clear();
-    pending_index_ = 0;
     if (batch_) batch_->retired = true;
   }
 
   // The last poll's messages are done with: their views are released and (block) the ring space
-  // goes back to the producers.
+  // goes back to the producers. Only once iteration has yielded all of them (pending_ empty).
   void retire_batch(Subscriber& sub) {
     release_views();
     if (!batch_) return;
@@ -287,10 +346,15 @@ class PySubscriber {
     return out;
   }
 
+  CallLock lock_;  // one call at a time (bindings.hpp, ThreadGuard)
+  // Set by a close() that has to wait for the lock: a poll waiting for messages returns at its
+  // next slice instead of when one comes. Never cleared: closing is final.
+  // relaxed: it only ends a wait; the lock orders the state the two calls share.
+  std::atomic<bool> closing_{false};
   std::shared_ptr<SubscriberHolder> holder_;
   std::shared_ptr<Batch> batch_;    // the last poll's
   std::vector<py::object> views_;   // the memoryviews it handed out
-  std::vector<py::object> pending_;  // iteration: the rest of the last poll's messages
+  std::vector<py::object> pending_;  // iteration: the rest of its batch, not yielded yet
   std::size_t pending_index_ = 0;
   bool iterate_copy_ = false;
 };
@@ -313,6 +377,8 @@ void bind_subscriber(py::module_& m) {
       .def("__len__", [](const PyMessage& msg) { return py::len(msg.payload); })
       .def("__repr__", &PyMessage::repr);
 
+  // A property read under the subscriber's lock.
+  const auto locked = [](auto read) { return [read](PySubscriber& s) { return s.locked(read); }; };
   py::class_<PySubscriber>(m, "Subscriber", "The consumer side of a channel (docs/python.md).")
       .def(py::init<const std::string&, const std::string&, const std::string&, const py::object&,
                     double, double, bool, const py::object&, const std::vector<std::uint16_t>&>(),
@@ -324,7 +390,8 @@ void bind_subscriber(py::module_& m) {
       .def("poll", &PySubscriber::poll, py::kw_only(), py::arg("max") = 256,
            py::arg("timeout") = 0.0, py::arg("copy") = false,
            "Up to `max` messages, waiting up to `timeout` seconds (None: until one comes) without "
-           "the GIL. Releases the payloads of the poll before.")
+           "the GIL. Releases the payloads of the poll before. After a loop over the subscriber "
+           "was left, first the messages its batch still held.")
       .def("__iter__", [](py::object self) { return self; })
       .def("__next__", &PySubscriber::next)
       .def(
@@ -336,16 +403,20 @@ void bind_subscriber(py::module_& m) {
           py::kw_only(), py::arg("copy") = false,
           "Iterates with payloads as bytes (copy=True) or memoryviews (the default)")
       .def_property_readonly("channel", &PySubscriber::channel)
-      .def_property_readonly("received", [](PySubscriber& s) { return s.get().received(); })
-      .def_property_readonly("lost", [](PySubscriber& s) { return s.get().lost(); })
-      .def_property_readonly("filtered", [](PySubscriber& s) { return s.get().filtered(); })
-      .def_property_readonly("spilled", [](PySubscriber& s) { return s.get().spilled(); })
-      .def_property_readonly("next_sequence", [](PySubscriber& s) { return s.get().next_sequence(); })
-      .def_property_readonly("catching_up", [](PySubscriber& s) { return s.get().catching_up(); })
-      .def_property_readonly("policy", [](PySubscriber& s) { return std::string(to_string(s.get().policy())); })
+      .def_property_readonly("received", locked([](Subscriber& sub) { return sub.received(); }))
+      .def_property_readonly("lost", locked([](Subscriber& sub) { return sub.lost(); }))
+      .def_property_readonly("filtered", locked([](Subscriber& sub) { return sub.filtered(); }))
+      .def_property_readonly("spilled", locked([](Subscriber& sub) { return sub.spilled(); }))
+      .def_property_readonly("next_sequence",
+                             locked([](Subscriber& sub) { return sub.next_sequence(); }))
+      .def_property_readonly("catching_up",
+                             locked([](Subscriber& sub) { return sub.catching_up(); }))
+      .def_property_readonly("policy", locked([](Subscriber& sub) {
+                               return std::string(to_string(sub.policy()));
+                             }))
       .def_property_readonly("status",
                              [](PySubscriber& s) {
-                               switch (s.get().status()) {
+                               switch (s.locked([](Subscriber& sub) { return sub.status(); })) {
                                  case PollStatus::ok: return "ok";
                                  case PollStatus::corrupt: return "corrupt";
                                  case PollStatus::evicted: return "evicted";
@@ -353,7 +424,7 @@ void bind_subscriber(py::module_& m) {
                                }
                                return "ok";
                              })
-      .def_property_readonly("last_error", [](PySubscriber& s) { return s.get().last_error(); })
+      .def_property_readonly("last_error", locked([](Subscriber& sub) { return sub.last_error(); }))
       .def("close", &PySubscriber::close)
       .def("__enter__", [](py::object self) { return self; })
       .def("__exit__", [](PySubscriber& s, const py::object&, const py::object&, const py::object&) {

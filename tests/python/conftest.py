@@ -1,8 +1,10 @@
 """What the Python tests share: the module under test (PYTHONPATH points at build/python), the
 `shmbus` command of the same build (SHMBUS_BIN), and a fresh channel name per test that is removed
 afterwards."""
+import contextlib
 import itertools
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -54,3 +56,19 @@ def python_child(code, *args):
     """Starts /usr/bin/python3 (the interpreter running the tests) on `code`, with this PYTHONPATH."""
     return subprocess.Popen([sys.executable, "-c", code, *map(str, args)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
+
+
+@contextlib.contextmanager
+def journaler(channel, directory):
+    """`shmbus record CHANNEL --dir DIRECTORY` running (attached) for the block; stopped with
+    SIGINT after it, which must end it cleanly."""
+    rec = subprocess.Popen([shmbus_bin(), "record", channel, "--dir", str(directory),
+                            "--segment-size", str(1 << 20)], stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: (shmbus.stat(channel)["journal"] or {}).get("alive", False),
+                   what="the journaler to attach")
+        yield rec
+    finally:
+        rec.send_signal(signal.SIGINT)
+        err = rec.communicate(timeout=30)[1]
+    assert rec.returncode == 0, err

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import shmbus
-from conftest import shmbus_bin, wait_until
+from conftest import python_child, shmbus_bin, wait_until
 
 
 def record_channel(channel, directory, publish):
@@ -119,7 +119,7 @@ def test_iteration_yields_each_record(recorded):
     assert all(r["type"] == "data" for r in shmbus.Journal(str(directory)))
 
 
-def test_damaged_segment_raises_naming_the_place(recorded):
+def test_damage_in_the_middle_returns_the_records_before_it_then_raises_there(recorded):
     directory, sent = recorded
     first = sorted(p for p in os.listdir(directory) if p.endswith(".journal"))[0]
     path = os.path.join(directory, first)
@@ -127,13 +127,52 @@ def test_damaged_segment_raises_naming_the_place(recorded):
         f.seek(os.path.getsize(path) // 2)
         f.write(b"\xff" * 64)
     journal = shmbus.Journal(str(directory))
-    with pytest.raises(shmbus.Error) as e:
-        journal.read()
-    assert e.value.code == "corrupt"
-    assert first in str(e.value)
+    before = journal.read()  # stops at the damage with what it read
+    assert 0 < len(before) < len(sent)
+    assert before.sequence.tolist() == [s for s, *_ in sent[:len(before)]]
+    assert before.payloads == b"".join(b for _, b, *_ in sent[:len(before)])
+    for attempt in range(2):  # the reader stays before the damage
+        with pytest.raises(shmbus.Error) as e:
+            journal.read()
+        assert e.value.code == "corrupt"
+        assert first in str(e.value)
     assert journal.skip_damage()
     rest = journal.read()
-    assert rest.sequence[-1] == sent[-1][0]
+    assert rest.gaps == []
+    skipped = int(rest.sequence[0]) - len(before) - 1
+    assert 0 < skipped < 50  # the damaged record and the rest of its block, no more
+    assert rest.sequence.tolist() == [s for s, *_ in sent[len(before) + skipped:]]
+    for i, (_, body, key, message_type) in enumerate(sent[len(before) + skipped:]):
+        assert bytes(rest.payload(i)) == body and int(rest.message_type[i]) == message_type
+    assert len(journal.read()) == 0  # at the end
+
+
+def test_read_of_a_few_records_reserves_room_for_a_few(recorded):
+    """Journal.read(max_records=10) must not reserve room for the whole journal (it reserved up
+    to 1 GiB on every call): the peak address space of a fresh process grows by far less than
+    the journal's size."""
+    directory, sent = recorded
+    size = sum(os.path.getsize(os.path.join(directory, p)) for p in os.listdir(directory))
+    assert size > 4 << 20
+    child = python_child("""
+import sys
+import numpy  # the first read would import it (and OpenBLAS its threads' stacks)
+import shmbus
+def peak():
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmPeak:"))
+journal = shmbus.Journal(sys.argv[1])
+before = peak()
+sequences = []
+for _ in range(5):
+    sequences += journal.read(max_records=10).sequence.tolist()
+print(peak() - before, sequences == list(range(1, 51)))
+""", directory)
+    out, err = child.communicate(timeout=60)
+    assert child.returncode == 0, err
+    grown, right = out.split()
+    assert right == "True"
+    assert int(grown) < size // 4, f"peak address space grew by {grown} bytes ({size}-byte journal)"
 
 
 def test_missing_directory_raises_not_found(tmp_path):

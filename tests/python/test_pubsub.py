@@ -241,3 +241,39 @@ def test_a_full_block_channel_times_out_with_the_reason(channel):
             pub.publish(b"y" * 1000, timeout=0.2)
     assert e.value.code == "timed_out"
     assert sub.poll(max=1)[0].sequence == 1
+
+
+@pytest.mark.parametrize("policy", ["block", "drop"])
+def test_poll_after_a_broken_off_iteration_returns_the_rest_of_its_batch_first(channel, policy):
+    pub = shmbus.Publisher(channel, capacity=1 << 20, max_message=1024)
+    sub = shmbus.Subscriber(channel, policy=policy, start="earliest")
+    for i in range(600):
+        pub.publish(payload(i))
+    seen = []
+    for m in sub:  # takes a batch of 256 from the ring, yields 5 of them
+        seen.append((m.sequence, m.bytes()))
+        if len(seen) == 5:
+            break
+    first = sub.poll(max=100, copy=True)  # the iteration's next 100, as bytes
+    assert len(first) == 100 and all(type(m.payload) is bytes for m in first)
+    seen += [(m.sequence, m.payload) for m in first]
+    while len(seen) < 600:
+        got = sub.poll(max=1000)
+        assert got, f"nothing after sequence {seen[-1][0]}"
+        seen += [(m.sequence, m.bytes()) for m in got]
+    assert seen == [(i + 1, payload(i)) for i in range(600)]
+    assert sub.poll() == [] and sub.received == 600 and sub.lost == 0
+
+
+def test_iteration_after_a_poll_goes_on_where_the_poll_stopped(channel):
+    pub = shmbus.Publisher(channel)
+    sub = shmbus.Subscriber(channel, start="earliest")
+    for i in range(20):
+        pub.publish(payload(i))
+    seen = [(m.sequence, m.bytes()) for m in sub.poll(max=7)]
+    for m in sub:
+        seen.append((m.sequence, m.bytes()))
+        if m.sequence == 12:
+            break
+    seen += [(m.sequence, m.bytes()) for m in sub.poll(max=100)]
+    assert seen == [(i + 1, payload(i)) for i in range(20)]

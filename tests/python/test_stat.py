@@ -1,6 +1,10 @@
 """shmbus.stat() against `shmbus stat --json`: the same fields at every level, and the same values
-for everything that does not move between two reads."""
+for everything that does not move between two reads; a signal handler ends an interval's wait."""
 import json
+import signal
+import time
+
+import pytest
 
 import shmbus
 
@@ -57,3 +61,25 @@ def test_stat_with_an_interval_measures_rates(channel):
     s = shmbus.stat(channel, interval=0.05)
     assert s["rates_measured"] is True and s["interval_s"] > 0
     assert shmbus.stat(channel)["rates_measured"] is False
+
+
+class Interrupted(Exception):
+    pass
+
+
+def test_a_signal_handler_that_raises_ends_the_interval(channel):
+    shmbus.Publisher(channel)
+
+    def interrupt(signum, frame):
+        raise Interrupted()
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        started = time.monotonic()
+        signal.setitimer(signal.ITIMER_REAL, 0.2)
+        with pytest.raises(Interrupted):
+            shmbus.stat(channel, interval=60.0)
+        assert time.monotonic() - started < 30.0  # the handler ran, not after the interval
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
