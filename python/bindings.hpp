@@ -28,7 +28,6 @@ namespace py = pybind11;
 void bind_errors(py::module_& m);
 [[noreturn]] void raise(const Error& error);
 [[noreturn]] void raise(ErrorCode code, const std::string& message);
-const char* code_name(ErrorCode code) noexcept;
 
 // The bytes of a bytes-like argument (bytes, bytearray, memoryview, a C-contiguous numpy array)
 // or of a str (UTF-8), held for as long as this lives.

@@ -3,6 +3,7 @@
 #include <limits>
 
 #include "python/bindings.hpp"
+#include "tools/error_names.hpp"
 
 namespace shmbus::python {
 namespace {
@@ -10,21 +11,6 @@ namespace {
 PyObject* error_type = nullptr;  // shmbus.Error; the module keeps a reference for its lifetime
 
 }  // namespace
-
-const char* code_name(ErrorCode code) noexcept {
-  switch (code) {
-    case ErrorCode::invalid_argument: return "invalid_argument";
-    case ErrorCode::not_found: return "not_found";
-    case ErrorCode::permission_denied: return "permission_denied";
-    case ErrorCode::no_space: return "no_space";
-    case ErrorCode::version_mismatch: return "version_mismatch";
-    case ErrorCode::corrupt: return "corrupt";
-    case ErrorCode::busy: return "busy";
-    case ErrorCode::timed_out: return "timed_out";
-    case ErrorCode::system: return "system";
-  }
-  return "system";
-}
 
 void bind_errors(py::module_& m) {
   error_type = PyErr_NewExceptionWithDoc(
@@ -38,7 +24,7 @@ void bind_errors(py::module_& m) {
 
 void raise(ErrorCode code, const std::string& message) {
   py::object error = py::reinterpret_borrow<py::object>(error_type)(message);
-  error.attr("code") = code_name(code);
+  error.attr("code") = std::string(tools::error_code_name(code));
   PyErr_SetObject(error_type, error.ptr());
   throw py::error_already_set();
 }

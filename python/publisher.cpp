@@ -93,6 +93,14 @@ ErrorCode status_code(PublishStatus status) {
   return ErrorCode::system;
 }
 
+// The record's tag from the `key` and `message_type` arguments; `key_bytes` holds the key's bytes
+// (None: no key) for as long as the tag is used.
+RecordTag tag_arg(const py::object& key, std::uint16_t message_type,
+                  std::optional<BytesArg>& key_bytes) {
+  if (!key.is_none()) key_bytes.emplace(key, "key");
+  return RecordTag{key_bytes ? key_bytes->span() : std::span<const std::byte>{}, message_type};
+}
+
 // Claims `size` payload bytes with `tag`: once with the GIL held, then (back-pressured) without
 // it, in slices, until `timeout` (nullopt: no end). Raises on anything but ok. Under `guard`.
 void claim_space(PublisherHolder& h, ThreadGuard& guard, std::uint32_t size, const RecordTag& tag,
@@ -233,8 +241,7 @@ class PyPublisher {
                         const py::object& timeout) {
     const BytesArg payload(data, "data");
     std::optional<BytesArg> key_bytes;
-    if (!key.is_none()) key_bytes.emplace(key, "key");
-    const RecordTag tag{key_bytes ? key_bytes->span() : std::span<const std::byte>{}, message_type};
+    const RecordTag tag = tag_arg(key, message_type, key_bytes);
     const auto wait = timeout_arg(timeout, "timeout");
     ThreadGuard guard(holder_->lock, kKind, holder_->channel);
     Claim claim;
@@ -250,8 +257,7 @@ class PyPublisher {
   std::unique_ptr<PyClaim> claim(py::object self, std::size_t size, const py::object& key,
                                  std::uint16_t message_type, const py::object& timeout) {
     std::optional<BytesArg> key_bytes;
-    if (!key.is_none()) key_bytes.emplace(key, "key");
-    const RecordTag tag{key_bytes ? key_bytes->span() : std::span<const std::byte>{}, message_type};
+    const RecordTag tag = tag_arg(key, message_type, key_bytes);
     const auto wait = timeout_arg(timeout, "timeout");
     ThreadGuard guard(holder_->lock, kKind, holder_->channel);
     Claim claim;

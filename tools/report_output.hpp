@@ -6,13 +6,9 @@
 #include <cstdio>
 #include <string_view>
 
-#include "shmbus/result.hpp"
+#include "tools/error_names.hpp"
 
 namespace shmbus::tools {
-
-// The name a JSON report gives an error code: the enumerator's name ("not_found"), so that a
-// script can tell outcomes apart that share exit code 1.
-std::string_view error_code_name(ErrorCode code) noexcept;
 
 // Writes `text` to `out` and flushes it. kExitOk, or kExitFailure after saying on stderr
 // "shmbus COMMAND: writing output: REASON".

@@ -41,7 +41,9 @@ def channel():
     """A channel name no other test (or test run) uses; the channel is removed afterwards."""
     name = f"pytest.{os.getpid()}.{next(_counter)}"
     yield name
-    subprocess.run([shmbus_bin(), "rm", name], capture_output=True)
+    # --force: this test process may still hold its publisher or subscriber until the collector
+    # runs; the name goes either way.
+    subprocess.run([shmbus_bin(), "rm", "--force", name], capture_output=True)
 
 
 def wait_until(condition, timeout=10.0, what="condition"):
