@@ -46,8 +46,10 @@ int main(int argc, char** argv) {
   // The subcommands. Each add_*_command() registers one and runs it when it is chosen.
   shmbus::tools::add_pub_command(app);
   shmbus::tools::add_tail_command(app);
+#ifndef SHMBUS_WITHOUT_BENCH  // built without the bench/ harness (SHMBUS_BENCH=OFF, CMakeLists.txt)
   shmbus::tools::add_demo_command(app);
   shmbus::tools::add_bench_command(app);
+#endif
   shmbus::tools::add_record_command(app);
   shmbus::tools::add_journal_command(app);
   shmbus::tools::add_replay_command(app);

@@ -39,8 +39,9 @@ inline void build_app(CLI::App& app) {
   app.require_subcommand(1);
   tools::add_pub_command(app);
   tools::add_tail_command(app);
-#ifndef SHMBUS_FUZZ_WITHOUT_BENCH  // the libFuzzer build leaves out `shmbus bench` and `demo`,
-                                   // which drive the bench/ harness (fuzz/CMakeLists.txt)
+#ifndef SHMBUS_WITHOUT_BENCH  // the libFuzzer build and SHMBUS_BENCH=OFF leave out `shmbus bench`
+                              // and `demo`, which drive the bench/ harness (fuzz/CMakeLists.txt,
+                              // tools/CMakeLists.txt)
   tools::add_demo_command(app);
   tools::add_bench_command(app);
 #endif

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <random>
 #include <thread>
@@ -59,8 +60,19 @@ std::uint64_t check_journal(const std::string& dir) {
   return expected - 1;
 }
 
+// 20 kills, or SHMBUS_JOURNALER_KILLS: the test command's AddressSanitizer run does 8, where each
+// kill's verification of the whole journal, growing to 40 MB, costs seconds (46 s for the 20, the
+// longest test of that run); its Release run does the 20.
+int kills_from_env() {
+  const char* v = std::getenv("SHMBUS_JOURNALER_KILLS");
+  if (v == nullptr || *v == '\0') return 20;
+  return static_cast<int>(std::strtol(v, nullptr, 10));
+}
+
 TEST(JournalerCrash, KilledTwentyTimesWhileAProducerRunsItLosesNothing) {
   constexpr std::uint64_t kCount = 400'000;
+  const int kills = kills_from_env();
+  ASSERT_GE(kills, 4) << "SHMBUS_JOURNALER_KILLS";
   ChannelGuard channel(test::unique_channel("jkill"));
   TempDir dir("jkill");
   ChannelOptions co;
@@ -95,7 +107,7 @@ TEST(JournalerCrash, KilledTwentyTimesWhileAProducerRunsItLosesNothing) {
   std::mt19937_64 rng(std::random_device{}());
   std::uint64_t last_durable = 0;
   int kills_while_publishing = 0;
-  for (int kill = 1; kill <= 20; ++kill) {
+  for (int kill = 1; kill <= kills; ++kill) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20 + rng() % 130));
     const std::uint64_t durable = observer->durable_sequence();
     if (producer.running()) ++kills_while_publishing;
@@ -131,8 +143,8 @@ TEST(JournalerCrash, KilledTwentyTimesWhileAProducerRunsItLosesNothing) {
     ::kill(journaler.pid(), SIGCONT);
   }
 
-  // The kills must have landed while records were flowing, or the test proves nothing.
-  EXPECT_GE(kills_while_publishing, 15);
+  // The kills must have landed while records were flowing, or the test proves nothing (15 of 20).
+  EXPECT_GE(kills_while_publishing, kills * 3 / 4);
   auto produced = producer.wait(120s);
   ASSERT_TRUE(produced);
   ASSERT_TRUE(produced->ok()) << produced->describe();

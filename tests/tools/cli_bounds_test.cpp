@@ -35,6 +35,11 @@ struct Refusal {
 // Runs `shmbus ARGS...` (stderr captured) and expects the refusal of `r.option`. A command that
 // instead runs (forever, for a count of 2^64-1) fails the test by its timeout.
 void expect_refused(const Refusal& r, const std::string& expected_phrase) {
+#ifdef SHMBUS_WITHOUT_BENCH
+  // A command built without `bench` and `demo` (the sanitizer builds of the test command,
+  // tools/CMakeLists.txt): their rows are checked by the Release build, which runs this program too.
+  if (r.command == "bench" || r.command == "demo") return;
+#endif
   std::vector<std::string> argv{SHMBUS_CLI};
   argv.insert(argv.end(), r.args.begin(), r.args.end());
   const RunResult run = run_command(with_stderr_captured(argv), 5s);
