@@ -64,12 +64,17 @@ void PublishWindow::rearm(std::size_t i, std::int64_t published_ns) {
   slot.armed.store(true, std::memory_order_release);
 }
 
-void PublishWindow::disarm(std::size_t i, const PublishOutcome& outcome) {
+void PublishWindow::disarm(std::size_t i, const PublishOutcome& outcome, natsMsg* msg) {
   Slot& slot = *entries_[i].slot;
   // acq_rel: takes the one outcome of this publish from the ack thread's exchange (which cannot
   // come: js_PublishMsgAsync failed), ordered after add's release.
-  if (!slot.armed.exchange(false, std::memory_order_acq_rel)) return;
+  if (!slot.armed.exchange(false, std::memory_order_acq_rel)) {
+    natsMsg_Destroy(msg);
+    return;
+  }
   slot.outcome = outcome;
+  natsMsg_Destroy(slot.msg);
+  slot.msg = msg;
   // relaxed: only this thread reads it now (the slot is disarmed).
   slot.state.store(State::failed, std::memory_order_relaxed);
 }

@@ -65,8 +65,9 @@ class PublishWindow {
   void add(WindowEntry entry);
   // Re-arms entry i for a resend (recovery), before its new js_PublishMsgAsync.
   void rearm(std::size_t i, std::int64_t published_ns);
-  // Takes back entry i's arming after js_PublishMsgAsync itself failed (no ack will come).
-  void disarm(std::size_t i, const PublishOutcome& outcome);
+  // Takes back entry i's arming after js_PublishMsgAsync itself failed (no ack will come),
+  // keeping `msg` (still the caller's after the failed call) for the resend.
+  void disarm(std::size_t i, const PublishOutcome& outcome, natsMsg* msg);
 
   // libnats' ack handler (its thread). Owns `msg`: destroys it when the record was stored, keeps
   // it in the slot for a resend otherwise.
