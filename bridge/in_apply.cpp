@@ -85,7 +85,7 @@ const char* to_string(Settlement settlement) noexcept {
   return "?";
 }
 
-Result<InApplier> InApplier::open(Publisher& publisher, detail::BridgeSegment& segment,
+Result<InApplier> InApplier::open(Publisher& publisher, shmbus::detail::BridgeSegment& segment,
                                   ApplierOptions options) {
   if (!publisher.info().single_producer) {
     return tl::unexpected(Error{ErrorCode::invalid_argument,

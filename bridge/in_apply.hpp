@@ -104,11 +104,11 @@ const char* to_string(Settlement settlement) noexcept;
 
 class InApplier {
  public:
-  using Position = detail::BridgeSegment::InPosition;
+  using Position = shmbus::detail::BridgeSegment::InPosition;
 
   // Settles what a killed predecessor left (see the file comment). `publisher` must be the
   // channel's single producer and `segment` its bridge-in object; both outlive the applier.
-  static Result<InApplier> open(Publisher& publisher, detail::BridgeSegment& segment,
+  static Result<InApplier> open(Publisher& publisher, shmbus::detail::BridgeSegment& segment,
                                 ApplierOptions options);
 
   // Applies one record (rules 1-5). An error (a record larger than the channel's max_message, a
@@ -123,7 +123,7 @@ class InApplier {
   Settlement settlement() const noexcept { return settlement_; }
 
  private:
-  InApplier(Publisher& publisher, detail::BridgeSegment& segment, ApplierOptions options)
+  InApplier(Publisher& publisher, shmbus::detail::BridgeSegment& segment, ApplierOptions options)
       : publisher_(&publisher), segment_(&segment), options_(std::move(options)) {}
 
   Result<void> settle();
@@ -147,7 +147,7 @@ class InApplier {
   }
 
   Publisher* publisher_;
-  detail::BridgeSegment* segment_;
+  shmbus::detail::BridgeSegment* segment_;
   ApplierOptions options_;
   Position applied_{};
   Position intent_{};
