@@ -36,6 +36,7 @@ using shmbus::detail::BridgeState;
 
 constexpr std::int64_t kFetchWaitMs = 500;  // a fetch's longest wait: stop is seen within it
 constexpr auto kRetryPause = std::chrono::milliseconds(200);
+constexpr auto kConnectPoll = std::chrono::milliseconds(10);  // libnats connects in the background
 constexpr int kErrorsBeforeResubscribe = 10;  // consecutive failed fetches (about 2 s)
 
 std::int64_t realtime_ns() noexcept {
@@ -73,7 +74,8 @@ void sleep_unless_stopped(const std::atomic<bool>& stop, std::chrono::millisecon
   const auto until = Clock::now() + total;
   // relaxed: a flag polled by this loop; nothing is published through it.
   while (!stop.load(std::memory_order_relaxed) && Clock::now() < until) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    std::this_thread::sleep_for(std::min<Clock::duration>(std::chrono::milliseconds(10),
+                                                          until - Clock::now()));
   }
 }
 
@@ -401,7 +403,7 @@ Result<void> In::run(const std::atomic<bool>& stop) {
       if (natsConnection_Status(s.connection.get()) != NATS_CONN_STATUS_CONNECTED) {
         s.set_state(BridgeState::connecting);
         s.report_once(fmt::format("waiting for the NATS server at {}", s.options.nats_url));
-        sleep_unless_stopped(stop, kRetryPause);
+        sleep_unless_stopped(stop, kConnectPoll);
         continue;
       }
       auto r = s.subscribe(0);

@@ -218,9 +218,13 @@ Result<ApplyOutcome> InApplier::apply(const IncomingRecord& record) {
   }
   if (missing > 0) {
     c.stream_gaps.fetch_add(missing, std::memory_order_relaxed);  // relaxed: a statistic
-    report(fmt::format("stream gap: origin {:016x} sequences {}-{} are not in the stream (before "
-                       "stream sequence {}): laid out as lost",
-                       record.origin_incarnation, first - missing, first - 1, record.stream_seq));
+    const std::string range = missing == 1 ? fmt::format("sequence {}", first - 1)
+                                           : fmt::format("sequences {}-{}", first - missing,
+                                                         first - 1);
+    report(fmt::format("stream gap: origin {:016x} {} {} not in the stream (before stream "
+                       "sequence {}): laid out as lost",
+                       record.origin_incarnation, range, missing == 1 ? "is" : "are",
+                       record.stream_seq));
   }
   if (record.kind == IncomingKind::gap) {
     c.gaps.fetch_add(1, std::memory_order_relaxed);                        // relaxed: a statistic
