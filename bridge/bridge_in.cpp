@@ -38,6 +38,7 @@ constexpr std::int64_t kFetchWaitMs = 500;  // a fetch's longest wait: stop is s
 constexpr auto kRetryPause = std::chrono::milliseconds(200);
 constexpr auto kConnectPoll = std::chrono::milliseconds(10);  // libnats connects in the background
 constexpr int kErrorsBeforeResubscribe = 10;  // consecutive failed fetches (about 2 s)
+constexpr auto kStallCheckInterval = std::chrono::milliseconds(1000);
 
 std::int64_t realtime_ns() noexcept {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -129,6 +130,12 @@ struct In::State {
   Result<void> process(MsgList& batch, const std::atomic<bool>& stop);
   void ack(natsMsg* msg);
   void housekeeping();
+  // After an empty fetch: whether the consumer holds messages we are not given (delivered to a
+  // fetch lost in a server restart, which come back only after AckWait, or a consumer gone). Asks
+  // the server at most once per kStallCheckInterval; true on the second such answer in a row.
+  bool stalled();
+  Clock::time_point last_stall_check{};
+  int stall_checks = 0;
 };
 
 Result<void> In::State::connect() {
@@ -312,6 +319,27 @@ Result<void> In::State::process(MsgList& batch, const std::atomic<bool>& stop) {
   return {};
 }
 
+bool In::State::stalled() {
+  const auto now = Clock::now();
+  if (now - last_stall_check < kStallCheckInterval) return false;
+  last_stall_check = now;
+  jsConsumerInfo* raw = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  const natsStatus s = natsSubscription_GetConsumerInfo(&raw, subscription.get(), nullptr, &jerr);
+  ConsumerInfoPtr ci(raw);
+  if (s != NATS_OK || !ci) {
+    stall_checks = 0;
+    return jerr == JSConsumerNotFoundErr;  // deleted (with its stream, or by hand): subscribe again
+  }
+  // We acknowledge every batch before the next fetch, so while our fetches come back empty the
+  // consumer should have nothing pending for us and nothing unacknowledged.
+  if (ci->NumPending == 0 && ci->NumAckPending == 0) {
+    stall_checks = 0;
+    return false;
+  }
+  return ++stall_checks >= 2;
+}
+
 void In::State::housekeeping() {
   segment->heartbeat();
   // relaxed: statistics; nothing is pending, so nothing lags.
@@ -430,6 +458,13 @@ Result<void> In::run(const std::atomic<bool>& stop) {
     if (st == NATS_TIMEOUT || (st == NATS_OK && batch.size() == 0)) {
       failed_fetches = 0;
       s.housekeeping();
+      if (s.stalled()) {
+        s.report("the consumer holds messages no fetch returns (delivered to a fetch lost in a "
+                 "server restart?): re-creating it after the applied position");
+        s.counters().recoveries.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
+        s.subscription.reset();
+        s.stall_checks = 0;
+      }
       continue;
     }
     if (st != NATS_OK) {
