@@ -412,8 +412,9 @@ TEST(BridgeSegment, GarbageIsReportedAsAProblem) {
          h.counters.in_flight.store(5, std::memory_order_relaxed);   // relaxed: 1 thread
        },
        "exceed its window"},
+      // relaxed: the test is the only thread.
       {"gaps", [](BridgeHeader& h) { h.counters.gaps.store(3, std::memory_order_relaxed); },
-       "3 gaps"},  // relaxed: 1 thread
+       "3 gaps"},
   };
   for (const Damage& d : damages) {
     {
