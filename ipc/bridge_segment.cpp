@@ -351,7 +351,7 @@ BridgeCounters& BridgeSegment::counters() noexcept { return header().counters; }
 void BridgeSegment::set_state(BridgeState state, std::string_view last_error) noexcept {
   std::uint64_t words[kBridgeTextWords] = {};
   const std::size_t length = std::min(last_error.size(), kBridgeTextSize);
-  std::memcpy(reinterpret_cast<char*>(&words[1]), last_error.data(), length);
+  if (length > 0) std::memcpy(reinterpret_cast<char*>(&words[1]), last_error.data(), length);
   char* text = reinterpret_cast<char*>(&words[1]);
   for (std::size_t i = 0; i < length; ++i) {
     if (text[i] < 0x20 || text[i] > 0x7e) text[i] = '?';  // printable only (see printable())

@@ -67,7 +67,8 @@ class BridgeSegment {
 
   // The counters the bridge bumps (relaxed atomics, ipc/bridge_layout.hpp).
   BridgeCounters& counters() noexcept;
-  // The state and the last error (truncated to kBridgeTextSize - 1 bytes), seqlocked together.
+  // The state and the last error (its first kBridgeTextSize bytes, any byte outside printable
+  // ASCII stored as '?'), seqlocked together.
   void set_state(BridgeState state, std::string_view last_error = {}) noexcept;
   // Stores the time now as the bridge's last sign of life.
   void heartbeat() noexcept;

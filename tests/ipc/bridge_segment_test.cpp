@@ -195,6 +195,8 @@ TEST(BridgeSegment, SeqlockedRecordsAreNeverSeenTorn) {
   const BridgeHeader& h = header_of(*mapping);
   const std::string long_text(detail::kBridgeTextSize, 'r');
   const std::string short_text(40, 'h');
+  // The record holds one of the two pairs from the start (not the opener's "connecting").
+  bridge->set_state(BridgeState::holding_back, short_text);
   std::atomic<bool> stop{false};
   std::thread writer([&] {
     for (std::uint64_t i = 1; !stop.load(std::memory_order_relaxed); ++i) {  // relaxed: a flag
@@ -206,6 +208,15 @@ TEST(BridgeSegment, SeqlockedRecordsAreNeverSeenTorn) {
       bridge->set_applied({i, i, i, i, i});
     }
   });
+  // Stops and joins the writer however the checks below end (a failed ASSERT returns early).
+  struct Joiner {
+    std::atomic<bool>& stop;
+    std::thread& thread;
+    ~Joiner() {
+      stop.store(true, std::memory_order_relaxed);  // relaxed: join orders the rest
+      thread.join();
+    }
+  } joiner{stop, writer};
   std::uint64_t reads = 0;
   std::uint64_t last_local = 0;
   const auto deadline = std::chrono::steady_clock::now() + 200ms;
@@ -230,8 +241,6 @@ TEST(BridgeSegment, SeqlockedRecordsAreNeverSeenTorn) {
     ASSERT_GE(p.local_seq, last_local);  // never older than what was already seen
     last_local = p.local_seq;
   }
-  stop.store(true, std::memory_order_relaxed);  // relaxed: join orders the rest
-  writer.join();
   EXPECT_GT(reads, 0u);
   EXPECT_GT(last_local, 0u);
 }
@@ -403,8 +412,9 @@ TEST(BridgeSegment, GarbageIsReportedAsAProblem) {
          h.counters.in_flight.store(5, std::memory_order_relaxed);   // relaxed: 1 thread
        },
        "exceed its window"},
+      // relaxed: the test is the only thread.
       {"gaps", [](BridgeHeader& h) { h.counters.gaps.store(3, std::memory_order_relaxed); },
-       "3 gaps"},  // relaxed: 1 thread
+       "3 gaps"},
   };
   for (const Damage& d : damages) {
     {
