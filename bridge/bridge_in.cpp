@@ -19,6 +19,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -102,6 +103,10 @@ struct In::State {
   std::uint64_t stream_created_ns = 0;
   // The next stream sequence in order; 0: whatever comes first (a consumer just created).
   std::uint64_t expected = 0;
+  // Set by process(): re-create the consumer at this stream sequence (0: no need) once the
+  // fetched batch is gone. A fetched message points at its subscription (an ack goes through
+  // it), so a subscription is never destroyed while messages fetched from it are alive.
+  std::uint64_t restart_at = 0;
   std::string last_reported;  // the last waiting/error line, so that a retry loop says it once
 
   ~State() {
@@ -250,11 +255,9 @@ Result<void> In::State::process(MsgList& batch, const std::atomic<bool>& stop) {
                          "consumer at {}",
                          seq, expected, expected));
       c.recoveries.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
-      auto r = subscribe(expected);
-      if (!r) {
-        report(fmt::format("re-creating the consumer: {}", r.error().describe()));
-        subscription.reset();  // the loop subscribes again
-      }
+      // Not here: the batch's messages belong to the subscription, so run() re-creates it once
+      // the batch is destroyed.
+      restart_at = expected;
       return {};
     }
     expected = std::max(expected, seq + 1);
@@ -462,6 +465,7 @@ Result<void> In::run(const std::atomic<bool>& stop) {
         s.report("the consumer holds messages no fetch returns (delivered to a fetch lost in a "
                  "server restart?): re-creating it after the applied position");
         s.counters().recoveries.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
+        batch.clear();
         s.subscription.reset();
         s.stall_checks = 0;
       }
@@ -472,6 +476,7 @@ Result<void> In::run(const std::atomic<bool>& stop) {
       s.set_state(BridgeState::recovering, e.describe());
       s.report_once(fmt::format("fetching: {}", e.describe()));
       if (++failed_fetches >= kErrorsBeforeResubscribe || jerr == JSConsumerNotFoundErr) {
+        batch.clear();
         s.subscription.reset();  // the consumer (or the stream) may be gone: subscribe again
         failed_fetches = 0;
       }
@@ -480,9 +485,18 @@ Result<void> In::run(const std::atomic<bool>& stop) {
     }
     if (failed_fetches != 0) s.set_state(BridgeState::running);
     failed_fetches = 0;
-    if (auto r = s.process(batch, stop); !r) {
-      s.set_state(BridgeState::stopped, r.error().message);
-      return r;
+    auto processed = s.process(batch, stop);
+    batch.clear();  // before the subscription may be destroyed (State::restart_at)
+    if (!processed) {
+      s.set_state(BridgeState::stopped, processed.error().message);
+      return processed;
+    }
+    if (s.restart_at != 0) {
+      const std::uint64_t at = std::exchange(s.restart_at, 0);
+      if (auto r = s.subscribe(at); !r) {
+        s.report(fmt::format("re-creating the consumer: {}", r.error().describe()));
+        s.subscription.reset();  // the loop subscribes again
+      }
     }
   }
   s.set_state(BridgeState::stopped);
