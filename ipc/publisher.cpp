@@ -358,6 +358,43 @@ void Publisher::abandon(Claim& claim) noexcept {
   if (s.control->waiters.load(std::memory_order_relaxed) != 0) s.wake_waiters();
 }
 
+PublishStatus Publisher::publish_gap(std::uint64_t count, std::chrono::nanoseconds timeout,
+                                     std::uint64_t* published) noexcept {
+  detail::PublisherState& s = *state_;
+  // A batch takes at most one maximum-size frame (try_claim_batch), so a channel with a small
+  // max_message claims fewer zero-length records at once.
+  const std::uint64_t per_frame = core::frame_size(s.channel->info().max_message) /
+                                  core::frame_size(0);
+  const std::size_t batch =
+      static_cast<std::size_t>(std::clamp<std::uint64_t>(per_frame, 1, kMaxBatch));
+  static constexpr std::uint32_t kZeroLengths[kMaxBatch] = {};
+  Claim claims[kMaxBatch];
+  std::uint64_t done = 0;
+  PublishStatus st = PublishStatus::ok;
+  while (done < count) {
+    const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(batch, count - done));
+    st = claim_with_backoff(
+        s,
+        [&]() noexcept {
+          return try_claim_batch(std::span(kZeroLengths, n), std::span(claims, n));
+        },
+        timeout);
+    if (st != PublishStatus::ok) break;
+    // Abandoned, not committed: readers step over each frame and count its sequence as lost, so
+    // the next record they receive carries lost_before for the whole run.
+    for (std::size_t i = 0; i < n; ++i) abandon(claims[i]);
+    done += n;
+  }
+  if (published != nullptr) *published = done;
+  return st;
+}
+
+std::uint64_t Publisher::next_sequence() const noexcept {
+  // acquire: pairs with the release of the claim that stored this tail; a single producer
+  // restarting reads the sequence its predecessor's last claim left.
+  return state_->channel->ring().claimed_sequence(std::memory_order_acquire);
+}
+
 std::uint64_t Publisher::durable_sequence() const noexcept {
   // acquire: pairs with the journaler's release in publish_journal_progress.
   return state_->channel->control().journal_durable.load(std::memory_order_acquire);

@@ -7,7 +7,7 @@ SHMBUS_PACKAGES=(g++ cmake make pkg-config libboost-dev liburing-dev libgtest-de
   libbenchmark-dev libcli11-dev libfmt-dev nlohmann-json3-dev libexpected-dev spin
   libfaketime clang libclang-rt-14-dev libhowardhinnant-date-dev help2man doxygen
   python3-matplotlib python3-pybind11 pybind11-dev python3-dev python3-numpy python3-pytest
-  python3-venv python3-pip python3-setuptools python3-wheel)
+  python3-venv python3-pip python3-setuptools python3-wheel libnats-dev nats-server)
 
 shmbus_install_packages() {
   local missing=()

@@ -114,6 +114,17 @@ class Publisher {
   [[nodiscard]] PublishStatus publish(std::span<const std::byte> payload, const RecordTag& tag,
                                       std::chrono::nanoseconds timeout) noexcept;
 
+  // Publishes `count` sequences that carry nothing: abandoned zero-length records (one 32-byte
+  // frame each, claimed in batches of kMaxBatch). Subscribers see them as lost_before on their next
+  // record; a journaler writes them as a gap record. For a bridge laying out sequences another
+  // host lost. Not a hot-path call: it may spin and sleep while back-pressured, up to `timeout`
+  // for each batch. ok, or why it stopped (the number laid out so far in *published if given).
+  [[nodiscard]] PublishStatus publish_gap(std::uint64_t count, std::chrono::nanoseconds timeout,
+                                          std::uint64_t* published = nullptr) noexcept;
+  // The next sequence this channel will give out (its claim word), for a single producer
+  // restarting. One acquire load.
+  std::uint64_t next_sequence() const noexcept;
+
   const ChannelInfo& info() const noexcept;
 
   // Durability, as reported by the channel's journaler (`shmbus record`, see docs/architecture.md):

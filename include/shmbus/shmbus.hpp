@@ -8,6 +8,8 @@
 //                   letters); include it to use it
 //   stats.hpp       read_channel_stats and friends: what `shmbus stat` shows (include it too
 //                   to use it)
+//   bridge_stats.hpp  read_bridge_stats: the NATS JetStream bridges of a channel, as `shmbus
+//                   stat` shows them (include it too to use it)
 //   dead_letter.hpp DeadLetter, encode and decode: the records of a dead-letter channel
 //                   (include it too to use it)
 //   checkpoint.hpp  StateCheckpoint: a state and its applied sequences in one atomic file

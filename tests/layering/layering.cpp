@@ -19,12 +19,13 @@ std::optional<std::string> floor_of(const std::string& rel) {
   if (rel == "include/shmbus/journal_reader.hpp" || rel == "include/shmbus/journal_options.hpp") {
     return "journal_api";
   }
-  static const std::array<std::pair<const char*, const char*>, 9> kDirs{{
+  static const std::array<std::pair<const char*, const char*>, 10> kDirs{{
       {"core/", "core"},
       {"journal/", "journal"},
       {"include/shmbus/", "public"},
       {"ipc/", "ipc"},
       {"capi/", "capi"},
+      {"bridge/", "bridge"},
       {"bench/", "bench"},
       {"tools/", "tools"},
       {"tests/", "tests"},
@@ -45,8 +46,10 @@ const std::map<std::string, std::set<std::string>>& allowed() {
       {"public", {"core", "result", "journal_api", "public"}},
       {"ipc", {"core", "result", "journal_api", "journal", "public", "ipc"}},
       {"capi", {"core", "result", "journal_api", "journal", "public", "ipc", "capi"}},
+      {"bridge", {"core", "result", "journal_api", "journal", "public", "ipc", "bridge"}},
       {"bench", {"core", "result", "journal_api", "journal", "public", "ipc", "bench"}},
-      {"tools", {"core", "result", "journal_api", "journal", "public", "ipc", "bench", "tools"}},
+      {"tools",
+       {"core", "result", "journal_api", "journal", "public", "ipc", "bridge", "bench", "tools"}},
   };
   return kAllowed;
 }
@@ -82,7 +85,8 @@ std::vector<Violation> check_tree(const fs::path& root_in) {
   const fs::path root = fs::weakly_canonical(root_in);
   static const std::regex kInclude(R"(^\s*#\s*include\s*["<]([^">]+)[">])");
   std::vector<Violation> out;
-  for (const char* dir : {"core", "journal", "ipc", "capi", "include", "bench", "tools"}) {
+  for (const char* dir :
+       {"core", "journal", "ipc", "capi", "bridge", "include", "bench", "tools"}) {
     std::error_code ec;
     if (!fs::is_directory(root / dir, ec)) continue;
     std::vector<fs::path> files;

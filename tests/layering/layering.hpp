@@ -9,8 +9,9 @@
 //   public    include/shmbus/            the installed API                  (core, result, journal_api)
 //   ipc       ipc/                       channels, Publisher, Subscriber    (all of the above)
 //   capi      capi/                      the C API over the C++ one         (all of the above)
-//   bench     bench/                     harnesses                          (all of the above)
-//   tools     tools/                     the `shmbus` command               (all of the above)
+//   bridge    bridge/                    the NATS JetStream bridge          (all of the above but capi)
+//   bench     bench/                     harnesses                          (all of the above but capi, bridge)
+//   tools     tools/                     the `shmbus` command               (all of the above but capi)
 //   tests     tests/, examples/          anything
 #pragma once
 
@@ -27,8 +28,8 @@ struct Violation {
   std::string message;   // the whole complaint, ready to print
 };
 
-// Reads every C++ source and header under `root` (core, journal, ipc, capi, include, bench,
-// tools) and returns each include that reaches a header of a higher floor. Includes are resolved as the
+// Reads every C++ source and header under `root` (core, journal, ipc, capi, bridge, include,
+// bench, tools) and returns each include that reaches a header of a higher floor. Includes are resolved as the
 // compiler does: beside the including file, then from the root, then from root/include; an
 // include that resolves to nothing in the tree (a system or third-party header) is not ours.
 std::vector<Violation> check_tree(const std::filesystem::path& root);

@@ -31,7 +31,8 @@ class Tree {
   }
   // The real tree's floors, copied in.
   void copy_source() {
-    for (const char* dir : {"core", "journal", "ipc", "include", "bench", "tools"}) {
+    for (const char* dir : {"core", "journal", "ipc", "bridge", "include", "bench", "tools"}) {
+      if (!fs::exists(fs::path(SHMBUS_SOURCE_DIR) / dir)) continue;
       fs::copy(fs::path(SHMBUS_SOURCE_DIR) / dir, root_ / dir, fs::copy_options::recursive);
     }
   }
@@ -119,6 +120,20 @@ TEST(Layering, ToolsMayUseEveryFloorButNotTests) {
   EXPECT_TRUE(check_tree(tree.root()).empty());
   tree.write("tools/cmd_stat.cpp", "#include \"tests/support/process.hpp\"\n");
   EXPECT_EQ(only_violation(tree).file, "tools/cmd_stat.cpp");
+}
+
+TEST(Layering, TheBridgeSitsBetweenIpcAndTools) {
+  Tree tree;
+  tree.write("ipc/channel.hpp", "#pragma once\n");
+  tree.write("bridge/record_headers.hpp", "#include \"ipc/channel.hpp\"\n");
+  tree.write("tools/cmd_bridge.cpp", "#include \"bridge/record_headers.hpp\"\n");
+  EXPECT_TRUE(check_tree(tree.root()).empty());
+  tree.write("ipc/subscriber.cpp", "#include \"bridge/record_headers.hpp\"\n");
+  EXPECT_EQ(only_violation(tree).file, "ipc/subscriber.cpp");
+  tree.write("ipc/subscriber.cpp", "\n");
+  tree.write("bridge/bridge_out.cpp", "#include \"tools/commands.hpp\"\n");
+  tree.write("tools/commands.hpp", "#pragma once\n");
+  EXPECT_EQ(only_violation(tree).file, "bridge/bridge_out.cpp");
 }
 
 }  // namespace
