@@ -43,6 +43,8 @@ TEST(BridgeOverrun, WithSpillAndAJournalTheLappedRecordsComeFromTheJournal) {
   create_channel(a.name(), kRing);
   Child journaler = Child::spawn({SHMBUS_CLI, "record", a.name(), "--dir", journal.path(),
                                   "--fsync", "never", "--quiet"});
+  ASSERT_TRUE(eventually([&] { return channel_stats(a.name())["journal"].is_object(); }, 10s))
+      << "the journaler did not attach: " << channel_stats(a.name()).dump();
   BridgeProcess out = bridge_out(server, pair, logs, {"--policy", "spill", "--ack-timeout", "500"});
   out.start();
   BridgeProcess in = bridge_in(server, pair, logs,
