@@ -44,6 +44,14 @@ std::string bridge_object_name(std::string_view channel, std::uint64_t incarnati
 // sorted (listed from /dev/shm).
 std::vector<std::string> list_bridge_names(std::string_view channel, std::uint64_t incarnation);
 
+// A stream name a bridge object may carry: 1 to kBridgeStreamSize - 1 of [A-Za-z0-9_-].
+bool valid_bridge_stream(std::string_view stream) noexcept;
+
+// Checks a mapped bridge object before a byte of it is trusted: size, magic, version and
+// fingerprint, readiness, the channel incarnation, role and stream.
+Result<void> validate_bridge(const ShmSegment& segment, std::uint64_t incarnation,
+                             const std::string& where);
+
 class BridgeSegment {
  public:
   // Creates the object, or reopens the one a previous (dead) bridge of the same role and stream
@@ -72,12 +80,15 @@ class BridgeSegment {
   InPosition intent() const noexcept;
   void set_intent(const InPosition& position) noexcept;
 
-  const std::string& name() const noexcept { return segment_.name(); }
+  // The object's name (the mapping may have been made under a staging name).
+  const std::string& name() const noexcept { return name_; }
 
  private:
   BridgeSegment() = default;
   BridgeHeader& header() const noexcept;
+  void close() noexcept;  // the destructor's work; leaves the object unmapped
   ShmSegment segment_;
+  std::string name_;
 };
 
 // Readers' side (read_bridge_stats, tests): consistent copies of the seqlocked records.

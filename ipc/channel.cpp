@@ -10,6 +10,7 @@
 #include <random>
 #include <thread>
 
+#include "ipc/bridge_segment.hpp"
 #include "ipc/group_segment.hpp"
 
 namespace shmbus::detail {
@@ -81,6 +82,9 @@ Result<void> check_configuration(const ChannelInfo& info, const ChannelOptions& 
 void remove_incarnation_objects(std::string_view channel, std::uint64_t incarnation) {
   for (const std::string& group : list_group_names(channel, incarnation)) {
     ShmSegment::remove(group_object_name(channel, incarnation, group));
+  }
+  for (const std::string& bridge : list_bridge_names(channel, incarnation)) {
+    ShmSegment::remove(bridge_object_prefix(channel, incarnation) + bridge);
   }
   ShmSegment::remove(control_object_name(channel, incarnation));
   ShmSegment::remove(readers_object_name(channel, incarnation));
@@ -433,9 +437,12 @@ Result<RemovalReport> unlink_channel(std::string_view channel) {
     const auto* h = static_cast<const core::RingHeader*>(ring->base());
     if (ring->size() >= sizeof(core::RingHeader) && h->magic == core::kRingMagic) {
       // The lock goes last: while it exists, an opener of this incarnation still finds it.
-      // The consumer groups first: they are named under the control segment.
+      // The consumer groups and the bridges first: they are named under the control segment.
       for (const std::string& group : detail::list_group_names(channel, h->incarnation)) {
         unlink(detail::group_object_name(channel, h->incarnation, group));
+      }
+      for (const std::string& bridge : detail::list_bridge_names(channel, h->incarnation)) {
+        unlink(detail::bridge_object_prefix(channel, h->incarnation) + bridge);
       }
       unlink(detail::control_object_name(channel, h->incarnation));
       unlink(detail::readers_object_name(channel, h->incarnation));

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <system_error>
 
+#include "ipc/bridge_segment.hpp"
 #include "ipc/channel.hpp"
 #include "ipc/channel_view.hpp"
 #include "ipc/journal_link.hpp"
@@ -338,6 +339,20 @@ std::optional<ObjectName> parse_incarnation_object(std::string_view rest);
 // <channel>.ctl.<incarnation>, with ".readers" or ".lock" for the other objects of an
 // incarnation (ipc/channel.cpp names them), or a temporary ring <channel>.tmp.<pid>.<incarnation>.
 std::optional<ObjectName> parse_object_name(std::string_view rest) {
+  // A bridge's object: <channel>.ctl.<incarnation>.bridge-<out|in>.<stream> (ipc/bridge_segment.hpp;
+  // a stream name has no dot).
+  if (const auto at = rest.rfind(".bridge-"); at != std::string_view::npos) {
+    const std::string_view tail = rest.substr(at + 8);
+    const auto dot = tail.find('.');
+    const std::string_view role = tail.substr(0, dot);
+    if (dot != std::string_view::npos && (role == "out" || role == "in") &&
+        detail::valid_bridge_stream(tail.substr(dot + 1))) {
+      auto name = parse_incarnation_object(rest.substr(0, at));
+      if (!name || name->temporary) return std::nullopt;
+      name->what = "bridge object";
+      return name;
+    }
+  }
   for (const auto& [suffix, what] : {std::pair<std::string_view, std::string_view>{
                                          ".readers", "readers' registry"},
                                      {".lock", "use lock"}}) {

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "tools/bench_command.hpp"
+#include "tools/bridge_commands.hpp"
 #include "tools/commands.hpp"
 #include "tools/dlq_commands.hpp"
 #include "tools/record_command.hpp"
@@ -57,6 +58,7 @@ int main(int argc, char** argv) {
   shmbus::tools::add_rm_command(app);
   shmbus::tools::add_gc_command(app);
   shmbus::tools::add_dlq_command(app);
+  shmbus::tools::add_bridge_command(app);
   shmbus::tools::add_version_command(app);
   shmbus::tools::add_completion_command(app);
 
