@@ -17,6 +17,8 @@
 #include "bridge/publish_window.hpp"
 #include "bridge/record_headers.hpp"
 #include "bridge/stream_setup.hpp"
+#include "ipc/bridge_segment.hpp"
+#include "ipc/channel_view.hpp"
 #include "shmbus/subscriber.hpp"
 
 namespace shmbus::bridge {
@@ -58,10 +60,18 @@ Error invalid(std::string message) { return Error{ErrorCode::invalid_argument, s
 
 }  // namespace
 
+using shmbus::detail::BridgeState;
+
 struct Out::Impl {
   OutOptions o;
   ChannelInfo info;
   std::optional<Subscriber> sub;
+  // The channel read-only, for its head sequence (the lag shown), and the bridge object that
+  // `shmbus stat` reads (and that fences a second bridge out of the same stream).
+  std::optional<shmbus::detail::ChannelView> view;
+  std::optional<shmbus::detail::BridgeSegment> segment;
+  BridgeState state = BridgeState::connecting;
+  std::int64_t heartbeat_at_ns = 0;
   // Declared before the connection and the context: members are destroyed in reverse order, so
   // libnats' ack handler, which writes into the window, is gone before the window is.
   std::unique_ptr<PublishWindow> window;
@@ -87,9 +97,11 @@ struct Out::Impl {
     }
   }
 
-  void set_state(const char* state, std::string error = {}) {
-    stats.state = state;
+  void set_state(BridgeState next, std::string error = {}) {
+    state = next;
+    stats.state = shmbus::detail::bridge_state_name(next);
     stats.last_error = std::move(error);
+    if (segment) segment->set_state(next, stats.last_error);
   }
 
   static void on_connected(natsConnection*, void* closure) {
@@ -101,13 +113,15 @@ struct Out::Impl {
     static_cast<Impl*>(closure)->connected.store(false, std::memory_order_relaxed);
   }
 
-  // Sleeps `d` in short slices; false if stop was set meanwhile.
-  static bool nap(std::chrono::milliseconds d, const std::atomic<bool>& stop) {
+  // Sleeps `d` in short slices, keeping the stats (and the heartbeat) fresh; false if stop was
+  // set meanwhile.
+  bool nap(std::chrono::milliseconds d, const std::atomic<bool>& stop) {
     const auto until = std::chrono::steady_clock::now() + d;
     // relaxed: a flag; nothing else is published through it.
     while (!stop.load(std::memory_order_relaxed)) {
       const auto now = std::chrono::steady_clock::now();
       if (now >= until) return true;
+      update_lag();
       std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
           until - now, std::chrono::milliseconds(20)));
     }
@@ -174,6 +188,18 @@ Result<Out> Out::open(const OutOptions& options) {
   if (!sub) return tl::unexpected(sub.error());
   impl->sub.emplace(std::move(*sub));
   impl->info = impl->sub->info();
+  auto view = shmbus::detail::ChannelView::open(o.channel);
+  if (!view) return tl::unexpected(view.error());
+  impl->view.emplace(std::move(*view));
+  shmbus::detail::BridgeSettings settings;
+  settings.role = shmbus::detail::BridgeRole::out;
+  settings.stream = o.stream;
+  settings.subject = o.subject;
+  settings.url = o.nats_url;
+  settings.host = o.host;
+  auto segment = shmbus::detail::BridgeSegment::open_owned(impl->info, settings);
+  if (!segment) return tl::unexpected(segment.error());
+  impl->segment.emplace(std::move(*segment));
 
   impl->window = std::make_unique<PublishWindow>(o.window);
   ConnectSettings cs;
@@ -206,7 +232,7 @@ Result<Out> Out::open(const OutOptions& options) {
   if (!js) return tl::unexpected(to_error(js.error(), "creating the JetStream context"));
   impl->js = std::move(*js);
   impl->stats.window = o.window;
-  impl->set_state("connecting");
+  impl->set_state(BridgeState::connecting);
   return Out(std::move(impl));
 }
 
@@ -230,12 +256,12 @@ Result<bool> Out::Impl::setup(const std::atomic<bool>& stop) {
         break;
       }
       if (!got.error().transient) return tl::unexpected(Error{ErrorCode::invalid_argument, got.error().text});
-      set_state("connecting", got.error().text);
+      set_state(BridgeState::connecting, got.error().text);
     } else {
       if (!facts.error().transient) {
         return tl::unexpected(Error{ErrorCode::invalid_argument, facts.error().text});
       }
-      set_state("connecting", facts.error().text);
+      set_state(BridgeState::connecting, facts.error().text);
     }
     grow_backoff();
     if (!nap(backoff, stop)) return false;
@@ -269,7 +295,7 @@ Result<bool> Out::Impl::setup(const std::atomic<bool>& stop) {
   so.journal_dir = o.journal_dir;
   so.notice = [this](const std::string& text) { notice(text); };
   source = std::make_unique<OutSource>(*sub, std::move(so));
-  set_state("running");
+  set_state(BridgeState::running);
   return true;
 }
 
@@ -354,7 +380,7 @@ bool Out::Impl::drain() {
   // The stream has everything up to here: the ring (or the journal) may let it go.
   sub->release(*release);
   backoff = std::chrono::milliseconds(0);
-  if (stats.state != "running") set_state("running");
+  if (state != BridgeState::running) set_state(BridgeState::running);
   return true;
 }
 
@@ -404,10 +430,10 @@ Result<void> Out::Impl::recover(const std::atomic<bool>& stop) {
     }
   }
   if (refused) {
-    if (stats.state != "holding back") notice("holding back: the stream refuses records: " + why);
-    set_state("holding back", why);
+    if (state != BridgeState::holding_back) notice("holding back: the stream refuses records: " + why);
+    set_state(BridgeState::holding_back, why);
   } else {
-    set_state("recovering", why);
+    set_state(BridgeState::recovering, why);
   }
   grow_backoff();
   if (!nap(backoff, stop)) return {};
@@ -421,7 +447,7 @@ Result<void> Out::Impl::recover(const std::atomic<bool>& stop) {
       break;
     }
     if (!got.error().transient) return tl::unexpected(Error{ErrorCode::system, got.error().text});
-    set_state(refused ? "holding back" : "recovering", got.error().text);
+    set_state(refused ? BridgeState::holding_back : BridgeState::recovering, got.error().text);
     grow_backoff();
     if (!nap(backoff, stop)) return {};
   }
@@ -500,16 +526,36 @@ Result<void> Out::Impl::recover(const std::atomic<bool>& stop) {
 
 void Out::Impl::update_lag() {
   stats.in_flight = window->size();
-  const std::uint64_t read_through = source ? source->next_sequence() - 1 : 0;
-  stats.lag_records = read_through > stats.acked_through ? read_through - stats.acked_through : 0;
-  stats.lag_ns = window->empty() ? 0 : std::max<std::int64_t>(0, realtime_now_ns() - window->oldest().headers.time_ns);
+  const std::int64_t now = realtime_now_ns();
+  const core::TailWord head = view->ring().load_tail();
+  const std::uint64_t head_sequence = head.next_sequence > 0 ? head.next_sequence - 1 : 0;
+  stats.lag_records = head_sequence > stats.acked_through ? head_sequence - stats.acked_through : 0;
+  stats.lag_ns = window->empty() ? 0 : std::max<std::int64_t>(0, now - window->oldest().headers.time_ns);
+  if (!segment) return;
+  shmbus::detail::BridgeCounters& c = segment->counters();
+  // relaxed, each: statistics for `shmbus stat`, which reads each word on its own.
+  c.published_or_applied.store(stats.acked, std::memory_order_relaxed);
+  c.acked_through.store(stats.acked_through, std::memory_order_relaxed);  // relaxed: as above
+  c.in_flight.store(stats.in_flight, std::memory_order_relaxed);          // relaxed: as above
+  c.window.store(stats.window, std::memory_order_relaxed);                // relaxed: as above
+  c.resends.store(stats.resends, std::memory_order_relaxed);              // relaxed: as above
+  c.recoveries.store(stats.recoveries, std::memory_order_relaxed);        // relaxed: as above
+  c.gaps.store(stats.gaps, std::memory_order_relaxed);                    // relaxed: as above
+  c.gap_sequences.store(stats.gap_sequences, std::memory_order_relaxed);  // relaxed: as above
+  c.lag_records.store(stats.lag_records, std::memory_order_relaxed);      // relaxed: as above
+  c.lag_ns.store(static_cast<std::uint64_t>(stats.lag_ns), std::memory_order_relaxed);  // as above
+  c.head_sequence.store(head_sequence, std::memory_order_relaxed);        // relaxed: as above
+  if (now - heartbeat_at_ns >= 100'000'000) {
+    heartbeat_at_ns = now;
+    segment->heartbeat();
+  }
 }
 
 Result<void> Out::run(const std::atomic<bool>& stop) {
   Impl& m = *impl_;
   auto ready = m.setup(stop);
   if (!ready) {
-    m.set_state("stopped", ready.error().message);
+    m.set_state(BridgeState::stopped, ready.error().message);
     return tl::unexpected(ready.error());
   }
   if (*ready) {
@@ -518,13 +564,13 @@ Result<void> Out::run(const std::atomic<bool>& stop) {
       bool progressed = m.drain();
       if (!m.window->empty() && m.window->state(0) == PublishWindow::State::failed) {
         if (auto r = m.recover(stop); !r) {
-          m.set_state("stopped", r.error().message);
+          m.set_state(BridgeState::stopped, r.error().message);
           return r;
         }
         continue;
       }
       if (auto r = m.publish_some(progressed); !r) {
-        m.set_state("stopped", r.error().message);
+        m.set_state(BridgeState::stopped, r.error().message);
         return r;
       }
       m.update_lag();
@@ -542,7 +588,7 @@ Result<void> Out::run(const std::atomic<bool>& stop) {
     m.drain();
     m.update_lag();
   }
-  m.set_state("stopped");
+  m.set_state(BridgeState::stopped);
   return {};
 }
 

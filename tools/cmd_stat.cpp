@@ -1,5 +1,5 @@
-// shmbus stat: one channel's counters, rates, subscribers, latencies and consumer groups; once, or
-// refreshed in place with --watch until SIGINT/SIGTERM.
+// shmbus stat: one channel's counters, rates, subscribers, latencies, consumer groups and bridges;
+// once, or refreshed in place with --watch until SIGINT/SIGTERM.
 #include <unistd.h>
 
 #include <algorithm>
@@ -19,6 +19,7 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include "shmbus/bridge_stats.hpp"
 #include "shmbus/group_consumer.hpp"
 #include "shmbus/stats.hpp"
 #include "tools/commands.hpp"
@@ -49,12 +50,14 @@ bool sleep_unless_stopped(std::int64_t ns, KeyReader& keys) {
   }
 }
 
-// Every channel on the host that can be read now, each with its consumer groups. A channel removed
-// since the listing is left out silently; one that cannot be read is left out, and `report` (if
-// any) hears why. A channel whose groups cannot be read is shown without them (and reported).
+// Every channel on the host that can be read now, each with its consumer groups and bridges. A
+// channel removed since the listing is left out silently; one that cannot be read is left out, and
+// `report` (if any) hears why. A channel whose groups or bridges cannot be read is shown without
+// them (and reported).
 struct HostRead {
   std::vector<ChannelStats> channels;
-  std::vector<std::vector<GroupStats>> groups;  // parallel to `channels`
+  std::vector<std::vector<GroupStats>> groups;    // parallel to `channels`
+  std::vector<std::vector<BridgeStats>> bridges;  // parallel to `channels`
 };
 HostRead read_all_channels(const std::function<void(const std::string&)>& report) {
   HostRead all;
@@ -68,15 +71,20 @@ HostRead read_all_channels(const std::function<void(const std::string&)>& report
     if (!groups && groups.error().code != ErrorCode::not_found && report) {
       report(groups.error().message);
     }
+    auto bridges = read_guarded([&] { return read_bridge_stats(name); });
+    if (!bridges && bridges.error().code != ErrorCode::not_found && report) {
+      report(bridges.error().message);
+    }
     all.channels.push_back(std::move(*stats));
     all.groups.push_back(groups ? std::move(*groups) : std::vector<GroupStats>{});
+    all.bridges.push_back(bridges ? std::move(*bridges) : std::vector<BridgeStats>{});
   }
   return all;
 }
 
 std::string host_exposition(const std::function<void(const std::string&)>& report) {
   const HostRead all = read_all_channels(report);
-  return stat_prometheus_all(all.channels, all.groups);
+  return stat_prometheus_all(all.channels, all.groups, all.bridges);
 }
 
 // Writes frames: on a terminal each one replaces the last (text and Prometheus); otherwise text
@@ -143,7 +151,9 @@ int serve_stat_metrics(const StatOptions& o) {
       if (!stats) return tl::unexpected(stats.error());
       auto groups = read_guarded([&] { return read_group_stats(o.channel); });
       if (!groups) return tl::unexpected(groups.error());
-      return stat_prometheus(*stats, *groups);
+      auto bridges = read_guarded([&] { return read_bridge_stats(o.channel); });
+      if (!bridges) return tl::unexpected(bridges.error());
+      return stat_prometheus(*stats, *groups, *bridges);
     } catch (const std::exception& e) {  // formatting allocates
       return tl::unexpected(Error{ErrorCode::system, e.what()});
     }
@@ -173,9 +183,10 @@ int run_stat(const StatOptions& o, std::FILE* out) {
     };
     std::optional<ChannelStats> previous;
     ChannelStats current;
-    std::vector<GroupStats> groups;  // the consumer groups, read with `current`
-    // Reads the channel and its groups again; the read before becomes `previous`. False (said on
-    // stderr) when the channel or its groups cannot be read.
+    std::vector<GroupStats> groups;    // the consumer groups, read with `current`
+    std::vector<BridgeStats> bridges;  // the bridges, read with `current`
+    // Reads the channel, its groups and bridges again; the read before becomes `previous`. False
+    // (said on stderr) when the channel, its groups or its bridges cannot be read.
     const auto read_next = [&]() -> bool {
       auto next = read_guarded([&] { return read_channel_stats(o.channel); });
       if (!next) {
@@ -187,9 +198,15 @@ int run_stat(const StatOptions& o, std::FILE* out) {
         report(next_groups.error().message);
         return false;
       }
+      auto next_bridges = read_guarded([&] { return read_bridge_stats(o.channel); });
+      if (!next_bridges) {
+        report(next_bridges.error().message);
+        return false;
+      }
       previous = std::move(current);
       current = std::move(*next);
       groups = std::move(*next_groups);
+      bridges = std::move(*next_bridges);
       return true;
     };
     if (!all_channels) {
@@ -213,13 +230,13 @@ int run_stat(const StatOptions& o, std::FILE* out) {
       if (all_channels) return host_exposition(report);
       switch (o.format) {
         case StatFormat::json:
-          return stat_json(current, rates, groups) + "\n";
+          return stat_json(current, rates, groups, bridges) + "\n";
         case StatFormat::prometheus:
-          return stat_prometheus(current, groups);
+          return stat_prometheus(current, groups, bridges);
         case StatFormat::text:
           break;
       }
-      if (!watching) return stat_text(current, rates, false, groups);
+      if (!watching) return stat_text(current, rates, false, groups, bridges);
       style.clock = local_clock(std::time(nullptr));
       style.width = terminal_columns(out_fd, style.width);  // follows a resized window
       return stat_watch_frame(current, rates, style, groups);
@@ -258,7 +275,8 @@ void add_stat_command(CLI::App& app) {
   CLI::App* sub = app.add_subcommand(
       "stat",
       "A channel's counters, rates, subscribers (lag, drops), latency percentiles and consumer "
-      "groups (members, in flight, acked, redelivered, dead-lettered)");
+      "groups (members, in flight, acked, redelivered, dead-lettered) and NATS JetStream bridges "
+      "(state, window, acked sequence, resends, gaps, lag)");
   sub->add_option("channel", s->options.channel,
                   "Channel name (with --prometheus it may be left out: every channel)");
   CLI::Option* watch =

@@ -19,6 +19,7 @@
 
 #include "core/latency_histogram.hpp"
 #include "core/ring_walk.hpp"
+#include "shmbus/bridge_stats.hpp"
 #include "shmbus/group_consumer.hpp"
 #include "shmbus/stats.hpp"
 
@@ -94,29 +95,36 @@ std::vector<LiveProcess> live_processes(const ChannelStats& stats);
 
 // `groups` below: the channel's consumer groups (read_group_stats of the same channel), in the
 // order read. A group with a `problem` is shown as damaged, with only its name and the problem.
+// `bridges`: the channel's NATS JetStream bridges (read_bridge_stats), a damaged one likewise.
 
 // One JSON document, on one line without a newline (the schema is in docs/observability.md).
 std::string stat_json(const ChannelStats& stats, const ChannelRates& rates,
-                      const std::vector<GroupStats>& groups = {});
+                      const std::vector<GroupStats>& groups = {},
+                      const std::vector<BridgeStats>& bridges = {});
 
 // The Prometheus text exposition format: # HELP and # TYPE before each metric family, one sample a
 // line, ending in a newline. Families with no sample (no journal, no latency) are left out.
 std::string stat_prometheus(const ChannelStats& stats,
-                            const std::vector<GroupStats>& groups = {});
+                            const std::vector<GroupStats>& groups = {},
+                            const std::vector<BridgeStats>& bridges = {});
 
 // The human page, ending in a newline. `watch`: the latency table also shows the last interval.
-// The groups section comes last, and only when the channel has groups.
+// The groups section comes after the tables, the bridges section last, each only when the
+// channel has some.
 std::string stat_text(const ChannelStats& stats, const ChannelRates& rates, bool watch,
-                      const std::vector<GroupStats>& groups = {});
+                      const std::vector<GroupStats>& groups = {},
+                      const std::vector<BridgeStats>& bridges = {});
 
 // A label value escaped for the exposition format: backslash, double quote and newline.
 std::string escape_label_value(std::string_view value);
 
 // All channels in one exposition: each family's # HELP and # TYPE once, then its samples for every
 // channel in the order given (each sample carries its `channel` label). groups[i] are the groups of
-// channels[i] (missing: none). stat_prometheus(s, g) is stat_prometheus_all({s}, {g}).
+// channels[i] (missing: none), bridges[i] its bridges. stat_prometheus(s, g, b) is
+// stat_prometheus_all({s}, {g}, {b}).
 std::string stat_prometheus_all(const std::vector<ChannelStats>& channels,
-                                const std::vector<std::vector<GroupStats>>& groups = {});
+                                const std::vector<std::vector<GroupStats>>& groups = {},
+                                const std::vector<std::vector<BridgeStats>>& bridges = {});
 
 // --- stat --watch (stat_watch.cpp) --------------------------------------------------------------
 

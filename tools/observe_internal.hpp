@@ -1,11 +1,13 @@
 // Helpers shared by the files behind tools/observe_format.hpp (observe_format.cpp, stat_json.cpp,
-// stat_text.cpp, stat_watch.cpp, stat_groups.cpp); not part of that header's interface.
+// stat_text.cpp, stat_watch.cpp, stat_groups.cpp, stat_bridges.cpp); not part of that header's interface.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json_fwd.hpp>
 
 #include "tools/observe_format.hpp"
 
@@ -51,5 +53,13 @@ std::string groups_heading(const std::vector<GroupStats>& groups);
 std::string group_title(const GroupStats& group);
 std::vector<StatField> group_fields(const GroupStats& group);
 StatTable group_member_table(const GroupStats& group, std::int64_t sampled_ns);
+
+// The bridges section (stat_bridges.cpp): "bridges (N)" over one block per bridge, a title line
+// ("bridge out 'ORDERS'") and its field lines; empty when there is none. A damaged bridge
+// (BridgeStats::problem) has a single alarm field, DAMAGED. `sampled_ns`: the read's
+// CLOCK_REALTIME, for the heartbeat's age.
+std::string bridges_section(const std::vector<BridgeStats>& bridges, std::int64_t sampled_ns);
+// The JSON array of stat_json's "bridges", one object per bridge with BridgeStats's names.
+nlohmann::ordered_json bridges_json(const std::vector<BridgeStats>& bridges);
 
 }  // namespace shmbus::tools::detail

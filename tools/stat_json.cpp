@@ -1,5 +1,5 @@
-// stat_json (tools/observe_format.hpp): one channel's read, rates and consumer groups as one JSON
-// document.
+// stat_json (tools/observe_format.hpp): one channel's read, rates, consumer groups and bridges as
+// one JSON document.
 #include "tools/observe_format.hpp"
 
 #include <cstddef>
@@ -76,7 +76,8 @@ Json group_json(const GroupStats& g) {
 }  // namespace
 
 std::string stat_json(const ChannelStats& s, const ChannelRates& r,
-                      const std::vector<GroupStats>& groups) {
+                      const std::vector<GroupStats>& groups,
+                      const std::vector<BridgeStats>& bridges) {
   Json j;
   j["channel"] = s.name;
   j["incarnation"] = incarnation_hex(s.incarnation);
@@ -164,6 +165,7 @@ std::string stat_json(const ChannelStats& s, const ChannelRates& r,
   }
   j["groups"] = Json::array();
   for (const GroupStats& g : groups) j["groups"].push_back(group_json(g));
+  j["bridges"] = detail::bridges_json(bridges);
   // Names come from other processes and from /dev/shm: bytes that are not UTF-8 are replaced
   // (U+FFFD) rather than failing the whole document.
   return j.dump(-1, ' ', false, Json::error_handler_t::replace);

@@ -1,5 +1,5 @@
-// stat_prometheus and escape_label_value (tools/observe_format.hpp): one channel's read and its
-// consumer groups in the Prometheus text exposition format.
+// stat_prometheus and escape_label_value (tools/observe_format.hpp): one channel's read, its
+// consumer groups and its bridges in the Prometheus text exposition format.
 #include "tools/observe_format.hpp"
 
 #include <algorithm>
@@ -271,14 +271,112 @@ void add_group_families(Exposition& e, const std::vector<ChannelStats>& channels
   }
 }
 
+// Per bridge (only bridges that read without a problem), labelled channel, role and stream.
+constexpr MetricFamily<BridgeStats> kBridgeMetrics[] = {
+    {"shmbus_bridge_alive", "gauge", "1 while the bridge's process runs, else 0.",
+     [](const BridgeStats& b) { return std::uint64_t{b.alive ? 1u : 0u}; }},
+    {"shmbus_bridge_window", "gauge", "Bridge out: the most unacknowledged publishes allowed.",
+     [](const BridgeStats& b) { return b.window; }},
+    {"shmbus_bridge_in_flight", "gauge", "Bridge out: records published, not yet acknowledged.",
+     [](const BridgeStats& b) { return b.in_flight; }},
+    {"shmbus_bridge_acked_through", "gauge",
+     "Bridge out: every sequence up to this one is stored in the stream.",
+     [](const BridgeStats& b) { return b.acked_through; }},
+    {"shmbus_bridge_head_sequence", "gauge",
+     "Bridge out: the channel's last claimed sequence when the bridge last looked.",
+     [](const BridgeStats& b) { return b.head_sequence; }},
+    {"shmbus_bridge_published_total", "counter",
+     "Bridge out: records and GAP records the stream acknowledged.",
+     [](const BridgeStats& b) { return b.published; }},
+    {"shmbus_bridge_applied_total", "counter",
+     "Bridge in: records committed into the local channel.",
+     [](const BridgeStats& b) { return b.applied; }},
+    {"shmbus_bridge_resends_total", "counter",
+     "Bridge out: publishes sent again after an error or a missing ack.",
+     [](const BridgeStats& b) { return b.resends; }},
+    {"shmbus_bridge_recoveries_total", "counter",
+     "Recovery passes (error acks, ack timeouts, reconnections).",
+     [](const BridgeStats& b) { return b.recoveries; }},
+    {"shmbus_bridge_gaps_total", "counter",
+     "GAP records: published to the stream (out) or laid out in the channel (in).",
+     [](const BridgeStats& b) { return b.gaps; }},
+    {"shmbus_bridge_gap_sequences_total", "counter", "Sequences those GAP records cover.",
+     [](const BridgeStats& b) { return b.gap_sequences; }},
+    {"shmbus_bridge_duplicates_total", "counter",
+     "Bridge in: redelivered messages that were already applied.",
+     [](const BridgeStats& b) { return b.duplicates; }},
+    {"shmbus_bridge_own_skipped_total", "counter",
+     "Bridge in: messages that came from this host, never applied (no loops).",
+     [](const BridgeStats& b) { return b.own_skipped; }},
+    {"shmbus_bridge_stream_gaps_total", "counter",
+     "Bridge in: origin sequences the stream discarded before they were read.",
+     [](const BridgeStats& b) { return b.stream_gaps; }},
+    {"shmbus_bridge_invalid_total", "counter",
+     "Bridge in: messages without valid shmbus headers (acked, never applied).",
+     [](const BridgeStats& b) { return b.invalid; }},
+    {"shmbus_bridge_lag_records", "gauge",
+     "Records the bridge is behind (out: head - acked; in: pending in the stream).",
+     [](const BridgeStats& b) { return b.lag_records; }},
+    {"shmbus_bridge_origin_sequence", "gauge",
+     "Bridge in: the origin sequence of the last applied record.",
+     [](const BridgeStats& b) { return b.origin_seq; }},
+    {"shmbus_bridge_stream_sequence", "gauge",
+     "Bridge in: the stream sequence of the last applied record.",
+     [](const BridgeStats& b) { return b.stream_seq; }},
+};
+
+std::string bridge_labels(const BridgeStats& b) {
+  return fmt::format("role=\"{}\",stream=\"{}\"", escape_label_value(b.role),
+                     escape_label_value(b.name));
+}
+
+// The bridge families of every channel: its bridges are bridges[c] (none when missing).
+void add_bridge_families(Exposition& e, const std::vector<ChannelStats>& channels,
+                         const std::vector<std::vector<BridgeStats>>& bridges) {
+  const auto each_bridge = [&](const auto& visit) {
+    for (std::size_t c = 0; c < channels.size() && c < bridges.size(); ++c) {
+      for (const BridgeStats& b : bridges[c]) visit(channels[c], b);
+    }
+  };
+  e.family("shmbus_bridge_damaged", "gauge",
+           "1 if the bridge's shared state failed validation (its other metrics are then left "
+           "out), else 0.");
+  each_bridge([&](const ChannelStats& s, const BridgeStats& b) {
+    e.sample(s.name, b.problem.empty() ? 0 : 1, bridge_labels(b));
+  });
+  e.family("shmbus_bridge_info", "gauge",
+           "1 for each bridge, with its state and settings as labels: state, subject, url, host.");
+  each_bridge([&](const ChannelStats& s, const BridgeStats& b) {
+    if (!b.problem.empty()) return;
+    e.sample(s.name, 1,
+             fmt::format("{},state=\"{}\",subject=\"{}\",url=\"{}\",host=\"{}\"", bridge_labels(b),
+                         escape_label_value(b.state), escape_label_value(b.subject),
+                         escape_label_value(b.url), escape_label_value(b.host)));
+  });
+  for (const auto& m : kBridgeMetrics) {
+    e.family(m.name, m.type, m.help);
+    each_bridge([&](const ChannelStats& s, const BridgeStats& b) {
+      if (b.problem.empty()) e.sample(s.name, m.value(b), bridge_labels(b));
+    });
+  }
+  e.family("shmbus_bridge_lag_seconds", "gauge",
+           "How far behind the bridge is in time (out: age of the oldest unacknowledged record; "
+           "in: age of the last applied record while behind, else 0).");
+  each_bridge([&](const ChannelStats& s, const BridgeStats& b) {
+    if (b.problem.empty()) e.sample(s.name, seconds(b.lag_ns), bridge_labels(b));
+  });
+}
+
 }  // namespace
 
-std::string stat_prometheus(const ChannelStats& s, const std::vector<GroupStats>& groups) {
-  return stat_prometheus_all({s}, {groups});
+std::string stat_prometheus(const ChannelStats& s, const std::vector<GroupStats>& groups,
+                            const std::vector<BridgeStats>& bridges) {
+  return stat_prometheus_all({s}, {groups}, {bridges});
 }
 
 std::string stat_prometheus_all(const std::vector<ChannelStats>& channels,
-                                const std::vector<std::vector<GroupStats>>& groups) {
+                                const std::vector<std::vector<GroupStats>>& groups,
+                                const std::vector<std::vector<BridgeStats>>& bridges) {
   Exposition e;
   for (const auto& m : kChannelMetrics) {
     e.family(m.name, m.type, m.help);
@@ -325,6 +423,7 @@ std::string stat_prometheus_all(const std::vector<ChannelStats>& channels,
     }
   }
   add_group_families(e, channels, groups);
+  add_bridge_families(e, channels, bridges);
   return e.take();
 }
 

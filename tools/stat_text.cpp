@@ -195,7 +195,8 @@ StatTable latency_table(const ChannelStats& s, const ChannelRates& r, bool inter
 }  // namespace detail
 
 std::string stat_text(const ChannelStats& s, const ChannelRates& r, bool watch,
-                      const std::vector<GroupStats>& groups) {
+                      const std::vector<GroupStats>& groups,
+                      const std::vector<BridgeStats>& bridges) {
   std::string out;
   out += fmt::format("channel {}  incarnation {}\n", s.name, incarnation_hex(s.incarnation));
   for (const detail::StatField& f : detail::stat_fields(s, r)) {
@@ -229,6 +230,7 @@ std::string stat_text(const ChannelStats& s, const ChannelRates& r, bool watch,
       }
     }
   }
+  out += detail::bridges_section(bridges, s.sampled_ns);
   return out;
 }
 
