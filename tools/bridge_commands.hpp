@@ -9,6 +9,7 @@
 // Exit codes: 0 stopped cleanly; 1 a runtime error; 2 bad arguments.
 #pragma once
 
+#include "shmbus/bridge_in.hpp"
 #include "shmbus/bridge_out.hpp"
 
 namespace CLI {
@@ -24,6 +25,10 @@ int run_bridge_out(const BridgeOutOptions& options);
 // Registers `out` under the `bridge` command.
 void add_bridge_out_command(CLI::App& bridge);
 
+struct BridgeInOptions {
+  bridge::InOptions bridge;  // every flag of `bridge in` lands here
+};
+int run_bridge_in(const BridgeInOptions& options);
 // Registers `in` under the `bridge` command (tools/cmd_bridge_in.cpp).
 void add_bridge_in_command(CLI::App& bridge);
 

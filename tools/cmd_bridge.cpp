@@ -10,6 +10,7 @@ void add_bridge_command(CLI::App& app) {
       "bridge", "Carry a channel to and from a NATS JetStream stream (docs/bridge-design.md)");
   bridge->require_subcommand(1);
   add_bridge_out_command(*bridge);
+  add_bridge_in_command(*bridge);
 }
 
 }  // namespace shmbus::tools
