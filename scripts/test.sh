@@ -34,8 +34,11 @@ export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}
 SHMBUS_SOAK_SECONDS=${SHMBUS_SOAK_SECONDS:-40} run_suite build "" -DSHMBUS_TESTS=full-speed
 run_suite build-tsan thread
 # Under the sanitizers the group proofs run on fewer records (the Release run does 1,000,000), and
-# the journaler is killed 8 times instead of 20 (tests/ipc/journaler_crash_test.cpp: 46 s for 20).
+# the journaler is killed 8 times instead of 20 (tests/ipc/journaler_crash_test.cpp: 46 s
+# for 20), and
+# the bridge tests send 100,000 records instead of 1,000,000.
 SHMBUS_GROUP_RECORDS=${SHMBUS_GROUP_RECORDS:-200000} SHMBUS_KEYED_RECORDS=${SHMBUS_KEYED_RECORDS:-100000} \
+  SHMBUS_BRIDGE_RECORDS=${SHMBUS_BRIDGE_RECORDS:-100000} \
   SHMBUS_JOURNALER_KILLS=${SHMBUS_JOURNALER_KILLS:-8} run_suite build-asan address -DSHMBUS_BENCH=OFF
 # The four targets over what other processes and disks write; the command-line target (whose
 # build is the command's whole library again) runs in long runs only: its saved inputs are
