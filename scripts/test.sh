@@ -33,10 +33,9 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}
 SHMBUS_SOAK_SECONDS=${SHMBUS_SOAK_SECONDS:-40} run_suite build "" -DSHMBUS_TESTS=full-speed
 run_suite build-tsan thread
-# Under the sanitizers the group proofs run on fewer records (the Release run does 1,000,000), and
-# the journaler is killed 8 times instead of 20 (tests/ipc/journaler_crash_test.cpp: 46 s
-# for 20), and
-# the bridge tests send 100,000 records instead of 1,000,000.
+# Under the sanitizers the group proofs and the bridge tests run on fewer records (the Release run
+# does 1,000,000), and the journaler is killed 8 times instead of 20
+# (tests/ipc/journaler_crash_test.cpp: 46 s for 20).
 SHMBUS_GROUP_RECORDS=${SHMBUS_GROUP_RECORDS:-200000} SHMBUS_KEYED_RECORDS=${SHMBUS_KEYED_RECORDS:-100000} \
   SHMBUS_BRIDGE_RECORDS=${SHMBUS_BRIDGE_RECORDS:-100000} \
   SHMBUS_JOURNALER_KILLS=${SHMBUS_JOURNALER_KILLS:-8} run_suite build-asan address -DSHMBUS_BENCH=OFF
