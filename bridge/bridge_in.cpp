@@ -10,12 +10,21 @@
 // sequence delivers the first message the stream holds from there, so a sequence missing after a
 // re-creation is truly gone (the apply rules turn the origin sequences it held into lost ones).
 //
+// The pull requests are made here rather than by natsSubscription_Fetch: libnats 3.4.1's Fetch
+// writes past the array it allocates for a batch when messages of an earlier, expired request are
+// still queued (seen as heap corruption under load). Bridge in sends `$JS.API.CONSUMER.MSG.NEXT`
+// requests itself on a plain inbox subscription, reads the JetStream position from each message's
+// `$JS.ACK` reply subject and acknowledges by publishing to it.
+//
 // Not on any application's hot path: libnats allocates per message, and this loop may too.
 #include "shmbus/bridge_in.hpp"
 
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
+#include <string_view>
+#include <vector>
 #include <optional>
 #include <string>
 #include <thread>
@@ -81,6 +90,48 @@ void sleep_unless_stopped(const std::atomic<bool>& stop, std::chrono::millisecon
   }
 }
 
+// Where a fetched message stands in the stream, from its `$JS.ACK` reply subject:
+//   $JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<time>.<pending>
+// or, with a domain and account hash (newer servers),
+//   $JS.ACK.<domain>.<account>.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<time>.<pending>[.<token>]
+struct AckPosition {
+  std::uint64_t stream_seq = 0;
+  std::uint64_t pending = 0;
+};
+
+std::optional<AckPosition> parse_ack_subject(const char* reply) {
+  if (reply == nullptr) return std::nullopt;
+  std::string_view rest(reply);
+  constexpr std::string_view kPrefix = "$JS.ACK.";
+  if (!rest.starts_with(kPrefix)) return std::nullopt;
+  rest.remove_prefix(kPrefix.size());
+  std::vector<std::string_view> tokens;
+  while (true) {
+    const auto dot = rest.find('.');
+    tokens.push_back(rest.substr(0, dot));
+    if (dot == std::string_view::npos) break;
+    rest.remove_prefix(dot + 1);
+  }
+  std::size_t first_number = 0;  // the index of <delivered>
+  if (tokens.size() == 7) {
+    first_number = 2;
+  } else if (tokens.size() == 9 || tokens.size() == 10) {
+    first_number = 4;
+  } else {
+    return std::nullopt;
+  }
+  auto number = [](std::string_view t) -> std::optional<std::uint64_t> {
+    std::uint64_t v = 0;
+    const auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
+    if (ec != std::errc() || end != t.data() + t.size() || t.empty()) return std::nullopt;
+    return v;
+  };
+  const auto seq = number(tokens[first_number + 1]);
+  const auto pending = number(tokens[first_number + 4]);
+  if (!seq || !pending || *seq == 0) return std::nullopt;
+  return AckPosition{*seq, *pending};
+}
+
 // libnats needs a handler to connect in the background; what the state needs it reads from
 // natsConnection_Status, so the handler does nothing (and so cannot outlive anything it uses).
 void on_connected(natsConnection*, void*) {}
@@ -99,7 +150,9 @@ struct In::State {
   // NATS, destroyed in reverse order (subscription, context, connection).
   ConnectionPtr connection;
   JsPtr js;
-  SubscriptionPtr subscription;
+  SubscriptionPtr subscription;  // a plain subscription on `inbox`, where fetched messages come
+  std::string inbox;
+  std::string next_subject;  // $JS.API.CONSUMER.MSG.NEXT.<stream>.<durable>
   std::uint64_t stream_created_ns = 0;
   // The next stream sequence in order; 0: whatever comes first (a consumer just created).
   std::uint64_t expected = 0;
@@ -131,8 +184,12 @@ struct In::State {
   // Reads the stream, chooses where to start, re-creates the consumer there and subscribes.
   // `start`: a stream sequence to start at (0: from the applied position or the consumer's).
   NatsResult<void> subscribe(std::uint64_t start);
+  // Asks the consumer for up to `batch` messages and gathers them for at most `wait_ms`. Messages
+  // of an earlier request that arrive meanwhile are gathered too (they are next in order).
+  NatsResult<void> fetch(std::vector<MsgPtr>& out, int batch, std::int64_t wait_ms);
   // Applies a fetched batch; acks its last message handled. An error stops bridge in.
-  Result<void> process(MsgList& batch, const std::atomic<bool>& stop);
+  Result<void> process(std::vector<MsgPtr>& batch, const std::atomic<bool>& stop);
+  void reply(natsMsg* msg, std::string_view what);
   void ack(natsMsg* msg);
   void housekeeping();
   // After an empty fetch: whether the consumer holds messages we are not given (delivered to a
@@ -204,49 +261,100 @@ NatsResult<void> In::State::subscribe(std::uint64_t start) {
   if (s != NATS_OK && jerr != JSConsumerNotFoundErr && s != NATS_NOT_FOUND) {
     return tl::unexpected(nats_error(s, jerr));
   }
-  jsSubOptions so;
-  jsSubOptions_Init(&so);
-  so.Stream = options.stream.c_str();
-  so.Config.AckPolicy = js_AckAll;
-  so.Config.AckWait = std::chrono::duration_cast<std::chrono::nanoseconds>(options.ack_wait).count();
-  so.Config.MaxAckPending = 4 * static_cast<std::int64_t>(options.batch);
-  so.Config.MaxDeliver = -1;
+  jsConsumerConfig cc;
+  jsConsumerConfig_Init(&cc);
+  cc.Durable = durable.c_str();
+  cc.FilterSubject = subject.c_str();
+  cc.AckPolicy = js_AckAll;
+  cc.AckWait = std::chrono::duration_cast<std::chrono::nanoseconds>(options.ack_wait).count();
+  cc.MaxAckPending = 4 * static_cast<std::int64_t>(options.batch);
+  cc.MaxDeliver = -1;
   if (start > 1) {
-    so.Config.DeliverPolicy = js_DeliverByStartSequence;
-    so.Config.OptStartSeq = start;
+    cc.DeliverPolicy = js_DeliverByStartSequence;
+    cc.OptStartSeq = start;
   } else {
-    so.Config.DeliverPolicy = js_DeliverAll;
+    cc.DeliverPolicy = js_DeliverAll;
   }
-  natsSubscription* raw_sub = nullptr;
+  jsConsumerInfo* raw_added = nullptr;
   jerr = static_cast<jsErrCode>(0);
-  s = js_PullSubscribe(&raw_sub, js.get(), subject.c_str(), durable.c_str(), nullptr, &so, &jerr);
+  s = js_AddConsumer(&raw_added, js.get(), options.stream.c_str(), &cc, nullptr, &jerr);
+  ConsumerInfoPtr added(raw_added);
   if (s != NATS_OK) return tl::unexpected(nats_error(s, jerr));
+  natsInbox* raw_inbox = nullptr;
+  s = natsInbox_Create(&raw_inbox);
+  if (s != NATS_OK) return tl::unexpected(nats_error(s));
+  inbox = raw_inbox;
+  natsInbox_Destroy(raw_inbox);
+  natsSubscription* raw_sub = nullptr;
+  s = natsConnection_SubscribeSync(&raw_sub, connection.get(), inbox.c_str());
+  if (s != NATS_OK) return tl::unexpected(nats_error(s));
   subscription.reset(raw_sub);
+  next_subject = fmt::format("$JS.API.CONSUMER.MSG.NEXT.{}.{}", options.stream, durable);
   expected = 0;  // the consumer starts at the first message the stream holds from `start`
   return {};
+}
+
+void In::State::reply(natsMsg* msg, std::string_view what) {
+  const char* to = natsMsg_GetReply(msg);
+  if (to == nullptr) return;
+  const natsStatus s = natsConnection_Publish(connection.get(), to, what.data(),
+                                              static_cast<int>(what.size()));
+  if (s != NATS_OK) report_once(fmt::format("acknowledging: {}", nats_error(s).describe()));
 }
 
 void In::State::ack(natsMsg* msg) {
   // AckAll: acknowledges every message up to this one, all committed locally. A lost ack only
   // means a redelivery, which the apply rules skip.
-  const natsStatus s = natsMsg_Ack(msg, nullptr);
-  if (s != NATS_OK) report_once(fmt::format("acknowledging: {}", nats_error(s).describe()));
+  reply(msg, "+ACK");
 }
 
-Result<void> In::State::process(MsgList& batch, const std::atomic<bool>& stop) {
+NatsResult<void> In::State::fetch(std::vector<MsgPtr>& out, int batch, std::int64_t wait_ms) {
+  // The server ends the request after `expires` with a 408 status message; a little before our
+  // own deadline, so that its messages are not left for the next request.
+  const std::int64_t expires_ns = std::max<std::int64_t>(wait_ms - 20, 10) * 1'000'000;
+  const std::string request = fmt::format(R"({{"batch":{},"expires":{}}})", batch, expires_ns);
+  natsStatus s = natsConnection_PublishRequest(connection.get(), next_subject.c_str(),
+                                               inbox.c_str(), request.data(),
+                                               static_cast<int>(request.size()));
+  if (s != NATS_OK) return tl::unexpected(nats_error(s));
+  const auto deadline = Clock::now() + std::chrono::milliseconds(wait_ms);
+  while (static_cast<int>(out.size()) < batch) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    if (left.count() <= 0) break;
+    natsMsg* raw = nullptr;
+    s = natsSubscription_NextMsg(&raw, subscription.get(), left.count());
+    if (s == NATS_TIMEOUT) break;
+    if (s != NATS_OK) return tl::unexpected(nats_error(s));
+    MsgPtr msg(raw);
+    const char* status = nullptr;
+    if (natsMsgHeader_Get(msg.get(), "Status", &status) == NATS_OK && status != nullptr) {
+      // 404 no messages, 408 request expired, 409 consumer deleted or limits: this request
+      // (or an earlier one) is over. What was gathered is returned.
+      if (std::string_view(status) == "409") {
+        return tl::unexpected(nats_error(NATS_ERR, JSConsumerNotFoundErr, "the consumer ended the pull request (409)"));
+      }
+      if (!out.empty()) break;
+      continue;
+    }
+    out.push_back(std::move(msg));
+  }
+  return {};
+}
+
+Result<void> In::State::process(std::vector<MsgPtr>& batch, const std::atomic<bool>& stop) {
   auto& c = counters();
   natsMsg* last_done = nullptr;  // the last message handled: acknowledged (AckAll) at the end
-  for (int i = 0; i < batch.size(); ++i) {
-    natsMsg* m = batch[i];
-    jsMsgMetaData* raw_md = nullptr;
-    const natsStatus ms = natsMsg_GetMetaData(&raw_md, m);
-    MetaDataPtr md(raw_md);
-    if (ms != NATS_OK || !md) {
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    natsMsg* m = batch[i].get();
+    const auto md = parse_ack_subject(natsMsg_GetReply(m));
+    if (!md) {
       if (last_done != nullptr) ack(last_done);
-      return tl::unexpected(to_error(nats_error(ms), "bridge in: a fetched message without "
-                                                     "JetStream metadata"));
+      return tl::unexpected(Error{ErrorCode::corrupt,
+                                  fmt::format("bridge in: a fetched message without JetStream "
+                                              "metadata (reply subject '{}')",
+                                              natsMsg_GetReply(m) ? natsMsg_GetReply(m) : "")});
     }
-    const std::uint64_t seq = md->Sequence.Stream;
+    const std::uint64_t seq = md->stream_seq;
     if (expected != 0 && seq > expected) {
       // Out of order: expected .. seq - 1 went to a fetch we never saw. Start over right after
       // what was handled; nothing after it is acknowledged.
@@ -305,15 +413,15 @@ Result<void> In::State::process(MsgList& batch, const std::atomic<bool>& stop) {
       }
       if (Clock::now() - since > options.ack_wait / 3) {
         // Keeps the unacknowledged messages of the batch from being redelivered meanwhile.
-        for (int j = 0; j < batch.size(); ++j) (void)natsMsg_InProgress(batch[j], nullptr);
+        for (auto& each : batch) reply(each.get(), "+WPI");
         since = Clock::now();
       }
       segment->heartbeat();
     }
     if (holding) set_state(BridgeState::running);
     last_done = m;
-    c.lag_records.store(md->NumPending, std::memory_order_relaxed);  // relaxed: a statistic
-    const std::int64_t behind = md->NumPending == 0 ? 0 : realtime_ns() - h.time_ns;
+    c.lag_records.store(md->pending, std::memory_order_relaxed);  // relaxed: a statistic
+    const std::int64_t behind = md->pending == 0 ? 0 : realtime_ns() - h.time_ns;
     // relaxed: a statistic.
     c.lag_ns.store(static_cast<std::uint64_t>(std::max<std::int64_t>(0, behind)),
                    std::memory_order_relaxed);
@@ -328,7 +436,8 @@ bool In::State::stalled() {
   last_stall_check = now;
   jsConsumerInfo* raw = nullptr;
   jsErrCode jerr = static_cast<jsErrCode>(0);
-  const natsStatus s = natsSubscription_GetConsumerInfo(&raw, subscription.get(), nullptr, &jerr);
+  const natsStatus s = js_GetConsumerInfo(&raw, js.get(), options.stream.c_str(), durable.c_str(),
+                                          nullptr, &jerr);
   ConsumerInfoPtr ci(raw);
   if (s != NATS_OK || !ci) {
     stall_checks = 0;
@@ -453,12 +562,12 @@ Result<void> In::run(const std::atomic<bool>& stop) {
       s.report(fmt::format("consuming stream '{}' subject '{}' as '{}'", s.options.stream,
                            s.subject, s.durable));
     }
-    MsgList batch;
-    jsErrCode jerr = static_cast<jsErrCode>(0);
-    const natsStatus st = natsSubscription_Fetch(batch.get(), s.subscription.get(),
-                                                 static_cast<int>(s.options.batch), kFetchWaitMs,
-                                                 &jerr);
-    if (st == NATS_TIMEOUT || (st == NATS_OK && batch.size() == 0)) {
+    std::vector<MsgPtr> batch;
+    batch.reserve(s.options.batch);
+    const auto fetched = s.fetch(batch, static_cast<int>(s.options.batch), kFetchWaitMs);
+    const natsStatus st = fetched ? NATS_OK : fetched.error().status;
+    const jsErrCode jerr = fetched ? static_cast<jsErrCode>(0) : fetched.error().js_code;
+    if (st == NATS_OK && batch.empty()) {
       failed_fetches = 0;
       s.housekeeping();
       if (s.stalled()) {
