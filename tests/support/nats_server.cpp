@@ -2,6 +2,8 @@
 
 #include <signal.h>
 
+#include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -115,8 +117,30 @@ void NatsServer::restart(NatsServerOptions options) {
   launch();
 }
 
+namespace {
+// Whether every thread of `pid` is in the stopped state ('T' in /proc/<pid>/task/<tid>/stat).
+bool all_threads_stopped(pid_t pid) {
+  std::error_code ec;
+  const std::string tasks = "/proc/" + std::to_string(pid) + "/task";
+  for (const auto& task : std::filesystem::directory_iterator(tasks, ec)) {
+    const std::string stat = read_file(task.path().string() + "/stat");
+    const auto close = stat.rfind(')');  // the command name may hold spaces and parentheses
+    if (close == std::string::npos || close + 2 >= stat.size()) return false;
+    if (stat[close + 2] != 'T' && stat[close + 2] != 't') return false;
+  }
+  return !ec;
+}
+}  // namespace
+
 void NatsServer::stop() {
-  if (process_.running() && ::kill(process_.pid(), SIGSTOP) == 0) stopped_ = true;
+  if (!process_.running() || ::kill(process_.pid(), SIGSTOP) != 0) return;
+  stopped_ = true;
+  // SIGSTOP reaches the server's threads asynchronously: until they are all stopped, one may
+  // still answer. Bounded, like every wait here.
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (!all_threads_stopped(process_.pid()) && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
 }
 
 void NatsServer::cont() {
