@@ -37,7 +37,7 @@ run_suite build-tsan thread
 # does 1,000,000), and the journaler is killed 8 times instead of 20
 # (tests/ipc/journaler_crash_test.cpp: 46 s for 20).
 SHMBUS_GROUP_RECORDS=${SHMBUS_GROUP_RECORDS:-200000} SHMBUS_KEYED_RECORDS=${SHMBUS_KEYED_RECORDS:-100000} \
-  SHMBUS_BRIDGE_RECORDS=${SHMBUS_BRIDGE_RECORDS:-100000} \
+  SHMBUS_BRIDGE_RECORDS=${SHMBUS_BRIDGE_RECORDS:-20000} \
   SHMBUS_JOURNALER_KILLS=${SHMBUS_JOURNALER_KILLS:-8} run_suite build-asan address -DSHMBUS_BENCH=OFF
 # The four targets over what other processes and disks write; the command-line target (whose
 # build is the command's whole library again) runs in long runs only: its saved inputs are
