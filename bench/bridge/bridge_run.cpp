@@ -322,7 +322,7 @@ BridgeRunResult run_bridge_once(const BridgeRunPlan& plan) {
     // relaxed: stop requests only (see RunShared).
     if (!shared.stop_bridges.load(std::memory_order_relaxed)) {
       if (error.empty()) error = "returned before it was stopped";
-      shared.failed.store(true, std::memory_order_relaxed);
+      shared.failed.store(true, std::memory_order_relaxed);  // relaxed: a stop request
     }
   };
   SubscriberTally tally;
