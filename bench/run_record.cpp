@@ -64,6 +64,15 @@ std::vector<LabelledSpreads> round_spreads(const GroupBenchReport& report) {
   return spreads;
 }
 
+std::vector<LabelledSpreads> round_spreads(const BridgeBenchReport& report) {
+  std::vector<LabelledSpreads> spreads;
+  for (const BridgeBenchResult& r : report.results) {
+    spreads.push_back({fmt::format("bridge {} B throughput", r.size), r.throughput_spread});
+    spreads.push_back({fmt::format("bridge {} B paced", r.size), r.paced_spread});
+  }
+  return spreads;
+}
+
 RunRecord run_record(const PingPongReport& report, double max_spread) {
   return record_of(report, {report.initiator_cpu, report.responder_cpu}, report.rounds,
                    max_spread);
@@ -86,6 +95,12 @@ RunRecord run_record(const JournalBenchReport& report, double max_spread) {
 RunRecord run_record(const GroupBenchReport& report, double max_spread) {
   return record_of(report, {report.publisher_cpu, report.consumer_cpu}, report.rounds,
                    max_spread);
+}
+
+// The bridge bench pins nothing: five actors (two of them the bridges, with libnats' threads)
+// share the machine's CPUs as the scheduler places them.
+RunRecord run_record(const BridgeBenchReport& report, double max_spread) {
+  return record_of(report, {}, report.rounds, max_spread);
 }
 
 }  // namespace shmbus::bench

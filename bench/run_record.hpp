@@ -1,6 +1,6 @@
 // What every `shmbus bench` JSON document carries besides its figures: the run's metadata and the
 // warnings raised because its rounds disagree (bench/harness/run_metadata.hpp and
-// bench/harness/round_spread.hpp), for each of the five benches.
+// bench/harness/round_spread.hpp), for each of the six benches.
 //
 //   const RunRecord record = run_record(report, max_spread);
 //   for (const std::string& w : record.warnings) std::cerr << "warning: " << w << '\n';
@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "bench/bridge/bridge_report.hpp"
 #include "bench/fanout/fanout_report.hpp"
 #include "bench/group/group_report.hpp"
 #include "bench/harness/report.hpp"
@@ -33,6 +34,7 @@ std::vector<LabelledSpreads> round_spreads(const ThroughputReport& report);
 std::vector<LabelledSpreads> round_spreads(const FanoutReport& report);
 std::vector<LabelledSpreads> round_spreads(const JournalBenchReport& report);
 std::vector<LabelledSpreads> round_spreads(const GroupBenchReport& report);
+std::vector<LabelledSpreads> round_spreads(const BridgeBenchReport& report);
 
 // The metadata of the run that produced `report` (just now, on this machine) and its warnings.
 RunRecord run_record(const PingPongReport& report, double max_spread);
@@ -40,6 +42,7 @@ RunRecord run_record(const ThroughputReport& report, double max_spread);
 RunRecord run_record(const FanoutReport& report, double max_spread);
 RunRecord run_record(const JournalBenchReport& report, double max_spread);
 RunRecord run_record(const GroupBenchReport& report, double max_spread);
+RunRecord run_record(const BridgeBenchReport& report, double max_spread);
 
 // Adds "metadata" and "warnings" (an array, empty when the rounds agree) to a report's document.
 template <class Json>

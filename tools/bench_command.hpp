@@ -13,8 +13,10 @@ class App;
 namespace shmbus::tools {
 
 struct BenchOptions {
-  std::string kind;  // pingpong | throughput | journal | fanout | group
+  std::string kind;  // pingpong | throughput | journal | fanout | group | bridge
   std::size_t size = 64;
+  // --size as given: one size, or for bridge a comma-separated list (default 64 and 1024).
+  std::vector<std::size_t> sizes;
   std::optional<std::uint64_t> count;
   double duration_s = 2.0;
   int rounds = 3;
@@ -31,6 +33,9 @@ struct BenchOptions {
   // fanout: subscriber counts (1 always runs) and policies; empty: 1, 8, 64, 256 and both.
   std::vector<std::size_t> subscribers;
   std::vector<std::string> policies;
+  // bridge: the paced run's records per second, and a NATS server to use instead of starting one.
+  double rate = 10'000;
+  std::string nats_url;
 };
 
 int run_bench(const BenchOptions& options);

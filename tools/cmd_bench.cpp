@@ -2,6 +2,7 @@
 // Boost message queue), measured side by side in one run by the cross-process harness (bench/).
 // shmbus bench journal: the journaler against the disk. shmbus bench fanout: one publisher and
 // N waiting subscribers. shmbus bench group: consumer groups against a plain block subscriber.
+// shmbus bench bridge: a channel through bridge out, JetStream and bridge in to another channel.
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
@@ -12,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "bench/bridge/bridge_bench.hpp"
 #include "bench/fanout/fanout_bench.hpp"
 #include "bench/group/group_bench.hpp"
 #include "bench/harness/baselines.hpp"
@@ -138,6 +140,17 @@ int run_group_bench_command(const BenchOptions& options) {
   return report ? print_bench_report(options, *report) : print_bench_failure(report.error());
 }
 
+int run_bridge_bench_command(const BenchOptions& options) {
+  bench::BridgeBenchConfig config;
+  if (!options.sizes.empty()) config.sizes = options.sizes;
+  if (options.count) config.count = *options.count;
+  config.rate = options.rate;
+  config.rounds = options.rounds;
+  config.nats_url = options.nats_url;
+  auto report = bench::run_bridge_bench(config, progress_to_stderr(options));
+  return report ? print_bench_report(options, *report) : print_bench_failure(report.error());
+}
+
 }  // namespace
 
 int run_journal_bench(const BenchOptions& options) {
@@ -161,6 +174,7 @@ int run_bench(const BenchOptions& options) {
   if (options.kind == "journal") return run_journal_bench(options);
   if (options.kind == "fanout") return run_fanout_bench(options);
   if (options.kind == "group") return run_group_bench_command(options);
+  if (options.kind == "bridge") return run_bridge_bench_command(options);
   bench::BenchConfig config;
   config.size = options.size;
   config.rounds = options.rounds;
@@ -205,17 +219,19 @@ void add_bench_command(CLI::App& app) {
                   "the disk's O_DIRECT bandwidth, and latency with and without it), fanout "
                   "(one publisher, N waiting subscribers), or group (consumer groups of 1 and 2 "
                   "member processes, acking each record or each poll, against a block "
-                  "subscriber)")
+                  "subscriber), or bridge (a channel through bridge out, a JetStream stream and "
+                  "bridge in into another channel: throughput and paced latency)")
       ->required()
-      ->check(CLI::IsMember({"pingpong", "throughput", "journal", "fanout", "group"}));
-  cmd->add_option("--size", options->size,
+      ->check(CLI::IsMember({"pingpong", "throughput", "journal", "fanout", "group", "bridge"}));
+  cmd->add_option("--size", options->sizes,
                   "Message bytes, sequence number included (>= 8); journal: one size instead of "
-                  "64 and 1024")
-      ->transform(byte_size_in(8, 1 << 20))
-      ->each([options](const std::string&) { options->size_given = true; });
+                  "64 and 1024; bridge: sizes, e.g. 64,1024 (the default; >= 16 each)")
+      ->delimiter(',')
+      ->transform(byte_size_in(8, 1 << 20));
   cmd->add_option("--count", options->count,
                   "pingpong: timed round trips per round (default 200000); journal: messages per "
-                  "latency round (default 100000); group: records per round (default 1000000)")
+                  "latency round (default 100000); group: records per round (default 1000000); "
+                  "bridge: records per run (default 50000)")
       ->transform(whole_number_in(1, 1'000'000'000));
   cmd->add_option("--dir", options->dir, "journal: directory to write in (default /var/tmp)");
   cmd->add_option("--bytes", options->bytes, "journal: journal bytes per throughput round")
@@ -232,6 +248,12 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--policy", options->policies,
                   "fanout: block and/or drop (repeatable; default both)")
       ->check(CLI::IsMember({"block", "drop"}));
+  cmd->add_option("--rate", options->rate,
+                  "bridge: records per second of the paced (latency) runs (default 10000)")
+      ->check(real_number_in(1.0, 1e7));
+  cmd->add_option("--nats", options->nats_url,
+                  "bridge: the NATS server's URL (nats://host:port, JetStream enabled); default: "
+                  "start nats-server -js on 127.0.0.1 in a temporary directory");
   cmd->add_option("--rounds", options->rounds,
                   "Interleaved rounds; each figure is the median over them")
       ->transform(whole_number_in(1, 99));
@@ -255,6 +277,13 @@ void add_bench_command(CLI::App& app) {
                 "One JSON document on stdout instead of a table, with the run's metadata, "
                 "each figure's spread over the rounds, the latency distributions and warnings");
   cmd->callback([options] {
+    if (options->sizes.size() > 1 && options->kind != "bridge") {
+      throw CLI::ValidationError("--size", "takes one size, except for bench bridge");
+    }
+    if (!options->sizes.empty()) {
+      options->size = options->sizes.front();
+      options->size_given = true;
+    }
     const int code = run_bench(*options);
     if (code != 0) throw CLI::RuntimeError(code);
   });
