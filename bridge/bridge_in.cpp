@@ -422,9 +422,8 @@ Result<void> In::State::process(std::vector<MsgPtr>& batch, const std::atomic<bo
     last_done = m;
     c.lag_records.store(md->pending, std::memory_order_relaxed);  // relaxed: a statistic
     const std::int64_t behind = md->pending == 0 ? 0 : realtime_ns() - h.time_ns;
-    // relaxed: a statistic.
-    c.lag_ns.store(static_cast<std::uint64_t>(std::max<std::int64_t>(0, behind)),
-                   std::memory_order_relaxed);
+    const auto lag_ns = static_cast<std::uint64_t>(std::max<std::int64_t>(0, behind));
+    c.lag_ns.store(lag_ns, std::memory_order_relaxed);  // relaxed: a statistic
   }
   if (last_done != nullptr) ack(last_done);
   return {};
