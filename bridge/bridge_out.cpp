@@ -77,8 +77,6 @@ struct Out::Impl {
   std::unique_ptr<PublishWindow> window;
   ConnectionPtr conn;
   JsPtr js;
-  // Set by libnats' connection callbacks (its threads); read for the state shown.
-  std::atomic<bool> connected{false};
   std::unique_ptr<OutSource> source;
 
   std::string last_id;  // the chain: the id of the newest record published (or in the stream)
@@ -104,14 +102,10 @@ struct Out::Impl {
     if (segment) segment->set_state(next, stats.last_error);
   }
 
-  static void on_connected(natsConnection*, void* closure) {
-    // relaxed: a flag for the state shown; nothing else is published through it.
-    static_cast<Impl*>(closure)->connected.store(true, std::memory_order_relaxed);
-  }
-  static void on_disconnected(natsConnection*, void* closure) {
-    // relaxed: as in on_connected.
-    static_cast<Impl*>(closure)->connected.store(false, std::memory_order_relaxed);
-  }
+  // libnats needs a handler to connect in the background. It touches nothing of ours: libnats
+  // runs connection callbacks on its own thread, and one may still come (a disconnect while
+  // closing) after natsConnection_Destroy returns and this object is gone.
+  static void on_connected(natsConnection*, void*) {}
 
   // Sleeps `d` in short slices, keeping the stats (and the heartbeat) fresh; false if stop was
   // set meanwhile.
@@ -206,9 +200,6 @@ Result<Out> Out::open(const OutOptions& options) {
   cs.url = o.nats_url;
   cs.name = fmt::format("shmbus bridge out {} ({})", o.channel, o.host);
   cs.on_connected = &Impl::on_connected;
-  cs.on_reconnected = &Impl::on_connected;
-  cs.on_disconnected = &Impl::on_disconnected;
-  cs.closure = impl.get();
   auto conn = connect(cs);
   if (!conn) {
     Error e = to_error(conn.error(), fmt::format("connecting to '{}'", o.nats_url));
@@ -216,10 +207,6 @@ Result<Out> Out::open(const OutOptions& options) {
     return tl::unexpected(e);
   }
   impl->conn = std::move(*conn);
-  if (natsConnection_Status(impl->conn.get()) == NATS_CONN_STATUS_CONNECTED) {
-    // relaxed: as in on_connected.
-    impl->connected.store(true, std::memory_order_relaxed);
-  }
   jsOptions jo;
   jsOptions_Init(&jo);
   jo.Wait = o.ack_timeout.count();  // requests: stream info, last message
