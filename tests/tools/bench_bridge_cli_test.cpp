@@ -5,15 +5,19 @@
 // each one's sequence and content, and fails the run on anything lost, repeated or out of order),
 // and that it leaves no channel behind. The record check itself is tested directly, on records
 // altered in each way it must catch. Built and run only with SHMBUS_BENCH (tests/CMakeLists.txt).
+#include <signal.h>
+
 #include <gtest/gtest.h>
 
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -30,12 +34,19 @@ using shmbus::test::RunResult;
 using shmbus::test::run_command;
 using shmbus::test::with_stderr_captured;
 
-// The shared-memory objects of bench bridge's channels (shmbus.bench.bridge.<a|b>.<pid>...).
+// The shared-memory objects of bench bridge's channels (shmbus.bench.bridge.<a|b>.<pid>...) whose
+// bench process has ended: another test of this program may run a bench at the same time
+// (ctest -j2), and its objects are not left behind while it runs.
 std::set<std::string> bench_bridge_objects() {
   std::set<std::string> names;
+  constexpr std::string_view kPrefix = "shmbus.bench.bridge.";
   for (const auto& entry : std::filesystem::directory_iterator("/dev/shm")) {
     const std::string name = entry.path().filename().string();
-    if (name.find("bench.bridge.") != std::string::npos) names.insert(name);
+    if (!name.starts_with(kPrefix) || name.size() < kPrefix.size() + 3) continue;
+    const std::string rest = name.substr(kPrefix.size() + 2);  // after "a." or "b."
+    const long pid = std::strtol(rest.c_str(), nullptr, 10);
+    if (pid > 0 && ::kill(static_cast<pid_t>(pid), 0) == 0) continue;  // still running
+    names.insert(name);
   }
   return names;
 }
