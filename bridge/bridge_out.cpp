@@ -129,6 +129,7 @@ struct Out::Impl {
   Result<bool> setup(const std::atomic<bool>& stop);
   Result<void> publish_some(bool& progressed);
   void publish_entry(std::size_t index, MsgPtr msg, const std::string& expect);
+  Subscriber::Cursor retire_oldest();
   bool drain();
   Result<void> recover(const std::atomic<bool>& stop);
   bool wait_resolved(const std::atomic<bool>& stop, bool bounded);
@@ -351,17 +352,23 @@ Result<void> Out::Impl::publish_some(bool& progressed) {
   return {};
 }
 
+// Takes the window's oldest record as acknowledged by the stream: counts it and returns the
+// subscriber cursor after it, which may be released.
+Subscriber::Cursor Out::Impl::retire_oldest() {
+  const WindowEntry e = window->pop_oldest();
+  stats.acked_through = e.headers.last_sequence();
+  ++stats.acked;
+  if (e.headers.kind == RecordKind::gap) {
+    ++stats.gaps;
+    stats.gap_sequences += e.headers.count;
+  }
+  return e.release;
+}
+
 bool Out::Impl::drain() {
   std::optional<Subscriber::Cursor> release;
   while (!window->empty() && window->state(0) == PublishWindow::State::stored) {
-    const WindowEntry e = window->pop_oldest();
-    stats.acked_through = e.headers.last_sequence();
-    ++stats.acked;
-    if (e.headers.kind == RecordKind::gap) {
-      ++stats.gaps;
-      stats.gap_sequences += e.headers.count;
-    }
-    release = e.release;
+    release = retire_oldest();
   }
   if (!release) return false;
   // The stream has everything up to here: the ring (or the journal) may let it go.
@@ -452,14 +459,7 @@ Result<void> Out::Impl::recover(const std::atomic<bool>& stop) {
   // 4. Everything up to the stream's last is in: acknowledged.
   std::optional<Subscriber::Cursor> release;
   while (!window->empty() && window->oldest().headers.last_sequence() <= stream_last) {
-    const WindowEntry e = window->pop_oldest();
-    stats.acked_through = e.headers.last_sequence();
-    ++stats.acked;
-    if (e.headers.kind == RecordKind::gap) {
-      ++stats.gaps;
-      stats.gap_sequences += e.headers.count;
-    }
-    release = e.release;
+    release = retire_oldest();
   }
   if (release) sub->release(*release);
 
